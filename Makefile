@@ -1,0 +1,47 @@
+# Salient Studio. `make demo` runs the demo studies end to end; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+# `make test` talks to the real services; override these to point elsewhere.
+TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
+TEST_BROKER_URL ?= $(or $(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install system-packages migrate demo serve worker beat test clean
+
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -r requirements.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+# Debian packages the tests and the benchmark need (the browser for the crowd-page tests).
+system-packages:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; $(SUDO) apt-get install -y -q chromium >/dev/null || { echo "could not install chromium: run 'apt-get install chromium'" >&2; exit 1; }; }
+
+migrate: install
+	$(BIN)/python manage.py migrate -v0
+	$(BIN)/python manage.py collectstatic --noinput -v0
+
+demo: migrate
+	$(BIN)/python manage.py demo
+
+serve: migrate
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+worker: install
+	$(BIN)/celery -A workers worker --loglevel=info --concurrency=2
+
+beat: install
+	$(BIN)/celery -A workers beat --loglevel=info
+
+test: install system-packages
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,1 @@
+"""Crowd annotation app: studies, tasks (HITs), assignments, answers, workers and their views."""

@@ -1,0 +1,40 @@
+"""Django admin for every model of the annotation app."""
+from django.contrib import admin
+
+from annotation.models import Answer, Artifact, Assignment, Invitation, Job, Study, StudyResult, Task, Worker
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "owner", "state", "workers_per_task", "created_at")
+    list_filter = ("kind", "state", "backend")
+    search_fields = ("name",)
+    readonly_fields = ("state",)  # moves only through the guarded transitions
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ("key", "study", "wanted", "filled", "approved", "is_gold")
+    list_filter = ("study", "is_gold")
+    readonly_fields = ("filled", "approved")
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("pk", "task", "worker", "state", "expires_at", "submitted_at")
+    list_filter = ("state",)
+    readonly_fields = ("state",)
+
+
+@admin.register(Answer)
+class AnswerAdmin(admin.ModelAdmin):
+    list_display = ("pk", "task", "worker", "submitted_at")
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "backend", "external_id", "blocked")
+    list_filter = ("backend", "blocked")
+
+
+admin.site.register([Artifact, Job, Invitation, StudyResult])

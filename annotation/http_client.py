@@ -1,0 +1,117 @@
+"""HTTP clients that use the platform as a browser would: forms, cookies and CSRF tokens.
+
+The demo and the integration tests drive researchers and (simulated) crowd workers through
+these, so every answer passes through the real views.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import requests
+
+TOKEN_RE = re.compile(r'name="token" value="([^"]+)"')
+
+
+class ClientError(RuntimeError):
+    def __init__(self, response: requests.Response, what: str) -> None:
+        self.status = response.status_code
+        super().__init__(f"{what}: HTTP {response.status_code} {response.text[:300]}")
+
+
+class SiteClient:
+    """A session against one server, keeping cookies and sending the CSRF token."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+        self.http = requests.Session()
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def csrf(self) -> str:
+        token = self.http.cookies.get("csrftoken")
+        if token is None:
+            self.http.get(self.url("/accounts/login/"), timeout=30)
+            token = self.http.cookies["csrftoken"]
+        return token
+
+    def post(self, path: str, data: dict[str, Any] | None = None, *, json_reply: bool = False, **kw) -> requests.Response:
+        headers = {"X-CSRFToken": self.csrf(), "Referer": self.url(path)}
+        if json_reply:
+            headers["Accept"] = "application/json"
+        return self.http.post(self.url(path), data=data or {}, headers=headers, timeout=120, **kw)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.http.get(self.url(path), timeout=120, **kw)
+
+    def login(self, username: str, password: str) -> None:
+        reply = self.post("/accounts/login/", {"username": username, "password": password}, allow_redirects=False)
+        if reply.status_code != 302:
+            raise ClientError(reply, f"sign-in of {username!r}")
+
+
+class ResearcherClient(SiteClient):
+    def create_study(self, form: dict[str, Any]) -> int:
+        reply = self.post("/studies/new/", form, allow_redirects=False)
+        if reply.status_code != 302:
+            raise ClientError(reply, "study creation")
+        return int(reply.headers["Location"].rstrip("/").split("/")[-1])
+
+    def action(self, study: int, action: str) -> str:
+        reply = self.post(f"/studies/{study}/{action}/", json_reply=True)
+        if reply.status_code != 200:
+            raise ClientError(reply, f"study action {action}")
+        return reply.json()["state"]
+
+    def progress(self, study: int) -> dict[str, Any]:
+        reply = self.get(f"/studies/{study}/progress.json")
+        if reply.status_code != 200:
+            raise ClientError(reply, "progress")
+        return reply.json()
+
+    def wait_for_state(self, study: int, states: set[str], timeout: float = 600.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            progress = self.progress(study)
+            if progress["state"] in states:
+                return progress
+            if progress["job"] and progress["job"]["state"] == "failed":
+                raise RuntimeError(f"job failed: {progress['job']['error']}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"study {study} still {progress['state']} after {timeout:.0f}s")
+            time.sleep(0.5)
+
+    def export(self, study: int, filename: str) -> bytes:
+        reply = self.get(f"/studies/{study}/export/{filename}")
+        if reply.status_code != 200:
+            raise ClientError(reply, f"export {filename}")
+        return reply.content
+
+
+class WorkerClient(SiteClient):
+    def signup(self, username: str, password: str) -> None:
+        reply = self.post("/work/signup/", {"username": username, "password": password}, allow_redirects=False)
+        if reply.status_code != 302:
+            raise ClientError(reply, f"sign-up of {username!r}")
+
+    def next_assignment(self) -> int | None:
+        reply = self.post("/work/next/", json_reply=True)
+        if reply.status_code != 200:
+            raise ClientError(reply, "next task")
+        return reply.json()["assignment"]
+
+    def open_assignment(self, assignment: int) -> str:
+        """Load the task page (which records when it was shown); returns its assignment token."""
+        reply = self.get(f"/work/a/{assignment}/")
+        if reply.status_code != 200:
+            raise ClientError(reply, f"task page {assignment}")
+        match = TOKEN_RE.search(reply.text)
+        if match is None:
+            raise RuntimeError(f"task page {assignment} carries no assignment token")
+        return match.group(1)
+
+    def submit(self, assignment: int, token: str, answer: dict[str, Any]) -> requests.Response:
+        data = {"token": token, **{k: "" if v is None else v for k, v in answer.items()}}
+        return self.post(f"/work/a/{assignment}/", data, json_reply=True)

@@ -1,0 +1,68 @@
+"""Who may do what: decorators for researcher and worker views, and the error responses."""
+from __future__ import annotations
+
+import functools
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from annotation.errors import ApplicationError
+from annotation.selectors import NotFound, worker_of
+from annotation.services import RESEARCHERS
+
+
+def is_researcher(user) -> bool:
+    return user.is_authenticated and (user.is_superuser or user.groups.filter(name=RESEARCHERS).exists())
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.content_type == "application/json" or "application/json" in request.headers.get("Accept", "")
+
+
+def error_response(request: HttpRequest, message: str, status: int, extra: dict | None = None) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse({"error": message, **(extra or {})}, status=status)
+    return render(request, "error.html", {"message": message, "extra": extra or {}}, status=status)
+
+
+def handles_errors(view):
+    """Answer :class:`ApplicationError` and :class:`NotFound` with their status and message."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except ApplicationError as exc:
+            return error_response(request, exc.message, exc.status, exc.extra)
+        except NotFound as exc:
+            return error_response(request, str(exc) or "not found", 404)
+        except json.JSONDecodeError as exc:
+            return error_response(request, f"the request body is not valid JSON: {exc}", 400)
+
+    return wrapper
+
+
+def researcher_required(view):
+    @login_required
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not is_researcher(request.user):
+            return error_response(request, "this page is for researchers", 403)
+        return handles_errors(view)(request, *args, **kwargs)
+
+    return wrapper
+
+
+def worker_required(view):
+    @login_required
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        worker = worker_of(request.user)
+        if worker is None:
+            return error_response(request, "this page is for crowd workers; sign up as a worker first", 403)
+        request.worker = worker
+        return handles_errors(view)(request, *args, **kwargs)
+
+    return wrapper

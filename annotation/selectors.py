@@ -1,0 +1,110 @@
+"""Reads of the annotation app; each returns a QuerySet, a row or a plain table."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.http import Http404
+from django.utils import timezone
+
+from annotation.models import Answer, Assignment, Study, Task, Worker
+
+A = Assignment.State
+COUNTED = (A.SUBMITTED, A.APPROVED)
+
+
+class NotFound(Http404):
+    """Something that does not exist, or that the asker may not see (answered as 404)."""
+
+    status = 404
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+def study_list(*, user) -> QuerySet[Study]:
+    return Study.objects.filter(owner=user).order_by("-created_at")
+
+
+def study_get(*, user, pk: int) -> Study:
+    """The study ``pk`` if ``user`` owns it; otherwise 404, so others' studies stay invisible."""
+    study = Study.objects.filter(pk=pk, owner=user).first()
+    if study is None:
+        raise NotFound("no such study of yours")
+    return study
+
+
+def worker_of(user) -> Worker | None:
+    if not user.is_authenticated:
+        return None
+    return Worker.objects.filter(user=user).first()
+
+
+def assignment_open_for(*, worker: Worker) -> Assignment | None:
+    return (
+        Assignment.objects.filter(
+            worker=worker, state=A.ASSIGNED, expires_at__gte=timezone.now(), task__study__state=Study.State.LIVE
+        )
+        .select_related("task__study")
+        .first()
+    )
+
+
+def tasks_open_for(*, worker: Worker) -> QuerySet[Task]:
+    """Tasks of live studies with a free slot that the worker has not had and is not excluded from."""
+    return (
+        Task.objects.filter(study__state=Study.State.LIVE, filled__lt=F("wanted"))
+        .exclude(assignments__worker=worker)
+        .exclude(study__excluded_workers=worker)
+        .order_by("study__created_at", "-filled", "id")
+    )
+
+
+def study_progress(*, study: Study) -> dict[str, Any]:
+    """Answers received and wanted, per task and in total, and the latest job's progress."""
+    tasks = study.tasks.annotate(
+        received=Count("assignments", filter=Q(assignments__state__in=COUNTED)),
+        open=Count("assignments", filter=Q(assignments__state=A.ASSIGNED)),
+    ).order_by("id")
+    rows = [
+        {"id": t.pk, "key": t.key, "received": t.received, "open": t.open, "wanted": t.wanted, "approved": t.approved}
+        for t in tasks
+    ]
+    wanted = sum(r["wanted"] for r in rows)
+    received = sum(r["received"] for r in rows)
+    job = study.jobs.order_by("-created_at").first()
+    return {
+        "state": study.state,
+        "received": received,
+        "wanted": wanted,
+        "fraction": received / wanted if wanted else 0.0,
+        "tasks": rows,
+        "job": None
+        if job is None
+        else {
+            "name": job.name, "state": job.state, "done": job.done, "total": job.total,
+            "fraction": job.fraction, "message": job.message, "error": job.error,
+        },
+    }
+
+
+def study_answers(*, study: Study) -> QuerySet[Answer]:
+    return (
+        Answer.objects.filter(task__study=study)
+        .select_related("task", "worker__user", "assignment")
+        .order_by("task_id", "submitted_at", "id")
+    )
+
+
+def study_label_answers(*, study: Study, label_field: str) -> pd.DataFrame:
+    """Accepted answers as a long ``task, worker, label`` table (rejected answers left out)."""
+    rows = study_answers(study=study).filter(assignment__state__in=COUNTED)
+    data = [{"task": a.task_id, "worker": a.worker_id, "label": a.payload.get(label_field)} for a in rows]
+    return pd.DataFrame(data, columns=["task", "worker", "label"])
+
+
+def study_totals(*, study: Study) -> dict[str, int]:
+    agg = study.tasks.aggregate(wanted=Sum("wanted"), approved=Sum("approved"))
+    return {k: v or 0 for k, v in agg.items()}

@@ -1,0 +1,93 @@
+"""Answer schema fields: each cleans one raw form value or raises ``ValueError`` with the reason."""
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+def _is_blank(raw: Any) -> bool:
+    return raw is None or (isinstance(raw, str) and raw.strip() == "")
+
+
+@attrs.frozen
+class ChoiceField:
+    """One value out of a fixed set."""
+
+    name: str
+    choices: tuple[str, ...]
+    labels: tuple[str, ...] = ()
+    required: bool = True
+    widget: str = "choice"
+
+    def options(self) -> list[tuple[str, str]]:
+        labels = self.labels or self.choices
+        return list(zip(self.choices, labels))
+
+    def clean(self, raw: Any) -> str | None:
+        if _is_blank(raw):
+            if self.required:
+                raise ValueError("this field is required")
+            return None
+        if not isinstance(raw, str) or raw not in self.choices:
+            raise ValueError(f"{raw!r} is not one of {', '.join(self.choices)}")
+        return raw
+
+
+@attrs.frozen
+class TextField:
+    """Free text, stripped, with length bounds."""
+
+    name: str
+    required: bool = False
+    min_length: int = 0
+    max_length: int = 2000
+    widget: str = "text"
+
+    def clean(self, raw: Any) -> str:
+        if raw is None:
+            raw = ""
+        if not isinstance(raw, str):
+            raise ValueError("must be text")
+        value = raw.strip()
+        if not value and self.required:
+            raise ValueError("this field is required")
+        if value and len(value) < self.min_length:
+            raise ValueError(f"must be at least {self.min_length} characters")
+        if len(value) > self.max_length:
+            raise ValueError(f"must be at most {self.max_length} characters")
+        return value
+
+
+@attrs.frozen
+class IntField:
+    """An integer within [minimum, maximum], e.g. a confidence rating."""
+
+    name: str
+    minimum: int
+    maximum: int
+    required: bool = True
+    widget: str = "scale"
+
+    def options(self) -> list[int]:
+        return list(range(self.minimum, self.maximum + 1))
+
+    def clean(self, raw: Any) -> int | None:
+        if _is_blank(raw):
+            if self.required:
+                raise ValueError("this field is required")
+            return None
+        if isinstance(raw, bool):
+            raise ValueError("must be a whole number")
+        try:
+            value = int(raw) if not isinstance(raw, float) or raw.is_integer() else None
+        except (TypeError, ValueError):
+            value = None
+        if value is None:
+            raise ValueError(f"{raw!r} is not a whole number")
+        if not self.minimum <= value <= self.maximum:
+            raise ValueError(f"must be between {self.minimum} and {self.maximum}")
+        return value
+
+
+Field = ChoiceField | TextField | IntField

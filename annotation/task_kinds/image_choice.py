@@ -1,0 +1,125 @@
+"""``image_choice``: show 1..n images with a question and a fixed set of options.
+
+The answer is one option, an optional free-text reason and a confidence from 1 to 5.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django import forms
+
+from analysis.aggregation import MajorityVote
+from analysis.crowd_sim import noisy_choice
+from analysis.sample_images import SUBJECT_OPTIONS, SUBJECTS, load_sample
+from annotation.task_kinds import Progress, TaskKind, TaskSpec, register_task_kind
+from annotation.task_kinds.fields import ChoiceField, IntField, TextField
+
+OPTION_VALUE = r"^[a-z0-9_]+$"
+
+
+def parse_options(text: str) -> list[list[str]]:
+    """``"cat:A cat, dog"`` -> ``[["cat", "A cat"], ["dog", "dog"]]``; raises ``ValueError``."""
+    options: list[list[str]] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        value, _, label = part.partition(":")
+        value = value.strip()
+        if not value or not all(c.isalnum() or c == "_" for c in value) or value != value.lower():
+            raise ValueError(f"option value {value!r} must be lower-case letters, digits or _")
+        options.append([value, label.strip() or value])
+    values = [v for v, _ in options]
+    if len(values) < 2:
+        raise ValueError("give at least two options, separated by commas")
+    if len(set(values)) != len(values):
+        raise ValueError("option values must be distinct")
+    return options
+
+
+class ImageChoiceSettingsForm(forms.Form):
+    question = forms.CharField(max_length=300, initial="What is the main subject of this image?")
+    options = forms.CharField(
+        max_length=1000,
+        initial=", ".join(SUBJECT_OPTIONS),
+        help_text="Comma-separated; each 'value' or 'value:Label'.",
+    )
+    images = forms.MultipleChoiceField(
+        choices=[(n, f"{n} ({s})") for n, s in SUBJECTS.items()],
+        initial=list(SUBJECTS),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="scikit-image's bundled images; the known subject lets the simulated crowd answer.",
+    )
+    images_per_task = forms.IntegerField(min_value=1, max_value=6, initial=1)
+    image_size = forms.IntegerField(min_value=32, max_value=1024, initial=256)
+
+    def clean_options(self) -> list[list[str]]:
+        try:
+            return parse_options(self.cleaned_data["options"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+@register_task_kind
+class ImageChoice(TaskKind):
+    name = "image_choice"
+    title = "Image choice"
+    template = "annotation/kinds/image_choice.html"
+    label_field = "choice"
+
+    def settings_form(self) -> type[forms.Form]:
+        return ImageChoiceSettingsForm
+
+    def default_settings(self) -> dict[str, Any]:
+        return {
+            "question": "What is the main subject of this image?",
+            "options": [[o, o.capitalize()] for o in SUBJECT_OPTIONS],
+            "images": list(SUBJECTS),
+            "images_per_task": 1,
+            "image_size": 256,
+        }
+
+    def answer_fields(self, task) -> list:
+        options = task.payload["options"]
+        return [
+            ChoiceField("choice", tuple(v for v, _ in options), tuple(label for _, label in options)),
+            TextField("reason", required=False, max_length=2000),
+            IntField("confidence", 1, 5),
+        ]
+
+    def build_items(self, study, progress: Progress) -> Iterable[TaskSpec]:
+        from annotation.artifacts import artifact_store_image
+
+        conf = {**self.default_settings(), **study.settings}
+        names = list(conf["images"])
+        per = int(conf["images_per_task"])
+        groups = [names[i : i + per] for i in range(0, len(names), per)]
+        values = [v for v, _ in conf["options"]]
+        for done, group in enumerate(groups):
+            progress(done, len(groups), f"storing images {', '.join(group)}")
+            shas = [artifact_store_image(image=load_sample(n, int(conf["image_size"]))).name for n in group]
+            subjects = {SUBJECTS.get(n) for n in group}
+            truth = None
+            if len(subjects) == 1 and (subject := subjects.pop()) in values:
+                truth = {"choice": subject}
+            yield TaskSpec(
+                key="img-" + "+".join(group),
+                payload={"images": shas, "question": conf["question"], "options": conf["options"]},
+                truth=truth,
+            )
+        progress(len(groups), len(groups), "images stored")
+
+    def aggregate(self, answers: pd.DataFrame, study_settings: Mapping[str, Any]) -> pd.DataFrame:
+        values = [v for v, _ in study_settings.get("options", self.default_settings()["options"])]
+        min_votes = int(study_settings.get("workers_per_task", 1))
+        return MajorityVote(min_votes=min_votes, labels=values).fit(answers).table_
+
+    def simulate_answer(self, task, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
+        values = [v for v, _ in task.payload["options"]]
+        if task.truth is None:
+            choice = values[int(rng.integers(len(values)))]
+        else:
+            choice = noisy_choice(task.truth["choice"], values, accuracy, rng)
+        return {"choice": choice, "reason": f"it looks like {choice}", "confidence": int(rng.integers(3, 6))}

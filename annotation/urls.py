@@ -1,0 +1,23 @@
+"""URLs of researcher pages (``/studies/``), worker pages (``/work/``) and artifacts."""
+from django.urls import path
+
+from annotation import views_researcher as r
+from annotation import views_worker as w
+
+urlpatterns = [
+    path("", w.home, name="home"),
+    path("studies/", r.study_list, name="study_list"),
+    path("studies/new/", r.study_create, name="study_create"),
+    path("studies/<int:pk>/", r.study_detail, name="study_detail"),
+    path("studies/<int:pk>/progress.json", r.study_progress, name="study_progress"),
+    path("studies/<int:pk>/<str:action>/", r.study_action, name="study_action"),
+    path("studies/<int:pk>/export/<str:filename>", r.study_export, name="study_export"),
+    path("assignments/<int:pk>/<str:decision>/", r.assignment_decide, name="assignment_decide"),
+    path("invitations/", r.invitation_create, name="invitation_create"),
+    path("work/signup/", w.signup, name="worker_signup"),
+    path("work/", w.worker_home, name="worker_home"),
+    path("work/next/", w.next_task, name="next_task"),
+    path("work/a/<int:pk>/", w.assignment_page, name="assignment_page"),
+    path("work/a/<int:pk>/return/", w.assignment_return, name="assignment_return"),
+    path("artifacts/<str:name>", w.artifact_file, name="artifact_file"),
+]

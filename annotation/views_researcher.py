@@ -1,0 +1,149 @@
+"""Researcher pages: create, compute, launch, watch, close, aggregate and export studies."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from analysis.exports import archive_bytes
+from annotation import exports, selectors, services
+from annotation.errors import ApplicationError
+from annotation.forms import StudyForm
+from annotation.models import Assignment
+from annotation.permissions import error_response, researcher_required
+from annotation.states import allowed_transitions
+from annotation.task_kinds import TASK_KINDS, get_task_kind
+
+
+@require_GET
+@researcher_required
+def study_list(request):
+    return render(request, "annotation/study_list.html", {"studies": selectors.study_list(user=request.user)})
+
+
+@researcher_required
+def study_create(request):
+    kind_name = request.POST.get("kind") or request.GET.get("kind") or "image_choice"
+    if kind_name not in TASK_KINDS:
+        return error_response(request, f"unknown task kind {kind_name!r}", 400)
+    settings_form_class = get_task_kind(kind_name).settings_form()
+    if request.method == "POST":
+        form = StudyForm(request.POST)
+        settings_form = settings_form_class(request.POST, prefix="s")
+        if form.is_valid() and settings_form.is_valid():
+            data = form.cleaned_data
+            try:
+                study = services.study_create(
+                    owner=request.user, name=data["name"], kind=data["kind"], settings=settings_form.cleaned_data,
+                    workers_per_task=data["workers_per_task"], reward_cents=data["reward_cents"],
+                    assignment_seconds=data["assignment_minutes"] * 60, backend=data["backend"],
+                )
+            except ApplicationError as exc:
+                form.add_error("name", exc.message)
+            else:
+                messages.success(request, f"Study {study.name!r} created.")
+                return redirect("study_detail", pk=study.pk)
+        status = 400
+    else:
+        form = StudyForm(initial={"kind": kind_name})
+        settings_form = settings_form_class(prefix="s")
+        status = 200
+    return render(request, "annotation/study_form.html", {"form": form, "settings_form": settings_form}, status=status)
+
+
+@require_GET
+@researcher_required
+def study_detail(request, pk: int):
+    study = selectors.study_get(user=request.user, pk=pk)
+    answers = selectors.study_answers(study=study)[:200]
+    return render(request, "annotation/study_detail.html", {
+        "study": study,
+        "progress": selectors.study_progress(study=study),
+        "allowed": allowed_transitions(study.state),
+        "answers": answers,
+        "results": study.results.select_related("task").order_by("task_id"),
+        "kind": get_task_kind(study.kind),
+    })
+
+
+@require_GET
+@researcher_required
+def study_progress(request, pk: int):
+    study = selectors.study_get(user=request.user, pk=pk)
+    return JsonResponse(selectors.study_progress(study=study))
+
+
+ACTIONS = {
+    "compute": lambda study: services.study_start_computing(study=study),
+    "launch": lambda study: services.study_launch(study=study),
+    "close": lambda study: services.study_close(study=study),
+    "aggregate": lambda study: services.study_aggregate(study=study),
+}
+
+
+@require_POST
+@researcher_required
+def study_action(request, pk: int, action: str):
+    study = selectors.study_get(user=request.user, pk=pk)
+    if action not in ACTIONS:
+        return error_response(request, f"unknown action {action!r}; actions are {', '.join(ACTIONS)}", 400)
+    ACTIONS[action](study)
+    study.refresh_from_db()
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"state": study.state})
+    messages.success(request, f"{action}: study is now {study.state}.")
+    return redirect("study_detail", pk=study.pk)
+
+
+@require_POST
+@researcher_required
+def assignment_decide(request, pk: int, decision: str):
+    assignment = Assignment.objects.select_related("task__study").filter(pk=pk).first()
+    if assignment is None or assignment.task.study.owner_id != request.user.pk:
+        return error_response(request, "no such assignment in your studies", 404)
+    if decision == "approve":
+        services.assignment_approve(assignment=assignment)
+    elif decision == "reject":
+        services.assignment_reject(assignment=assignment)
+    else:
+        return error_response(request, f"unknown decision {decision!r}; use approve or reject", 400)
+    messages.success(request, f"Assignment {pk}: {decision}d.")
+    return redirect("study_detail", pk=assignment.task.study_id)
+
+
+@require_POST
+@researcher_required
+def invitation_create(request):
+    invitation = services.invitation_create(researcher=request.user, note=request.POST.get("note", "")[:255])
+    url = request.build_absolute_uri(reverse("worker_signup") + f"?invite={invitation.token}")
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"url": url})
+    messages.success(request, f"Invitation link: {url}")
+    return redirect("study_list")
+
+
+EXPORTS = {
+    "answers.csv": "text/csv",
+    "answers.json": "application/json",
+    "labels.csv": "text/csv",
+    "labels.json": "application/json",
+}
+
+
+@require_GET
+@researcher_required
+def study_export(request, pk: int, filename: str):
+    study = selectors.study_get(user=request.user, pk=pk)
+    files = exports.study_export_files(study=study)
+    slug = f"study{study.pk}"
+    if filename == "archive.zip":
+        response = HttpResponse(archive_bytes({f"{slug}/{k}": v for k, v in files.items()}), content_type="application/zip")
+    elif filename in EXPORTS:
+        response = HttpResponse(files[filename], content_type=f"{EXPORTS[filename]}; charset=utf-8")
+    else:
+        return error_response(request, f"unknown export {filename!r}", 404)
+    response["Content-Disposition"] = f'attachment; filename="{slug}-{filename}"'
+    return response
+

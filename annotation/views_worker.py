@@ -1,0 +1,170 @@
+"""Crowd-worker pages of the internal pool: sign up, next task, answer, return."""
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.http import FileResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation import selectors, services
+from annotation.artifacts import artifact_path
+from annotation.errors import AnswerInvalid, ApplicationError
+from annotation.forms import SignupForm
+from annotation.models import Answer, Artifact, Assignment, Invitation
+from annotation.permissions import error_response, handles_errors, is_researcher, wants_json, worker_required
+from annotation.task_kinds import get_task_kind
+from annotation.tokens import assignment_token
+
+
+def home(request):
+    if not request.user.is_authenticated:
+        return redirect("login")
+    if is_researcher(request.user):
+        return redirect("study_list")
+    return redirect("worker_home")
+
+
+@handles_errors
+def signup(request):
+    token = request.GET.get("invite") or request.POST.get("invite")
+    invitation = None
+    if token:
+        invitation = Invitation.objects.filter(token=token, used_by__isnull=True).first() if _is_uuid(token) else None
+        if invitation is None:
+            return error_response(request, "this invitation link is invalid or already used", 404)
+    elif not settings.SALIENT_WORKER_SIGNUP_OPEN:
+        return error_response(request, "sign-up is by invitation only", 403)
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            worker = services.worker_signup(
+                username=form.cleaned_data["username"], password=form.cleaned_data["password"], invitation=invitation
+            )
+        except ApplicationError as exc:
+            form.add_error("username", exc.message)
+        else:
+            login(request, worker.user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("worker_home")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "annotation/signup.html", {"form": form, "invite": token or ""}, status=status)
+
+
+def _is_uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+@require_GET
+@worker_required
+def worker_home(request):
+    worker = request.worker
+    done = Answer.objects.filter(worker=worker).count()
+    open_assignment = selectors.assignment_open_for(worker=worker)
+    return render(request, "annotation/worker_home.html", {
+        "worker": worker, "done": done, "open_assignment": open_assignment,
+    })
+
+
+@require_POST
+@worker_required
+def next_task(request):
+    assignment = services.assignment_claim_next(worker=request.worker)
+    if assignment is None:
+        if wants_json(request):
+            return JsonResponse({"assignment": None, "message": "no task is available for you right now"})
+        messages.info(request, "No task is available for you right now. Thank you!")
+        return redirect("worker_home")
+    if wants_json(request):
+        return JsonResponse({"assignment": assignment.pk, "url": assignment_url(assignment)})
+    return redirect("assignment_page", pk=assignment.pk)
+
+
+def assignment_url(assignment: Assignment) -> str:
+    from django.urls import reverse
+
+    return reverse("assignment_page", kwargs={"pk": assignment.pk})
+
+
+def _own_assignment(request, pk: int) -> Assignment:
+    assignment = Assignment.objects.select_related("task__study").filter(pk=pk, worker=request.worker).first()
+    if assignment is None:
+        raise selectors.NotFound("no such assignment of yours")
+    return assignment
+
+
+@worker_required
+def assignment_page(request, pk: int):
+    if request.method == "POST":
+        return _submit(request, pk)
+    assignment = _own_assignment(request, pk)
+    if assignment.state != Assignment.State.ASSIGNED:
+        return error_response(request, f"this assignment is {assignment.state}", 409)
+    services.assignment_mark_shown(assignment=assignment)
+    return _render_task(request, assignment, errors={}, values={}, status=200)
+
+
+def _render_task(request, assignment: Assignment, *, errors: dict, values: dict, status: int):
+    task = assignment.task
+    kind = get_task_kind(task.study.kind)
+    return render(request, "annotation/task_page.html", {
+        "assignment": assignment,
+        "task": task,
+        "study": task.study,
+        "kind_template": kind.template,
+        "fields": kind.answer_fields(task),
+        "token": assignment_token(assignment),
+        "errors": errors,
+        "values": values,
+    }, status=status)
+
+
+def _submit(request, pk: int):
+    if request.content_type == "application/json":
+        payload = json.loads(request.body or b"{}")
+        if not isinstance(payload, dict):
+            return error_response(request, "the answer must be a JSON object", 400)
+    else:
+        payload = {k: request.POST.get(k) for k in request.POST}
+    token = payload.get("token")
+    try:
+        answer = services.assignment_submit(assignment_id=pk, worker=request.worker, payload=payload, token=token)
+    except AnswerInvalid as exc:
+        if wants_json(request):
+            return JsonResponse({"error": exc.message, "errors": exc.errors}, status=400)
+        assignment = _own_assignment(request, pk)
+        return _render_task(request, assignment, errors=exc.errors, values=payload, status=400)
+    if wants_json(request):
+        return JsonResponse({"answer": answer.pk, "state": answer.assignment.state}, status=201)
+    messages.success(request, "Answer saved. Thank you!")
+    return redirect("worker_home")
+
+
+@require_POST
+@worker_required
+def assignment_return(request, pk: int):
+    services.assignment_return(assignment_id=pk, worker=request.worker, token=request.POST.get("token"))
+    messages.info(request, "Task returned; it goes to someone else.")
+    return redirect("worker_home")
+
+
+@require_GET
+def artifact_file(request, name: str):
+    """An artifact by its content hash, for any signed-in user (hashes are unguessable)."""
+    if not request.user.is_authenticated:
+        return error_response(request, "sign in to see this file", 403)
+    sha, _, ext = name.partition(".")
+    artifact = Artifact.objects.filter(sha256=sha, ext=ext).first()
+    if artifact is None:
+        return error_response(request, "no such artifact", 404)
+    response = FileResponse(artifact_path(artifact.sha256, artifact.ext).open("rb"), content_type=artifact.content_type)
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response

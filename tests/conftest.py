@@ -1,0 +1,82 @@
+"""Shared fixtures: researchers, workers, a live study; Celery runs eagerly unless a test says not."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls around it are safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+PASSWORD = "correct-horse-battery"
+SMALL_IMAGES = ["astronaut", "chelsea", "coffee"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings, tmp_path_factory):
+    """Artifacts and exports of a test run go to a temporary directory."""
+    root = tmp_path_factory.getbasetemp()
+    settings.ARTIFACT_DIR = root / "artifacts"
+    settings.EXPORT_DIR = root / "exports"
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery():
+    from workers.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def researcher(db):
+    from annotation.services import researcher_create
+
+    return researcher_create(username="alice", password=PASSWORD)
+
+
+@pytest.fixture
+def other_researcher(db):
+    from annotation.services import researcher_create
+
+    return researcher_create(username="mallory", password=PASSWORD)
+
+
+@pytest.fixture
+def make_worker(db):
+    from annotation.services import worker_signup
+
+    counter = iter(range(10_000))
+
+    def make(name: str | None = None):
+        return worker_signup(username=name or f"worker{next(counter)}", password=PASSWORD)
+
+    return make
+
+
+@pytest.fixture
+def make_study(db, researcher, django_capture_on_commit_callbacks):
+    """A study computed eagerly; ``live=True`` launches it too."""
+    from annotation import services
+
+    def make(*, name="Subjects", images=SMALL_IMAGES, workers_per_task=3, live=True, owner=None, **extra):
+        study = services.study_create(
+            owner=owner or researcher, name=name, kind="image_choice",
+            settings={"images": list(images), "image_size": 48, **extra.pop("settings", {})},
+            workers_per_task=workers_per_task, **extra,
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            services.study_start_computing(study=study)
+        study.refresh_from_db()
+        if live:
+            services.study_launch(study=study)
+        return study
+
+    return make
+
+
+def worker_client(client_class, worker):
+    client = client_class()
+    client.force_login(worker.user)
+    return client

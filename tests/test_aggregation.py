@@ -1,0 +1,41 @@
+"""Majority vote on hand-made answer tables: majority, ties, incomplete tasks, bad input."""
+import pandas as pd
+import pytest
+
+from analysis.aggregation import MajorityVote
+
+
+def _answers(rows):
+    return pd.DataFrame(rows, columns=["task", "worker", "label"])
+
+
+def test_majority_tie_and_incomplete_are_reported():
+    answers = _answers([
+        ("t1", "w1", "cat"), ("t1", "w2", "cat"), ("t1", "w3", "dog"),
+        ("t2", "w1", "cat"), ("t2", "w2", "dog"),
+        ("t3", "w1", "dog"),
+    ])
+    table = MajorityVote(min_votes=3, labels=["cat", "dog", "fox"]).fit(answers).table_
+    assert table.loc["t1", "label"] == "cat" and not table.loc["t1", "tie"] and table.loc["t1", "complete"]
+    assert table.loc["t2", "label"] is None and table.loc["t2", "tie"]
+    assert table.loc["t3", "label"] == "dog" and not table.loc["t3", "complete"]
+    assert list(table.loc["t1", ["count_cat", "count_dog", "count_fox"]]) == [2, 1, 0]
+    assert table["n_answers"].to_dict() == {"t1": 3, "t2": 2, "t3": 1}
+
+
+def test_fit_predict_returns_labels_series():
+    answers = _answers([("a", "w1", "x"), ("a", "w2", "x"), ("b", "w1", "y")])
+    labels = MajorityVote().fit_predict(answers)
+    assert labels.to_dict() == {"a": "x", "b": "y"}
+
+
+def test_unknown_label_is_an_error():
+    with pytest.raises(ValueError, match="outside cat, dog"):
+        MajorityVote(labels=["cat", "dog"]).fit(_answers([("a", "w1", "cow")]))
+
+
+def test_missing_column_and_duplicate_answer_are_errors():
+    with pytest.raises(ValueError, match="lacks column.*label"):
+        MajorityVote().fit(pd.DataFrame({"task": [1], "worker": [1]}))
+    with pytest.raises(ValueError, match="more than once"):
+        MajorityVote().fit(_answers([("a", "w1", "x"), ("a", "w1", "y")]))

@@ -1,0 +1,47 @@
+"""The plug-in registry and the ``image_choice`` answer schema."""
+import pytest
+
+from annotation.errors import AnswerInvalid
+from annotation.models import Task
+from annotation.task_kinds import TASK_KINDS, get_task_kind
+from annotation.task_kinds.image_choice import parse_options
+
+TASK = Task(payload={"images": [], "question": "q", "options": [["cat", "Cat"], ["dog", "Dog"]]})
+KIND = get_task_kind("image_choice")
+
+
+def test_image_choice_is_registered_and_unknown_kinds_name_the_known():
+    assert "image_choice" in TASK_KINDS
+    with pytest.raises(KeyError, match="known kinds: .*image_choice"):
+        get_task_kind("nope")
+
+
+def test_valid_answer_is_cleaned():
+    cleaned = KIND.validate_answer({"choice": "dog", "reason": "  ears ", "confidence": "4", "token": "x"}, TASK)
+    assert cleaned == {"choice": "dog", "reason": "ears", "confidence": 4}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "message"),
+    [
+        ({"reason": "", "confidence": 3}, "choice", "required"),
+        ({"choice": "cow", "confidence": 3}, "choice", "not one of cat, dog"),
+        ({"choice": "cat", "confidence": 9}, "confidence", "between 1 and 5"),
+        ({"choice": "cat", "confidence": "high"}, "confidence", "not a whole number"),
+        ({"choice": "cat"}, "confidence", "required"),
+        ({"choice": "cat", "confidence": 2, "reason": "x" * 2001}, "reason", "at most 2000"),
+        ({"choice": "cat", "confidence": 2, "label": "cat"}, "label", "unknown field"),
+    ],
+)
+def test_bad_answers_name_the_field(payload, field, message):
+    with pytest.raises(AnswerInvalid) as info:
+        KIND.validate_answer(payload, TASK)
+    assert field in info.value.errors
+    assert message in info.value.errors[field]
+
+
+def test_options_parser():
+    assert parse_options("cat:A cat, dog") == [["cat", "A cat"], ["dog", "dog"]]
+    for bad, msg in [("cat", "at least two"), ("cat, cat", "distinct"), ("Cat, dog", "lower-case")]:
+        with pytest.raises(ValueError, match=msg):
+            parse_options(bad)
