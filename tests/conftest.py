@@ -18,6 +18,7 @@ def _isolated_storage(settings, tmp_path_factory):
     root = tmp_path_factory.getbasetemp()
     settings.ARTIFACT_DIR = root / "artifacts"
     settings.EXPORT_DIR = root / "exports"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast sign-ins in tests
 
 
 @pytest.fixture(autouse=True)
@@ -80,3 +81,32 @@ def worker_client(client_class, worker):
     client = client_class()
     client.force_login(worker.user)
     return client
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (never a downloaded browser)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("Debian's chromium is missing: `apt-get install chromium` (make test installs it)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()

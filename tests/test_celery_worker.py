@@ -1,0 +1,106 @@
+"""A real Celery worker process on Redis runs the evidence job of a study (not eager)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from annotation import services
+from annotation.models import Study
+
+pytestmark = [pytest.mark.slow, pytest.mark.celery_worker]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="module")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Start ``celery worker`` on a queue of its own, sharing the test database and artifact dir."""
+    from workers.celery import app
+
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker.startswith("redis://"):
+        pytest.fail("set CELERY_BROKER_URL to a Redis URL (as `make test` does) to run the real-worker tests")
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    artifacts = tmp_path_factory.getbasetemp() / "artifacts"
+    with django_db_blocker.unblock():
+        env = {**os.environ, "DATABASE_URL": database_url(), "SALIENT_ARTIFACT_DIR": str(artifacts),
+               "CELERY_BROKER_URL": broker}
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "-Q", queue,
+             "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    old_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    yield {"process": proc, "log": log}
+    app.conf.task_default_queue = old_queue
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def not_eager():
+    from workers.celery import app
+
+    app.conf.task_always_eager = False
+    yield
+    app.conf.task_always_eager = True
+
+
+def wait_for(study: Study, states: set[str], timeout: float = 120) -> Study:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        study.refresh_from_db()
+        if study.state in states:
+            return study
+        time.sleep(0.3)
+    raise AssertionError(f"study stayed {study.state} for {timeout}s")
+
+
+def test_real_worker_computes_the_evidence(transactional_db, celery_worker_process, not_eager, researcher):
+    study = services.study_create(owner=researcher, name="real", kind="image_choice",
+                                  settings={"images": ["astronaut", "coins"], "image_size": 40})
+    job = services.study_start_computing(study=study)
+    wait_for(study, {"ready", "draft"})
+    job.refresh_from_db()
+    assert study.state == "ready", job.error
+    assert (job.state, job.done, job.total) == ("done", 2, 2)
+    assert sorted(study.tasks.values_list("key", flat=True)) == ["img-astronaut", "img-coins"]
+    for task in study.tasks.all():
+        name = task.payload["images"][0]
+        assert (Path(settings.ARTIFACT_DIR) / name[:2] / name).stat().st_size > 0
+    assert "compute_study_evidence[" in celery_worker_process["log"].read_text()
+
+
+def test_real_worker_failure_returns_the_study_to_draft(transactional_db, celery_worker_process, not_eager, researcher):
+    study = services.study_create(owner=researcher, name="broken", kind="image_choice",
+                                  settings={"images": ["no_such_image"]})
+    job = services.study_start_computing(study=study)
+    wait_for(study, {"draft", "ready"})
+    job.refresh_from_db()
+    assert study.state == "draft"
+    assert job.state == "failed" and "no_such_image" in job.error
+    assert not study.tasks.exists()
