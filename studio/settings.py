@@ -107,7 +107,7 @@ EXPORT_DIR = Path(os.environ.get("SALIENT_EXPORT_DIR", VAR_DIR / "exports"))
 
 # Celery: without a broker, tasks run eagerly in-process (the embedded default).
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True

@@ -194,3 +194,28 @@ def test_researcher_pages_are_not_for_workers(make_study, make_worker):
 def test_anonymous_users_are_sent_to_sign_in(db, anonymous_url):
     reply = Client().get(reverse(anonymous_url))
     assert reply.status_code == 302 and "/accounts/login/" in reply["Location"]
+
+
+def test_invitation_link_is_used_once(researcher, settings):
+    settings.SALIENT_WORKER_SIGNUP_OPEN = False
+    client = Client()
+    client.force_login(researcher)
+    url = client.post(reverse("invitation_create"), {"note": "lab member"}, HTTP_ACCEPT="application/json").json()["url"]
+    path = url.split("testserver", 1)[1]
+    assert Client().post(reverse("worker_signup"), {"username": "nobody", "password": PASSWORD}).status_code == 403
+    reply = Client().post(path, {"username": "invited", "password": PASSWORD})
+    assert reply.status_code == 302
+    assert Client().post(path, {"username": "second", "password": PASSWORD}).status_code == 404
+    assert list(Worker.objects.values_list("user__username", flat=True)) == ["invited"]
+
+
+def test_periodic_expiry_task_frees_overdue_slots(make_study, make_worker):
+    from workers.tasks import expire_assignments
+
+    make_study(images=["astronaut"], workers_per_task=1)
+    a = claim(worker_client(Client, make_worker()))
+    assert expire_assignments.delay().get() == 0
+    Assignment.objects.filter(pk=a).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    assert expire_assignments.delay().get() == 1
+    assert Task.objects.get().filled == 0
+    assert expire_assignments.delay().get() == 0
