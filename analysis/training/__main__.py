@@ -1,0 +1,6 @@
+"""``python -m analysis.training [out_dir] [--force] [--only standard|robust]``: see :mod:`.pipeline`."""
+import sys
+
+from .pipeline import main
+
+sys.exit(main())
