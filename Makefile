@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/tes
 TEST_BROKER_URL ?= $(or $(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages migrate demo serve worker beat test clean
+.PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat test clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,15 +20,22 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
-# Debian packages the tests and the benchmark need (the browser for the crowd-page tests).
-system-packages:
-	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; $(SUDO) apt-get install -y -q chromium >/dev/null || { echo "could not install chromium: run 'apt-get install chromium'" >&2; exit 1; }; }
+# Debian packages: the real Fashion-MNIST of the built-in benchmark, and the browser of the page tests.
+APT_INSTALL = $(SUDO) apt-get install -y -q $(1) >/dev/null || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(1) >/dev/null; } || { echo "could not install Debian's $(1): run 'apt-get install $(1)'" >&2; exit 1; }
+
+fashion-mnist:
+	@dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || { echo "installing Debian's dataset-fashion-mnist"; $(call APT_INSTALL,dataset-fashion-mnist); }
+
+browser:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; $(call APT_INSTALL,chromium); }
+
+system-packages: fashion-mnist browser
 
 migrate: install
 	$(BIN)/python manage.py migrate -v0
 	$(BIN)/python manage.py collectstatic --noinput -v0
 
-demo: migrate
+demo: migrate fashion-mnist
 	$(BIN)/python manage.py demo
 
 serve: migrate

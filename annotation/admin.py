@@ -1,7 +1,19 @@
 """Django admin for every model of the annotation app."""
 from django.contrib import admin
 
-from annotation.models import Answer, Artifact, Assignment, Invitation, Job, Study, StudyResult, Task, Worker
+from annotation.models import (
+    Answer,
+    Artifact,
+    Assignment,
+    BlockedWorker,
+    ExternalSession,
+    Invitation,
+    Job,
+    Study,
+    StudyResult,
+    Task,
+    Worker,
+)
 
 
 @admin.register(Study)
@@ -38,3 +50,15 @@ class WorkerAdmin(admin.ModelAdmin):
 
 
 admin.site.register([Artifact, Job, Invitation, StudyResult])
+
+
+@admin.register(ExternalSession)
+class ExternalSessionAdmin(admin.ModelAdmin):
+    list_display = ("session_id", "backend", "study", "worker", "completed_at")
+    list_filter = ("backend",)
+
+
+@admin.register(BlockedWorker)
+class BlockedWorkerAdmin(admin.ModelAdmin):
+    list_display = ("worker", "researcher", "reason", "created_at")
+

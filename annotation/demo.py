@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,17 @@ def ensure_researcher(password: str) -> None:
 
 
 def ensure_worker(client: WorkerClient, name: str, password: str) -> None:
-    if get_user_model().objects.filter(username=name).exists():
+    user = get_user_model().objects.filter(username=name).first()
+    if user is not None:  # a demo account from an earlier study: give it this run's password
+        user.set_password(password)
+        user.save(update_fields=["password"])
         client.login(name, password)
     else:
         client.signup(name, password)
 
 
-def answer_all(base_url: str, kind_name: str, workers: int, accuracy: float, seed: int, password: str) -> int:
+def answer_all(base_url: str, workers: int, accuracy: float, seed: int, password: str) -> int:
     """Let simulated workers take turns at "next task" until none is left; returns answers given."""
-    kind = get_task_kind(kind_name)
     crowd = simulated_crowd(workers, accuracy, seed)
     clients = []
     for sim in crowd:
@@ -55,8 +58,9 @@ def answer_all(base_url: str, kind_name: str, workers: int, accuracy: float, see
                 active.remove(entry)
                 continue
             token = client.open_assignment(assignment_id)
-            task = Assignment.objects.select_related("task").get(pk=assignment_id).task
-            reply = client.submit(assignment_id, token, kind.simulate_answer(task, rng, sim.accuracy))
+            task = Assignment.objects.select_related("task__study").get(pk=assignment_id).task
+            answer = get_task_kind(task.study.kind).simulate_answer(task, rng, sim.accuracy)
+            reply = client.submit(assignment_id, token, answer)
             if reply.status_code != 201:
                 raise RuntimeError(f"{sim.name}'s answer was refused: {reply.status_code} {reply.text[:300]}")
             given += 1
@@ -77,10 +81,15 @@ def run_demo_study(
     researcher.wait_for_state(study_id, {"ready"})
     researcher.action(study_id, "launch")
     workers = int(form.get("workers_per_task", 5))
-    given = answer_all(base_url, form["kind"], workers, accuracy, seed, password)
+    given = answer_all(base_url, workers, accuracy, seed, password)
     progress = researcher.progress(study_id)
     researcher.action(study_id, "close")
     researcher.action(study_id, "aggregate")
+    progress = researcher.progress(study_id)
+    if progress["job"] and progress["job"]["name"] == "outputs":
+        researcher.wait_for_state(study_id, {"aggregated"})
+        while researcher.progress(study_id)["job"]["state"] in ("pending", "running"):
+            time.sleep(0.5)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name in EXPORT_FILES:
@@ -89,11 +98,40 @@ def run_demo_study(
         paths[name] = path
     labels = json.loads(paths["labels.json"].read_text())
     study = Study.objects.get(pk=study_id)
-    truth = {t.pk: (t.truth or {}).get(get_task_kind(study.kind).label_field) for t in study.tasks.all()}
+    kind = get_task_kind(study.kind)
+    truth = {t.pk: kind.expected_label(t) for t in study.tasks.all()}
     scored = [r for r in labels if truth.get(r["task"]) is not None]
     correct = float(np.mean([r["label"] == truth[r["task"]] for r in scored])) if scored else float("nan")
+    for output in study.outputs.all():
+        path = out_dir / "outputs" / output.name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(researcher.get(f"/studies/{study_id}/outputs/{output.name}").content)
+        paths[f"outputs/{output.name}"] = path
     return {
         "study": study_id, "answers": given, "received": progress["received"], "wanted": progress["wanted"],
         "tasks": len(labels), "ties": sum(bool(r["tie"]) for r in labels), "label_accuracy": correct,
         "files": paths,
     }
+
+
+def salient_bias_report(study_id: int) -> list[dict[str, Any]]:
+    """Per planted bias: is a feature pointing at it among its class's top features, and its crowd label."""
+    from django.conf import settings as django_settings
+
+    from analysis.salient.benchmark_inputs import benchmark_inputs
+
+    study = Study.objects.get(pk=study_id)
+    conf = study.settings
+    bench, _, _ = benchmark_inputs(django_settings.SALIENT_BENCHMARK_DIR, benchmark=conf.get("benchmark"),
+                                   training=conf.get("training"), flavours=[conf.get("model", "robust")])
+    rows = []
+    for bias in bench.biases:
+        tasks = [t for t in study.tasks.select_related("result") if t.payload.get("cls") == bias.label]
+        pointing = [t for t in tasks if (t.truth or {}).get("main") in ("separate_object", "background")]
+        rows.append({
+            "bias": bias.kind, "class": bias.class_name, "features_shown": len(tasks),
+            "features_on_cue": [t.payload["feature"] for t in pointing],
+            "ranks": [t.payload["rank"] for t in pointing],
+            "crowd_labels": [getattr(getattr(t, "result", None), "label", "") for t in pointing],
+        })
+    return rows

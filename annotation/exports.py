@@ -8,7 +8,7 @@ from annotation import selectors
 from annotation.models import Study
 from annotation.task_kinds import get_task_kind
 
-ANSWER_COLUMNS = ["task", "task_key", "worker", "worker_backend", "assignment", "state"]
+ANSWER_COLUMNS = ["task", "task_key", "worker", "worker_backend", "assignment", "state", "flag", "gold"]
 TIME_COLUMNS = ["shown_at", "submitted_at", "seconds"]
 
 
@@ -23,6 +23,8 @@ def study_answer_records(*, study: Study) -> list[dict]:
             "worker_backend": a.worker.backend,
             "assignment": a.assignment_id,
             "state": a.assignment.state,
+            "flag": a.flag,
+            "gold": a.task.is_gold,
             "fields": a.payload,
             "shown_at": a.shown_at.isoformat(),
             "submitted_at": a.submitted_at.isoformat(),
@@ -45,26 +47,72 @@ def _answer_fields(study: Study) -> list:
     return get_task_kind(study.kind).answer_fields(task) if task is not None else []
 
 
+def _label_values(study: Study) -> list[str]:
+    """The label field's answer values in the kind's order (empty if it has no fixed set)."""
+    kind = get_task_kind(study.kind)
+    field = next((f for f in _answer_fields(study) if f.name == kind.label_field), None)
+    return list(getattr(field, "choices", ()) or ())
+
+
 def study_labels_table(*, study: Study) -> pd.DataFrame:
     rows = []
     results = study.results.select_related("task").order_by("task_id")
-    values = sorted({v for r in results for v in r.counts})
+    values = _label_values(study) or sorted({v for r in results for v in r.counts})
     for r in results:
         rows.append({
             "task": r.task_id, "task_key": r.task.key, "label": r.label or None, "tie": r.tie,
             "complete": r.complete, "n_answers": r.n_answers,
             **{f"count_{v}": r.counts.get(v, 0) for v in values},
+            "ds_label": r.ds_label or None, "ds_probability": r.ds_probability,
+            "gold": r.task.is_gold, "stopped_early": r.task.stopped_early,
         })
     return pd.DataFrame(rows, columns=["task", "task_key", "label", "tie", "complete", "n_answers"]
-                        + [f"count_{v}" for v in values])
+                        + [f"count_{v}" for v in values] + QUALITY_LABEL_COLUMNS)
 
 
-def study_export_files(*, study: Study) -> dict[str, str]:
-    """Name -> content of every export file of the study."""
-    labels = study_labels_table(study=study)
+QUALITY_LABEL_COLUMNS = ["ds_label", "ds_probability", "gold", "stopped_early"]
+WORKER_COLUMNS = ["worker", "backend", "answers", "flagged_answers", "majority_agreement", "gold_answers",
+                  "gold_accuracy", "ds_accuracy", "excluded"]
+
+
+def study_workers_table(*, study: Study) -> pd.DataFrame:
+    """One row per worker from the last aggregation: agreement with the majority, gold and Dawid-Skene accuracy."""
+    rows = (study.quality or {}).get("worker_table", [])
+    return pd.DataFrame([{k: r.get(k) for k in WORKER_COLUMNS} for r in rows], columns=WORKER_COLUMNS)
+
+
+def study_quality_summary(*, study: Study) -> dict:
+    """Study-level quality figures: agreement, early-stopping savings, cost estimate, quality settings."""
+    from annotation.quality import study_cost_estimate, study_savings
+
+    report = {k: v for k, v in (study.quality or {}).items() if k != "worker_table"}
     return {
+        **report,
+        "early_stopping": study_savings(study=study),
+        "cost_estimate": study_cost_estimate(study=study),
+        "settings": {
+            "backend": study.backend, "gold_rate": study.gold_rate, "gold_min_accuracy": study.gold_min_accuracy,
+            "gold_min_answers": study.gold_min_answers, "max_tasks_per_worker": study.max_tasks_per_worker,
+            "min_answer_seconds": study.min_answer_seconds, "max_answer_seconds": study.max_answer_seconds,
+            "early_stopping": study.early_stopping,
+        },
+    }
+
+
+def study_export_files(*, study: Study, with_outputs: bool = False) -> dict[str, str | bytes]:
+    """Name -> content of every export file of the study (and its output files under ``outputs/``)."""
+    from annotation.artifacts import artifact_read
+
+    labels = study_labels_table(study=study)
+    files: dict[str, str | bytes] = {
         "answers.csv": table_to_csv(study_answers_table(study=study)),
         "answers.json": records_to_json(study_answer_records(study=study)),
         "labels.csv": table_to_csv(labels),
         "labels.json": records_to_json(labels.astype(object).where(labels.notna(), None).to_dict(orient="records")),
+        "workers.csv": table_to_csv(study_workers_table(study=study)),
+        "quality.json": records_to_json(study_quality_summary(study=study)),
     }
+    if with_outputs:
+        for output in study.outputs.select_related("artifact"):
+            files[f"outputs/{output.name}"] = artifact_read(output.artifact)
+    return files

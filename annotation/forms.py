@@ -14,11 +14,49 @@ class StudyForm(forms.Form):
     workers_per_task = forms.IntegerField(min_value=1, max_value=50, initial=5)
     reward_cents = forms.IntegerField(min_value=0, max_value=10_000, initial=0, help_text="Reward per task, in cents.")
     assignment_minutes = forms.IntegerField(min_value=1, max_value=24 * 60, initial=30)
-    backend = forms.ChoiceField(choices=[(Worker.Backend.INTERNAL, "Internal pool")], initial=Worker.Backend.INTERNAL)
+    backend = forms.ChoiceField(choices=(), initial=Worker.Backend.INTERNAL, help_text="Where the workers come from.")
+    # Quality control (all optional; empty means the default).
+    gold_rate = forms.FloatField(min_value=0, max_value=0.9, required=False, initial=0,
+                                 help_text="Share of each worker's tasks that are gold tasks (0 = none).")
+    gold_min_accuracy = forms.FloatField(min_value=0, max_value=1, required=False, initial=0.6,
+                                         help_text="Workers below this gold accuracy are excluded; answers kept, flagged.")
+    gold_min_answers = forms.IntegerField(min_value=1, max_value=100, required=False, initial=3,
+                                          help_text="Gold answers before a worker is judged.")
+    max_tasks_per_worker = forms.IntegerField(min_value=1, required=False, help_text="Cap per worker; empty = none.")
+    min_answer_seconds = forms.FloatField(min_value=0, required=False, initial=0,
+                                          help_text="Faster answers are kept but flagged and not counted.")
+    max_answer_seconds = forms.FloatField(min_value=1, required=False, help_text="Slower answers are flagged; empty = none.")
+    early_stopping = forms.BooleanField(required=False, help_text="Stop a task once its remaining answers cannot change its label.")
+    completion_code = forms.RegexField(regex=r"^[A-Za-z0-9]{0,64}$", required=False,
+                                       help_text="Prolific completion code; empty = made for you.")
 
     def __init__(self, *args, **kwargs) -> None:
+        from annotation.recruiters import choices
+
         super().__init__(*args, **kwargs)
         self.fields["kind"].choices = [(name, kind.title) for name, kind in sorted(TASK_KINDS.items())]
+        self.fields["backend"].choices = choices()
+
+    def clean(self):
+        data = super().clean()
+        low, high = data.get("min_answer_seconds") or 0, data.get("max_answer_seconds")
+        if high is not None and high <= low:
+            self.add_error("max_answer_seconds", "must be longer than the minimum answer time")
+        return data
+
+    def quality_settings(self) -> dict:
+        """The quality-control keyword arguments of ``study_create``, defaults filled in."""
+        data = self.cleaned_data
+        return {
+            "gold_rate": data.get("gold_rate") or 0.0,
+            "gold_min_accuracy": 0.6 if data.get("gold_min_accuracy") is None else data["gold_min_accuracy"],
+            "gold_min_answers": data.get("gold_min_answers") or 3,
+            "max_tasks_per_worker": data.get("max_tasks_per_worker"),
+            "min_answer_seconds": data.get("min_answer_seconds") or 0.0,
+            "max_answer_seconds": data.get("max_answer_seconds"),
+            "early_stopping": bool(data.get("early_stopping")),
+            "completion_code": data.get("completion_code") or "",
+        }
 
 
 class SignupForm(forms.Form):

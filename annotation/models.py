@@ -13,6 +13,10 @@ from django.db import models
 from django.db.models import F, Q
 
 
+#: ``wanted`` of a gold task: every worker may answer it (gold is served at the study's gold rate).
+GOLD_SLOTS = 10_000
+
+
 class TimestampedModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -28,6 +32,7 @@ class Worker(TimestampedModel):
         INTERNAL = "internal", "Internal pool"
         MTURK = "mturk", "Amazon Mechanical Turk"
         PROLIFIC = "prolific", "Prolific"
+        IMPORTED = "imported", "Imported answers"
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="worker"
@@ -90,6 +95,19 @@ class Study(TimestampedModel):
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     error = models.TextField(blank=True, default="")
     excluded_workers = models.ManyToManyField(Worker, blank=True, related_name="excluded_from")
+    # Quality control (SPEC §8): gold mix-in and threshold, caps, time filters, early stopping.
+    gold_rate = models.FloatField(default=0.0, help_text="Share of a worker's tasks that are gold (0 = none).")
+    gold_min_accuracy = models.FloatField(default=0.6, help_text="Workers below this gold accuracy are excluded.")
+    gold_min_answers = models.PositiveSmallIntegerField(default=3, help_text="Gold answers before judging a worker.")
+    max_tasks_per_worker = models.PositiveIntegerField(null=True, blank=True, help_text="Cap per worker; empty = none.")
+    min_answer_seconds = models.FloatField(default=0.0, help_text="Faster answers are kept but flagged, not counted.")
+    max_answer_seconds = models.FloatField(null=True, blank=True, help_text="Slower answers are flagged; empty = none.")
+    early_stopping = models.BooleanField(
+        default=False, help_text="Stop collecting a task's answers once the rest cannot change its label."
+    )
+    completion_code = models.CharField(max_length=64, blank=True, default="", help_text="Prolific completion code.")
+    recruitment = models.JSONField(default=dict, blank=True, help_text="The recruiter's own state and options.")
+    quality = models.JSONField(default=dict, blank=True, help_text="Agreement and worker report of the aggregation.")
 
     class Meta:
         verbose_name_plural = "studies"
@@ -98,6 +116,14 @@ class Study(TimestampedModel):
             models.CheckConstraint(condition=Q(workers_per_task__gte=1), name="study_workers_per_task_positive"),
             models.CheckConstraint(
                 condition=Q(state__in=StudyState.values), name="study_state_valid"
+            ),
+            models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lt=1), name="study_gold_rate_0_1"),
+            models.CheckConstraint(
+                condition=Q(gold_min_accuracy__gte=0) & Q(gold_min_accuracy__lte=1), name="study_gold_min_accuracy_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_answer_seconds__isnull=True) | Q(max_answer_seconds__gt=F("min_answer_seconds")),
+                name="study_answer_seconds_ordered",
             ),
         ]
 
@@ -153,6 +179,8 @@ class Task(TimestampedModel):
     wanted = models.PositiveSmallIntegerField(default=5)
     filled = models.PositiveSmallIntegerField(default=0)
     approved = models.PositiveSmallIntegerField(default=0)
+    external_id = models.CharField(max_length=128, blank=True, default="", db_index=True, help_text="e.g. MTurk HITId")
+    stopped_early = models.BooleanField(default=False, help_text="Early stopping lowered ``wanted``: label settled.")
 
     class Meta:
         ordering = ["id"]
@@ -187,6 +215,8 @@ class Assignment(TimestampedModel):
     shown_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    platform_status = models.CharField(max_length=32, blank=True, default="", help_text="What the crowd site says.")
+    platform_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -200,7 +230,17 @@ class Assignment(TimestampedModel):
 
 
 class Answer(models.Model):
-    """The validated form a worker submitted; exactly one per assignment."""
+    """The validated form a worker submitted; exactly one per assignment.
+
+    A flagged answer is kept but does not count (its assignment is rejected): answered too fast
+    or too slow, or given by a worker who failed the study's gold tasks.
+    """
+
+    class Flag(models.TextChoices):
+        NONE = "", "none"
+        TOO_FAST = "too_fast", "answered too fast"
+        TOO_SLOW = "too_slow", "answered too slowly"
+        GOLD_FAILED = "gold_failed", "worker failed the gold tasks"
 
     assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="answer")
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="answers")
@@ -208,6 +248,7 @@ class Answer(models.Model):
     payload = models.JSONField()
     shown_at = models.DateTimeField()
     submitted_at = models.DateTimeField()
+    flag = models.CharField(max_length=32, choices=Flag.choices, blank=True, default="")
 
     class Meta:
         ordering = ["id"]
@@ -224,6 +265,7 @@ class Artifact(TimestampedModel):
     content_type = models.CharField(max_length=100)
     size = models.PositiveBigIntegerField()
     kind = models.CharField(max_length=64, blank=True, default="", help_text="image, heatmap, mask, table, ...")
+    public = models.BooleanField(default=False, help_text="Shown by a launched study: served without sign-in.")
 
     @property
     def name(self) -> str:
@@ -243,3 +285,69 @@ class StudyResult(TimestampedModel):
     complete = models.BooleanField(default=False)
     n_answers = models.PositiveSmallIntegerField(default=0)
     counts = models.JSONField(default=dict)
+    ds_label = models.CharField(max_length=200, blank=True, default="", help_text="Dawid-Skene label.")
+    ds_probability = models.FloatField(null=True, blank=True, help_text="Dawid-Skene posterior of ds_label.")
+
+
+class StudyOutput(TimestampedModel):
+    """A file a study's outputs job made (a mask dataset, a table, a plot), by name."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="outputs")
+    name = models.CharField(max_length=200, help_text="File name in the export, e.g. core_spurious.png")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="+")
+    title = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["study", "name"], name="output_unique_name_per_study")]
+
+    @property
+    def is_image(self) -> bool:
+        return self.artifact.ext == "png"
+
+    def __str__(self) -> str:
+        return f"{self.study}: {self.name}"
+
+
+class ExternalSession(TimestampedModel):
+    """One visit of an external worker arriving from a crowd site (an MTurk assignment, a Prolific session).
+
+    A Prolific participant (``PROLIFIC_PID``) starts a study once; an MTurk ``assignmentId`` maps to one
+    assignment. ``submit_to`` is where the page posts after storing the answer (MTurk's ``turkSubmitTo``).
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="external_sessions")
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="external_sessions")
+    backend = models.CharField(max_length=16, choices=Worker.Backend.choices)
+    session_id = models.CharField(max_length=128, help_text="MTurk assignmentId or Prolific SESSION_ID")
+    external_study_id = models.CharField(max_length=128, blank=True, default="", help_text="hitId or STUDY_ID")
+    submit_to = models.CharField(max_length=255, blank=True, default="")
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="external_session"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["backend", "session_id"], name="external_session_unique_id"),
+            models.UniqueConstraint(
+                fields=["study", "worker"], condition=Q(backend="prolific"), name="external_session_prolific_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.backend} session {self.session_id}"
+
+
+class BlockedWorker(TimestampedModel):
+    """A researcher's block list: the worker gets no task of this researcher's studies."""
+
+    researcher = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blocked_workers")
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="blocked_by")
+    reason = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["researcher", "worker"], name="blocked_worker_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.worker} blocked by {self.researcher}"

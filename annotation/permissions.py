@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -64,5 +65,20 @@ def worker_required(view):
             return error_response(request, "this page is for crowd workers; sign up as a worker first", 403)
         request.worker = worker
         return handles_errors(view)(request, *args, **kwargs)
+
+    return wrapper
+
+
+def crowd_framable(view):
+    """Let crowd sites frame this page (worker task pages only): no X-Frame-Options, and a CSP
+    ``frame-ancestors`` naming the allowed sites. Every other page keeps ``X-Frame-Options: DENY``."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response.xframe_options_exempt = True
+        ancestors = " ".join(["'self'", *settings.SALIENT_FRAME_ANCESTORS])
+        response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
+        return response
 
     return wrapper

@@ -52,19 +52,51 @@ def assignment_open_for(*, worker: Worker) -> Assignment | None:
     )
 
 
-def tasks_open_for(*, worker: Worker) -> QuerySet[Task]:
-    """Tasks of live studies with a free slot that the worker has not had and is not excluded from."""
-    return (
-        Task.objects.filter(study__state=Study.State.LIVE, filled__lt=F("wanted"))
+def tasks_open_for(*, worker: Worker, study: Study | None = None) -> QuerySet[Task]:
+    """Tasks of live studies with a free slot that the worker has not had and may do.
+
+    Only studies recruiting through the worker's own backend, not excluding the worker, whose owner
+    has not blocked the worker, and where the worker is below the study's per-worker cap.
+    """
+    tasks = (
+        Task.objects.filter(study__state=Study.State.LIVE, filled__lt=F("wanted"), study__backend=worker.backend)
         .exclude(assignments__worker=worker)
         .exclude(study__excluded_workers=worker)
-        .order_by("study__created_at", "-filled", "id")
+        .exclude(study__owner__blocked_workers__worker=worker)
     )
+    if study is not None:
+        tasks = tasks.filter(study=study)
+    capped = worker_capped_studies(worker=worker)
+    if capped:
+        tasks = tasks.exclude(study__in=capped)
+    return tasks.order_by("study__created_at", "-filled", "id")
+
+
+#: Assignment states that count towards a per-worker cap and the gold mix (returned/expired do not).
+TAKEN = (A.ASSIGNED, A.SUBMITTED, A.APPROVED, A.REJECTED)
+
+
+def worker_capped_studies(*, worker: Worker) -> list[int]:
+    """Ids of live studies where the worker reached the per-worker cap (gold tasks are not counted)."""
+    rows = (
+        Assignment.objects.filter(worker=worker, state__in=TAKEN, task__is_gold=False,
+                                  task__study__state=Study.State.LIVE, task__study__max_tasks_per_worker__isnull=False)
+        .values("task__study", "task__study__max_tasks_per_worker")
+        .annotate(n=Count("id"))
+    )
+    return [r["task__study"] for r in rows if r["n"] >= r["task__study__max_tasks_per_worker"]]
+
+
+def worker_study_counts(*, worker: Worker, study: Study) -> tuple[int, int]:
+    """(tasks taken, gold tasks taken) by the worker in the study, for the gold mix-in."""
+    taken = Assignment.objects.filter(worker=worker, task__study=study, state__in=TAKEN)
+    agg = taken.aggregate(n=Count("id"), gold=Count("id", filter=Q(task__is_gold=True)))
+    return agg["n"], agg["gold"]
 
 
 def study_progress(*, study: Study) -> dict[str, Any]:
     """Answers received and wanted, per task and in total, and the latest job's progress."""
-    tasks = study.tasks.annotate(
+    tasks = study.tasks.filter(is_gold=False).annotate(
         received=Count("assignments", filter=Q(assignments__state__in=COUNTED)),
         open=Count("assignments", filter=Q(assignments__state=A.ASSIGNED)),
     ).order_by("id")
@@ -106,5 +138,5 @@ def study_label_answers(*, study: Study, label_field: str) -> pd.DataFrame:
 
 
 def study_totals(*, study: Study) -> dict[str, int]:
-    agg = study.tasks.aggregate(wanted=Sum("wanted"), approved=Sum("approved"))
+    agg = study.tasks.filter(is_gold=False).aggregate(wanted=Sum("wanted"), approved=Sum("approved"))
     return {k: v or 0 for k, v in agg.items()}

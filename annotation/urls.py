@@ -1,5 +1,5 @@
 """URLs of researcher pages (``/studies/``), worker pages (``/work/``) and artifacts."""
-from django.urls import path
+from django.urls import include, path
 
 from annotation import views_researcher as r
 from annotation import views_worker as w
@@ -12,7 +12,12 @@ urlpatterns = [
     path("studies/<int:pk>/progress.json", r.study_progress, name="study_progress"),
     path("studies/<int:pk>/<str:action>/", r.study_action, name="study_action"),
     path("studies/<int:pk>/export/<str:filename>", r.study_export, name="study_export"),
+    path("studies/<int:pk>/outputs/<str:name>", r.study_output, name="study_output"),
+    path("assignments/<int:pk>/bonus/", r.assignment_bonus, name="assignment_bonus"),
     path("assignments/<int:pk>/<str:decision>/", r.assignment_decide, name="assignment_decide"),
+    path("tasks/<int:pk>/gold/", r.task_gold, name="task_gold"),
+    path("workers/<int:pk>/block/", r.worker_block, name="worker_block"),
+    path("blocklist/", r.block_list, name="block_list"),
     path("invitations/", r.invitation_create, name="invitation_create"),
     path("work/signup/", w.signup, name="worker_signup"),
     path("work/", w.worker_home, name="worker_home"),
@@ -20,4 +25,5 @@ urlpatterns = [
     path("work/a/<int:pk>/", w.assignment_page, name="assignment_page"),
     path("work/a/<int:pk>/return/", w.assignment_return, name="assignment_return"),
     path("artifacts/<str:name>", w.artifact_file, name="artifact_file"),
+    path("ext/", include("annotation.recruiters.urls")),
 ]

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from analysis.exports import archive_bytes
-from annotation import exports, selectors, services
+from annotation import exports, quality, selectors, services
+from annotation.artifacts import artifact_path
 from annotation.errors import ApplicationError
 from annotation.forms import StudyForm
-from annotation.models import Assignment
+from annotation.models import Assignment, Task, Worker
+from annotation.recruiters import recruiter_for
 from annotation.permissions import error_response, researcher_required
 from annotation.states import allowed_transitions
 from annotation.task_kinds import TASK_KINDS, get_task_kind
@@ -39,6 +41,7 @@ def study_create(request):
                     owner=request.user, name=data["name"], kind=data["kind"], settings=settings_form.cleaned_data,
                     workers_per_task=data["workers_per_task"], reward_cents=data["reward_cents"],
                     assignment_seconds=data["assignment_minutes"] * 60, backend=data["backend"],
+                    **form.quality_settings(),
                 )
             except ApplicationError as exc:
                 form.add_error("name", exc.message)
@@ -65,6 +68,13 @@ def study_detail(request, pk: int):
         "answers": answers,
         "results": study.results.select_related("task").order_by("task_id"),
         "kind": get_task_kind(study.kind),
+        "cost": quality.study_cost_estimate(study=study),
+        "recruitment": recruiter_for(study).describe(study, request.build_absolute_uri("/").rstrip("/")),
+        "qc": quality.study_quality_live(study=study),
+        "gold_tasks": study.tasks.filter(is_gold=True).order_by("id") if study.state in ("draft", "ready") else None,
+        "gold_choices": _label_choices(study),
+        "ready_tasks": study.tasks.filter(is_gold=False).order_by("id")[:200] if study.state in ("draft", "ready") else None,
+        "outputs": study.outputs.select_related("artifact"),
     })
 
 
@@ -129,6 +139,8 @@ EXPORTS = {
     "answers.json": "application/json",
     "labels.csv": "text/csv",
     "labels.json": "application/json",
+    "workers.csv": "text/csv",
+    "quality.json": "application/json",
 }
 
 
@@ -136,7 +148,7 @@ EXPORTS = {
 @researcher_required
 def study_export(request, pk: int, filename: str):
     study = selectors.study_get(user=request.user, pk=pk)
-    files = exports.study_export_files(study=study)
+    files = exports.study_export_files(study=study, with_outputs=filename == "archive.zip")
     slug = f"study{study.pk}"
     if filename == "archive.zip":
         response = HttpResponse(archive_bytes({f"{slug}/{k}": v for k, v in files.items()}), content_type="application/zip")
@@ -147,3 +159,90 @@ def study_export(request, pk: int, filename: str):
     response["Content-Disposition"] = f'attachment; filename="{slug}-{filename}"'
     return response
 
+
+
+@require_GET
+@researcher_required
+def study_output(request, pk: int, name: str):
+    study = selectors.study_get(user=request.user, pk=pk)
+    output = study.outputs.select_related("artifact").filter(name=name).first()
+    if output is None:
+        return error_response(request, f"study {study.name!r} has no output {name!r}", 404)
+    response = FileResponse(artifact_path(output.artifact.sha256, output.artifact.ext).open("rb"),
+                            content_type=output.artifact.content_type)
+    if not output.is_image:
+        response["Content-Disposition"] = f'attachment; filename="study{study.pk}-{name}"'
+    return response
+
+
+def _label_choices(study) -> list[str]:
+    task = study.tasks.first()
+    if task is None:
+        return []
+    kind = get_task_kind(study.kind)
+    field = next((f for f in kind.answer_fields(task) if f.name == kind.label_field), None)
+    return [str(c) for c in getattr(field, "choices", ())]
+
+
+@require_POST
+@researcher_required
+def task_gold(request, pk: int):
+    """Mark a task gold with its known label (``label`` empty: unmark it); before launch only."""
+    task = Task.objects.select_related("study").filter(pk=pk, study__owner=request.user).first()
+    if task is None:
+        return error_response(request, "no such task in your studies", 404)
+    label = request.POST.get("label") or None
+    services.task_set_gold(researcher=request.user, task=task, truth_label=label)
+    messages.success(request, f"Task {task.key}: {'gold, answer ' + label if label else 'not gold'}.")
+    return redirect("study_detail", pk=task.study_id)
+
+
+@require_POST
+@researcher_required
+def worker_block(request, pk: int):
+    """Block a worker who answered in one of the researcher's studies."""
+    worker = Worker.objects.filter(pk=pk, answers__task__study__owner=request.user).distinct().first()
+    if worker is None:
+        return error_response(request, "no such worker in your studies", 404)
+    services.worker_block(researcher=request.user, worker=worker, reason=request.POST.get("reason", "")[:255])
+    messages.success(request, f"Worker {worker} is blocked from your studies.")
+    return redirect(request.POST.get("next") if _safe_next(request) else "study_list")
+
+
+@require_POST
+@researcher_required
+def block_list(request):
+    """Block many workers at once: one id per line (user names, or crowd-site worker ids)."""
+    backend = request.POST.get("backend", "")
+    if backend not in dict(Worker.Backend.choices):
+        return error_response(request, f"unknown backend {backend!r}", 400)
+    ids = request.POST.get("ids", "").split()
+    entries = services.worker_block_list(researcher=request.user, backend=backend, ids=ids,
+                                        reason=request.POST.get("reason", "")[:255])
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"blocked": [str(e.worker) for e in entries]})
+    messages.success(request, f"{len(entries)} workers blocked from your studies.")
+    return redirect(request.POST.get("next") if _safe_next(request) else "study_list")
+
+
+@require_POST
+@researcher_required
+def assignment_bonus(request, pk: int):
+    assignment = Assignment.objects.select_related("task__study").filter(pk=pk, task__study__owner=request.user).first()
+    if assignment is None:
+        return error_response(request, "no such assignment in your studies", 404)
+    try:
+        cents = int(request.POST.get("cents", ""))
+    except ValueError:
+        return error_response(request, "cents must be a whole number", 400)
+    services.assignment_pay_bonus(researcher=request.user, assignment=assignment, cents=cents,
+                                  reason=request.POST.get("reason", "")[:255])
+    messages.success(request, f"Bonus of {cents}¢ sent for assignment {pk}.")
+    return redirect("study_detail", pk=assignment.task.study_id)
+
+
+def _safe_next(request) -> bool:
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    target = request.POST.get("next", "")
+    return bool(target) and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})

@@ -158,11 +158,12 @@ def assignment_return(request, pk: int):
 
 @require_GET
 def artifact_file(request, name: str):
-    """An artifact by its content hash, for any signed-in user (hashes are unguessable)."""
-    if not request.user.is_authenticated:
-        return error_response(request, "sign in to see this file", 403)
+    """An artifact by its content hash: for any signed-in user, and for anyone once a launched study shows it
+    (crowd task pages carry no session; hashes are unguessable)."""
     sha, _, ext = name.partition(".")
     artifact = Artifact.objects.filter(sha256=sha, ext=ext).first()
+    if not request.user.is_authenticated and (artifact is None or not artifact.public):
+        return error_response(request, "sign in to see this file", 403)
     if artifact is None:
         return error_response(request, "no such artifact", 404)
     response = FileResponse(artifact_path(artifact.sha256, artifact.ext).open("rb"), content_type=artifact.content_type)

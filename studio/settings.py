@@ -103,6 +103,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Artifacts (images, heatmaps, tables) are content addressed under this directory.
 ARTIFACT_DIR = Path(os.environ.get("SALIENT_ARTIFACT_DIR", VAR_DIR / "artifacts"))
+# The built-in benchmark, its trained models and cached evidence (reused across studies).
+SALIENT_BENCHMARK_DIR = Path(os.environ.get("SALIENT_BENCHMARK_DIR", VAR_DIR / "benchmark"))
 EXPORT_DIR = Path(os.environ.get("SALIENT_EXPORT_DIR", VAR_DIR / "exports"))
 
 # Celery: without a broker, tasks run eagerly in-process (the embedded default).
@@ -117,11 +119,30 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "expire-assignments": {"task": "workers.tasks.expire_assignments", "schedule": 60.0},
+    "reconcile-crowd-backends": {"task": "workers.tasks.reconcile_crowd_backends", "schedule": 300.0},
 }
 
 # Platform defaults (SPEC §1); each study can override its own.
 SALIENT_ASSIGNMENT_SECONDS = int(os.environ.get("SALIENT_ASSIGNMENT_SECONDS", 30 * 60))
 SALIENT_WORKER_SIGNUP_OPEN = _env_bool("SALIENT_WORKER_SIGNUP_OPEN", True)
+
+# Crowd backends (SPEC §2). The public https:// address crowd sites send workers to.
+SALIENT_PUBLIC_URL = os.environ.get("SALIENT_PUBLIC_URL", "")
+# Only worker task pages may be framed, and only by these origins (CSP frame-ancestors).
+SALIENT_FRAME_ANCESTORS = [o.strip() for o in os.environ.get(
+    "SALIENT_FRAME_ANCESTORS", "https://www.mturk.com https://worker.mturk.com https://workersandbox.mturk.com"
+).split() if o.strip()]
+# Where an MTurk task page may post its assignment (turkSubmitTo); anything else is refused.
+SALIENT_MTURK_SUBMIT_ORIGINS = [o.strip() for o in os.environ.get(
+    "SALIENT_MTURK_SUBMIT_ORIGINS", "https://www.mturk.com https://workersandbox.mturk.com"
+).split() if o.strip()]
+SALIENT_MTURK_SANDBOX = _env_bool("SALIENT_MTURK_SANDBOX", True)
+SALIENT_MTURK_LIFETIME_SECONDS = int(os.environ.get("SALIENT_MTURK_LIFETIME_SECONDS", 7 * 24 * 3600))
+SALIENT_MTURK_AUTO_APPROVAL_SECONDS = int(os.environ.get("SALIENT_MTURK_AUTO_APPROVAL_SECONDS", 3 * 24 * 3600))
+SALIENT_MTURK_MIN_APPROVAL_PERCENT = int(os.environ.get("SALIENT_MTURK_MIN_APPROVAL_PERCENT", 95))
+SALIENT_MTURK_MIN_HITS_APPROVED = int(os.environ.get("SALIENT_MTURK_MIN_HITS_APPROVED", 100))
+SALIENT_MTURK_LOCALES = [c for c in os.environ.get("SALIENT_MTURK_LOCALES", "US").split(",") if c]
+SALIENT_PROLIFIC_FEE_RATE = float(os.environ.get("SALIENT_PROLIFIC_FEE_RATE", 1 / 3))
 
 if not DEBUG and SECRET_KEY == _DEV_SECRET and _env_bool("SALIENT_REQUIRE_SECRET_KEY", False):
     raise ImproperlyConfigured("SECRET_KEY must be set in production (SALIENT_REQUIRE_SECRET_KEY=1)")

@@ -21,6 +21,23 @@ def _isolated_storage(settings, tmp_path_factory):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast sign-ins in tests
 
 
+#: A benchmark small enough for tests: 4 classes (the 3 biased ones), 32 px, tiny models.
+TINY_BENCHMARK = {"classes": [0, 2, 4, 6], "train_per_class": 80, "test_per_class": 20, "image_size": 32,
+                  "garment_size": 16}
+TINY_TRAINING = {"robust": {"epochs": 2, "width": 8}, "standard": {"epochs": 2, "width": 8}}
+
+
+@pytest.fixture(scope="session")
+def benchmark_dir(tmp_path_factory):
+    """One benchmark/model cache for the whole run, so tiny models train once."""
+    return tmp_path_factory.mktemp("benchmark")
+
+
+@pytest.fixture(autouse=True)
+def _benchmark_dir(settings, benchmark_dir):
+    settings.SALIENT_BENCHMARK_DIR = benchmark_dir
+
+
 @pytest.fixture(autouse=True)
 def _eager_celery():
     from workers.celery import app

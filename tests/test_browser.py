@@ -53,3 +53,40 @@ def test_worker_answers_two_tasks_and_researcher_sees_them(live_server, page, ma
     assert page.inner_text("#answers-received") == "2"
     table = page.inner_text("#answers-table")
     assert "a person in a suit" in table and "trinity" in table
+
+
+def test_worker_answers_a_feature_panel(live_server, page, make_worker, researcher, django_capture_on_commit_callbacks):
+    from annotation import services
+    from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
+
+    study = services.study_create(owner=researcher, name="panel", kind="feature_panel", workers_per_task=1, settings={
+        "benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "k_features": 1, "k_images": 3, "pool": 10,
+        "attack_steps": 2, "classes": [1]})
+    with django_capture_on_commit_callbacks(execute=True):
+        services.study_start_computing(study=study)
+    study.refresh_from_db()
+    services.study_launch(study=study)
+    make_worker("oracle")
+    sign_in(page, live_server.url, "oracle")
+    page.click("#next-task")
+    page.wait_for_selector("text=How to read the panel")
+    rows = page.locator(".panel-row")
+    assert rows.count() == 3
+    for i in range(3):  # images, highlighted, amplified: every picture loads
+        assert rows.nth(i).locator("img").count() == 3
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    assert page.evaluate("Array.from(document.images).every(i => i.naturalWidth > 0)")
+    page.keyboard.press("3")  # background
+    page.fill("textarea[name=reason]", "ok")  # too short
+    page.check("input[name=confidence][value='2']")
+    page.click("#submit-answer")
+    page.wait_for_selector("text=Please fix")
+    assert "reason" in page.inner_text("[role=alert]")
+    assert page.is_checked("input[name=main][value=background]")  # the choice survives the error
+    page.fill("textarea[name=reason]", "the whole sky behind the coat lights up")
+    page.check("input[name=confidence][value='2']")
+    page.click("#submit-answer")
+    page.wait_for_selector("text=Answer saved")
+    answer = Answer.objects.get(task__study=study)
+    assert answer.payload == {"main": "background", "reason": "the whole sky behind the coat lights up",
+                              "confidence": 2}

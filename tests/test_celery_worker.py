@@ -28,7 +28,7 @@ def database_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory, benchmark_dir):
     """Start ``celery worker`` on a queue of its own, sharing the test database and artifact dir."""
     from workers.celery import app
 
@@ -39,7 +39,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     artifacts = tmp_path_factory.getbasetemp() / "artifacts"
     with django_db_blocker.unblock():
         env = {**os.environ, "DATABASE_URL": database_url(), "SALIENT_ARTIFACT_DIR": str(artifacts),
-               "CELERY_BROKER_URL": broker}
+               "CELERY_BROKER_URL": broker, "SALIENT_BENCHMARK_DIR": str(benchmark_dir)}
     log = tmp_path_factory.mktemp("celery") / "worker.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -104,3 +104,19 @@ def test_real_worker_failure_returns_the_study_to_draft(transactional_db, celery
     assert study.state == "draft"
     assert job.state == "failed" and "no_such_image" in job.error
     assert not study.tasks.exists()
+
+
+def test_real_worker_computes_the_salient_evidence(transactional_db, celery_worker_process, not_eager, researcher):
+    from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
+
+    study = services.study_create(owner=researcher, name="salient", kind="feature_panel", settings={
+        "benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "k_features": 2, "k_images": 3, "pool": 10,
+        "attack_steps": 3})
+    job = services.study_start_computing(study=study)
+    wait_for(study, {"ready", "draft"}, timeout=300)
+    job.refresh_from_db()
+    assert study.state == "ready", job.error
+    assert job.state == "done" and study.tasks.count() == 8
+    for task in study.tasks.all():
+        for name in task.payload["images"] + task.payload["heatmaps"] + task.payload["attacks"]:
+            assert (Path(settings.ARTIFACT_DIR) / name[:2] / name).is_file()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 
 from celery import shared_task
 
@@ -23,35 +24,46 @@ def _transient() -> tuple[type[BaseException], ...]:
     return (TransientError, OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    autoretry_for=_transient(),
-    retry_backoff=5,
-    retry_backoff_max=120,
-    max_retries=3,
-    name="workers.tasks.compute_study_evidence",
-)
-def compute_study_evidence(self, job_id: int) -> None:
-    """Compute a study's evidence and create its tasks."""
+def _run_job(task, job_id: int, service: Callable) -> None:
+    """Run ``service(job=...)``; retry transient errors, record any other failure on the job."""
     from annotation.models import Job
-    from annotation.services import job_fail, study_compute_evidence
+    from annotation.services import job_fail
 
     job = Job.objects.select_related("study").filter(pk=job_id).first()
     if job is None:
-        log.warning("evidence job %s no longer exists", job_id)
+        log.warning("job %s no longer exists", job_id)
         return
     try:
-        study_compute_evidence(job=job)
+        service(job=job)
     except _transient() as exc:
-        if self.request.retries >= self.max_retries:
-            job_fail(job_id=job_id, error=f"gave up after {self.max_retries} retries: {exc}")
+        if task.request.retries >= task.max_retries:
+            job_fail(job_id=job_id, error=f"gave up after {task.max_retries} retries: {exc}")
         raise
     except Exception as exc:
         job_fail(job_id=job_id, error="".join(traceback.format_exception_only(exc)).strip())
-        if self.request.is_eager:
+        if task.request.is_eager:
             raise
-        log.exception("evidence job %s failed", job_id)
+        log.exception("job %s failed", job_id)
+
+
+JOB_OPTIONS = dict(bind=True, acks_late=True, autoretry_for=_transient(), retry_backoff=5, retry_backoff_max=120,
+                   max_retries=3)
+
+
+@shared_task(name="workers.tasks.compute_study_evidence", **JOB_OPTIONS)
+def compute_study_evidence(self, job_id: int) -> None:
+    """Compute a study's evidence and create its tasks."""
+    from annotation.services import study_compute_evidence
+
+    _run_job(self, job_id, study_compute_evidence)
+
+
+@shared_task(name="workers.tasks.compute_study_outputs", **JOB_OPTIONS)
+def compute_study_outputs(self, job_id: int) -> None:
+    """Make a study's output files (mask dataset, accuracy tables, plots) after aggregation."""
+    from annotation.services import study_compute_outputs
+
+    _run_job(self, job_id, study_compute_outputs)
 
 
 @shared_task(name="workers.tasks.expire_assignments")
@@ -60,3 +72,55 @@ def expire_assignments() -> int:
     from annotation.services import assignments_expire
 
     return assignments_expire()
+
+
+# --- crowd backends (recruiters) -------------------------------------------------------------
+
+@shared_task(name="workers.tasks.open_recruitment", **JOB_OPTIONS)
+def open_recruitment(self, job_id: int) -> None:
+    """Open a launched study's recruitment (MTurk: create its HITs); idempotent per task."""
+    from annotation.models import Job
+    from annotation.services import job_fail, study_open_recruitment
+
+    job = Job.objects.select_related("study").filter(pk=job_id).first()
+    if job is None:
+        return
+    try:
+        study_open_recruitment(job=job)
+    except _transient():
+        if self.request.retries >= self.max_retries:
+            job_fail(job_id=job_id, error=f"gave up after {self.max_retries} retries")
+        raise
+    except Exception as exc:  # shown on the dashboard; the study stays live
+        job_fail(job_id=job_id, error="".join(traceback.format_exception_only(exc)).strip())
+        log.exception("recruitment job %s failed", job_id)
+
+
+@shared_task(name="workers.tasks.close_recruitment", acks_late=True)
+def close_recruitment(study_id: int) -> None:
+    """Close a study's recruitment on its crowd site (MTurk: expire its HITs)."""
+    from annotation.models import Study
+    from annotation.services import study_close_recruitment
+
+    study = Study.objects.filter(pk=study_id).first()
+    if study is not None:
+        study_close_recruitment(study=study)
+
+
+@shared_task(name="workers.tasks.stop_external_task", acks_late=True)
+def stop_external_task(task_id: int) -> None:
+    """Early stopping settled a task's label: stop offering it on the crowd site."""
+    from annotation.models import Task
+    from annotation.services import task_stop_external
+
+    task = Task.objects.select_related("study").filter(pk=task_id).first()
+    if task is not None:
+        task_stop_external(task=task)
+
+
+@shared_task(name="workers.tasks.reconcile_crowd_backends")
+def reconcile_crowd_backends() -> int:
+    """Periodic: approve on the crowd sites what the platform accepted, record what they say."""
+    from annotation.services import recruitment_reconcile_all
+
+    return recruitment_reconcile_all()

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import attrs
 import pandas as pd
 
+from analysis.aggregation.counts import answer_counts
+
 __all__ = ["MajorityVote"]
 
 REQUIRED_COLUMNS = ("task", "worker", "label")
@@ -43,12 +45,9 @@ class MajorityVote:
 
     def fit(self, answers: pd.DataFrame) -> "MajorityVote":
         data = check_answers(answers)
-        counts = pd.crosstab(data["task"], data["label"]) if len(data) else pd.DataFrame()
-        values = list(self.labels) if self.labels is not None else sorted(map(str, counts.columns))
-        unknown = set(map(str, counts.columns)) - set(values)
-        if unknown:
-            raise ValueError(f"answers use label(s) {', '.join(sorted(unknown))} outside {', '.join(values)}")
-        counts = counts.reindex(columns=values, fill_value=0)
+        values = list(self.labels) if self.labels is not None else sorted(map(str, data["label"].dropna().unique()))
+        counts = answer_counts(data, values)
+        counts.columns = values
         top = counts.max(axis=1)
         n_top = counts.eq(top, axis=0).sum(axis=1)
         tie = n_top > 1

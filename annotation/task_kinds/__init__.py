@@ -41,6 +41,15 @@ class TaskSpec:
     is_gold: bool = False
 
 
+@attrs.frozen
+class OutputFile:
+    """A file of a study's outputs (table, plot, archive) made after aggregation."""
+
+    name: str
+    data: bytes
+    title: str = ""
+
+
 class TaskKind:
     """Base class of task kinds; subclasses set the class attributes and the methods."""
 
@@ -68,6 +77,16 @@ class TaskKind:
 
     def simulate_answer(self, task: "Task", rng: "np.random.Generator", accuracy: float) -> dict[str, Any]:
         raise NotImplementedError
+
+    def expected_label(self, task: "Task") -> str | None:
+        """The label the task should get when every worker answers its known truth (None: unknown)."""
+        return (task.truth or {}).get(self.label_field)
+
+    def build_outputs(self, study: "Study", labels: "pd.DataFrame", progress: Progress) -> list[OutputFile]:
+        """Files made from the aggregated labels (a Celery job after aggregation); none by default."""
+        return []
+
+    has_outputs: ClassVar[bool] = False
 
     def validate_answer(self, payload: Mapping[str, Any], task: "Task") -> dict[str, Any]:
         """Clean a submitted answer, or raise :class:`AnswerInvalid` naming every bad field."""

@@ -1,32 +1,38 @@
-"""``manage.py demo``: run the demo studies end to end with a simulated crowd over real HTTP."""
+"""``manage.py demo``: run every study kind end to end with a simulated crowd over real HTTP."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotation.demo import run_demo_study
+from annotation.demo import run_demo_study, salient_bias_report
 from annotation.live_server import serving
+
+STUDY_DEFAULTS = {"workers_per_task": 5, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal"}
 
 
 def image_choice_form() -> dict:
     from analysis.sample_images import SUBJECTS
 
     return {
-        "name": "Demo: main subject of bundled images",
-        "kind": "image_choice",
-        "workers_per_task": 5,
-        "reward_cents": 0,
-        "assignment_minutes": 30,
-        "backend": "internal",
+        **STUDY_DEFAULTS, "name": "Demo: main subject of bundled images", "kind": "image_choice",
         "s-question": "What is the main subject of this image?",
         "s-options": "person:Person, animal:Animal, object:Object, texture:Texture or material",
-        "s-images": list(SUBJECTS),
-        "s-images_per_task": 1,
-        "s-image_size": 256,
+        "s-images": list(SUBJECTS), "s-images_per_task": 1, "s-image_size": 256,
     }
+
+
+def salient_form(kind: str, name: str, benchmark: dict, training: dict, overrides: dict) -> dict:
+    form = {
+        **STUDY_DEFAULTS, "name": name, "kind": kind,
+        "s-dataset": "benchmark", "s-model": "robust", "s-eval_models": ["robust", "standard"], "s-classes": "",
+        "s-k_features": 5, "s-k_images": 5, "s-pool": 65, "s-attack_steps": 100, "s-spurious_threshold": 3,
+        "s-reason_min_length": 5, "s-benchmark": json.dumps(benchmark), "s-training": json.dumps(training),
+    }
+    return {**form, **{f"s-{k}": v for k, v in overrides.items()}}
 
 
 class Command(BaseCommand):
@@ -36,9 +42,33 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, default=Path(settings.EXPORT_DIR) / "demo")
         parser.add_argument("--accuracy", type=float, default=0.85, help="simulated workers' accuracy")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--only", nargs="*", help="run only these kinds")
+        parser.add_argument("--benchmark", type=json.loads, default={},
+                            help="benchmark overrides as JSON (e.g. a smaller benchmark for a quick look)")
+        parser.add_argument("--training", type=json.loads, default={}, help="training overrides as JSON per model")
+        parser.add_argument("--salient", type=json.loads, default={},
+                            help='Salient study settings as JSON, e.g. {"k_features": 3, "attack_steps": 20}')
 
-    def handle(self, *args, out: Path, accuracy: float, seed: int, **options):
-        studies = {"image_choice": image_choice_form()}
+    def handle(self, *args, out: Path, accuracy: float, seed: int, only, benchmark: dict, training: dict,
+               salient: dict, **options):
+        from analysis.salient.benchmark_inputs import benchmark_inputs
+
+        studies = {
+            "image_choice": image_choice_form(),
+            "feature_panel": salient_form("feature_panel", "Demo: Salient feature panels", benchmark, training,
+                                          salient),
+            "heatmap_validation": salient_form("heatmap_validation", "Demo: Salient heatmap validation",
+                                               benchmark, training, salient),
+        }
+        if only:
+            studies = {k: v for k, v in studies.items() if k in only}
+        if {"feature_panel", "heatmap_validation"} & set(studies):
+            start = time.monotonic()
+            self.stdout.write("built-in benchmark: generating (or reusing) it and training both models…")
+            benchmark_inputs(Path(settings.SALIENT_BENCHMARK_DIR), benchmark=benchmark, training=training,
+                             flavours=("standard", "robust"), progress=_tqdm_progress())
+            self.stdout.write(f"  ready in {time.monotonic() - start:.0f}s "
+                              f"(cached under {settings.SALIENT_BENCHMARK_DIR})")
         with serving() as base_url:
             self.stdout.write(f"serving on {base_url}")
             for name, form in studies.items():
@@ -46,12 +76,32 @@ class Command(BaseCommand):
                 summary = run_demo_study(base_url, form=form, out_dir=out / name, accuracy=accuracy, seed=seed)
                 self.stdout.write(self.style.SUCCESS(
                     f"{name}: {summary['answers']} answers ({summary['received']}/{summary['wanted']}) on "
-                    f"{summary['tasks']} tasks, {summary['ties']} ties, majority label = truth on "
+                    f"{summary['tasks']} tasks, {summary['ties']} ties, label = expected on "
                     f"{summary['label_accuracy']:.0%} of tasks, {time.monotonic() - start:.1f}s"
                 ))
                 for file, path in summary["files"].items():
-                    self.stdout.write(f"  {file:14s} {path}")
+                    self.stdout.write(f"  {file:32s} {path}")
+                if name == "feature_panel":
+                    for row in salient_bias_report(summary["study"]):
+                        self.stdout.write(
+                            f"  planted {row['bias']:10s} ({row['class']}): features on the cue among the top "
+                            f"{row['features_shown']}: {row['features_on_cue'] or 'none'} at ranks {row['ranks']}, "
+                            f"crowd labels {row['crowd_labels']}"
+                        )
         self.stdout.write(
             "\nOpen the dashboard: `make serve`, then http://127.0.0.1:8000/ — sign in as a researcher "
             "(create one with `.venv/bin/python manage.py create_researcher NAME`)."
         )
+
+
+def _tqdm_progress():
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, unit="‰", leave=True)
+
+    def report(done: int, total: int, message: str) -> None:
+        bar.n = round(1000 * done / total) if total else 1000
+        bar.set_description(message[:60])
+        bar.refresh()
+
+    return report

@@ -1,0 +1,98 @@
+"""The built-in benchmark and its trained models as inputs of a Salient study, cached on disk.
+
+``benchmark_inputs`` generates or loads the planted-bias benchmark and trains or reuses the
+requested model flavours; ``cached_evidence`` computes the Salient evidence once per
+(benchmark, checkpoint, settings) and reuses the stored file on a re-run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from analysis.datasets.benchmark import BIAS_KINDS, BenchmarkConfig, PlantedBiasBenchmark
+from analysis.models import ModelHandle, load_model
+from analysis.salient.evidence import SalientEvidence, compute_salient_evidence
+from analysis.salient.ground_truth import feature_truth, focus_region
+from analysis.training.pipeline import build_benchmark_and_models
+from analysis.training.trainer import robust_config, standard_config
+
+Progress = Callable[[int, int, str], None]
+CONFIG_FACTORIES = {"robust": robust_config, "standard": standard_config}
+
+
+def benchmark_inputs(
+    work_dir: Path, *, benchmark: Mapping[str, Any] | None = None, training: Mapping[str, Mapping] | None = None,
+    flavours: Sequence[str] = ("robust",), progress: Progress | None = None,
+) -> tuple[PlantedBiasBenchmark, dict[str, ModelHandle], dict[str, Path]]:
+    """The benchmark, a handle per flavour, and the checkpoint path per flavour."""
+    unknown = set(flavours) - set(CONFIG_FACTORIES)
+    if unknown:
+        raise ValueError(f"unknown model flavour(s) {sorted(unknown)}; use {', '.join(CONFIG_FACTORIES)}")
+    training = training or {}
+    configs = {f: CONFIG_FACTORIES[f](**dict(training.get(f, {}))) for f in flavours}
+    result = build_benchmark_and_models(
+        work_dir, progress=progress, reuse=True, benchmark_config=BenchmarkConfig(**dict(benchmark or {})),
+        train_configs=configs, show_progress=False,
+    )
+    bench = PlantedBiasBenchmark.load(result.benchmark_path)
+    handles = {f: load_model(None, m.checkpoint_path) for f, m in result.models.items()}
+    paths = {f: m.checkpoint_path for f, m in result.models.items()}
+    return bench, handles, paths
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cached_evidence(
+    cache_dir: Path, bench: PlantedBiasBenchmark, handle: ModelHandle, checkpoint: Path, settings: Mapping[str, Any],
+    progress: Progress | None = None,
+) -> SalientEvidence:
+    """Salient evidence on the benchmark's train split, computed once per inputs and settings."""
+    key = hashlib.sha256(json.dumps(
+        {"bench": bench.config.fingerprint(), "model": _file_sha(checkpoint), **settings}, sort_keys=True
+    ).encode()).hexdigest()[:16]
+    path = cache_dir / f"salient-evidence-{key}.npz"
+    if path.is_file():
+        if progress:
+            progress(1, 1, f"reused evidence {path.name}")
+        return SalientEvidence.load(path)
+    images, labels = bench.split("train").tensors()
+    evidence = compute_salient_evidence(handle, images, labels, progress=progress or (lambda *a: None), **settings)
+    evidence.save(path)
+    return evidence
+
+
+def panel_cue_kind(bench: PlantedBiasBenchmark, indices: np.ndarray) -> str | None:
+    """The planted cue most of these train images carry, if most carry one."""
+    kinds = bench.split("train").bias_kinds[indices]
+    values, counts = np.unique(kinds, return_counts=True)
+    best = values[counts.argmax()]
+    return BIAS_KINDS[best] if best >= 0 and counts.max() * 2 > len(indices) else None
+
+
+def panel_truth(bench: PlantedBiasBenchmark, indices: np.ndarray, nams: np.ndarray) -> str:
+    """Ground-truth feature-panel answer of NAMs on these train images (object vs cue vs rest)."""
+    train = bench.split("train")
+    return feature_truth(nams, train.object_masks[indices], train.bias_masks[indices], panel_cue_kind(bench, indices))
+
+
+def focus_of(bench: PlantedBiasBenchmark, indices: np.ndarray, nams: np.ndarray) -> str:
+    """Which region (object, cue, rest) these NAMs focus on."""
+    train = bench.split("train")
+    focus = focus_region(nams, train.object_masks[indices], train.bias_masks[indices])
+    return max(focus, key=focus.get)
+
+
+def images_uint8(bench: PlantedBiasBenchmark, indices: np.ndarray) -> np.ndarray:
+    return bench.split("train").images[np.asarray(indices)]
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0

@@ -1,0 +1,87 @@
+"""Prolific-style study link: participants arrive with ``PROLIFIC_PID``, ``STUDY_ID`` and ``SESSION_ID``.
+
+A participant answers tasks of the study one after the other (up to the study's per-worker cap) and
+is then redirected to ``https://app.prolific.com/submissions/complete?cc=CODE``. The same participant
+id cannot start the study twice (a reload of the same session resumes it). Link only: approvals,
+rejections and bonuses are made in Prolific's own dashboard, from the exported answers.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.shortcuts import redirect
+
+from annotation.errors import ApplicationError
+from annotation.recruiters.base import Recruiter, RecruitmentStatus
+
+log = logging.getLogger(__name__)
+
+COMPLETION_URL = "https://app.prolific.com/submissions/complete"
+ENTRY_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+
+
+def completion_url(code: str) -> str:
+    return f"{COMPLETION_URL}?{urlencode({'cc': code})}"
+
+
+def new_completion_code() -> str:
+    return secrets.token_hex(4).upper()
+
+
+class ProlificRecruiter(Recruiter):
+    nickname = "prolific"
+    title = "Prolific (study link)"
+    fee_rate = 1 / 3
+    fee_min_cents = 0
+
+    def fee_cents(self, reward_cents: int, workers_per_task: int) -> float:
+        if reward_cents <= 0:
+            return 0.0
+        return reward_cents * float(getattr(settings, "SALIENT_PROLIFIC_FEE_RATE", self.fee_rate))
+
+    def entry_url(self, study, base_url: str) -> str:
+        query = "&".join(f"{p}={{{{%{p}%}}}}" for p in ENTRY_PARAMS)
+        return f"{base_url.rstrip('/')}/ext/prolific/{study.pk}/?{query}"
+
+    def open(self, study, n: int) -> RecruitmentStatus:
+        from annotation import services
+
+        if not study.completion_code:
+            services.study_set_completion_code(study=study, code=new_completion_code())
+        return RecruitmentStatus(recruiting=True, opened=[self.entry_url(study, settings.SALIENT_PUBLIC_URL)],
+                                 messages=["paste the study URL and the completion code into Prolific"])
+
+    def close(self, study) -> RecruitmentStatus:
+        return RecruitmentStatus(recruiting=False, messages=["new participants are refused; pause the study in Prolific"])
+
+    def approve(self, assignment) -> None:
+        """Approved in Prolific's dashboard: a link-only backend has no API to call."""
+
+    def reject(self, assignment, reason: str) -> None:
+        """Rejected in Prolific's dashboard; the exports list flagged answers with their reason."""
+
+    def pay_bonus(self, assignment, cents: int, reason: str) -> None:
+        raise ApplicationError(
+            "Prolific bonuses are paid in Prolific's dashboard (bulk bonus by participant id); "
+            "this link-based backend holds no Prolific API token"
+        )
+
+    def after_submit(self, request, assignment):
+        """The participant's next task of the study, or the completion redirect when none is left."""
+        from annotation import services
+        from annotation.views_external import external_task_url
+
+        study = assignment.task.study
+        worker = assignment.worker
+        nxt = services.assignment_claim_next(worker=worker, study=study)
+        if nxt is not None:
+            return redirect(external_task_url(nxt))
+        services.external_session_complete(study=study, worker=worker)
+        return redirect(completion_url(study.completion_code))
+
+    def describe(self, study, base_url: str) -> list[tuple[str, str]]:
+        return [("Prolific study URL", self.entry_url(study, settings.SALIENT_PUBLIC_URL or base_url)),
+                ("Completion code", study.completion_code or "(made at launch)")]

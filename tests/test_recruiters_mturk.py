@@ -1,0 +1,302 @@
+"""MTurk recruiter: every API call's parameters through botocore's Stubber, the framed entry page, reconciliation."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from django.test import Client
+from django.urls import reverse
+
+from annotation import services
+from annotation.models import Answer, Assignment, ExternalSession, Task, Worker
+from annotation.recruiters import by_name
+from annotation.recruiters.mturk import MTurkRecruiter, unique_request_token
+from annotation.recruiters.mturk_client import EXPIRE_NOW, SANDBOX_ENDPOINT, MTurkService
+
+PUBLIC = "https://studio.example.org"
+SANDBOX_SUBMIT = "https://workersandbox.mturk.com"
+QUESTION = ('<ExternalQuestion xmlns="http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/'
+            'ExternalQuestion.xsd"><ExternalURL>https://studio.example.org/ext/mturk/{task}/</ExternalURL>'
+            "<FrameHeight>0</FrameHeight></ExternalQuestion>")
+GOOD = {"choice": "person", "reason": "a face", "confidence": "4"}
+
+
+@pytest.fixture
+def mturk(settings, monkeypatch):
+    """A sandbox mturk client wrapped by a Stubber; every recruiter made from now on uses it."""
+    settings.SALIENT_PUBLIC_URL = PUBLIC
+    settings.SALIENT_MTURK_SANDBOX = True
+    client = boto3.client("mturk", region_name="us-east-1", endpoint_url=SANDBOX_ENDPOINT,
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    stubber = Stubber(client)
+    monkeypatch.setattr(MTurkService, "make_client", classmethod(lambda cls, sandbox: client))
+    with stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def expected_hit(study, task, n=3):
+    return {
+        "Title": study.name,
+        "Description": f"Answer a short question about images ({study.name})",
+        "Keywords": "image, classification, labeling",
+        "Reward": "0.12",
+        "MaxAssignments": n,
+        "AssignmentDurationInSeconds": study.assignment_seconds,
+        "LifetimeInSeconds": 7 * 24 * 3600,
+        "AutoApprovalDelayInSeconds": 3 * 24 * 3600,
+        "Question": QUESTION.format(task=task.pk),
+        "RequesterAnnotation": f"salient study {study.pk} task {task.pk}",
+        "UniqueRequestToken": unique_request_token(study, task),
+        "QualificationRequirements": [
+            {"QualificationTypeId": "000000000000000000L0", "Comparator": "GreaterThanOrEqualTo",
+             "IntegerValues": [95], "ActionsGuarded": "Accept"},
+            {"QualificationTypeId": "00000000000000000040", "Comparator": "GreaterThanOrEqualTo",
+             "IntegerValues": [100], "ActionsGuarded": "Accept"},
+            {"QualificationTypeId": "00000000000000000071", "Comparator": "In",
+             "LocaleValues": [{"Country": "US"}], "ActionsGuarded": "Accept"},
+        ],
+    }
+
+
+@pytest.fixture
+def mturk_study(make_study, mturk, django_capture_on_commit_callbacks):
+    """A live MTurk study of two tasks whose HITs H0, H1 were created at launch (through the stub)."""
+    study = make_study(images=["astronaut", "chelsea"], workers_per_task=3, reward_cents=12, backend="mturk",
+                       live=False)
+    for i, task in enumerate(study.tasks.order_by("id")):
+        mturk.add_response("create_hit", {"HIT": {"HITId": f"H{i}"}}, expected_hit(study, task))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.study_launch(study=study)
+    study.refresh_from_db()
+    return study
+
+
+def entry_url(task, **params):
+    query = {"hitId": task.external_id, "assignmentId": "A1", "workerId": "W1", "turkSubmitTo": SANDBOX_SUBMIT}
+    query.update(params)
+    return reverse("mturk_entry", args=[task.pk]) + "?" + urlencode(query)
+
+
+def test_launch_creates_one_hit_per_task_with_the_spec_parameters(mturk_study):
+    assert list(mturk_study.tasks.order_by("id").values_list("external_id", flat=True)) == ["H0", "H1"]
+    job = mturk_study.jobs.get(name="recruit")
+    assert job.state == "done" and job.message.startswith("2 opened")
+
+
+def test_opening_again_creates_no_second_hit(mturk_study, mturk):
+    by_name("mturk").open(mturk_study, 3)  # no stubbed response: any create_hit call would fail the test
+    assert Task.objects.filter(study=mturk_study).exclude(external_id="").count() == 2
+
+
+def test_retried_creation_reuses_the_token_and_finds_the_first_hit(make_study, mturk):
+    study = make_study(images=["astronaut"], workers_per_task=3, reward_cents=12, backend="mturk")
+    task = study.tasks.get()
+    params = expected_hit(study, task)
+    # The first try times out on Amazon's side after the HIT was made; the retry is refused as a duplicate.
+    mturk.add_client_error("create_hit", service_error_code="ServiceFault", http_status_code=500,
+                           expected_params=params)
+    mturk.add_client_error("create_hit", service_error_code="RequestError", http_status_code=400,
+                           service_message="The HIT with UniqueRequestToken already exists.", expected_params=params)
+    mturk.add_response("list_hits", {"HITs": [
+        {"HITId": "OTHER", "RequesterAnnotation": "salient study 999 task 1"},
+        {"HITId": "FIRST", "RequesterAnnotation": params["RequesterAnnotation"]},
+    ], "NumResults": 2}, {"MaxResults": 100})
+    recruiter = by_name("mturk")
+    with pytest.raises(Exception, match="ServiceFault"):
+        recruiter.open(study, 3)
+    assert Task.objects.get().external_id == ""
+    recruiter.open(study, 3)
+    assert Task.objects.get().external_id == "FIRST"
+
+
+def test_token_differs_between_tasks_and_studies(make_study):
+    one = make_study(name="one", images=["astronaut", "chelsea"])
+    two = make_study(name="two", images=["astronaut"])
+    tokens = {unique_request_token(s, t) for s in (one, two) for t in s.tasks.all()}
+    assert len(tokens) == 3 and all(len(t) <= 64 for t in tokens)
+
+
+def test_preview_shows_the_task_without_a_form_and_creates_nothing(mturk_study):
+    task = mturk_study.tasks.order_by("id").first()
+    reply = Client().get(entry_url(task, assignmentId="ASSIGNMENT_ID_NOT_AVAILABLE"))
+    assert reply.status_code == 200
+    body = reply.content.decode()
+    assert "Preview" in body and "<form" not in body and "What is the main subject" in body
+    assert "X-Frame-Options" not in reply.headers
+    assert "frame-ancestors 'self' https://www.mturk.com" in reply.headers["Content-Security-Policy"]
+    assert not Worker.objects.filter(backend="mturk").exists() and not Assignment.objects.exists()
+
+
+def test_worker_answers_in_the_frame_and_the_page_posts_to_turk_submit_to(mturk_study):
+    task = mturk_study.tasks.order_by("id").first()
+    client = Client(enforce_csrf_checks=True)  # no session, no CSRF cookie: the token carries the proof
+    reply = client.get(entry_url(task))
+    assert reply.status_code == 302
+    page = client.get(reply["Location"])
+    assert page.status_code == 200 and "X-Frame-Options" not in page.headers
+    token = re.search(r'name="token" value="([^"]+)"', page.content.decode()).group(1)
+    assignment = Assignment.objects.get()
+    assert (assignment.worker.backend, assignment.worker.external_id, assignment.external_id) == ("mturk", "W1", "A1")
+    reply = client.post(reverse("ext_task", args=[assignment.pk]), {"token": token, **GOOD})
+    assert reply.status_code == 200
+    body = reply.content.decode()
+    assert f'action="{SANDBOX_SUBMIT}/mturk/externalSubmit"' in body
+    assert 'name="assignmentId" value="A1"' in body
+    answer = Answer.objects.get()
+    assert answer.payload["choice"] == "person" and answer.worker.external_id == "W1"
+    assert Assignment.objects.get().state == "approved"
+    # A replay is refused and counted once.
+    assert client.post(reverse("ext_task", args=[assignment.pk]), {"token": token, **GOOD}).status_code == 409
+    assert Answer.objects.count() == 1 and Task.objects.get(pk=task.pk).approved == 1
+
+
+def test_returning_to_the_hit_resumes_the_same_assignment(mturk_study):
+    task = mturk_study.tasks.order_by("id").first()
+    first = Client().get(entry_url(task))["Location"]
+    assert Client().get(entry_url(task))["Location"] == first
+    assert Assignment.objects.count() == 1 and Task.objects.get(pk=task.pk).filled == 1
+
+
+@pytest.mark.parametrize("change, status", [
+    ({"hitId": "H9"}, 404),                                 # another HIT than the task's
+    ({"turkSubmitTo": "https://evil.example.com"}, 403),   # posting the assignment elsewhere
+    ({"workerId": "W1<script>"}, 400),                      # malformed id
+    ({"assignmentId": ""}, 400),
+])
+def test_tampered_entry_parameters_are_refused_and_change_nothing(mturk_study, change, status):
+    task = mturk_study.tasks.order_by("id").first()
+    assert Client().get(entry_url(task, **change)).status_code == status
+    assert not Assignment.objects.exists() and not Worker.objects.filter(backend="mturk").exists()
+
+
+def test_tampered_token_or_id_on_the_task_page_is_refused(mturk_study):
+    one, two = mturk_study.tasks.order_by("id")
+    a = Client().get(entry_url(one))["Location"]
+    b = Client().get(entry_url(two, assignmentId="A2", workerId="W2"))["Location"]
+    a_pk, a_token = int(a.split("/")[3]), a.split("t=")[1]
+    b_pk, b_token = int(b.split("/")[3]), b.split("t=")[1]
+    client = Client()
+    assert client.get(reverse("ext_task", args=[a_pk]) + "?t=" + b_token).status_code == 403
+    assert client.post(reverse("ext_task", args=[a_pk]), {"token": b_token, **GOOD}).status_code == 403
+    assert client.post(reverse("ext_task", args=[a_pk]), {"token": a_token[:-3] + "abc", **GOOD}).status_code == 403
+    assert client.post(reverse("ext_task", args=[9999]), {"token": a_token, **GOOD}).status_code == 404
+    # Someone else's assignment id with another worker id on the same HIT.
+    assert Client().get(entry_url(one, workerId="W3")).status_code == 409
+    assert Answer.objects.count() == 0
+    assert client.post(reverse("ext_task", args=[b_pk]), {"token": b_token, **GOOD}).status_code == 200
+
+
+def test_only_worker_task_pages_may_be_framed(mturk_study, researcher):
+    client = Client()
+    client.force_login(researcher)
+    for url in [reverse("study_detail", args=[mturk_study.pk]), reverse("login"), reverse("worker_signup")]:
+        reply = client.get(url)
+        assert reply.headers["X-Frame-Options"] == "DENY", url
+        assert "Content-Security-Policy" not in reply.headers
+
+
+def test_researcher_pages_keep_csrf(mturk_study, researcher):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(researcher)
+    assert client.post(reverse("study_action", args=[mturk_study.pk, "close"])).status_code == 403
+
+
+def _answer(study, key_index, assignment_id, worker_id, **submit):
+    task = study.tasks.order_by("id")[key_index]
+    location = Client().get(entry_url(task, assignmentId=assignment_id, workerId=worker_id))["Location"]
+    pk, token = int(location.split("/")[3]), location.split("t=")[1]
+    assert Client().post(reverse("ext_task", args=[pk]), {"token": token, **GOOD, **submit}).status_code == 200
+    return Assignment.objects.get(pk=pk)
+
+
+def test_periodic_reconcile_approves_stored_answers_and_records_what_mturk_says(mturk_study, mturk):
+    from workers.tasks import reconcile_crowd_backends
+
+    good = _answer(mturk_study, 0, "A1", "W1")
+    rejected = _answer(mturk_study, 0, "A2", "W2")
+    services.assignment_reject(assignment=rejected)
+    already = _answer(mturk_study, 1, "A3", "W1")
+    mturk.add_response("list_assignments_for_hit", {"Assignments": [
+        {"AssignmentId": "A1", "WorkerId": "W1", "HITId": "H0", "AssignmentStatus": "Submitted"},
+        {"AssignmentId": "A2", "WorkerId": "W2", "HITId": "H0", "AssignmentStatus": "Submitted"},
+        {"AssignmentId": "A7", "WorkerId": "W7", "HITId": "H0", "AssignmentStatus": "Submitted"},  # never stored here
+    ], "NumResults": 3}, {"HITId": "H0", "MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved", "Rejected"]})
+    mturk.add_response("approve_assignment", {}, {"AssignmentId": "A1", "RequesterFeedback": "Thank you!"})
+    mturk.add_response("reject_assignment", {}, {"AssignmentId": "A2",
+                                                 "RequesterFeedback": "Your answer was not accepted: rejected by the researcher."})
+    mturk.add_response("list_assignments_for_hit", {"Assignments": [
+        {"AssignmentId": "A3", "WorkerId": "W1", "HITId": "H1", "AssignmentStatus": "Approved"},
+    ], "NumResults": 1}, {"HITId": "H1", "MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved", "Rejected"]})
+    assert reconcile_crowd_backends.delay().get() == 2
+    statuses = dict(Assignment.objects.values_list("external_id", "platform_status"))
+    assert statuses == {"A1": "Approved", "A2": "Rejected", "A3": "Approved"}
+    assert Assignment.objects.get(pk=good.pk).platform_checked_at is not None
+    assert Assignment.objects.get(pk=already.pk).state == "approved"
+
+
+def test_reconcile_is_in_the_beat_schedule(settings):
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "workers.tasks.reconcile_crowd_backends" in tasks
+
+
+def test_close_expires_every_hit(mturk_study, mturk, django_capture_on_commit_callbacks):
+    for hit in ["H0", "H1"]:
+        mturk.add_response("update_expiration_for_hit", {}, {"HITId": hit, "ExpireAt": EXPIRE_NOW})
+    with django_capture_on_commit_callbacks(execute=True):
+        services.study_close(study=mturk_study)
+
+
+def test_bonus_block_and_more_assignments(mturk_study, mturk, researcher):
+    assignment = _answer(mturk_study, 0, "A1", "W1")
+    mturk.add_response("send_bonus", {}, {"WorkerId": "W1", "BonusAmount": "0.25", "AssignmentId": "A1",
+                                          "Reason": "careful work", "UniqueRequestToken": ANY})
+    services.assignment_pay_bonus(researcher=researcher, assignment=assignment, cents=25, reason="careful work")
+    mturk.add_response("create_worker_block", {}, {"WorkerId": "W1", "Reason": "spam"})
+    services.worker_block(researcher=researcher, worker=assignment.worker, reason="spam")
+    assert Client().get(entry_url(mturk_study.tasks.order_by("id")[1], assignmentId="A5")).status_code == 403
+    for hit in ["H0", "H1"]:
+        mturk.add_response("create_additional_assignments_for_hit", {},
+                           {"HITId": hit, "NumberOfAdditionalAssignments": 2, "UniqueRequestToken": ANY})
+    assert len(by_name("mturk").recruit_more(mturk_study, 2).opened) == 2
+
+
+def test_sandbox_setting_picks_the_endpoint(settings):
+    settings.SALIENT_MTURK_SANDBOX = True
+    assert MTurkRecruiter().service.endpoint == SANDBOX_ENDPOINT
+    settings.SALIENT_MTURK_SANDBOX = False
+    assert MTurkRecruiter().service.endpoint == "https://mturk-requester.us-east-1.amazonaws.com"
+
+
+def test_mturk_needs_an_https_public_url(make_study, settings):
+    settings.SALIENT_PUBLIC_URL = "http://localhost:8000"
+    study = make_study(backend="mturk")
+    with pytest.raises(Exception, match="SALIENT_PUBLIC_URL"):
+        by_name("mturk").hit_params(study, study.tasks.first(), 3)
+
+
+def test_cost_estimate_adds_the_platform_fee(make_study, researcher):
+    study = make_study(images=["astronaut", "chelsea"], workers_per_task=3, reward_cents=10, backend="mturk", live=False)
+    client = Client()
+    client.force_login(researcher)
+    body = client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    # 2 tasks x 3 workers x (10 + 20 % fee) = 72 cents
+    assert 'id="cost-total">72.00' in body
+    big = by_name("mturk").cost_estimate(tasks=10, gold_tasks=0, workers_per_task=10, reward_cents=10, gold_rate=0)
+    assert big["total_cents"] == 10 * 10 * 14  # 40 % fee from 10 assignments per HIT
+    assert by_name("internal").cost_estimate(tasks=10, gold_tasks=0, workers_per_task=5, reward_cents=10,
+                                             gold_rate=0)["fee_cents"] == 0
+    assert by_name("prolific").cost_estimate(tasks=3, gold_tasks=0, workers_per_task=1, reward_cents=30,
+                                             gold_rate=0)["total_cents"] == 120
+
+
+def test_expired_hit_entry_after_close_is_refused(mturk_study, mturk, django_capture_on_commit_callbacks):
+    for hit in ["H0", "H1"]:
+        mturk.add_response("update_expiration_for_hit", {}, {"HITId": hit, "ExpireAt": EXPIRE_NOW})
+    with django_capture_on_commit_callbacks(execute=True):
+        services.study_close(study=mturk_study)
+    assert Client().get(entry_url(mturk_study.tasks.order_by("id").first())).status_code == 409
+    assert not ExternalSession.objects.exists()

@@ -1,0 +1,169 @@
+"""Salient evidence maths on tiny models and hand-made tables: IV, top images, NAMs, attacks,
+threshold labels, masks and the noise sweep."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis.aggregation import ThresholdVote
+from analysis.models import ModelHandle, SmallResNet
+from analysis.salient.attack import feature_attack
+from analysis.salient.evidence import SalientEvidence, compute_salient_evidence
+from analysis.salient.ground_truth import feature_truth
+from analysis.salient.importance import bottom_of_top, feature_importance, top_features, top_images
+from analysis.salient.masks import combine_masks
+from analysis.salient.nam import heatmap_overlay, neural_activation_maps
+from analysis.salient.noise import core_spurious_accuracy
+
+
+@pytest.fixture(scope="module")
+def tiny_handle():
+    torch.manual_seed(0)
+    model = SmallResNet(num_classes=3, width=8)
+    return ModelHandle(model, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(30, 3, 32, 32, generator=g), torch.arange(30) % 3
+
+
+def test_feature_importance_matches_the_definition():
+    g = torch.Generator().manual_seed(0)
+    feats, preds, W = torch.rand(40, 6, generator=g), torch.randint(0, 3, (40,), generator=g), torch.randn(3, 6, generator=g)
+    iv = feature_importance(feats, preds, W)
+    for c in range(3):
+        expected = feats[preds == c].mean(0) * W[c] if (preds == c).any() else torch.zeros(6)
+        torch.testing.assert_close(iv[c], expected)
+    assert top_features(iv, 2).shape == (3, 2)
+    assert (iv.gather(1, top_features(iv, 1)).squeeze(1) == iv.max(1).values).all()
+
+
+def test_never_predicted_class_has_zero_importance():
+    iv = feature_importance(torch.ones(4, 2), torch.zeros(4, dtype=torch.long), torch.ones(2, 2))
+    assert iv[1].abs().sum() == 0 and iv[0].sum() == 2
+
+
+def test_top_and_bottom_images_stay_in_the_class():
+    feats = torch.tensor([[5.0], [1.0], [9.0], [3.0], [7.0], [2.0]])
+    labels = torch.tensor([0, 1, 0, 0, 0, 1])
+    assert list(top_images(feats, labels, 0, 0, 2)) == [2, 4]
+    assert list(bottom_of_top(feats, labels, 0, 0, 2, pool=3)) == [4, 0]
+    with pytest.raises(ValueError, match="class 5 has no images"):
+        top_images(feats, labels, 5, 0, 2)
+
+
+def test_nams_are_normalized_per_image_and_resized():
+    maps = torch.zeros(2, 4, 2, 2)
+    maps[0, 1, 0, 0] = 3.0
+    maps[1, 2] = torch.tensor([[1.0, 2.0], [0.0, 4.0]])
+    nams = neural_activation_maps(maps, torch.tensor([1, 2]), (8, 8))
+    assert nams.shape == (2, 8, 8)
+    assert nams.min() >= 0 and nams.max() <= 1
+    assert nams[1].max() == pytest.approx(1.0, abs=0.05)
+    assert nams[0, :4, :4].mean() > nams[0, 4:, 4:].mean()  # the peak stays top-left
+    overlay = heatmap_overlay(np.zeros((2, 8, 8, 3), np.uint8), nams.numpy())
+    assert overlay.dtype == np.uint8 and overlay.shape == (2, 8, 8, 3)
+    assert not np.array_equal(overlay[0, 0, 0], overlay[0, 7, 7])  # hot and cold get different colours
+
+
+def test_feature_attack_amplifies_the_feature_within_range(tiny_handle, tiny_data):
+    images = tiny_data[0][:4]
+    feats = torch.tensor([0, 3, 5, 7])
+    attacked = feature_attack(tiny_handle, images, feats, steps=10, step_size=4 / 255)
+    assert attacked.shape == images.shape
+    assert attacked.min() >= 0 and attacked.max() <= 1
+    with torch.no_grad():
+        before = tiny_handle.features(images).gather(1, feats[:, None])
+        after = tiny_handle.features(attacked).gather(1, feats[:, None])
+    assert (after > before).all()
+
+
+def test_evidence_pipeline_shapes_and_round_trip(tiny_handle, tiny_data, tmp_path):
+    images, labels = tiny_data
+    ev = compute_salient_evidence(tiny_handle, images, labels, k_features=2, k_images=3, pool=8, attack_steps=2,
+                                  n_examples=3)
+    assert ev.importance.shape == (3, tiny_handle.feature_dim)
+    assert len(ev.panels) == 6 and ev.examples.shape == (3, 3)
+    panel = ev.panels[0]
+    assert panel.top_nams.shape == (3, 32, 32) and panel.attacked.shape == (3, 32, 32, 3)
+    assert all(labels[panel.top].eq(panel.cls)) and all(labels[panel.bottom].eq(panel.cls))
+    assert 0 <= panel.top_nams.min() and panel.top_nams.max() <= 1
+    loaded = SalientEvidence.load(ev.save(tmp_path / "ev.npz"))
+    assert loaded.settings == ev.settings
+    np.testing.assert_array_equal(loaded.panel(panel.cls, panel.feature).attacked, panel.attacked)
+
+
+def _answers(rows):
+    return pd.DataFrame(rows, columns=["task", "worker", "label"])
+
+
+SPURIOUS = ("separate_object", "background")
+
+
+def test_threshold_vote_rules():
+    rows = []
+    plan = {
+        "t_sp": ["background", "separate_object", "background", "main_object", "main_object"],
+        "t_core": ["main_object", "main_object", "background", "main_object", "separate_object"],
+        "t_early_core": ["main_object"] * 3,  # 2 missing can't reach 3 spurious
+        "t_open": ["background", "main_object"],  # could still go either way
+        "t_early_sp": ["background"] * 3,
+    }
+    for task, answers in plan.items():
+        rows += [(task, f"w{i}", a) for i, a in enumerate(answers)]
+    table = ThresholdVote(positive_values=SPURIOUS, threshold=3, wanted=5).fit(_answers(rows)).table_
+    assert table["label"].to_dict() == {"t_core": "core", "t_early_core": "core", "t_early_sp": "spurious",
+                                        "t_open": None, "t_sp": "spurious"}
+    assert table.loc["t_open", "complete"] == False  # noqa: E712
+    assert table.loc["t_sp", "n_spurious"] == 3 and table.loc["t_core", "n_core"] == 3
+
+
+def test_threshold_vote_threshold_setting_and_ties():
+    rows = [("t", f"w{i}", a) for i, a in enumerate(["background", "background", "main_object", "main_object"])]
+    strict = ThresholdVote(positive_values=SPURIOUS, threshold=3, wanted=4).fit(_answers(rows)).table_
+    assert strict.loc["t", "label"] == "core" and strict.loc["t", "tie"]
+    lenient = ThresholdVote(positive_values=SPURIOUS, threshold=2, wanted=4).fit(_answers(rows)).table_
+    assert lenient.loc["t", "label"] == "spurious"
+    with pytest.raises(ValueError, match="threshold"):
+        ThresholdVote(positive_values=SPURIOUS, threshold=6, wanted=5)
+
+
+def test_combine_masks_takes_elementwise_max():
+    nams = np.array([[[0.2, 0.9]], [[0.7, 0.1]], [[0.5, 0.5]]], dtype=np.float32)
+    core, spurious = combine_masks(nams, np.array(["core", "core", "spurious"]))
+    np.testing.assert_allclose(core, [[0.7, 0.9]])
+    np.testing.assert_allclose(spurious, [[0.5, 0.5]])
+    core, spurious = combine_masks(nams[:1], np.array(["spurious"]))
+    assert core.sum() == 0
+    with pytest.raises(ValueError, match="core or spurious"):
+        combine_masks(nams[:1], np.array(["maybe"]))
+
+
+def test_ground_truth_follows_the_hottest_region():
+    obj = np.zeros((1, 4, 4), bool)
+    obj[0, :2, :2] = True
+    cue = np.zeros((1, 4, 4), bool)
+    cue[0, 3, 3] = True
+    nam = np.zeros((1, 4, 4))
+    nam[0, 3, 3] = 1.0
+    assert feature_truth(nam, obj, cue, "watermark") == "separate_object"
+    assert feature_truth(nam, obj, cue, "background") == "background"
+    nam[0, :2, :2] = 1.0
+    nam[0, 3, 3] = 0.5
+    assert feature_truth(nam, obj, cue, "watermark") == "main_object"
+
+
+def test_noise_sweep(tiny_handle, tiny_data):
+    images, labels = tiny_data
+    ones, zeros = torch.ones(30, 32, 32), torch.zeros(30, 32, 32)
+    with torch.no_grad():
+        clean = float((tiny_handle.predict(images) == labels).float().mean())
+    table = core_spurious_accuracy(tiny_handle, images, labels, core_masks=ones, spurious_masks=zeros,
+                                   sigmas=(0.0, 0.5))
+    assert list(table["sigma"]) == [0.0, 0.5]
+    assert table.loc[0, "core_accuracy"] == pytest.approx(clean) == table.loc[0, "spurious_accuracy"]
+    assert table.loc[1, "core_accuracy"] == pytest.approx(clean)  # noise on an empty spurious mask
+    with pytest.raises(ValueError, match="same number"):
+        core_spurious_accuracy(tiny_handle, images, labels[:3], ones, zeros)
