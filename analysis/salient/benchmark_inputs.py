@@ -36,13 +36,18 @@ def benchmark_inputs(
         raise ValueError(f"unknown model flavour(s) {sorted(unknown)}; use {', '.join(CONFIG_FACTORIES)}")
     training = training or {}
     configs = {f: CONFIG_FACTORIES[f](**dict(training.get(f, {}))) for f in flavours}
+    if "robust" in configs and configs["robust"].warm_start and "standard" not in configs:
+        # The robust model is fine-tuned from the standard one, which must exist first.
+        configs = {"standard": standard_config(**dict(training.get("standard", {}))), **configs}
+    elif "robust" in configs and "standard" in configs:
+        configs = {"standard": configs["standard"], "robust": configs["robust"]}
     result = build_benchmark_and_models(
         work_dir, progress=progress, reuse=True, benchmark_config=BenchmarkConfig(**dict(benchmark or {})),
         train_configs=configs, show_progress=False,
     )
     bench = PlantedBiasBenchmark.load(result.benchmark_path)
-    handles = {f: load_model(None, m.checkpoint_path) for f, m in result.models.items()}
-    paths = {f: m.checkpoint_path for f, m in result.models.items()}
+    handles = {f: load_model(None, result.models[f].checkpoint_path) for f in flavours}
+    paths = {f: result.models[f].checkpoint_path for f in flavours}
     return bench, handles, paths
 
 

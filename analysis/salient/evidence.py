@@ -112,6 +112,7 @@ def compute_salient_evidence(
         raise ValueError(f"images must be (N, 3, H, W) in [0, 1], got {tuple(images.shape)}")
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    torch.set_flush_denormal(True)  # denormal floats slow CPU gradient steps several-fold
     weight, _ = handle.last_linear
     classes = list(range(weight.shape[0])) if classes is None else [int(c) for c in classes]
     features, predictions = collect_features(handle, images, batch_size=batch_size, progress=progress)
