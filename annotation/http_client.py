@@ -41,7 +41,8 @@ class SiteClient:
         headers = {"X-CSRFToken": self.csrf(), "Referer": self.url(path)}
         if json_reply:
             headers["Accept"] = "application/json"
-        return self.http.post(self.url(path), data=data or {}, headers=headers, timeout=120, **kw)
+        kw.setdefault("timeout", 120)
+        return self.http.post(self.url(path), data=data or {}, headers=headers, **kw)
 
     def get(self, path: str, **kw) -> requests.Response:
         return self.http.get(self.url(path), timeout=120, **kw)
@@ -60,7 +61,8 @@ class ResearcherClient(SiteClient):
         return int(reply.headers["Location"].rstrip("/").split("/")[-1])
 
     def action(self, study: int, action: str) -> str:
-        reply = self.post(f"/studies/{study}/{action}/", json_reply=True)
+        # Without a broker the evidence job runs inside this request: allow it the job's time.
+        reply = self.post(f"/studies/{study}/{action}/", json_reply=True, timeout=3 * 3600)
         if reply.status_code != 200:
             raise ClientError(reply, f"study action {action}")
         return reply.json()["state"]

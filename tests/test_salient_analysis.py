@@ -153,6 +153,9 @@ def test_ground_truth_follows_the_hottest_region():
     nam[0, :2, :2] = 1.0
     nam[0, 3, 3] = 0.5
     assert feature_truth(nam, obj, cue, "watermark") == "main_object"
+    nam[0, 3, 3] = 0.8  # nearly as hot as the garment: read as the cue
+    assert feature_truth(nam, obj, cue, "watermark") == "separate_object"
+    assert feature_truth(nam, obj, cue, "watermark", object_margin=1.1) == "main_object"
 
 
 def test_noise_sweep(tiny_handle, tiny_data):
