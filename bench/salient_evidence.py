@@ -50,6 +50,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
+    torch.set_flush_denormal(True)  # as the evidence job does, so anchor and job run alike
     model = SmallResNet(num_classes=args.classes, width=args.width)
     handle = ModelHandle(model, mean=(0.5,) * 3, std=(0.25,) * 3, input_size=args.size).to(args.device)
     bare = handle.module  # normalize + model, no feature extraction
