@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
@@ -56,13 +56,19 @@ def tasks_open_for(*, worker: Worker, study: Study | None = None) -> QuerySet[Ta
     """Tasks of live studies with a free slot that the worker has not had and may do.
 
     Only studies recruiting through the worker's own backend, not excluding the worker, whose owner
-    has not blocked the worker, and where the worker is below the study's per-worker cap.
+    has not blocked the worker, and where the worker is below the study's per-worker cap. Tasks whose
+    payload names an ``exclusion_group`` are mutually exclusive within their study: a worker who had
+    (in any state) one task of a group is never offered another (e.g. two conditions of one image).
     """
     tasks = (
         Task.objects.filter(study__state=Study.State.LIVE, filled__lt=F("wanted"), study__backend=worker.backend)
         .exclude(assignments__worker=worker)
         .exclude(study__excluded_workers=worker)
         .exclude(study__owner__blocked_workers__worker=worker)
+        .exclude(Exists(Assignment.objects.filter(
+            worker=worker, task__study=OuterRef("study"),
+            task__payload__exclusion_group=OuterRef("payload__exclusion_group"),
+        )))
     )
     if study is not None:
         tasks = tasks.filter(study=study)
@@ -70,6 +76,15 @@ def tasks_open_for(*, worker: Worker, study: Study | None = None) -> QuerySet[Ta
     if capped:
         tasks = tasks.exclude(study__in=capped)
     return tasks.order_by("study__created_at", "-filled", "id")
+
+
+def worker_had_exclusion_sibling(*, worker: Worker, task: Task) -> bool:
+    """Whether the worker had another task of ``task``'s ``exclusion_group`` in its study (see above)."""
+    group = (task.payload or {}).get("exclusion_group")
+    if group is None:
+        return False
+    return Assignment.objects.filter(worker=worker, task__study_id=task.study_id,
+                                     task__payload__exclusion_group=group).exclude(task=task).exists()
 
 
 #: Assignment states that count towards a per-worker cap and the gold mix (returned/expired do not).

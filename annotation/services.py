@@ -765,6 +765,8 @@ def assignment_start_external(
             raise Conflict("this assignment id belongs to another worker")
         expires = timezone.now() + dt.timedelta(seconds=study.assignment_seconds)
         assignment = Assignment.objects.select_for_update().filter(task=task, worker=worker).first()
+        if assignment is None and selectors.worker_had_exclusion_sibling(worker=worker, task=task):
+            raise Conflict("you already worked on another version of this item in this study; please return it")
         if assignment is None:
             if not Task.objects.filter(pk=task.pk, filled__lt=F("wanted")).update(filled=F("filled") + 1):
                 raise Conflict("this task has all the answers it wants; please return it")

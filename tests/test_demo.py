@@ -35,3 +35,16 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     panel_labels = json.loads((tmp_path / "feature_panel" / "labels.json").read_text())
     assert {row["label"] for row in panel_labels} <= {"core", "spurious"}
     assert out.count("planted ") == 3  # one line per planted bias
+
+    # Prototypes/criticisms: 4 targets x 7 conditions; 5 workers see each target once across conditions.
+    assert "class_assignment: 20 answers (20/140) on 28 tasks" in out
+    table = (tmp_path / "class_assignment" / "outputs" / "accuracy_table.csv").read_text().splitlines()
+    assert len(table) == 1 + 7 and (tmp_path / "class_assignment" / "outputs" / "accuracy.png").stat().st_size > 0
+
+    # Misclassification agreement (top-1): 6 mistakes per model judged by 5 workers, Table 1 per model.
+    assert "misclassification: 60 answers (60/60) on 12 tasks" in out
+    errors = (tmp_path / "misclassification" / "outputs" / "rectified_error.csv").read_text().splitlines()
+    assert errors[0].startswith("model,variant,images,errors") and len(errors) == 1 + 2
+    assert (tmp_path / "misclassification" / "outputs" / "yes_histogram.png").stat().st_size > 0
+    mis_labels = json.loads((tmp_path / "misclassification" / "labels.json").read_text())
+    assert {row["label"] for row in mis_labels} <= {"rectified", "not_rectified"}

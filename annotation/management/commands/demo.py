@@ -35,6 +35,27 @@ def salient_form(kind: str, name: str, benchmark: dict, training: dict, override
     return {**form, **{f"s-{k}": v for k, v in overrides.items()}}
 
 
+def class_assignment_form(benchmark: dict, training: dict) -> dict:
+    """Prototypes/criticisms study, small: one target per class, permissive time window (instant simulated crowd)."""
+    return {
+        **STUDY_DEFAULTS, "name": "Demo: prototypes and criticisms", "kind": "class_assignment",
+        "s-dataset": "benchmark", "s-model": "standard", "s-n_classes": 6, "s-images_per_class": 6,
+        "s-targets_per_class": 1, "s-pool_per_class": 24, "s-attack_steps": 10, "s-attack_eps": 0.001,
+        "s-mmd_reg": 1.0, "s-min_answer_time": 0, "s-max_answer_time": 3600, "s-seed": 0,
+        "s-benchmark": json.dumps(benchmark), "s-training": json.dumps(training),
+    }
+
+
+def misclassification_form(benchmark: dict, training: dict) -> dict:
+    """Top-1 misclassification agreement on the flipped split (planted cues on other classes), both models."""
+    return {
+        **STUDY_DEFAULTS, "name": "Demo: misclassification agreement", "kind": "misclassification",
+        "s-dataset": "benchmark", "s-variant": "top1", "s-models": ["standard", "robust"], "s-split": "flipped",
+        "s-top_k": 5, "s-max_images": 6, "s-threshold": 4, "s-fgsm_step": 0.001, "s-fgsm_max_steps": 10,
+        "s-lime_samples": 1000, "s-benchmark": json.dumps(benchmark), "s-training": json.dumps(training),
+    }
+
+
 class Command(BaseCommand):
     help = "Run the demo studies end to end with a simulated crowd through the real HTTP views."
 
@@ -59,6 +80,8 @@ class Command(BaseCommand):
                                           salient),
             "heatmap_validation": salient_form("heatmap_validation", "Demo: Salient heatmap validation",
                                                benchmark, training, salient),
+            "class_assignment": class_assignment_form(benchmark, training),
+            "misclassification": misclassification_form(benchmark, training),
         }
         if only:
             studies = {k: v for k, v in studies.items() if k in only}

@@ -1,0 +1,157 @@
+"""Aggregation of misclassification-agreement answers (SPEC §4), on plain tables.
+
+An answer's label is ``yes``/``no`` (one predicted class) or, for a top-k task, the ranks the
+worker said yes to (``"1+3"``, ``"none"``). An image is **rectified** when one of its shown classes
+gets at least ``threshold`` yes answers (paper: 4 of 5).
+"""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+
+from analysis.aggregation.majority_vote import check_answers
+
+POSITIVE, NEGATIVE = "rectified", "not_rectified"
+
+
+def yes_ranks(label) -> frozenset[int]:
+    """Ranks (1-based) a worker said yes to: ``yes`` -> {1}, ``no``/``none`` -> {}, ``"1+3"`` -> {1, 3}."""
+    if label is None or (isinstance(label, float) and math.isnan(label)):
+        return frozenset()
+    label = str(label)
+    if label == "yes":
+        return frozenset({1})
+    if label in ("no", "none", ""):
+        return frozenset()
+    try:
+        return frozenset(int(p) for p in label.split("+"))
+    except ValueError as exc:
+        raise ValueError(f"answer {label!r} is neither yes, no, none nor ranks like 1+3") from exc
+
+
+def encode_ranks(ranks) -> str:
+    ranks = sorted(set(int(r) for r in ranks))
+    return "+".join(map(str, ranks)) if ranks else "none"
+
+
+def rectify(answers: pd.DataFrame, *, threshold: int = 4, wanted: int = 5) -> pd.DataFrame:
+    """Per task: ``yes_count`` (most yes answers any shown class got), ``label`` (rectified or not) and
+    the usual ``tie``/``complete``/``n_answers`` and ``count_yes``/``count_no`` columns.
+
+    An incomplete task gets a label only once the missing answers cannot change it.
+    """
+    if not 1 <= threshold <= wanted:
+        raise ValueError(f"threshold must be within 1..{wanted}, got {threshold}")
+    data = check_answers(answers)
+    rows = []
+    for task, group in data.groupby("task", sort=True):
+        counts: dict[int, int] = {}
+        for label in group["label"]:
+            for rank in yes_ranks(label):
+                counts[rank] = counts.get(rank, 0) + 1
+        n = len(group)
+        best = max(counts.values(), default=0)
+        missing = max(wanted - n, 0)
+        if best >= threshold:
+            label = POSITIVE
+        elif max(counts.values(), default=0) + missing < threshold:
+            label = NEGATIVE
+        else:
+            label = None
+        rows.append({"task": task, "label": label, "tie": False, "complete": n >= wanted, "n_answers": n,
+                     "yes_count": best, "count_yes": best, "count_no": n - best})
+    columns = ["task", "label", "tie", "complete", "n_answers", "yes_count", "count_yes", "count_no"]
+    table = pd.DataFrame(rows, columns=columns).set_index("task")
+    table["label"] = pd.Series([r["label"] for r in rows], index=table.index, dtype=object)
+    return table
+
+
+def rectified_error(n_images: int, n_errors: int, n_judged: int, n_rectified: int) -> tuple[float, float]:
+    """(plain error, rectified error). When only ``n_judged`` of the ``n_errors`` mistakes were shown to
+    the crowd, the rectified share among those is applied to all mistakes."""
+    if n_images <= 0:
+        raise ValueError("no images")
+    error = n_errors / n_images
+    if n_judged <= 0:
+        return error, error
+    return error, error * (1 - n_rectified / n_judged)
+
+
+def rectified_error_table(images: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 of the paper from a per-image table with ``model, variant, n_images, n_errors, rectified``
+    (one row per judged image; ``n_images``/``n_errors`` repeat the model's totals)."""
+    rows = []
+    for (model, variant), group in images.groupby(["model", "variant"], sort=True):
+        decided = group[group["rectified"].notna()]
+        n_images, n_errors = int(group["n_images"].iloc[0]), int(group["n_errors"].iloc[0])
+        n_rectified = int(decided["rectified"].astype(bool).sum())
+        error, rectified = rectified_error(n_images, n_errors, len(decided), n_rectified)
+        rows.append({"model": model, "variant": variant, "images": n_images, "errors": n_errors,
+                     "judged": len(decided), "rectified_images": int(decided["rectified"].astype(bool).sum()),
+                     "error_percent": round(100 * error, 2), "rectified_error_percent": round(100 * rectified, 2)})
+    return pd.DataFrame(rows, columns=["model", "variant", "images", "errors", "judged", "rectified_images",
+                                       "error_percent", "rectified_error_percent"])
+
+
+def yes_histogram(yes_counts: pd.DataFrame, wanted: int = 5) -> pd.DataFrame:
+    """Images per number of yes answers (0..wanted), per model and variant (or condition)."""
+    keys = [c for c in ("model", "variant") if c in yes_counts.columns]
+    rows = []
+    for key, group in yes_counts.groupby(keys, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        counts = np.bincount(group["yes_count"].astype(int).clip(0, wanted), minlength=wanted + 1)
+        for yes, n in enumerate(counts):
+            rows.append({**dict(zip(keys, key)), "yes": yes, "images": int(n),
+                         "percent": round(100 * n / max(len(group), 1), 2)})
+    return pd.DataFrame(rows)
+
+
+def plot_yes_histogram(histogram: pd.DataFrame) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [c for c in ("model", "variant") if c in histogram.columns]
+    groups = list(histogram.groupby(keys, sort=True)) if keys else [("all", histogram)]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    width = 0.8 / max(len(groups), 1)
+    for i, (key, group) in enumerate(groups):
+        name = " / ".join(map(str, key if isinstance(key, tuple) else (key,)))
+        ax.bar(group["yes"] + (i - (len(groups) - 1) / 2) * width, group["percent"], width=width, label=name)
+    ax.set_xlabel("'yes' answers per image")
+    ax.set_ylabel("% of images")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion (well-behaved at 0 and 1 and for small n)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def relevance_shares(images: pd.DataFrame, conditions=("clean", "whole", "explanation")) -> pd.DataFrame:
+    """Share of images judged relevant (rectified) per condition with 95 % CIs (Table 2 / Fig. 4)."""
+    rows = []
+    for condition in conditions:
+        group = images[(images["condition"] == condition) & images["rectified"].notna()]
+        k, n = int(group["rectified"].astype(bool).sum()), len(group)
+        low, high = wilson_interval(k, n)
+        rows.append({"condition": condition, "images": n, "relevant": k,
+                     "share_percent": round(100 * k / n, 2) if n else None,
+                     "ci_low_percent": round(100 * low, 2) if n else None,
+                     "ci_high_percent": round(100 * high, 2) if n else None})
+    return pd.DataFrame(rows)

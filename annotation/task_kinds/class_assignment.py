@@ -1,0 +1,279 @@
+"""``class_assignment`` (Stock & Cisse §5): which of these classes does the target image belong to?
+
+A task shows up to six classes as groups, each by the six images a selector picked for it
+(prototypes only, or prototypes + criticisms), and one target image from the test split; the
+answer is one group (its position "1".."n"; the truth names the target's group and class).
+Condition = selector x shown (Adv, MMD, Probs with P or P+C; Random). Every target appears once
+per condition; a worker sees each target once across conditions (the tasks
+of one target share ``payload["exclusion_group"]``, honoured by the assignment logic).
+
+Outputs after aggregation: the paper's Table 3 (accuracy per condition with its standard error
+and number of valid answers, after discarding answers faster than ``min_answer_time`` or slower
+than ``max_answer_time``), a bar plot with error bars, the selections and the answer table.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django import forms
+
+from analysis.aggregation import MajorityVote
+from analysis.crowd_sim import noisy_choice
+from annotation.task_kinds import OutputFile, Progress, TaskKind, TaskSpec, register_task_kind
+from annotation.task_kinds import salient_common as common
+from annotation.task_kinds.fields import ChoiceField
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": "benchmark",
+    "model": "standard",
+    "n_classes": 6,
+    "images_per_class": 6,
+    "targets_per_class": 5,
+    "pool_per_class": 200,
+    "attack_steps": 10,
+    "attack_eps": 0.001,
+    "mmd_reg": 1.0,
+    "min_answer_time": 20.0,
+    "max_answer_time": 180.0,
+    "seed": 0,
+    "benchmark": {},
+    "training": {},
+}
+
+
+class ClassAssignmentSettingsForm(forms.Form):
+    dataset = forms.ChoiceField(choices=[("benchmark", "Built-in planted-bias benchmark (Fashion-MNIST)")])
+    model = forms.ChoiceField(choices=common.FLAVOURS, initial="standard",
+                              help_text="The classifier whose prototypes and criticisms are selected.")
+    n_classes = forms.IntegerField(min_value=2, max_value=9, initial=6, help_text="Classes (groups) per task.")
+    images_per_class = forms.IntegerField(min_value=2, max_value=12, initial=6,
+                                          help_text="Images per group; P+C shows half prototypes, half criticisms.")
+    targets_per_class = forms.IntegerField(min_value=1, max_value=200, initial=5,
+                                           help_text="Target images per class (test split); each in every condition.")
+    pool_per_class = forms.IntegerField(min_value=12, max_value=6000, initial=200,
+                                        help_text="Candidate training images per class the selectors choose from.")
+    attack_steps = forms.IntegerField(min_value=1, max_value=100, initial=10, help_text="Adv: IFGSM step cap M.")
+    attack_eps = forms.FloatField(min_value=1e-5, max_value=0.1, initial=0.001, help_text="Adv: IFGSM step size.")
+    mmd_reg = forms.FloatField(min_value=0, max_value=100, initial=1.0, help_text="MMD-critic: log-det weight.")
+    min_answer_time = forms.FloatField(min_value=0, initial=20.0, help_text="Seconds; faster answers are discarded.")
+    max_answer_time = forms.FloatField(min_value=1, initial=180.0, help_text="Seconds; slower answers are discarded.")
+    seed = forms.IntegerField(min_value=0, initial=0)
+    benchmark = forms.JSONField(required=False, initial=dict, help_text="Benchmark overrides.")
+    training = forms.JSONField(required=False, initial=dict, help_text="Training overrides per model.")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("max_answer_time") is not None and data.get("min_answer_time") is not None \
+                and data["max_answer_time"] <= data["min_answer_time"]:
+            self.add_error("max_answer_time", "must be longer than the minimum answer time")
+        for name in ("benchmark", "training"):
+            if data.get(name) is None:
+                data[name] = {}
+            elif not isinstance(data[name], dict):
+                self.add_error(name, "must be a JSON object")
+        return data
+
+
+def conf(study) -> dict[str, Any]:
+    return {**DEFAULTS, **study.settings}
+
+
+def select_all(bench, handle, c: Mapping[str, Any], progress: Progress) -> dict[str, Any]:
+    """Per class: candidate train indices and each selector's prototypes/criticisms (train indices)."""
+    import torch
+
+    from analysis.prototypes.adversarial import bim_flip_steps
+    from analysis.prototypes.selectors import SELECTORS, select_class
+
+    rng = np.random.default_rng(int(c["seed"]))
+    train = bench.split("train")
+    k = int(c["images_per_class"])
+    out: dict[str, Any] = {}
+    for done, cls in enumerate(range(bench.num_classes)):
+        progress(done, bench.num_classes, f"selecting prototypes and criticisms of {bench.class_names[cls]}")
+        members = np.flatnonzero(train.labels == cls)
+        pool = np.sort(rng.choice(members, min(int(c["pool_per_class"]), len(members)), replace=False))
+        images, labels = train.tensors(pool)
+        with torch.no_grad():
+            logits = handle.logits(images)
+            features = handle.features(images).double().numpy()
+        probs = torch.softmax(logits.double(), 1)[:, cls].numpy()
+        flips = bim_flip_steps(handle, images, labels, max_steps=int(c["attack_steps"]), eps=float(c["attack_eps"]))
+        per = {}
+        for selector in SELECTORS:
+            sel = select_class(selector, k=k, seed=int(c["seed"]) * 1000 + cls, features=features, probs=probs,
+                               flips=flips, mmd={"reg": float(c["mmd_reg"])})
+            per[selector] = {"prototypes": pool[sel.prototypes].tolist(), "criticisms": pool[sel.criticisms].tolist()}
+        out[str(cls)] = {"pool": len(pool), "selections": per,
+                         "flip_steps": {int(s): int(n) for s, n in zip(*np.unique(flips.steps, return_counts=True))}}
+    progress(bench.num_classes, bench.num_classes, "selections ready")
+    return out
+
+
+def target_plan(bench, c: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Targets (test indices) with the classes their tasks show, in a seeded random group order."""
+    rng = np.random.default_rng(int(c["seed"]) + 1)
+    test = bench.split("test")
+    n_show = min(int(c["n_classes"]), bench.num_classes)
+    plan = []
+    for cls in range(bench.num_classes):
+        members = np.flatnonzero(test.labels == cls)
+        for index in np.sort(rng.choice(members, min(int(c["targets_per_class"]), len(members)), replace=False)):
+            others = rng.choice([o for o in range(bench.num_classes) if o != cls], n_show - 1, replace=False)
+            plan.append({"index": int(index), "cls": cls, "classes": rng.permutation([cls, *others]).tolist()})
+    return plan
+
+
+@register_task_kind
+class ClassAssignment(TaskKind):
+    name = "class_assignment"
+    title = "Prototypes and criticisms: assign the target image to a class"
+    template = "annotation/kinds/class_assignment.html"
+    label_field = "choice"
+    has_outputs = True
+
+    def settings_form(self):
+        return ClassAssignmentSettingsForm
+
+    def default_settings(self) -> dict[str, Any]:
+        return dict(DEFAULTS)
+
+    def answer_fields(self, task) -> list:
+        # Values are group positions ("1".."n"), the same in every task of a study, so that agreement
+        # statistics and label counts share one label set; the truth is the target's group position.
+        n = len(task.payload["groups"])
+        return [ChoiceField("choice", tuple(str(i + 1) for i in range(n)), tuple(f"Group {i + 1}" for i in range(n)))]
+
+    def build_items(self, study, progress: Progress) -> Iterable[TaskSpec]:
+        from analysis.prototypes.selectors import CONDITIONS, Selection, condition_name, condition_title, shown_images
+
+        c = conf(study)
+        if c["dataset"] != "benchmark":
+            raise ValueError(f"unknown dataset {c['dataset']!r}; this version supports the built-in 'benchmark'")
+        settings = {**common.DEFAULTS, **c}
+        bench, handles, _ = _inputs(settings, common.staged(progress, 0.0, 0.4))
+        handle = handles[c["model"]]
+        selections = select_all(bench, handle, c, common.staged(progress, 0.4, 0.4))
+        store = common.ImageStore()
+        train, test = bench.split("train"), bench.split("test")
+        k = int(c["images_per_class"])
+        cache: dict[int, str] = {}
+
+        def stored(indices: list[int]) -> list[str]:
+            missing = [i for i in indices if i not in cache]
+            if missing:
+                cache.update(zip(missing, store.images(train.images[np.asarray(missing)])))
+            return [cache[i] for i in indices]
+
+        plan = target_plan(bench, c)
+        report = common.staged(progress, 0.8, 0.2)
+        for t, target in enumerate(plan):
+            report(t, len(plan), "storing task images")
+            target_image = store.images(test.images[[target["index"]]], kind="target")[0]
+            # Latin-square order: target t starts at condition t, so a partial crowd still covers
+            # every condition evenly (the assignment logic hands out tasks in creation order).
+            for j in range(len(CONDITIONS)):
+                selector, shown = CONDITIONS[(t + j) % len(CONDITIONS)]
+                groups = []
+                for cls in target["classes"]:
+                    sel = selections[str(cls)]["selections"][selector]
+                    chosen = shown_images(Selection(np.asarray(sel["prototypes"]), np.asarray(sel["criticisms"])),
+                                          shown, k)
+                    groups.append({"cls": int(cls), "class_name": bench.class_names[cls],
+                                   "indices": [int(i) for i in chosen], "images": stored([int(i) for i in chosen])})
+                name = condition_name(selector, shown)
+                yield TaskSpec(
+                    key=f"t{target['index']}-{name}",
+                    payload={"condition": name, "condition_title": condition_title(selector, shown),
+                             "selector": selector, "shown": shown, "target": target_image,
+                             "target_index": target["index"], "exclusion_group": f"target-{target['index']}",
+                             "groups": groups},
+                    truth={"choice": str(target["classes"].index(target["cls"]) + 1), "class": int(target["cls"])},
+                )
+
+    def aggregate(self, answers: pd.DataFrame, study_settings: Mapping[str, Any]) -> pd.DataFrame:
+        return MajorityVote(min_votes=int(study_settings.get("workers_per_task", 1))).fit(answers).table_
+
+    def simulate_answer(self, task, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
+        values = [str(i + 1) for i in range(len(task.payload["groups"]))]
+        truth = (task.truth or {}).get("choice") or values[int(rng.integers(len(values)))]
+        return {"choice": noisy_choice(truth, values, accuracy, rng)}
+
+    def build_outputs(self, study, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
+        return class_assignment_outputs(study)
+
+
+def _inputs(settings: Mapping[str, Any], progress: Progress):
+    from analysis.salient.benchmark_inputs import benchmark_inputs
+
+    return benchmark_inputs(common.work_dir(), benchmark=settings["benchmark"], training=settings["training"],
+                            flavours=[settings["model"]], progress=progress)
+
+
+def study_answer_table(study) -> pd.DataFrame:
+    """One row per answer that counts or was flagged for its time: condition, correctness, seconds."""
+    from django.db.models import Q
+
+    from annotation.models import Answer
+    from annotation.selectors import COUNTED
+
+    rows = []
+    answers = (Answer.objects.filter(task__study=study, task__is_gold=False)
+               .filter(Q(assignment__state__in=COUNTED) | Q(flag__in=[Answer.Flag.TOO_FAST, Answer.Flag.TOO_SLOW]))
+               .select_related("task").order_by("id"))
+    for a in answers:
+        p = a.task.payload
+        if "condition" not in p:
+            continue
+        truth = (a.task.truth or {}).get("choice")
+        choice = a.payload.get("choice")
+        chosen = p["groups"][int(choice) - 1]["cls"] if choice and choice.isdigit() and 0 < int(choice) <= len(
+            p["groups"]) else None
+        rows.append({"answer": a.pk, "task": a.task_id, "task_key": a.task.key, "worker": a.worker_id,
+                     "condition": p["condition"], "title": p["condition_title"], "target_index": p["target_index"],
+                     "true_class": (a.task.truth or {}).get("class"), "chosen_class": chosen, "truth": truth,
+                     "choice": choice, "correct": choice == truth,
+                     "seconds": (a.submitted_at - a.shown_at).total_seconds()})
+    return pd.DataFrame(rows, columns=["answer", "task", "task_key", "worker", "condition", "title", "target_index",
+                                       "true_class", "chosen_class", "truth", "choice", "correct", "seconds"])
+
+
+def class_assignment_outputs(study) -> list[OutputFile]:
+    import json
+
+    from analysis.prototypes.selectors import CONDITIONS, condition_name, condition_title
+    from analysis.prototypes.table import TimeFilter, accuracy_table, plot_accuracy
+
+    c = conf(study)
+    answers = study_answer_table(study)
+    time_filter = TimeFilter(float(c["min_answer_time"]),
+                             None if c["max_answer_time"] is None else float(c["max_answer_time"]))
+    conditions = [(condition_name(s, v), condition_title(s, v)) for s, v in CONDITIONS]
+    table, counts = accuracy_table(answers, time_filter, conditions)
+    answers = answers.assign(discarded=time_filter.reason(answers["seconds"]) if len(answers) else [])
+    first = study.tasks.filter(payload__has_key="groups").first()
+    chance = 1 / len(first.payload["groups"]) if first else None
+    summary = {"time_filter": {"min_seconds": time_filter.min_seconds, "max_seconds": time_filter.max_seconds},
+               "answers": counts, "chance": chance,
+               "table": json.loads(table.to_json(orient="records"))}
+    selections = []
+    for task in study.tasks.filter(payload__has_key="groups"):
+        for g in task.payload["groups"]:
+            selections.append({"selector": task.payload["selector"], "shown": task.payload["shown"],
+                               "class": g["cls"], "class_name": g["class_name"],
+                               "train_indices": " ".join(map(str, g["indices"]))})
+    selections = pd.DataFrame(selections).drop_duplicates() if selections else pd.DataFrame()
+    return [
+        OutputFile("accuracy_table.csv", table.to_csv(index=False, float_format="%.2f").encode(),
+                   f"Accuracy per condition (Table 3): {counts['valid']} valid of {counts['total']} answers, "
+                   f"{counts['too_fast']} too fast, {counts['too_slow']} too slow"),
+        OutputFile("accuracy_table.json", json.dumps(summary, indent=2).encode(), "Table 3 and the time filter counts"),
+        OutputFile("accuracy.png", plot_accuracy(table, chance), "Accuracy per condition (± standard error)"),
+        OutputFile("answers_timed.csv", answers.to_csv(index=False).encode(),
+                   "Answers with condition, correctness, seconds and discard reason"),
+        OutputFile("selections.csv", selections.to_csv(index=False).encode(),
+                   "Images each selector showed per class (train indices)"),
+    ]

@@ -1,0 +1,274 @@
+"""``misclassification`` (Stock & Cisse, SPEC §4): is the class the model predicted relevant to the image?
+
+Three variants (study setting ``variant``):
+
+* ``top1``: a misclassified image with the predicted class (name, description, 3 examples); yes/no.
+* ``top5``: an image whose true class is not among the model's top-k (k = 5, fewer on a benchmark with
+  few classes) with each of the k classes; one yes/no per class.
+* ``adversarial``: a correctly classified image attacked by I-FGSM until its prediction flips, shown
+  with the adversarial class either ``whole`` or as its LIME ``explanation``, plus the ``clean``
+  image with its (correct) class as the control. The three conditions of one image share a
+  ``exclusion_group``: a worker who had one of them is never offered another (``selectors.tasks_open_for``).
+
+An answer's label (``relevant``) is ``yes``/``no``, or for a top-k task the ranks answered yes
+(``"1+3"``/``"none"``, derived on submit). An image is *rectified* when one shown class gets at
+least ``threshold`` yes answers (default 4 of 5).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django import forms
+
+from analysis.misclassification.aggregation import NEGATIVE, POSITIVE, encode_ranks, rectify, yes_ranks
+from annotation.task_kinds import OutputFile, Progress, TaskKind, TaskSpec, register_task_kind
+from annotation.task_kinds import salient_common as common
+from annotation.task_kinds.fields import ChoiceField
+
+YES_NO = ("yes", "no")
+YES_NO_LABELS = ("Yes", "No")
+VARIANTS = [("top1", "Top-1: the predicted class of misclassified images"),
+            ("top5", "Top-5: the 5 predicted classes of top-5-misclassified images"),
+            ("adversarial", "Adversarial examples: whole vs LIME explanation, clean images as control")]
+CONDITIONS = ("clean", "whole", "explanation")
+DEFAULTS: dict[str, Any] = {
+    "dataset": "benchmark", "variant": "top1", "models": ["standard"], "split": "flipped", "top_k": 5,
+    "max_images": 40, "threshold": 4, "fgsm_step": 0.001, "fgsm_max_steps": 10, "lime_samples": 1000,
+    "benchmark": {}, "training": {},
+}
+
+
+class MisclassificationSettingsForm(forms.Form):
+    dataset = forms.ChoiceField(choices=[("benchmark", "Built-in planted-bias benchmark (Fashion-MNIST)")])
+    variant = forms.ChoiceField(choices=VARIANTS, initial="top1")
+    models = forms.MultipleChoiceField(
+        choices=common.FLAVOURS, initial=["standard"], widget=forms.CheckboxSelectMultiple,
+        help_text="Models whose mistakes are judged (the adversarial variant attacks the first).")
+    split = forms.ChoiceField(
+        choices=[("flipped", "flipped: planted cues on other classes' images"),
+                 ("test", "test: cues on their own class")],
+        initial="flipped", help_text="On 'flipped' many mistakes predict a class whose cue is really in the image.")
+    top_k = forms.IntegerField(min_value=2, max_value=10, initial=5, help_text="Classes per top-k task.")
+    max_images = forms.IntegerField(
+        min_value=1, max_value=100000, initial=40,
+        help_text="At most this many images per model (a random sample; errors are scaled).")
+    threshold = forms.IntegerField(min_value=1, max_value=50, initial=4, help_text="Yes answers needed to rectify.")
+    fgsm_step = forms.FloatField(min_value=1e-5, max_value=0.5, initial=0.001,
+                                 help_text="I-FGSM step on [0, 1] pixels.")
+    fgsm_max_steps = forms.IntegerField(min_value=1, max_value=100, initial=10)
+    lime_samples = forms.IntegerField(min_value=10, max_value=10000, initial=1000,
+                                      help_text="LIME perturbation samples.")
+    benchmark = forms.JSONField(required=False, initial=dict, help_text="Benchmark overrides.")
+    training = forms.JSONField(required=False, initial=dict, help_text="Training overrides per model.")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        for name in ("benchmark", "training"):
+            if data.get(name) is None:
+                data[name] = {}
+            elif not isinstance(data[name], dict):
+                self.add_error(name, "must be a JSON object")
+        return data
+
+
+def conf(study) -> dict[str, Any]:
+    return {**DEFAULTS, **study.settings}
+
+
+def class_truth(bench, split, index: int, cls: int, region: np.ndarray | None = None) -> bool:
+    """Is class ``cls`` really present in image ``index``: its own class, or the planted cue of ``cls``
+    (e.g. the separate object of the Shirt class)? ``region``: only what this mask keeps counts."""
+    from analysis.datasets.benchmark import BIAS_KINDS
+
+    def visible(mask: np.ndarray) -> bool:
+        if region is None:
+            return bool(mask.any())
+        return bool(mask.any()) and (mask & region).sum() >= 0.25 * mask.sum()
+
+    if int(split.labels[index]) == cls:
+        return visible(split.object_masks[index].astype(bool))
+    kind = int(split.bias_kinds[index])
+    return kind >= 0 and any(b.label == cls and b.kind == BIAS_KINDS[kind] for b in bench.biases) and visible(
+        split.bias_masks[index].astype(bool))
+
+
+@register_task_kind
+class Misclassification(TaskKind):
+    name = "misclassification"
+    title = "Misclassification agreement: is the predicted class relevant?"
+    template = "annotation/kinds/misclassification.html"
+    label_field = "relevant"
+    has_outputs = True
+
+    def settings_form(self):
+        return MisclassificationSettingsForm
+
+    def default_settings(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+                for k, v in DEFAULTS.items()}
+
+    # -- answers -----------------------------------------------------------------------------
+    def answer_fields(self, task) -> list:
+        classes = (task.payload or {}).get("classes", []) if task is not None else []
+        if len(classes) > 1:
+            return [ChoiceField(f"class_{c['rank']}", YES_NO, YES_NO_LABELS) for c in classes]
+        return [ChoiceField("relevant", YES_NO, YES_NO_LABELS)]
+
+    def validate_answer(self, payload: Mapping[str, Any], task) -> dict[str, Any]:
+        cleaned = super().validate_answer(payload, task)
+        classes = task.payload.get("classes", [])
+        if len(classes) > 1:  # top-k: the label is the set of ranks answered yes
+            cleaned["relevant"] = encode_ranks(c["rank"] for c in classes if cleaned[f"class_{c['rank']}"] == "yes")
+        return cleaned
+
+    def aggregate(self, answers: pd.DataFrame, study_settings: Mapping[str, Any]) -> pd.DataFrame:
+        wanted = int(study_settings.get("workers_per_task", 5))
+        threshold = min(int(study_settings.get("threshold", DEFAULTS["threshold"])), wanted)
+        return rectify(answers, threshold=threshold, wanted=wanted)
+
+    def simulate_answer(self, task, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
+        truth = yes_ranks((task.truth or {}).get("relevant"))
+        classes = task.payload["classes"]
+
+        def noisy(rank: int) -> str:
+            right = "yes" if rank in truth else "no"
+            return right if rng.random() < accuracy else ("no" if right == "yes" else "yes")
+
+        if len(classes) > 1:
+            return {f"class_{c['rank']}": noisy(c["rank"]) for c in classes}
+        return {"relevant": noisy(classes[0]["rank"])}
+
+    def expected_label(self, task) -> str | None:
+        truth = (task.truth or {}).get("relevant")
+        return None if truth is None else (POSITIVE if yes_ranks(truth) else NEGATIVE)
+
+    # -- evidence ----------------------------------------------------------------------------
+    def build_items(self, study, progress: Progress) -> Iterable[TaskSpec]:
+        from analysis.misclassification.evidence import (adversarial_with_explanations, misclassified,
+                                                         predict_topk)
+
+        c = conf(study)
+        if c["dataset"] != "benchmark":
+            raise ValueError(f"unknown dataset {c['dataset']!r}; this version supports the built-in 'benchmark'")
+        models = list(c["models"]) or ["standard"]
+        bench, handles, _ = _inputs(c, models, common.staged(progress, 0.0, 0.3))
+        split = bench.split(c["split"])
+        images, labels = split.tensors()
+        store = common.ImageStore()
+        examples: dict[int, list[str]] = {}
+
+        def class_entry(rank: int, cls: int) -> dict[str, Any]:
+            if cls not in examples:
+                train = bench.split("train")
+                pick = np.flatnonzero((train.labels == cls) & (train.bias_kinds < 0))[:3]
+                if len(pick) < 3:
+                    pick = np.flatnonzero(train.labels == cls)[:3]
+                examples[cls] = store.images(train.images[pick], kind="example")
+            return {"rank": rank, "field": f"class_{rank}", "cls": int(cls), **common.class_info(bench, int(cls)),
+                    "examples": examples[cls]}
+
+        rng = np.random.default_rng(0)
+        if c["variant"] in ("top1", "top5"):
+            k = 1 if c["variant"] == "top1" else max(2, min(int(c["top_k"]), bench.num_classes - 1))
+            for m, model in enumerate(models):
+                report = common.staged(progress, 0.3 + 0.7 * m / len(models), 0.7 / len(models))
+                report(0, 1, f"predictions of the {model} model")
+                topk = predict_topk(handles[model], images, k)
+                wrong = misclassified(topk, split.labels, k)
+                shown = np.sort(rng.permutation(wrong)[: int(c["max_images"])])
+                for done, index in enumerate(shown):
+                    report(done, len(shown), f"storing misclassified images of the {model} model")
+                    classes = [class_entry(r + 1, cls) for r, cls in enumerate(topk[index, :k])]
+                    ranks = [e["rank"] for e in classes if class_truth(bench, split, index, e["cls"])]
+                    yield TaskSpec(
+                        key=f"{model}-{c['variant']}-{index}",
+                        payload={"variant": c["variant"], "model": model, "image_index": int(index),
+                                 "true": int(split.labels[index]), "true_name": bench.class_names[split.labels[index]],
+                                 "image": store.images(split.images[[index]])[0], "classes": classes,
+                                 "n_images": len(split), "n_errors": int(len(wrong)), "k": k},
+                        truth={"relevant": ("yes" if ranks else "no") if k == 1 else encode_ranks(ranks)},
+                    )
+            return
+        if c["variant"] != "adversarial":
+            raise ValueError(f"unknown variant {c['variant']!r}")
+        model = models[0]
+        pool = np.sort(rng.permutation(len(split))[: int(c["max_images"]) * 3])  # attack a few, keep the flipped
+        result = adversarial_with_explanations(
+            handles[model], images[pool], labels[pool], step=float(c["fgsm_step"]),
+            max_steps=int(c["fgsm_max_steps"]), lime={"num_samples": int(c["lime_samples"])},
+            progress=common.staged(progress, 0.3, 0.6))
+        keep = list(range(min(len(result["indices"]), int(c["max_images"]))))
+        adv = result["adversarial"]
+        for j in keep:
+            local = int(result["indices"][j])
+            index = int(pool[local])
+            true = int(split.labels[index])
+            adv_cls = int(adv.predictions[local])
+            explanation = result["explanations"][j]
+            shown = {"clean": (split.images[index], true, None), "whole": (result["images"][j], adv_cls, None),
+                     "explanation": (explanation.image, adv_cls, explanation.mask)}
+            for condition, (image, cls, region) in shown.items():
+                stored = store.images(image[None], kind="image" if condition == "clean" else "adversarial")[0]
+                yield TaskSpec(
+                    key=f"adv-{condition}-{index}",
+                    payload={"variant": "adversarial", "model": model, "condition": condition, "image_index": index,
+                             "true": true, "true_name": bench.class_names[true],
+                             "image": stored,
+                             "classes": [class_entry(1, cls)], "exclusion_group": f"image-{index}",
+                             "steps": int(adv.steps[local]), "n_images": len(pool), "n_errors": int(adv.flipped.sum()),
+                             "k": 1},
+                    truth={"relevant": "yes" if class_truth(bench, split, index, cls, region) else "no"},
+                )
+        progress(1000, 1000, f"{len(keep)} adversarial images in 3 conditions")
+
+    # -- outputs -----------------------------------------------------------------------------
+    def build_outputs(self, study, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
+        from analysis.misclassification.aggregation import (plot_yes_histogram, rectified_error_table,
+                                                            relevance_shares, yes_histogram)
+
+        tasks = {t.pk: t for t in study.tasks.filter(payload__has_key="classes")}
+        rows = []
+        for _, row in labels.iterrows():
+            task = tasks.get(row["task"])
+            if task is None:
+                continue
+            p = task.payload
+            label = row["label"]
+            rows.append({
+                "task": task.pk, "task_key": task.key, "model": p["model"], "variant": p["variant"],
+                "condition": p.get("condition", ""), "image": p["image_index"], "true": p["true_name"],
+                "predicted": " | ".join(cl["class_name"] for cl in p["classes"]),
+                "yes_count": int(row.get("count_yes", 0) or 0), "n_answers": int(row["n_answers"]),
+                "rectified": None if label is None or label == "" else label == POSITIVE,
+                "n_images": p["n_images"], "n_errors": p["n_errors"],
+            })
+        images = pd.DataFrame(rows)
+        files = [OutputFile("images.csv", images.drop(columns=["n_images", "n_errors"], errors="ignore")
+                            .to_csv(index=False).encode(), "Per-image table (true, predicted, yes-count, rectified)")]
+        if images.empty:
+            return files
+        wanted = study.workers_per_task
+        if (images["variant"] == "adversarial").any():
+            shares = relevance_shares(images)
+            files.append(OutputFile("relevance_shares.csv", shares.to_csv(index=False).encode(),
+                                    "Share judged relevant: clean / adversarial whole / explanation (95% CI)"))
+            hist = yes_histogram(images.assign(variant=images["condition"]), wanted)
+        else:
+            table = rectified_error_table(images)
+            files.append(OutputFile("rectified_error.csv", table.to_csv(index=False).encode(),
+                                    "Plain and rectified error per model (Table 1)"))
+            hist = yes_histogram(images, wanted)
+        files.append(OutputFile("yes_histogram.csv", hist.to_csv(index=False).encode(), "Images per number of yes"))
+        files.append(OutputFile("yes_histogram.png", plot_yes_histogram(hist), "Histogram of yes answers per image"))
+        progress(1, 1, "outputs ready")
+        return files
+
+
+def _inputs(c: Mapping[str, Any], models: list[str], progress: Progress):
+    from analysis.salient.benchmark_inputs import benchmark_inputs
+
+    return benchmark_inputs(common.work_dir(), benchmark=c["benchmark"], training=c["training"], flavours=models,
+                            progress=progress)

@@ -1,0 +1,128 @@
+"""Misclassification agreement (SPEC §4): aggregation on hand-made answer tables, the paper's
+arithmetic, confidence intervals, and the evidence (I-FGSM, LIME) on a toy model."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis.misclassification.aggregation import (encode_ranks, rectified_error, rectified_error_table, rectify,
+                                                    relevance_shares, wilson_interval, yes_histogram, yes_ranks)
+
+
+def table(rows):
+    return pd.DataFrame([{"task": t, "worker": w, "label": lab} for t, w, lab in rows])
+
+
+def yes_answers(task, n_yes, n=5):
+    return [(task, f"w{i}", "yes" if i < n_yes else "no") for i in range(n)]
+
+
+def test_rectified_when_four_of_five_say_yes():
+    rows = yes_answers(1, 5) + yes_answers(2, 4) + yes_answers(3, 3) + yes_answers(4, 0)
+    t = rectify(table(rows), threshold=4, wanted=5)
+    assert t["label"].to_dict() == {1: "rectified", 2: "rectified", 3: "not_rectified", 4: "not_rectified"}
+    assert t["yes_count"].to_dict() == {1: 5, 2: 4, 3: 3, 4: 0}
+    assert t["count_no"].to_dict() == {1: 0, 2: 1, 3: 2, 4: 5}
+    # the threshold is a setting
+    assert rectify(table(rows), threshold=3, wanted=5).loc[3, "label"] == "rectified"
+
+
+def test_incomplete_task_is_labelled_only_when_settled():
+    t = rectify(table(yes_answers(1, 3, n=3) + yes_answers(2, 0, n=2) + yes_answers(3, 4, n=4)), threshold=4, wanted=5)
+    assert t.loc[1, "label"] is None  # 3 yes, 2 missing: could still reach 4
+    assert t.loc[2, "label"] == "not_rectified"  # 0 yes + 3 missing < 4
+    assert t.loc[3, "label"] == "rectified"
+    assert not t.loc[1, "complete"]
+
+
+def test_top5_answers_count_yes_per_class_not_per_worker():
+    # every worker says yes to some class, but no single class gets 4 yes: not rectified
+    spread = [(1, "w0", "1"), (1, "w1", "2"), (1, "w2", "3"), (1, "w3", "1+2"), (1, "w4", "none")]
+    # class 2 gets 4 yes across workers: rectified
+    agree = [(2, "w0", "2"), (2, "w1", "1+2"), (2, "w2", "2+5"), (2, "w3", "2"), (2, "w4", "none")]
+    t = rectify(table(spread + agree), threshold=4, wanted=5)
+    assert t.loc[1, "label"] == "not_rectified" and t.loc[1, "yes_count"] == 2
+    assert t.loc[2, "label"] == "rectified" and t.loc[2, "yes_count"] == 4
+    assert yes_ranks("1+3") == {1, 3} and yes_ranks("none") == frozenset() and yes_ranks("yes") == {1}
+    assert encode_ranks([3, 1]) == "1+3" and encode_ranks([]) == "none"
+    with pytest.raises(ValueError, match="neither"):
+        yes_ranks("maybe")
+
+
+@pytest.mark.parametrize("model, error, rectified", [
+    ("ResNet-18", 31.39, 17.93), ("ResNet-101", 22.69, 9.47), ("DenseNet-121", 25.53, 14.37),
+    ("DenseNet-161", 22.85, 10.87),
+])
+def test_paper_table_1_arithmetic(model, error, rectified):
+    # ImageNet validation: 50,000 images; the errors and the rectified ones the paper's figures imply
+    n_errors = round(error / 100 * 50_000)
+    n_rectified = n_errors - round(rectified / 100 * 50_000)
+    plain, rect = rectified_error(50_000, n_errors, n_errors, n_rectified)
+    assert round(100 * plain, 2) == error and round(100 * rect, 2) == rectified
+
+
+def test_rectified_error_table_from_per_image_yes_counts():
+    # 20 test images, 5 mistakes judged with yes-counts 5, 4, 3, 1, 0 -> 2 rectified: 25 % -> 15 %
+    yes = [5, 4, 3, 1, 0]
+    answers = table([row for i, n in enumerate(yes) for row in yes_answers(i, n)])
+    labels = rectify(answers, threshold=4, wanted=5)
+    images = pd.DataFrame({"model": "m", "variant": "top1", "n_images": 20, "n_errors": 5,
+                           "rectified": (labels["label"] == "rectified").to_numpy(), "yes_count": labels["yes_count"]})
+    row = rectified_error_table(images).iloc[0]
+    assert (row["error_percent"], row["rectified_error_percent"], row["rectified_images"]) == (25.0, 15.0, 2)
+    # a sample of the mistakes: the rectified share is applied to all of them (10 errors, 5 judged)
+    row = rectified_error_table(images.assign(n_errors=10)).iloc[0]
+    assert (row["error_percent"], row["rectified_error_percent"]) == (50.0, 30.0)
+    hist = yes_histogram(images)
+    assert hist["images"].tolist() == [1, 1, 0, 1, 1, 1] and hist["percent"].sum() == 100
+
+
+def test_relevance_shares_with_wilson_intervals():
+    images = pd.DataFrame({"condition": ["clean"] * 10 + ["whole"] * 10 + ["explanation"] * 10,
+                           "rectified": [True] * 9 + [False] + [True] * 3 + [False] * 7 + [True] * 5 + [False] * 5})
+    shares = relevance_shares(images).set_index("condition")
+    assert shares.loc["clean", "share_percent"] == 90.0 and shares.loc["whole", "share_percent"] == 30.0
+    low, high = wilson_interval(5, 10)
+    assert (round(low, 4), round(high, 4)) == (0.2366, 0.7634)  # the textbook Wilson interval of 5/10
+    assert shares.loc["explanation", "ci_low_percent"] == 23.66
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+class Toy(torch.nn.Module):
+    """Class 1 when the mean of the red channel is above 0.5: easy to flip with small steps."""
+
+    def forward(self, x):
+        m = x[:, 0].mean(dim=(1, 2))
+        return torch.stack([0.5 - m, m - 0.5], dim=1) * 50
+
+
+class ToyHandle:
+    device = torch.device("cpu")
+
+    def logits(self, x):
+        return Toy()(x)
+
+
+def test_iterative_fgsm_stops_at_the_first_flip_and_caps_steps():
+    from analysis.misclassification.evidence import iterative_fgsm, predict_topk
+
+    x = torch.stack([torch.full((3, 8, 8), v) for v in (0.503, 0.5075, 0.6, 0.2)])
+    y = torch.tensor([1, 1, 1, 1])  # the last is wrong from the start and not attacked
+    result = iterative_fgsm(ToyHandle(), x, y, step=0.001, max_steps=10)
+    assert result.steps.tolist() == [4, 8, 10, 0]  # flips when the mean drops below 0.5; the third never does
+    assert result.flipped.tolist() == [True, True, False, False]
+    assert result.predictions.tolist() == [0, 0, 1, 0]
+    assert torch.allclose(result.images[0, 0], x[0, 0] - 0.004, atol=1e-6)  # 4 signed steps of 0.001
+    assert torch.equal(result.images[0, 1:], x[0, 1:])  # no gradient, no change
+    assert predict_topk(ToyHandle(), x, 2)[:, 0].tolist() == [1, 1, 1, 0]
+
+
+def test_lime_keeps_top_superpixels_and_hides_the_rest():
+    from analysis.misclassification.evidence import lime_explain
+
+    image = np.zeros((16, 16, 3), np.uint8)
+    image[:, 8:, 0] = 255  # the right half is what class 1 looks at
+    image[:, :8, 2] = 200
+    e = lime_explain(ToyHandle(), image, 1, num_samples=60)
+    assert e.image.shape == image.shape and e.image.dtype == np.uint8
+    assert e.mask[:, 8:].all() and not e.image[~e.mask].any()

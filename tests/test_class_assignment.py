@@ -1,0 +1,141 @@
+"""The prototype/criticism study (class_assignment) on the tiny benchmark: selection, tasks, the
+one-target-per-worker exclusion across conditions, HTTP end to end with the simulated crowd,
+the time filter and Table 3 outputs."""
+import csv
+import datetime
+import io
+import json
+
+import pytest
+
+from annotation import services
+from annotation.models import Answer, Assignment
+from annotation.task_kinds.class_assignment import class_assignment_outputs
+from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
+
+pytestmark = pytest.mark.slow
+
+TINY = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "targets_per_class": 1, "pool_per_class": 16,
+        "images_per_class": 4, "min_answer_time": 0, "max_answer_time": 3600}
+
+
+def make_study(researcher, capture, name="protos", workers_per_task=2, **overrides):
+    study = services.study_create(owner=researcher, name=name, kind="class_assignment",
+                                  settings={**TINY, **overrides}, workers_per_task=workers_per_task)
+    with capture(execute=True):
+        services.study_start_computing(study=study)
+    study.refresh_from_db()
+    assert study.state == "ready", study.error
+    services.study_launch(study=study)
+    return study
+
+
+def test_tasks_and_exclusion_across_conditions(researcher, make_worker, django_capture_on_commit_callbacks):
+    study = make_study(researcher, django_capture_on_commit_callbacks)
+    tasks = list(study.tasks.order_by("id"))
+    assert len(tasks) == 4 * 7  # 4 classes x 1 target x 7 conditions
+    conditions = {t.payload["condition"] for t in tasks}
+    assert conditions == {"adv-pc", "mmd-pc", "probs-pc", "adv-p", "mmd-p", "probs-p", "random-p"}
+    p = tasks[0].payload
+    assert len(p["groups"]) == 4 and all(len(g["images"]) == 4 for g in p["groups"])  # 4 classes in tiny
+    assert tasks[0].truth["choice"] in {"1", "2", "3", "4"}  # the target's group position
+    assert p["groups"][int(tasks[0].truth["choice"]) - 1]["cls"] == tasks[0].truth["class"]
+    by_cond = {t.payload["condition"]: t for t in tasks if t.payload["target_index"] == p["target_index"]}
+    pc, only = by_cond["adv-pc"].payload["groups"][0], by_cond["adv-p"].payload["groups"][0]
+    assert pc["indices"][:2] == only["indices"][:2] and pc["indices"][2:] != only["indices"][2:]  # 2 P + 2 C
+    assert [t.payload["condition"] for t in tasks[:7:]] != [t.payload["condition"] for t in tasks[7:14]]  # rotated
+
+    # One worker gets one task per target, whatever the conditions, also after returning a task.
+    worker = make_worker("once")
+    first = services.assignment_claim_next(worker=worker)
+    Assignment.objects.filter(pk=first.pk).update(state="returned")
+    seen = [first.task.payload["target_index"]]
+    while (a := services.assignment_claim_next(worker=worker)) is not None:
+        seen.append(a.task.payload["target_index"])
+        Assignment.objects.filter(pk=a.pk).update(state="returned")
+    assert sorted(seen) == sorted({t.payload["target_index"] for t in tasks}) and len(seen) == 4
+    # Another worker still gets every target.
+    other = make_worker("other")
+    a = services.assignment_claim_next(worker=other)
+    assert a is not None and a.task.payload["target_index"] == seen[0]
+
+
+def test_http_end_to_end_with_simulated_crowd(live_server, researcher, settings):
+    from annotation.demo import run_demo_study
+
+    form = {"workers_per_task": 3, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal",
+            "name": "protos http", "kind": "class_assignment", "s-dataset": "benchmark", "s-model": "standard",
+            "s-n_classes": 3, "s-images_per_class": 4, "s-targets_per_class": 1, "s-pool_per_class": 16,
+            "s-attack_steps": 10, "s-attack_eps": 0.001, "s-mmd_reg": 1.0, "s-min_answer_time": 0,
+            "s-max_answer_time": 3600, "s-seed": 0, "s-benchmark": json.dumps(TINY_BENCHMARK),
+            "s-training": json.dumps(TINY_TRAINING)}
+    out = settings.EXPORT_DIR / "protos"
+    summary = run_demo_study(live_server.url, form=form, out_dir=out, accuracy=1.0, seed=2)
+    # 3 workers, each target once across its 7 conditions: 3 answers per target, 4 targets.
+    assert summary["answers"] == 12 and summary["wanted"] == 28 * 3
+    from annotation.models import Task
+
+    tasks = Task.objects.filter(study_id=summary["study"])
+    assert {len(t.payload["groups"]) for t in tasks} == {3}  # 3 of the 4 classes: the class sets differ
+    assert len({tuple(sorted(g["cls"] for g in t.payload["groups"])) for t in tasks}) > 1
+    labels = json.loads((out / "labels.json").read_text())
+    truth = {t.pk: t.truth["choice"] for t in tasks}
+    answered = [r for r in labels if r["n_answers"]]
+    assert len(answered) == 4 and all(r["label"] == truth[r["task"]] for r in answered)
+    rows = list(csv.DictReader(io.StringIO((out / "outputs" / "accuracy_table.csv").read_text())))
+    assert len(rows) == 7 and sum(int(r["n_valid"]) for r in rows) == 12
+    for r in rows:  # perfect simulated workers
+        if int(r["n_valid"]):
+            assert float(r["accuracy"]) == 100.0 and float(r["standard_error"]) == 0.0
+    assert (out / "outputs" / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    summary_json = json.loads((out / "outputs" / "accuracy_table.json").read_text())
+    assert summary_json["answers"] == {"total": 12, "valid": 12, "too_fast": 0, "too_slow": 0, "no_time": 0}
+    answers = json.loads((out / "answers.json").read_text())
+    per_worker = {}
+    for a in answers:
+        per_worker.setdefault(a["worker"], []).append(a["task"])
+    for worker, task_ids in per_worker.items():
+        targets = [Task.objects.get(pk=t).payload["target_index"] for t in task_ids]
+        assert len(targets) == len(set(targets)) == 4, worker
+
+    # The paper's time filter (20 s .. 3 min) discards these instant simulated answers, counted.
+    from annotation.models import Study
+
+    study = Study.objects.get(pk=summary["study"])
+    study.settings = {**study.settings, "min_answer_time": 20, "max_answer_time": 180}
+    files = {f.name: f for f in class_assignment_outputs(study)}
+    counts = json.loads(files["accuracy_table.json"].data)["answers"]
+    assert counts == {"total": 12, "valid": 0, "too_fast": 12, "too_slow": 0, "no_time": 0}
+    # ...and a slow answer is discarded as too slow.
+    answer = Answer.objects.filter(task__study=study).first()
+    Answer.objects.filter(pk=answer.pk).update(submitted_at=answer.shown_at + datetime.timedelta(minutes=4))
+    files = {f.name: f for f in class_assignment_outputs(study)}
+    counts = json.loads(files["accuracy_table.json"].data)["answers"]
+    assert counts["too_slow"] == 1 and counts["too_fast"] == 11
+
+
+@pytest.mark.browser
+def test_assignment_page_in_a_browser_keys_choose_a_class(live_server, page, researcher, make_worker,
+                                                          django_capture_on_commit_callbacks):
+    from tests.test_browser import sign_in
+
+    study = make_study(researcher, django_capture_on_commit_callbacks, name="protos browser", workers_per_task=1)
+    make_worker("assigner")
+    sign_in(page, live_server.url, "assigner")
+    page.click("#next-task")
+    page.wait_for_selector("#target-image")
+    groups = page.locator(".assignment-group")
+    assert groups.count() == 4
+    for i in range(4):
+        assert groups.nth(i).locator("img").count() == 4
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    assert page.evaluate("Array.from(document.images).every(i => i.naturalWidth > 0)")
+    assignment = Assignment.objects.get(worker__user__username="assigner")
+    for key in ("4", "1", "3"):  # digits pick group 4, then 1, then 3
+        page.keyboard.press(key)
+        assert page.is_checked(f"input[name=choice][value='{key}']")
+    page.focus("#submit-answer")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Answer saved")
+    assert Answer.objects.get(task__study=study).payload == {"choice": "3"}
+    assert assignment.task.payload["groups"][2]["cls"] in range(4)

@@ -1,0 +1,245 @@
+"""The misclassification-agreement study (SPEC §4) on the tiny benchmark: evidence job, the three
+variants answered by a simulated crowd, rectified error, relevance shares, the cross-condition
+exclusion in the assignment logic, and the top-5 page in a real browser."""
+import csv
+import io
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from analysis.crowd_sim import simulated_crowd
+from annotation import services
+from annotation.models import Assignment, Study, Task
+from annotation.task_kinds import get_task_kind
+from annotation.tokens import assignment_token
+from tests.conftest import PASSWORD, TINY_BENCHMARK, TINY_TRAINING
+
+TINY = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "max_images": 6, "lime_samples": 40,
+        "fgsm_step": 0.01}
+
+
+def make_study(researcher, capture, name, live=True, workers_per_task=5, **settings):
+    study = services.study_create(owner=researcher, name=name, kind="misclassification",
+                                  settings={**TINY, **settings}, workers_per_task=workers_per_task)
+    with capture(execute=True):
+        services.study_start_computing(study=study)
+    study.refresh_from_db()
+    assert study.state == "ready", study.error
+    if live:
+        services.study_launch(study=study)
+    return study
+
+
+def crowd_answers(study, make_worker, n=5, accuracy=1.0):
+    kind = get_task_kind(study.kind)
+    given = 0
+    for sim in simulated_crowd(n, accuracy, seed=3):
+        worker, rng = make_worker(f"{sim.name}-{study.pk}"), sim.rng()
+        while (a := services.assignment_claim_next(worker=worker)) is not None:
+            a = Assignment.objects.select_related("task__study").get(pk=a.pk)
+            services.assignment_submit(assignment_id=a.pk, worker=worker, token=assignment_token(a),
+                                       payload=kind.simulate_answer(a.task, rng, sim.accuracy))
+            given += 1
+    return given
+
+
+def aggregate(study, capture):
+    with capture(execute=True):
+        services.study_close(study=study)
+        services.study_aggregate(study=study)
+    study.refresh_from_db()
+    job = study.jobs.get(name="outputs")
+    assert job.state == "done", job.error
+    client = Client()
+    client.force_login(study.owner)
+    return {o.name: b"".join(client.get(reverse("study_output", args=[study.pk, o.name])).streaming_content)
+            for o in study.outputs.all()}
+
+
+def read_csv(data: bytes) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(data.decode())))
+
+
+# -- the exclusion lives in the assignment logic ----------------------------------------------
+
+def test_a_worker_never_gets_a_second_condition_of_the_same_image(researcher, make_worker):
+    study = services.study_create(owner=researcher, name="excl", kind="misclassification", workers_per_task=2)
+    other = services.study_create(owner=researcher, name="other", kind="misclassification", workers_per_task=2)
+    for s in (study, other):
+        for image in (1, 2):
+            for condition in ("clean", "whole", "explanation"):
+                Task.objects.create(study=s, key=f"adv-{condition}-{image}", wanted=2,
+                                    payload={"exclusion_group": f"image-{image}", "classes": [{"rank": 1}]})
+        Task.objects.create(study=s, key="ungrouped", wanted=2, payload={"classes": [{"rank": 1}]})
+    Study.objects.filter(pk__in=[study.pk, other.pk]).update(state=Study.State.LIVE)
+
+    worker = make_worker("once")
+    got = []
+    while (a := services.assignment_claim_next(worker=worker, study=study)) is not None:
+        got.append(a.task)
+        services.assignment_return(assignment_id=a.pk, worker=worker, token=assignment_token(a))
+    # one condition per image (even after returning it), plus the task without a group
+    assert sorted(t.payload.get("exclusion_group", "-") for t in got) == ["-", "image-1", "image-2"]
+    # the same group name in another study does not exclude anything there
+    got_other = []
+    while (a := services.assignment_claim_next(worker=worker, study=other)) is not None:
+        got_other.append(a.task)
+        services.assignment_return(assignment_id=a.pk, worker=worker, token=assignment_token(a))
+    assert len(got_other) == 3
+
+    # six workers fill every slot of the 6 grouped tasks, none of them seeing two conditions of one image
+    for i in range(6):
+        w = make_worker(f"w{i}")
+        while (a := services.assignment_claim_next(worker=w, study=study)) is not None:
+            services.assignment_submit(assignment_id=a.pk, worker=w, token=assignment_token(a),
+                                       payload={"relevant": "yes"})
+    seen = {}
+    for a in Assignment.objects.filter(task__study=study, state="submitted").select_related("task"):
+        group = a.task.payload.get("exclusion_group")
+        if group:
+            assert (a.worker_id, group) not in seen, "a worker got two conditions of one image"
+            seen[(a.worker_id, group)] = a.task.key
+    assert all(t.filled == t.wanted for t in study.tasks.all())
+
+
+def test_a_crowd_site_worker_cannot_open_a_second_condition_hit(researcher):
+    from annotation.errors import Conflict
+
+    study = services.study_create(owner=researcher, name="excl-mturk", kind="misclassification",
+                                  workers_per_task=2, backend="mturk")
+    clean, whole = (Task.objects.create(study=study, key=f"adv-{c}-1", wanted=2,
+                                        payload={"exclusion_group": "image-1", "classes": [{"rank": 1}]})
+                    for c in ("clean", "whole"))
+    Study.objects.filter(pk=study.pk).update(state=Study.State.LIVE)
+    worker = services.external_worker(backend="mturk", external_id="W1")
+    first = services.assignment_start_external(task=clean, worker=worker, external_id="A1", backend="mturk")
+    assert services.assignment_start_external(task=clean, worker=worker, external_id="A1", backend="mturk") == first
+    with pytest.raises(Conflict, match="another version"):
+        services.assignment_start_external(task=whole, worker=worker, external_id="A2", backend="mturk")
+    whole.refresh_from_db()
+    assert whole.filled == 0
+
+
+# -- the three variants end to end --------------------------------------------------------------
+
+@pytest.mark.slow
+def test_top1_study_rectifies_images_whose_predicted_class_is_present(researcher, make_worker,
+                                                                      django_capture_on_commit_callbacks):
+    study = make_study(researcher, django_capture_on_commit_callbacks, "top1", models=["standard", "robust"])
+    tasks = list(study.tasks.all())
+    assert {t.payload["model"] for t in tasks} == {"standard", "robust"}
+    assert len(tasks) == 12  # 6 misclassified images per model
+    for t in tasks:
+        p = t.payload
+        assert len(p["classes"]) == 1 and p["classes"][0]["cls"] != p["true"]  # really a mistake
+        assert len(p["classes"][0]["examples"]) == 3 and p["classes"][0]["class_name"]
+        assert "planted" not in p["classes"][0]["class_description"]
+    # the planted cue of the predicted class makes the class really present: truth "yes"
+    assert any(t.truth["relevant"] == "yes" for t in tasks) and any(t.truth["relevant"] == "no" for t in tasks)
+
+    # a worker's page over HTTP: image, class, 3 examples, and a yes/no answer
+    worker = make_worker("viewer")
+    client = Client()
+    client.force_login(worker.user)
+    a = client.post(reverse("next_task"), HTTP_ACCEPT="application/json").json()["assignment"]
+    page = client.get(reverse("assignment_page", args=[a])).content.decode()
+    task = Assignment.objects.get(pk=a).task
+    assert task.payload["classes"][0]["class_name"] in page and 'name="relevant" value="yes"' in page
+    reply = client.post(reverse("assignment_page", args=[a]), {"token": assignment_token(Assignment.objects.get(pk=a)),
+                                                              "relevant": "maybe"}, HTTP_ACCEPT="application/json")
+    assert reply.status_code == 400 and "relevant" in reply.json()["errors"]
+    client.post(reverse("assignment_return", args=[a]), {"token": assignment_token(Assignment.objects.get(pk=a))})
+
+    assert crowd_answers(study, make_worker) == 60
+    files = aggregate(study, django_capture_on_commit_callbacks)
+    assert {"images.csv", "rectified_error.csv", "yes_histogram.csv", "yes_histogram.png"} <= set(files)
+    for r in study.results.select_related("task"):  # accurate workers: rectified exactly when the class is present
+        assert r.label == ("rectified" if r.task.truth["relevant"] == "yes" else "not_rectified")
+    table = {r["model"]: r for r in read_csv(files["rectified_error.csv"])}
+    for model, row in table.items():
+        rectified = sum(r.label == "rectified" for r in study.results.select_related("task")
+                        if r.task.payload["model"] == model)
+        error = int(row["errors"]) / int(row["images"])
+        assert float(row["error_percent"]) == round(100 * error, 2)
+        assert float(row["rectified_error_percent"]) == round(100 * error * (1 - rectified / 6), 2)
+    images = read_csv(files["images.csv"])
+    assert len(images) == 12 and {"image", "true", "predicted", "yes_count", "rectified"} <= set(images[0])
+    assert files["yes_histogram.png"][:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_top5_study_asks_one_question_per_class(researcher, make_worker, django_capture_on_commit_callbacks):
+    # 4 classes in the tiny benchmark: the top-k variant shows k = 3 classes (k <= classes - 1)
+    study = make_study(researcher, django_capture_on_commit_callbacks, "top5", variant="top5", models=["standard"],
+                       workers_per_task=3, threshold=2)
+    tasks = list(study.tasks.all())
+    assert tasks, "no top-k mistakes"
+    for t in tasks:
+        classes = t.payload["classes"]
+        assert [c["rank"] for c in classes] == [1, 2, 3] and t.payload["true"] not in [c["cls"] for c in classes]
+        fields = get_task_kind("misclassification").answer_fields(t)
+        assert [f.name for f in fields] == ["class_1", "class_2", "class_3"]
+    crowd_answers(study, make_worker, n=3)
+    answer = study.tasks.first().answers.first()
+    assert set(answer.payload) == {"class_1", "class_2", "class_3", "relevant"}  # the label is derived on submit
+    files = aggregate(study, django_capture_on_commit_callbacks)
+    for r in study.results.select_related("task"):
+        assert r.label == get_task_kind("misclassification").expected_label(r.task)
+    assert read_csv(files["rectified_error.csv"])[0]["variant"] == "top5"
+
+
+@pytest.mark.slow
+def test_adversarial_study_whole_explanation_and_clean(researcher, make_worker, django_capture_on_commit_callbacks):
+    study = make_study(researcher, django_capture_on_commit_callbacks, "adv", variant="adversarial",
+                       models=["standard"], max_images=3, workers_per_task=2, threshold=2)
+    tasks = list(study.tasks.all())
+    groups = {}
+    for t in tasks:
+        groups.setdefault(t.payload["exclusion_group"], {})[t.payload["condition"]] = t
+    assert groups and all(set(g) == {"clean", "whole", "explanation"} for g in groups.values())
+    for g in groups.values():
+        clean, whole = g["clean"].payload, g["whole"].payload
+        assert clean["classes"][0]["cls"] == clean["true"] != whole["classes"][0]["cls"]
+        assert 1 <= whole["steps"] <= 10 and g["explanation"].payload["image"] != whole["image"]
+        assert g["clean"].truth["relevant"] == "yes"
+    # 2 answers per condition and 3 conditions: 6 workers needed, each sees one condition per image
+    assert crowd_answers(study, make_worker, n=6) == 2 * len(tasks)
+    files = aggregate(study, django_capture_on_commit_callbacks)
+    shares = {r["condition"]: r for r in read_csv(files["relevance_shares.csv"])}
+    assert set(shares) == {"clean", "whole", "explanation"}
+    assert float(shares["clean"]["share_percent"]) == 100.0
+    for row in shares.values():
+        assert float(row["ci_low_percent"]) <= float(row["share_percent"]) <= float(row["ci_high_percent"])
+
+
+# -- the top-5 page in a real browser --------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_worker_answers_a_top5_task_in_the_browser(live_server, page, make_worker, researcher,
+                                                   django_capture_on_commit_callbacks):
+    study = make_study(researcher, django_capture_on_commit_callbacks, "top5-browser", variant="top5",
+                       models=["standard"], max_images=1, workers_per_task=1)
+    task = study.tasks.get()
+    make_worker("neo")
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "neo")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.click("#next-task")
+    page.wait_for_selector("#task-image")
+    sections = page.locator("section.class-question")
+    assert sections.count() == 3
+    for i, c in enumerate(task.payload["classes"]):
+        assert c["class_name"] in sections.nth(i).inner_text()
+        assert sections.nth(i).locator("img").count() == 3
+    page.check("input[name=class_1][value=yes]")
+    page.check("input[name=class_3][value=no]")
+    page.click("#submit-answer")  # class 2 left out: the browser (required radios) or the server refuses
+    assert not task.answers.exists()
+    page.check("input[name=class_2][value=yes]")
+    page.click("#submit-answer")
+    page.wait_for_selector("text=Answer saved")
+    answer = task.answers.get()
+    assert answer.payload == {"class_1": "yes", "class_2": "yes", "class_3": "no", "relevant": "1+2"}
