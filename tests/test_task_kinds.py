@@ -45,3 +45,13 @@ def test_options_parser():
     for bad, msg in [("cat", "at least two"), ("cat, cat", "distinct"), ("Cat, dog", "lower-case")]:
         with pytest.raises(ValueError, match=msg):
             parse_options(bad)
+
+
+@pytest.mark.parametrize("kind", ["feature_panel", "heatmap_validation", "misclassification", "class_assignment"])
+def test_benchmark_kinds_take_json_object_overrides_last(kind):
+    form_class = get_task_kind(kind).settings_form()
+    assert list(form_class().fields)[-2:] == ["benchmark", "training"]
+    form = form_class(data={"benchmark": "[1, 2]", "training": "{}"})
+    assert not form.is_valid()
+    assert form.errors["benchmark"] == ["must be a JSON object"]
+    assert "training" not in form.errors

@@ -24,6 +24,7 @@ from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
 from annotation.task_kinds import OutputFile, Progress, TaskKind, TaskSpec, register_task_kind
 from annotation.task_kinds import salient_common as common
+from annotation.task_kinds.benchmark_settings import BenchmarkOverridesForm
 from annotation.task_kinds.fields import ChoiceField
 
 DEFAULTS: dict[str, Any] = {
@@ -44,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class ClassAssignmentSettingsForm(forms.Form):
+class ClassAssignmentSettingsForm(BenchmarkOverridesForm):
     dataset = forms.ChoiceField(choices=[("benchmark", "Built-in planted-bias benchmark (Fashion-MNIST)")])
     model = forms.ChoiceField(choices=common.FLAVOURS, initial="standard",
                               help_text="The classifier whose prototypes and criticisms are selected.")
@@ -61,19 +62,12 @@ class ClassAssignmentSettingsForm(forms.Form):
     min_answer_time = forms.FloatField(min_value=0, initial=20.0, help_text="Seconds; faster answers are discarded.")
     max_answer_time = forms.FloatField(min_value=1, initial=180.0, help_text="Seconds; slower answers are discarded.")
     seed = forms.IntegerField(min_value=0, initial=0)
-    benchmark = forms.JSONField(required=False, initial=dict, help_text="Benchmark overrides.")
-    training = forms.JSONField(required=False, initial=dict, help_text="Training overrides per model.")
 
     def clean(self) -> dict:
         data = super().clean()
         if data.get("max_answer_time") is not None and data.get("min_answer_time") is not None \
                 and data["max_answer_time"] <= data["min_answer_time"]:
             self.add_error("max_answer_time", "must be longer than the minimum answer time")
-        for name in ("benchmark", "training"):
-            if data.get(name) is None:
-                data[name] = {}
-            elif not isinstance(data[name], dict):
-                self.add_error(name, "must be a JSON object")
         return data
 
 

@@ -26,6 +26,7 @@ from django import forms
 from analysis.misclassification.aggregation import NEGATIVE, POSITIVE, encode_ranks, rectify, yes_ranks
 from annotation.task_kinds import OutputFile, Progress, TaskKind, TaskSpec, register_task_kind
 from annotation.task_kinds import salient_common as common
+from annotation.task_kinds.benchmark_settings import BenchmarkOverridesForm
 from annotation.task_kinds.fields import ChoiceField
 
 YES_NO = ("yes", "no")
@@ -41,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class MisclassificationSettingsForm(forms.Form):
+class MisclassificationSettingsForm(BenchmarkOverridesForm):
     dataset = forms.ChoiceField(choices=[("benchmark", "Built-in planted-bias benchmark (Fashion-MNIST)")])
     variant = forms.ChoiceField(choices=VARIANTS, initial="top1")
     models = forms.MultipleChoiceField(
@@ -61,17 +62,6 @@ class MisclassificationSettingsForm(forms.Form):
     fgsm_max_steps = forms.IntegerField(min_value=1, max_value=100, initial=10)
     lime_samples = forms.IntegerField(min_value=10, max_value=10000, initial=1000,
                                       help_text="LIME perturbation samples.")
-    benchmark = forms.JSONField(required=False, initial=dict, help_text="Benchmark overrides.")
-    training = forms.JSONField(required=False, initial=dict, help_text="Training overrides per model.")
-
-    def clean(self) -> dict:
-        data = super().clean()
-        for name in ("benchmark", "training"):
-            if data.get(name) is None:
-                data[name] = {}
-            elif not isinstance(data[name], dict):
-                self.add_error(name, "must be a JSON object")
-        return data
 
 
 def conf(study) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from django import forms
 from django.conf import settings as django_settings
 
 from analysis.salient.nam import heatmap_overlay
+from annotation.task_kinds.benchmark_settings import BenchmarkOverridesForm
 
 Progress = Callable[[int, int, str], None]
 
@@ -30,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
 FLAVOURS = [("robust", "Robust (L2 PGD) demo ResNet"), ("standard", "Standard demo ResNet")]
 
 
-class SalientSettingsForm(forms.Form):
+class SalientSettingsForm(BenchmarkOverridesForm):
     dataset = forms.ChoiceField(choices=[("benchmark", "Built-in planted-bias benchmark (Fashion-MNIST)")])
     model = forms.ChoiceField(choices=FLAVOURS, initial="robust", help_text="The model whose features are studied.")
     eval_models = forms.MultipleChoiceField(choices=FLAVOURS, initial=["robust", "standard"], required=False,
@@ -44,8 +45,6 @@ class SalientSettingsForm(forms.Form):
     spurious_threshold = forms.IntegerField(min_value=1, max_value=50, initial=3,
                                             help_text="Spurious answers needed to label a feature spurious.")
     reason_min_length = forms.IntegerField(min_value=0, max_value=200, initial=5)
-    benchmark = forms.JSONField(required=False, initial=dict, help_text="Benchmark overrides, e.g. {\"train_per_class\": 200}.")
-    training = forms.JSONField(required=False, initial=dict, help_text="Training overrides per model, e.g. {\"robust\": {\"epochs\": 2}}.")
 
     def clean_classes(self) -> list[int]:
         text = self.cleaned_data["classes"].strip()
@@ -58,11 +57,6 @@ class SalientSettingsForm(forms.Form):
         data = super().clean()
         if data.get("k_images") and data.get("pool") and data["pool"] < data["k_images"]:
             self.add_error("pool", "the pool must hold at least k images")
-        for name in ("benchmark", "training"):
-            if data.get(name) is None:
-                data[name] = {}
-            elif not isinstance(data[name], dict):
-                self.add_error(name, "must be a JSON object")
         return data
 
 
