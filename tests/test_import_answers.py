@@ -1,5 +1,6 @@
 """`import_answers` and `export_labels`: the exact CLI, all-or-nothing imports, clear errors."""
 import csv
+import json
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -77,3 +78,17 @@ def test_cli_argument_errors(db, tmp_path):
         call_command("import_answers", str(tmp_path / "missing.csv"), *COMMON)
     with pytest.raises(CommandError, match="no study named 'ghost'"):
         call_command("export_labels", "ghost", "--out", str(tmp_path / "x.csv"))
+
+
+def test_build_benchmark_command_reuses_the_cached_models(db, capsys, benchmark_dir):
+    from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
+
+    args = ["--benchmark", json.dumps(TINY_BENCHMARK), "--training", json.dumps(TINY_TRAINING)]
+    call_command("build_benchmark", *args)
+    first = capsys.readouterr().out
+    assert "benchmark: 4 classes" in first and "robust" in first and "standard" in first
+    models = {p.name: p.stat().st_mtime_ns for p in (benchmark_dir / "models").glob("*.pt")}
+    call_command("build_benchmark", *args)
+    assert {p.name: p.stat().st_mtime_ns for p in (benchmark_dir / "models").glob("*.pt")} == models  # not retrained
+    with pytest.raises(CommandError, match="unknown model flavour"):
+        call_command("build_benchmark", *args, "--flavours", "huge")

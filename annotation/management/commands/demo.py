@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 
 from annotation.demo import run_demo_study, salient_bias_report
 from annotation.live_server import serving
+from annotation.management.progress import tqdm_progress
 
 STUDY_DEFAULTS = {"workers_per_task": 5, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal"}
 
@@ -89,7 +90,7 @@ class Command(BaseCommand):
             start = time.monotonic()
             self.stdout.write("built-in benchmark: generating (or reusing) it and training both models…")
             benchmark_inputs(Path(settings.SALIENT_BENCHMARK_DIR), benchmark=benchmark, training=training,
-                             flavours=("standard", "robust"), progress=_tqdm_progress())
+                             flavours=("standard", "robust"), progress=tqdm_progress())
             self.stdout.write(f"  ready in {time.monotonic() - start:.0f}s "
                               f"(cached under {settings.SALIENT_BENCHMARK_DIR})")
         with serving() as base_url:
@@ -116,15 +117,3 @@ class Command(BaseCommand):
             "(create one with `.venv/bin/python manage.py create_researcher NAME`)."
         )
 
-
-def _tqdm_progress():
-    from tqdm import tqdm
-
-    bar = tqdm(total=1000, unit="‰", leave=True)
-
-    def report(done: int, total: int, message: str) -> None:
-        bar.n = round(1000 * done / total) if total else 1000
-        bar.set_description(message[:60])
-        bar.refresh()
-
-    return report
