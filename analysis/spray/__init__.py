@@ -1,0 +1,10 @@
+"""SpRAy: spectral relevance analysis of LRP heatmaps (Lapuschkin et al.; Anders et al.).
+
+One module per step: :mod:`.lrp` (zennit relevance), :mod:`.preprocess`,
+:mod:`.distances` (euclidean, Gromov-Wasserstein), :mod:`.embedding` (kNN graph,
+spectral embedding), :mod:`.clustering` (k-means, agglomerative, UMAP),
+:mod:`.fisher` (Fisher discriminant score tau) and :mod:`.pipeline`.
+"""
+from .pipeline import SprayResult, rank_classes, spray_class
+
+__all__ = ["SprayResult", "rank_classes", "spray_class"]

@@ -1,0 +1,90 @@
+"""SpRAy for one class and the ranking of classes by tau."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import attrs
+import numpy as np
+
+from .clustering import DEFAULT_KS, agglomerative_labels, kmeans_labels, umap_2d
+from .distances import pairwise
+from .embedding import knn_affinity, spectral_embedding
+from .fisher import fisher_score, rank_by_tau
+from .preprocess import preprocess
+
+
+@attrs.frozen
+class SprayResult:
+    """SpRAy outcome for one class.
+
+    Attributes
+    ----------
+    eigenvalues : ndarray, shape (E,)
+        ``1 - lambda`` of the normalized affinity, ascending.
+    embedding : ndarray, shape (N, E)
+        Spectral embedding.
+    labels : dict of int to ndarray
+        k-means labels per k.
+    agglomerative : dict of int to ndarray
+        Agglomerative labels per k (empty if not requested).
+    tau_per_k : dict of int to float
+        Fisher discriminant score of each k-means clustering.
+    tau : float
+        Mean of ``tau_per_k``.
+    umap : ndarray, shape (N, 2) or None
+        UMAP coordinates of the embedding.
+    """
+
+    eigenvalues: np.ndarray
+    embedding: np.ndarray
+    labels: dict
+    agglomerative: dict
+    tau_per_k: dict
+    tau: float
+    umap: np.ndarray | None
+
+
+def spray_class(heatmaps, *, size: int = 32, metric: str = "euclidean", n_neighbors: int = 10,
+                n_eigval: int = 32, ks: Iterable[int] = DEFAULT_KS, agglomerative: bool = True,
+                umap: bool = True, seed: int = 0) -> SprayResult:
+    """Run SpRAy on the relevance maps of one class.
+
+    Parameters
+    ----------
+    heatmaps : array-like, shape (N, C, H, W) or (N, H, W)
+        Relevance maps (e.g. from :func:`analysis.spray.lrp.relevance`).
+    size : int
+        Downsampled grid side (use a small one, e.g. 8, with Gromov-Wasserstein).
+    metric : {"euclidean", "gromov_wasserstein"}
+    n_neighbors : int
+        k of the kNN affinity graph.
+    n_eigval : int
+        Eigenvectors in the spectral embedding.
+    ks : iterable of int
+        Cluster counts for k-means (and agglomerative).
+    agglomerative, umap : bool
+        Also compute agglomerative clusterings / the UMAP 2-D view.
+    seed : int
+
+    Returns
+    -------
+    SprayResult
+    """
+    flat = preprocess(heatmaps, size)
+    if len(flat) < 3:
+        raise ValueError("SpRAy needs at least 3 heatmaps")
+    eigenvalues, embedding = spectral_embedding(knn_affinity(pairwise(flat, metric), n_neighbors), n_eigval)
+    ks = list(ks)
+    labels = kmeans_labels(embedding, ks, seed=seed)
+    tau_per_k = {k: fisher_score(embedding, lab) for k, lab in labels.items()}
+    return SprayResult(
+        eigenvalues=eigenvalues, embedding=embedding, labels=labels,
+        agglomerative=agglomerative_labels(embedding, ks) if agglomerative else {},
+        tau_per_k=tau_per_k, tau=float(np.mean(list(tau_per_k.values()))) if tau_per_k else 0.0,
+        umap=umap_2d(embedding, seed=seed) if umap else None,
+    )
+
+
+def rank_classes(results: Mapping) -> list[tuple]:
+    """``(class, tau)`` for every class, highest tau first (candidate Clever-Hans classes on top)."""
+    return rank_by_tau({c: r.tau for c, r in results.items()})

@@ -1,0 +1,45 @@
+"""Heatmap preprocessing: channel sum, downsample, normalize to sum 1, flatten."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def preprocess(relevance, size: int = 32, *, positive: bool = False) -> np.ndarray:
+    """Turn relevance maps into flat distributions over pixel positions.
+
+    Parameters
+    ----------
+    relevance : array-like, shape (N, C, H, W) or (N, H, W)
+        Relevance per pixel (and channel).
+    size : int
+        Side of the square output grid (adaptive average pooling); default 32.
+    positive : bool
+        Keep only positive relevance before normalizing.
+
+    Returns
+    -------
+    ndarray, shape (N, size * size), float64
+        Each row sums to 1 (a uniform row where the map sums to 0).
+
+    Notes
+    -----
+    Maps with negative relevance are shifted to be non-negative before
+    normalizing when ``positive`` is False, so rows are valid distributions
+    (needed by the Gromov-Wasserstein distance).
+    """
+    x = torch.as_tensor(np.asarray(relevance), dtype=torch.float64)
+    if x.ndim == 4:
+        x = x.sum(dim=1)
+    if x.ndim != 3:
+        raise ValueError(f"expected (N, C, H, W) or (N, H, W), got {tuple(x.shape)}")
+    x = F.adaptive_avg_pool2d(x.unsqueeze(1), size).squeeze(1).reshape(len(x), -1)
+    if positive:
+        x = x.clamp(min=0)
+    else:
+        x = x - x.min(dim=1, keepdim=True).values.clamp(max=0)
+    total = x.sum(dim=1, keepdim=True)
+    uniform = torch.full_like(x, 1.0 / x.shape[1])
+    x = torch.where(total > 0, x / total.clamp(min=1e-300), uniform)
+    return x.numpy()
