@@ -18,8 +18,8 @@ from annotation.models import Assignment
 from annotation.permissions import crowd_framable, error_response, handles_errors
 from annotation.recruiters import recruiter_for
 from annotation.selectors import NotFound
-from annotation.task_kinds import get_task_kind
 from annotation.tokens import assignment_token, assignment_token_check
+from annotation.views_worker import task_page_context
 
 
 def external_task_url(assignment: Assignment) -> str:
@@ -29,18 +29,8 @@ def external_task_url(assignment: Assignment) -> str:
 def render_external_task(request, assignment: Assignment, *, errors: dict | None = None, values: dict | None = None,
                          preview: bool = False, status: int = 200, task=None):
     task = task or assignment.task
-    kind = get_task_kind(task.study.kind)
-    return render(request, "annotation/ext_task_page.html", {
-        "assignment": assignment,
-        "task": task,
-        "study": task.study,
-        "kind_template": kind.template,
-        "fields": kind.answer_fields(task),
-        "token": assignment_token(assignment) if assignment is not None else "",
-        "errors": errors or {},
-        "values": values or {},
-        "preview": preview,
-    }, status=status)
+    context = task_page_context(assignment, task, errors=errors or {}, values=values or {})
+    return render(request, "annotation/ext_task_page.html", {**context, "preview": preview}, status=status)
 
 
 @csrf_exempt  # token-authenticated: the signed per-assignment token proves the assignment, no cookie is read

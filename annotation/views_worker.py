@@ -112,19 +112,24 @@ def assignment_page(request, pk: int):
     return _render_task(request, assignment, errors={}, values={}, status=200)
 
 
-def _render_task(request, assignment: Assignment, *, errors: dict, values: dict, status: int):
-    task = assignment.task
+def task_page_context(assignment: Assignment | None, task, *, errors: dict, values: dict) -> dict:
+    """What every task page shows: the kind's template and fields, the assignment token, errors."""
     kind = get_task_kind(task.study.kind)
-    return render(request, "annotation/task_page.html", {
+    return {
         "assignment": assignment,
         "task": task,
         "study": task.study,
         "kind_template": kind.template,
         "fields": kind.answer_fields(task),
-        "token": assignment_token(assignment),
+        "token": assignment_token(assignment) if assignment is not None else "",
         "errors": errors,
         "values": values,
-    }, status=status)
+    }
+
+
+def _render_task(request, assignment: Assignment, *, errors: dict, values: dict, status: int):
+    context = task_page_context(assignment, assignment.task, errors=errors, values=values)
+    return render(request, "annotation/task_page.html", context, status=status)
 
 
 def _submit(request, pk: int):
