@@ -146,6 +146,7 @@ class Job(TimestampedModel):
     done = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
     message = models.CharField(max_length=255, blank=True, default="")
+    params = models.JSONField(default=dict, blank=True, help_text="Parameters of a kind's own job (e.g. un-Hans)")
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -290,10 +291,16 @@ class StudyResult(TimestampedModel):
 
 
 class StudyOutput(TimestampedModel):
-    """A file a study's outputs job made (a mask dataset, a table, a plot), by name."""
+    """A file a study's job made (a mask dataset, a table, a plot), by name.
+
+    ``stage`` is the job that made it: ``evidence`` (analysis results shown before the crowd answers),
+    ``outputs`` (made from the aggregated labels) or the name of a kind's own job; a job's rerun
+    replaces only the files of its stage.
+    """
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="outputs")
     name = models.CharField(max_length=200, help_text="File name in the export, e.g. core_spurious.png")
+    stage = models.CharField(max_length=64, default="outputs")
     artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="+")
     title = models.CharField(max_length=200, blank=True, default="")
 

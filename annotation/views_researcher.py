@@ -80,6 +80,42 @@ def study_detail(request, pk: int):
 
 @require_GET
 @researcher_required
+def study_results(request, pk: int):
+    """The kind's analysis results page (e.g. SpRAy's class ranking and cluster views)."""
+    study = selectors.study_get(user=request.user, pk=pk)
+    kind = get_task_kind(study.kind)
+    if kind.results_template is None:
+        return error_response(request, f"studies of kind {study.kind!r} have no results page", 404)
+    outputs = {o.name: o for o in study.outputs.select_related("artifact")}
+    job_forms = {name: (title, kind.job_form(name, study)(prefix=name)) for name, title in kind.extra_jobs.items()}
+    return render(request, kind.results_template, {
+        "study": study, "kind": kind, "outputs": outputs, "job_forms": job_forms,
+        "jobs": study.jobs.exclude(name__in=("evidence", "outputs")).order_by("-created_at")[:10],
+        **kind.results_context(study),
+    })
+
+
+@require_POST
+@researcher_required
+def study_job_start(request, pk: int, name: str):
+    """Start one of the kind's own jobs with the parameters of its form."""
+    study = selectors.study_get(user=request.user, pk=pk)
+    kind = get_task_kind(study.kind)
+    if name not in kind.extra_jobs:
+        return error_response(request, f"studies of kind {study.kind!r} have no job {name!r}", 404)
+    form = kind.job_form(name, study)(request.POST, prefix=name)
+    if not form.is_valid():
+        errors = "; ".join(f"{field}: {' '.join(e)}" for field, e in form.errors.items())
+        return error_response(request, f"invalid {name} parameters: {errors}", 400)
+    job = services.study_start_kind_job(study=study, name=name, params=form.cleaned_data)
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"job": job.pk, "name": job.name}, status=202)
+    messages.success(request, f"{kind.extra_jobs[name]}: queued.")
+    return redirect("study_results", pk=study.pk)
+
+
+@require_GET
+@researcher_required
 def study_progress(request, pk: int):
     study = selectors.study_get(user=request.user, pk=pk)
     return JsonResponse(selectors.study_progress(study=study))

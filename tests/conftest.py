@@ -127,3 +127,13 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def researcher_client(researcher):
+    """A Django test client signed in as ``researcher``."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(researcher)
+    return client

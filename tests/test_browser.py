@@ -2,16 +2,11 @@
 import pytest
 
 from annotation.models import Answer
-from tests.conftest import PASSWORD
+from tests.study_helpers import sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-def sign_in(page, base, username):
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
 
 
 def test_worker_answers_two_tasks_and_researcher_sees_them(live_server, page, make_study, make_worker, researcher):

@@ -117,7 +117,7 @@ def test_http_end_to_end_with_simulated_crowd(live_server, researcher, settings)
 @pytest.mark.browser
 def test_assignment_page_in_a_browser_keys_choose_a_class(live_server, page, researcher, make_worker,
                                                           django_capture_on_commit_callbacks):
-    from tests.test_browser import sign_in
+    from tests.study_helpers import sign_in
 
     study = make_study(researcher, django_capture_on_commit_callbacks, name="protos browser", workers_per_task=1)
     make_worker("assigner")

@@ -1,19 +1,16 @@
 """The misclassification-agreement study (SPEC §4) on the tiny benchmark: evidence job, the three
 variants answered by a simulated crowd, rectified error, relevance shares, the cross-condition
 exclusion in the assignment logic, and the top-5 page in a real browser."""
-import csv
-import io
-
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from analysis.crowd_sim import simulated_crowd
 from annotation import services
 from annotation.models import Assignment, Study, Task
 from annotation.task_kinds import get_task_kind
 from annotation.tokens import assignment_token
-from tests.conftest import PASSWORD, TINY_BENCHMARK, TINY_TRAINING
+from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
+from tests.study_helpers import aggregate, crowd_answers, read_csv, sign_in
 
 TINY = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "max_images": 6, "lime_samples": 40,
         "fgsm_step": 0.01}
@@ -29,36 +26,6 @@ def make_study(researcher, capture, name, live=True, workers_per_task=5, **setti
     if live:
         services.study_launch(study=study)
     return study
-
-
-def crowd_answers(study, make_worker, n=5, accuracy=1.0):
-    kind = get_task_kind(study.kind)
-    given = 0
-    for sim in simulated_crowd(n, accuracy, seed=3):
-        worker, rng = make_worker(f"{sim.name}-{study.pk}"), sim.rng()
-        while (a := services.assignment_claim_next(worker=worker)) is not None:
-            a = Assignment.objects.select_related("task__study").get(pk=a.pk)
-            services.assignment_submit(assignment_id=a.pk, worker=worker, token=assignment_token(a),
-                                       payload=kind.simulate_answer(a.task, rng, sim.accuracy))
-            given += 1
-    return given
-
-
-def aggregate(study, capture):
-    with capture(execute=True):
-        services.study_close(study=study)
-        services.study_aggregate(study=study)
-    study.refresh_from_db()
-    job = study.jobs.get(name="outputs")
-    assert job.state == "done", job.error
-    client = Client()
-    client.force_login(study.owner)
-    return {o.name: b"".join(client.get(reverse("study_output", args=[study.pk, o.name])).streaming_content)
-            for o in study.outputs.all()}
-
-
-def read_csv(data: bytes) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(data.decode())))
 
 
 # -- the exclusion lives in the assignment logic ----------------------------------------------
@@ -151,7 +118,7 @@ def test_top1_study_rectifies_images_whose_predicted_class_is_present(researcher
     assert reply.status_code == 400 and "relevant" in reply.json()["errors"]
     client.post(reverse("assignment_return", args=[a]), {"token": assignment_token(Assignment.objects.get(pk=a))})
 
-    assert crowd_answers(study, make_worker) == 60
+    assert crowd_answers(study, make_worker, accuracy=1.0) == 60
     files = aggregate(study, django_capture_on_commit_callbacks)
     assert {"images.csv", "rectified_error.csv", "yes_histogram.csv", "yes_histogram.png"} <= set(files)
     for r in study.results.select_related("task"):  # accurate workers: rectified exactly when the class is present
@@ -180,7 +147,7 @@ def test_top5_study_asks_one_question_per_class(researcher, make_worker, django_
         assert [c["rank"] for c in classes] == [1, 2, 3] and t.payload["true"] not in [c["cls"] for c in classes]
         fields = get_task_kind("misclassification").answer_fields(t)
         assert [f.name for f in fields] == ["class_1", "class_2", "class_3"]
-    crowd_answers(study, make_worker, n=3)
+    crowd_answers(study, make_worker, n=3, accuracy=1.0)
     answer = study.tasks.first().answers.first()
     assert set(answer.payload) == {"class_1", "class_2", "class_3", "relevant"}  # the label is derived on submit
     files = aggregate(study, django_capture_on_commit_callbacks)
@@ -204,7 +171,7 @@ def test_adversarial_study_whole_explanation_and_clean(researcher, make_worker, 
         assert 1 <= whole["steps"] <= 10 and g["explanation"].payload["image"] != whole["image"]
         assert g["clean"].truth["relevant"] == "yes"
     # 2 answers per condition and 3 conditions: 6 workers needed, each sees one condition per image
-    assert crowd_answers(study, make_worker, n=6) == 2 * len(tasks)
+    assert crowd_answers(study, make_worker, n=6, accuracy=1.0) == 2 * len(tasks)
     files = aggregate(study, django_capture_on_commit_callbacks)
     shares = {r["condition"]: r for r in read_csv(files["relevance_shares.csv"])}
     assert set(shares) == {"clean", "whole", "explanation"}
@@ -223,10 +190,7 @@ def test_worker_answers_a_top5_task_in_the_browser(live_server, page, make_worke
                        models=["standard"], max_images=1, workers_per_task=1)
     task = study.tasks.get()
     make_worker("neo")
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "neo")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, live_server.url, "neo")
     page.click("#next-task")
     page.wait_for_selector("#task-image")
     sections = page.locator("section.class-question")

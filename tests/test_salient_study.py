@@ -10,12 +10,11 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from analysis.crowd_sim import simulated_crowd
 from annotation import services
 from annotation.models import Assignment, Study
-from annotation.task_kinds import get_task_kind
 from annotation.tokens import assignment_token
 from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
+from tests.study_helpers import crowd_answers
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +31,6 @@ def make_salient_study(researcher, kind, name, capture, **overrides):
     assert study.state == "ready", study.error
     services.study_launch(study=study)
     return study
-
-
-def crowd_answers(study, make_worker, accuracy=0.9):
-    kind = get_task_kind(study.kind)
-    for sim in simulated_crowd(5, accuracy, seed=3):
-        worker, rng = make_worker(sim.name + study.kind), sim.rng()
-        while (a := services.assignment_claim_next(worker=worker)) is not None:
-            a = Assignment.objects.select_related("task__study").get(pk=a.pk)
-            services.assignment_submit(assignment_id=a.pk, worker=worker, token=assignment_token(a),
-                                       payload=kind.simulate_answer(a.task, rng, sim.accuracy))
 
 
 def test_feature_panel_study_end_to_end(researcher, make_worker, django_capture_on_commit_callbacks):

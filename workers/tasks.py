@@ -66,6 +66,14 @@ def compute_study_outputs(self, job_id: int) -> None:
     _run_job(self, job_id, study_compute_outputs)
 
 
+@shared_task(name="workers.tasks.run_kind_job", **JOB_OPTIONS)
+def run_kind_job(self, job_id: int) -> None:
+    """Run one of a study kind's own jobs (e.g. SpRAy's un-Hans retrain) and store its files."""
+    from annotation.services import study_run_kind_job
+
+    _run_job(self, job_id, study_run_kind_job)
+
+
 @shared_task(name="workers.tasks.expire_assignments")
 def expire_assignments() -> int:
     """Periodic: expire overdue assignments so their tasks are offered again."""

@@ -68,7 +68,8 @@ class TaskKind:
     def answer_fields(self, task: "Task") -> list[Field]:
         raise NotImplementedError
 
-    def build_items(self, study: "Study", progress: Progress) -> Iterable[TaskSpec]:
+    def build_items(self, study: "Study", progress: Progress) -> Iterable["TaskSpec | OutputFile"]:
+        """The tasks to create; an :class:`OutputFile` among them is an analysis result stored with the evidence."""
         raise NotImplementedError
 
     def aggregate(self, answers: "pd.DataFrame", study_settings: Mapping[str, Any]) -> "pd.DataFrame":
@@ -87,6 +88,23 @@ class TaskKind:
         return []
 
     has_outputs: ClassVar[bool] = False
+
+    #: A page of the analysis results (``studies/<id>/results/``), or None.
+    results_template: ClassVar[str | None] = None
+    #: The kind's own jobs a researcher can start once the evidence exists: name -> title.
+    extra_jobs: ClassVar[dict[str, str]] = {}
+
+    def results_context(self, study: "Study") -> dict[str, Any]:
+        """Template context of the results page, beside ``study`` and ``outputs`` (name -> StudyOutput)."""
+        return {}
+
+    def job_form(self, name: str, study: "Study") -> type["forms.Form"]:
+        """The form validating the parameters of the kind's job ``name``."""
+        raise NotImplementedError
+
+    def run_job(self, name: str, study: "Study", params: Mapping[str, Any], progress: Progress) -> list[OutputFile]:
+        """Run the kind's job ``name`` (on a Celery worker) and return its files."""
+        raise NotImplementedError
 
     def validate_answer(self, payload: Mapping[str, Any], task: "Task") -> dict[str, Any]:
         """Clean a submitted answer, or raise :class:`AnswerInvalid` naming every bad field."""

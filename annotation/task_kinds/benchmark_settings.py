@@ -6,6 +6,22 @@ from django import forms
 OVERRIDES = ("benchmark", "training")
 
 
+class ClassListField(forms.CharField):
+    """Class indices typed as ``"1, 4, 7"``; cleaned to a sorted list of distinct ints (empty = all classes)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "Class indices, comma-separated; empty = all classes.")
+        super().__init__(**kwargs)
+
+    def clean(self, value) -> list[int]:
+        text = (super().clean(value) or "").strip()
+        try:
+            return sorted({int(p) for p in text.split(",") if p.strip()})
+        except ValueError as exc:
+            raise forms.ValidationError("give class indices as whole numbers separated by commas") from exc
+
+
 class BenchmarkOverridesForm(forms.Form):
     """Base of a kind's settings form: JSON overrides of the benchmark and of the models' training."""
 

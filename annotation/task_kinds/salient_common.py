@@ -1,7 +1,7 @@
 """What the two Salient kinds share: settings, the benchmark inputs, cached evidence, image artifacts."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,7 @@ from django import forms
 from django.conf import settings as django_settings
 
 from analysis.salient.nam import heatmap_overlay
-from annotation.task_kinds.benchmark_settings import BenchmarkOverridesForm
+from annotation.task_kinds.benchmark_settings import BenchmarkOverridesForm, ClassListField
 
 Progress = Callable[[int, int, str], None]
 
@@ -37,7 +37,7 @@ class SalientSettingsForm(BenchmarkOverridesForm):
     eval_models = forms.MultipleChoiceField(choices=FLAVOURS, initial=["robust", "standard"], required=False,
                                             widget=forms.CheckboxSelectMultiple,
                                             help_text="Models whose core/spurious accuracy is measured.")
-    classes = forms.CharField(required=False, help_text="Class indices, comma-separated; empty = all classes.")
+    classes = ClassListField()
     k_features = forms.IntegerField(min_value=1, max_value=20, initial=5, help_text="Top features per class.")
     k_images = forms.IntegerField(min_value=1, max_value=10, initial=5, help_text="Images per feature.")
     pool = forms.IntegerField(min_value=2, max_value=500, initial=65, help_text="Set B: lowest k of the top-pool.")
@@ -45,13 +45,6 @@ class SalientSettingsForm(BenchmarkOverridesForm):
     spurious_threshold = forms.IntegerField(min_value=1, max_value=50, initial=3,
                                             help_text="Spurious answers needed to label a feature spurious.")
     reason_min_length = forms.IntegerField(min_value=0, max_value=200, initial=5)
-
-    def clean_classes(self) -> list[int]:
-        text = self.cleaned_data["classes"].strip()
-        try:
-            return sorted({int(p) for p in text.split(",") if p.strip()})
-        except ValueError as exc:
-            raise forms.ValidationError("give class indices as whole numbers separated by commas") from exc
 
     def clean(self) -> dict:
         data = super().clean()

@@ -1,8 +1,6 @@
 """Prototype/criticism selectors (Adv, MMD-critic, Probs, Random) and the Table 3 computation."""
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
 import pytest
