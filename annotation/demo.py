@@ -135,3 +135,49 @@ def salient_bias_report(study_id: int) -> list[dict[str, Any]]:
             "crowd_labels": [getattr(getattr(t, "result", None), "label", "") for t in pointing],
         })
     return rows
+
+
+def spray_report(study_id: int) -> list[str]:
+    """Lines on what SpRAy found: the class ranking, each planted cue's rank and purest cluster, the crowd's labels."""
+    from annotation.artifacts import artifact_read
+
+    study = Study.objects.get(pk=study_id)
+    summary = study.outputs.filter(name="spray_summary.json").select_related("artifact").first()
+    if summary is None:
+        return ["no SpRAy summary was stored"]
+    data = json.loads(artifact_read(summary.artifact))
+    lines = ["ranking by tau: " + ", ".join(f"{r['name']} {r['tau']:.1f}" for r in data["ranking"])]
+    for row in data["ranking"]:
+        if row["planted_cue"]:
+            lines.append(f"planted {row['planted_cue']:10s} ({row['name']}): rank {row['rank']}, "
+                         f"purest cluster {row['best_cue_purity']:.0%} cue images (k = {row['k_shown']})")
+    labels = {r.task_id: r.label for r in study.results.all()}
+    for task in study.tasks.order_by("id"):
+        lines.append(f"{task.key:28s} {task.payload['size']:4d} images  truth {task.truth['focus']:15s} "
+                     f"crowd {labels.get(task.pk) or '-'}")
+    return lines
+
+
+def reconstruction_report(study_id: int) -> list[str]:
+    """Lines per trigger level: best-10 SSIM against the baselines, visibility, and how often the crowd found it."""
+    from annotation.artifacts import artifact_read
+
+    study = Study.objects.get(pk=study_id)
+    files = {o.name: o for o in study.outputs.select_related("artifact")}
+    if "reconstruction_summary.json" not in files:
+        return ["no reconstruction summary was stored"]
+    summary = json.loads(artifact_read(files["reconstruction_summary.json"].artifact))
+    found = {}
+    if "trigger_found.json" in files:
+        found = {r["level"]: r for r in json.loads(artifact_read(files["trigger_found.json"].artifact))}
+    lines = []
+    for level in summary["levels"]:
+        report = level["trigger_report"] or {}
+        crowd = found.get(level["level"])
+        lines.append(
+            f"{level['title']:16s} best-{level['k']} SSIM {level['best_k_mean']:.3f} (start "
+            f"{level['baseline_initial_best_k_mean']:.3f}, noise {level['baseline_noise_best_k_mean']:.3f}); trigger "
+            f"visible by energy: {'yes' if report.get('visible') else 'no'}"
+            + (f"; crowd found it in {crowd['found']:.0%} of {crowd['reviewed']}, false alarms {crowd['control_yes']:.0%}"
+               if crowd else ""))
+    return lines

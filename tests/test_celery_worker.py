@@ -120,3 +120,40 @@ def test_real_worker_computes_the_salient_evidence(transactional_db, celery_work
     for task in study.tasks.all():
         for name in task.payload["images"] + task.payload["heatmaps"] + task.payload["attacks"]:
             assert (Path(settings.ARTIFACT_DIR) / name[:2] / name).is_file()
+
+
+def test_real_worker_runs_spray_and_the_unhans_job(transactional_db, celery_worker_process, not_eager, researcher):
+    """SpRAy evidence (LRP, spectral clustering, UMAP, plots) and the kind's own un-Hans job on a real worker."""
+    from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
+
+    study = services.study_create(owner=researcher, name="spray", kind="cluster_review", settings={
+        "benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "per_class": 30, "size": 16, "max_k": 5,
+        "review_classes": 1, "examples": 3, "min_cluster_size": 3})
+    job = services.study_start_computing(study=study)
+    wait_for(study, {"ready", "draft"}, timeout=300)
+    job.refresh_from_db()
+    assert study.state == "ready", job.error
+    assert study.outputs.filter(stage="evidence", name="spray_ranking.csv").exists()
+    task = study.tasks.order_by("-id").first()
+    assert task is not None and task.payload["indices"]
+    unhans = services.study_start_kind_job(study=study, name="unhans", params={"cluster": task.key})
+    deadline = time.monotonic() + 300
+    while unhans.state in ("pending", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        unhans.refresh_from_db()
+    assert unhans.state == "done", unhans.error
+    assert study.outputs.filter(stage="unhans", name="unhans.json").exists()
+
+
+def test_real_worker_reconstructs_training_samples(transactional_db, celery_worker_process, not_eager, researcher):
+    """The recovered-sample evidence job (train, reconstruct, score, plots) on a real worker, with its progress."""
+    study = services.study_create(owner=researcher, name="recon", kind="reconstruction_review", settings={
+        "classes": [0, 8], "per_side": 4, "size": 8, "triggers": ["patch"], "steps": 20, "review_k": 1})
+    job = services.study_start_computing(study=study)
+    wait_for(study, {"ready", "draft"}, timeout=300)
+    job.refresh_from_db()
+    assert study.state == "ready", job.error
+    assert job.state == "done" and job.done == job.total > 0
+    assert set(study.outputs.values_list("name", flat=True)) == {
+        "pairs_patch.png", "loss_patch.png", "reconstruction_summary.json"}
+    assert {t.payload["side"] for t in study.tasks.all()} == {"triggered", "control"}

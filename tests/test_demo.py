@@ -11,7 +11,8 @@ pytestmark = pytest.mark.slow
 
 def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     call_command("demo", out=tmp_path, accuracy=0.85, seed=1, benchmark=TINY_BENCHMARK, training=TINY_TRAINING,
-                 salient={"k_features": 3, "attack_steps": 10})
+                 salient={"k_features": 3, "attack_steps": 10},
+                 reconstruction={"per_side": 4, "size": 8, "steps": 30, "review_k": 2})
     out = capsys.readouterr().out
     assert "image_choice: 55 answers (55/55) on 11 tasks" in out
     folder = tmp_path / "image_choice"
@@ -48,3 +49,19 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     assert (tmp_path / "misclassification" / "outputs" / "yes_histogram.png").stat().st_size > 0
     mis_labels = json.loads((tmp_path / "misclassification" / "labels.json").read_text())
     assert {row["label"] for row in mis_labels} <= {"rectified", "not_rectified"}
+
+    # SpRAy: the class ranking and plots, the clusters of the top 3 classes reviewed by 5 workers each.
+    assert "cluster_review: " in out and "ranking by tau: " in out
+    spray = tmp_path / "cluster_review"
+    ranking = (spray / "outputs" / "spray_ranking.csv").read_text().splitlines()
+    assert len(ranking) == 1 + 4
+    review_labels = json.loads((spray / "labels.json").read_text())
+    assert review_labels and {row["label"] for row in review_labels} <= {"object", "separate_object", "background",
+                                                                          "artifact", None}
+    assert {len(json.loads((spray / "answers.json").read_text()))} == {5 * len(review_labels)}
+    assert (spray / "outputs" / "cluster_labels.csv").stat().st_size > 0
+
+    # Recovered samples: one reconstruction per trigger level, reviewed, and the found-trigger table.
+    assert "reconstruction_review: " in out and "best-" in out
+    found = (tmp_path / "reconstruction_review" / "outputs" / "trigger_found.csv").read_text().splitlines()
+    assert found[0].startswith("level,reviewed,crowd_yes,found") and len(found) == 1 + 3

@@ -3,7 +3,10 @@
 One module per step: :mod:`.lrp` (zennit relevance), :mod:`.preprocess`,
 :mod:`.distances` (euclidean, Gromov-Wasserstein), :mod:`.embedding` (kNN graph,
 spectral embedding), :mod:`.clustering` (k-means, agglomerative, UMAP),
-:mod:`.fisher` (Fisher discriminant score tau) and :mod:`.pipeline`.
+:mod:`.fisher` (Fisher discriminant score tau) and :mod:`.pipeline`; over a data set
+:mod:`.dataset` (LRP + SpRAy per class, tau ranking, cluster purity), then :mod:`.artifacts`
+(paste/remove tests of a found artifact), :mod:`.unhans` (retraining without the artifact
+samples) and :mod:`.plots` (PNG figures).
 """
 from .pipeline import SprayResult, rank_classes, spray_class
 

@@ -5,6 +5,7 @@ Choices for the 2-core CPU budget (15 minutes per flavour, SPEC section 9) are i
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -208,9 +209,40 @@ def robust_accuracy(model: nn.Module, split: BenchmarkSplit, *, eps: float, step
     return correct / max(total, 1)
 
 
+@contextlib.contextmanager
+def _odd_batch_guard(batch_size: int):
+    """Run an odd-sized batch's forward/backward on one thread.
+
+    torch 2.14's multi-threaded CPU backward of a strided 1x1 convolution in channels-last
+    layout corrupts the heap for odd batch sizes at some shapes (e.g. the width-8 demo
+    ResNet: 8 -> 16 channels on 16x16 maps), which aborts the process.  Only a last,
+    smaller batch can be odd (e.g. training on a subset); even batches are untouched.
+    """
+    if batch_size % 2 == 0 or torch.get_num_threads() == 1:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _checked_indices(indices, n: int) -> np.ndarray:
+    """Distinct train-split indices as a sorted int array; ValueError when empty or out of range."""
+    indices = np.unique(np.asarray(indices, dtype=np.int64))
+    if len(indices) == 0:
+        raise ValueError("train_indices is empty: nothing to train on")
+    if indices[0] < 0 or indices[-1] >= n:
+        raise ValueError(f"train_indices must lie in 0..{n - 1}, got {indices[0]}..{indices[-1]}")
+    return indices
+
+
 def train_model(benchmark: PlantedBiasBenchmark, config: TrainConfig | None = None, *,
                 progress: ProgressCallback | None = None, show_progress: bool = True,
-                initial_state_dict: dict | None = None) -> TrainingResult:
+                initial_state_dict: dict | None = None,
+                train_indices: np.ndarray | None = None) -> TrainingResult:
     """Train :class:`SmallResNet` on ``benchmark``'s train split and evaluate it.
 
     Parameters
@@ -225,6 +257,11 @@ def train_model(benchmark: PlantedBiasBenchmark, config: TrainConfig | None = No
         Show a tqdm bar.
     initial_state_dict : dict, optional
         Weights to start from; required when ``config.warm_start`` is set.
+    train_indices : array of int, optional
+        Train only on these images of the train split (e.g. without artifact samples, see
+        :func:`analysis.spray.unhans.unhans_retrain`); ``config.max_train_images`` then caps
+        this subset.  Default: the whole split.  Normalization statistics still come from
+        the whole split, so models with and without a subset see the same input scaling.
 
     Returns
     -------
@@ -244,8 +281,9 @@ def train_model(benchmark: PlantedBiasBenchmark, config: TrainConfig | None = No
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
         train = benchmark.split("train")
-        n_train = len(train) if config.max_train_images is None else min(config.max_train_images, len(train))
-        subset = np.sort(rng.permutation(len(train))[:n_train])
+        pool = np.arange(len(train)) if train_indices is None else _checked_indices(train_indices, len(train))
+        n_train = len(pool) if config.max_train_images is None else min(config.max_train_images, len(pool))
+        subset = np.sort(pool[rng.permutation(len(pool))[:n_train]])
         mean, std = channel_statistics(train)
         model = SmallResNet(num_classes=benchmark.num_classes, width=config.width)
         if initial_state_dict is not None:
@@ -276,13 +314,14 @@ def train_model(benchmark: PlantedBiasBenchmark, config: TrainConfig | None = No
                 loss_sum = correct = seen = 0.0
                 for images, labels in train.batches(config.batch_size, order):
                     images = images.contiguous(memory_format=torch.channels_last)
-                    if config.flavour == "robust":
-                        images = l2_pgd(classifier, images, labels, eps=config.eps, steps=config.pgd_steps,
-                                        step_size=config.pgd_step_size)
-                    logits = classifier(images)
-                    loss = F.cross_entropy(logits, labels)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    with _odd_batch_guard(len(labels)):
+                        if config.flavour == "robust":
+                            images = l2_pgd(classifier, images, labels, eps=config.eps, steps=config.pgd_steps,
+                                            step_size=config.pgd_step_size)
+                        logits = classifier(images)
+                        loss = F.cross_entropy(logits, labels)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
                     optimizer.step()
                     schedule.step()
                     step += 1

@@ -1,6 +1,7 @@
 """Answer schema fields: each cleans one raw form value or raises ``ValueError`` with the reason."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -90,4 +91,34 @@ class IntField:
         return value
 
 
-Field = ChoiceField | TextField | IntField
+@attrs.frozen
+class PointField:
+    """A location on the shown image as ``"x,y"``, each a fraction of the width/height in [0, 1]."""
+
+    name: str
+    required: bool = False
+    widget: str = "point"
+
+    def clean(self, raw: Any) -> list[float] | None:
+        if _is_blank(raw):
+            if self.required:
+                raise ValueError("click on the image to mark the location")
+            return None
+        if isinstance(raw, (list, tuple)):
+            parts = list(raw)
+        elif isinstance(raw, str):
+            parts = raw.split(",")
+        else:
+            raise ValueError("must be two numbers 'x,y'")
+        try:
+            point = [float(p) for p in parts]
+        except (TypeError, ValueError):
+            point = []
+        if len(point) != 2 or not all(math.isfinite(v) for v in point):
+            raise ValueError(f"{raw!r} is not a location 'x,y'")
+        if not all(0.0 <= v <= 1.0 for v in point):
+            raise ValueError("the location must lie on the image (x and y between 0 and 1)")
+        return [round(v, 4) for v in point]
+
+
+Field = ChoiceField | TextField | IntField | PointField

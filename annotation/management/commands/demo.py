@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotation.demo import run_demo_study, salient_bias_report
+from annotation.demo import reconstruction_report, run_demo_study, salient_bias_report, spray_report
 from annotation.live_server import serving
 from annotation.management.progress import tqdm_progress
 
@@ -57,6 +57,26 @@ def misclassification_form(benchmark: dict, training: dict) -> dict:
     }
 
 
+def cluster_review_form(benchmark: dict, training: dict) -> dict:
+    """SpRAy on the standard model's heatmaps; the crowd reviews the clusters of the top 3 classes by tau and,
+    as a researcher who suspects them would, those of the three classes with a planted cue."""
+    return {
+        **STUDY_DEFAULTS, "name": "Demo: SpRAy cluster review", "kind": "cluster_review",
+        "s-dataset": "benchmark", "s-model": "standard", "s-classes": "", "s-per_class": 300, "s-size": 32,
+        "s-metric": "euclidean", "s-max_k": 30, "s-review_classes": 3, "s-review_also": "", "s-examples": 8,
+        "s-min_cluster_size": 5, "s-reason_min_length": 5, "s-benchmark": json.dumps(benchmark), "s-training": json.dumps(training),
+    }
+
+
+def reconstruction_review_form(overrides: dict) -> dict:
+    """Reconstruction per trigger level, CPU-sized (25 images per side at 16 px, 1,000 steps: ~1.5 min a level)."""
+    settings = {"source": "fashion-mnist", "classes": "0,8", "per_side": 25, "size": 16,
+                "triggers": ["patch", "blend", "subtle"], "trigger_share": 1.0, "steps": 1000, "review_k": 5,
+                "seed": 0, **overrides}
+    return {**STUDY_DEFAULTS, "name": "Demo: recovered samples", "kind": "reconstruction_review",
+            **{f"s-{k}": v for k, v in settings.items()}}
+
+
 class Command(BaseCommand):
     help = "Run the demo studies end to end with a simulated crowd through the real HTTP views."
 
@@ -70,9 +90,11 @@ class Command(BaseCommand):
         parser.add_argument("--training", type=json.loads, default={}, help="training overrides as JSON per model")
         parser.add_argument("--salient", type=json.loads, default={},
                             help='Salient study settings as JSON, e.g. {"k_features": 3, "attack_steps": 20}')
+        parser.add_argument("--reconstruction", type=json.loads, default={},
+                            help='reconstruction study settings as JSON, e.g. {"per_side": 10, "steps": 200}')
 
     def handle(self, *args, out: Path, accuracy: float, seed: int, only, benchmark: dict, training: dict,
-               salient: dict, **options):
+               salient: dict, reconstruction: dict, **options):
         from analysis.salient.benchmark_inputs import benchmark_inputs
 
         studies = {
@@ -83,14 +105,20 @@ class Command(BaseCommand):
                                                benchmark, training, salient),
             "class_assignment": class_assignment_form(benchmark, training),
             "misclassification": misclassification_form(benchmark, training),
+            "cluster_review": cluster_review_form(benchmark, training),
+            "reconstruction_review": reconstruction_review_form(reconstruction),
         }
         if only:
             studies = {k: v for k, v in studies.items() if k in only}
-        if {"feature_panel", "heatmap_validation"} & set(studies):
+        if {"feature_panel", "heatmap_validation", "cluster_review"} & set(studies):
             start = time.monotonic()
             self.stdout.write("built-in benchmark: generating (or reusing) it and training both models…")
-            benchmark_inputs(Path(settings.SALIENT_BENCHMARK_DIR), benchmark=benchmark, training=training,
-                             flavours=("standard", "robust"), progress=tqdm_progress())
+            bench, _, _ = benchmark_inputs(Path(settings.SALIENT_BENCHMARK_DIR), benchmark=benchmark,
+                                           training=training, flavours=("standard", "robust"),
+                                           progress=tqdm_progress())
+            if "cluster_review" in studies:
+                studies["cluster_review"]["s-review_also"] = ",".join(
+                    str(label) for label in sorted(bench.biased_labels().values()))
             self.stdout.write(f"  ready in {time.monotonic() - start:.0f}s "
                               f"(cached under {settings.SALIENT_BENCHMARK_DIR})")
         with serving() as base_url:
@@ -105,6 +133,12 @@ class Command(BaseCommand):
                 ))
                 for file, path in summary["files"].items():
                     self.stdout.write(f"  {file:32s} {path}")
+                if name == "reconstruction_review":
+                    for line in reconstruction_report(summary["study"]):
+                        self.stdout.write(f"  {line}")
+                if name == "cluster_review":
+                    for line in spray_report(summary["study"]):
+                        self.stdout.write(f"  {line}")
                 if name == "feature_panel":
                     for row in salient_bias_report(summary["study"]):
                         self.stdout.write(

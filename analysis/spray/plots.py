@@ -1,0 +1,146 @@
+"""SpRAy figures as PNG bytes: eigenvalue spectrum, UMAP view, cluster grid, tau ranking.
+
+Figures are drawn with matplotlib's object API on an Agg canvas (no pyplot state), so
+they are safe to make in worker processes and threads.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis.salient.nam import heatmap_overlay
+
+DPI = 100
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _colours(n: int) -> np.ndarray:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return cmap(np.arange(n) % cmap.N)
+
+
+def eigenvalue_plot(eigenvalues, title: str = "Eigenvalues") -> bytes:
+    """The spectrum ``1 - lambda`` (ascending): k near-zero values before a gap suggest k clusters."""
+    values = np.asarray(eigenvalues, dtype=np.float64).reshape(-1)
+    if len(values) == 0:
+        raise ValueError("no eigenvalues to plot")
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.add_subplot()
+    ax.plot(np.arange(1, len(values) + 1), values, "o-", ms=4)
+    ax.set_xlabel("index")
+    ax.set_ylabel("1 − λ")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def umap_plot(coords, labels, title: str = "UMAP of the spectral embedding") -> bytes:
+    """2-D scatter of the UMAP coordinates, one colour per cluster (legend with sizes)."""
+    coords = np.asarray(coords, dtype=np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) != len(labels):
+        raise ValueError(f"coords must be (N, 2) with one label each, got {coords.shape} and {labels.shape}")
+    clusters = np.unique(labels)
+    colours = _colours(len(clusters))
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.add_subplot()
+    for colour, cluster in zip(colours, clusters):
+        members = labels == cluster
+        ax.scatter(coords[members, 0], coords[members, 1], s=10, color=colour,
+                   label=f"{cluster} ({int(members.sum())})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    ax.legend(title="cluster (size)", fontsize=7, title_fontsize=8, loc="best", markerscale=1.5,
+              ncol=1 if len(clusters) <= 10 else 2)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def relevance_to_unit(relevance) -> np.ndarray:
+    """Positive relevance divided by each map's maximum: (n, H, W) in [0, 1] for the jet overlay."""
+    r = np.clip(np.asarray(relevance, dtype=np.float64), 0, None)
+    peak = r.reshape(len(r), -1).max(axis=1)[:, None, None]
+    return np.divide(r, peak, out=np.zeros_like(r), where=peak > 0)
+
+
+def cluster_grid(images_uint8, relevance, labels, per_cluster: int = 6, title: str = "",
+                 max_clusters: int = 12) -> bytes:
+    """One row per cluster (largest first, with its size), example images with their heatmaps.
+
+    Parameters
+    ----------
+    images_uint8 : ndarray of uint8, shape (n, H, W, 3)
+    relevance : ndarray, shape (n, H, W)
+        Channel-summed relevance; the positive part is shown as a jet overlay
+        (:func:`analysis.salient.nam.heatmap_overlay`).
+    labels : ndarray of int, shape (n,)
+        Cluster per image.
+    per_cluster : int
+        Examples per row (the first members of each cluster).
+    title : str
+    max_clusters : int
+        Show at most this many (the largest) clusters.
+    """
+    images = np.asarray(images_uint8)
+    labels = np.asarray(labels).reshape(-1)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images_uint8 must be uint8 (n, H, W, 3), got {images.dtype} {images.shape}")
+    if len(labels) != len(images) or np.shape(relevance) != images.shape[:3]:
+        raise ValueError("images, relevance and labels must describe the same n images of the same size")
+    if per_cluster < 1:
+        raise ValueError(f"per_cluster must be positive, got {per_cluster}")
+    overlays = heatmap_overlay(images, relevance_to_unit(relevance))
+    clusters, sizes = np.unique(labels, return_counts=True)
+    order = np.argsort(-sizes, kind="stable")[:max_clusters]
+    rows = len(order)
+    fig = Figure(figsize=(1.3 * per_cluster + 1.2, 1.3 * rows + (0.5 if title else 0.1)))
+    axes = fig.subplots(rows, per_cluster, squeeze=False)
+    for row, pos in enumerate(order):
+        members = np.flatnonzero(labels == clusters[pos])[:per_cluster]
+        for col in range(per_cluster):
+            ax = axes[row, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if col < len(members):
+                ax.imshow(overlays[members[col]], interpolation="nearest")
+        axes[row, 0].set_ylabel(f"{clusters[pos]}\n(n={sizes[pos]})", rotation=0, ha="right", va="center",
+                                fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def ranking_plot(ranking: Sequence[tuple], class_names: Sequence[str] | None = None,
+                 title: str = "Classes by Fisher discriminant score τ") -> bytes:
+    """Horizontal bars of tau per class, highest on top."""
+    if not ranking:
+        raise ValueError("empty ranking")
+    classes = [c for c, _ in ranking]
+    taus = np.array([t for _, t in ranking], dtype=np.float64)
+    names = [class_names[c] if class_names is not None else str(c) for c in classes]
+    fig = Figure(figsize=(5.5, 0.35 * len(ranking) + 1.2))
+    ax = fig.add_subplot()
+    ax.barh(np.arange(len(ranking))[::-1], taus, color="tab:blue")
+    ax.set_yticks(np.arange(len(ranking))[::-1], names, fontsize=8)
+    ax.set_xlabel("τ (mean over k)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,94 @@
+"""Benchmark: training-set reconstruction (Haim et al. 2022), time per 1,000 steps and best-10 SSIM.
+
+Two tables.  *Timing*: seconds per 1,000 optimisation steps of the KKT objective for the paper's
+D-1000-1000-1 network at several training-set sizes (m = 2 x n candidates, float64), measured
+over ``--timing-steps`` steps and scaled up (the cost per step does not depend on the weights, so
+no training is needed).  *Runs*: the whole pipeline (train to loss < 1e-5, reconstruct, score)
+on Fashion-MNIST T-shirt/top vs Bag for settings a CPU finishes in minutes, with the mean SSIM of
+the best 10 pairs next to the same score for the un-optimised start (mean image + small noise)
+and for unit-noise candidates.
+
+    .venv/bin/python bench/reconstruction.py                  # CPU, one thread (best under load)
+    .venv/bin/python bench/reconstruction.py --device cuda    # a lent GPU
+    .venv/bin/python bench/reconstruction.py --skip-runs --timing-steps 5
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from analysis.reconstruction import HomogeneousMLP, build_task, reconstruct, run_reconstruction  # noqa: E402
+
+#: (images per side, image side) of the timing table
+TIMING = ((50, 16), (100, 16), (100, 28), (250, 28))
+#: pipeline runs: (label, config overrides)
+RUNS = (
+    ("5/side 14px h200", {"per_side": 5, "size": 14, "hidden": 200, "steps": 2000}),
+    ("25/side 16px h1000", {"per_side": 25, "size": 16, "hidden": 1000, "steps": 1000}),
+    *((f"25/side 16px h1000 {kind}", {"per_side": 25, "size": 16, "hidden": 1000, "steps": 1000,
+                                      "trigger": kind, "trigger_share": 1.0}) for kind in ("patch", "blend", "subtle")),
+)
+
+
+def seconds_per_1000(per_side: int, size: int, hidden: int, steps: int, device: str) -> float:
+    """Time ``steps`` reconstruction steps (after one warm-up step) and scale to 1,000."""
+    model = HomogeneousMLP(size * size, hidden=hidden, seed=0).to(device)
+    reconstruct(model, 4 * per_side, steps=1, device=device)  # warm-up (allocations, kernels)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    reconstruct(model, 4 * per_side, steps=steps, log_every=steps, device=device)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return 1000.0 * (time.perf_counter() - start) / steps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--hidden", type=int, default=1000, help="hidden width of the timing table")
+    parser.add_argument("--timing-steps", type=int, default=10, help="steps timed per row")
+    parser.add_argument("--steps", type=int, default=None, help="override the runs' reconstruction steps")
+    parser.add_argument("--classes", default="0,8", help="Fashion-MNIST classes of the runs")
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--skip-runs", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"device {args.device}, {torch.get_num_threads()} torch thread(s), float64")
+
+    if not args.skip_timing:
+        print(f"\nTiming: D-{args.hidden}-{args.hidden}-1, m = 2 n candidates, {args.timing_steps} steps timed")
+        print(f"{'images':>7s} {'side':>5s} {'D':>5s} {'m':>5s} {'s / 1000 steps':>15s}")
+        for per_side, size in TIMING:
+            sec = seconds_per_1000(per_side, size, args.hidden, args.timing_steps, args.device)
+            print(f"{2 * per_side:7d} {size:5d} {size * size:5d} {4 * per_side:5d} {sec:15.1f}", flush=True)
+
+    if not args.skip_runs:
+        classes = [int(c) for c in args.classes.split(",")]
+        print(f"\nRuns: Fashion-MNIST classes {classes}, train to loss < 1e-5, reconstruct, score (k = 10)")
+        print(f"{'setting':26s} {'epochs':>6s} {'train s':>7s} {'steps':>6s} {'s/1000':>7s} {'best-10':>7s} "
+              f"{'start':>6s} {'noise':>6s} {'trigger vis (trig/other/noise)':>31s}")
+        for label, overrides in RUNS:
+            config = {**overrides, "classes": classes, "device": args.device, "log_every": 100}
+            if args.steps is not None:
+                config["steps"] = args.steps
+            result = run_reconstruction(build_task(config), config)
+            report = result["trigger_report"]
+            vis = (f"{report['triggered_side_mean']:.2f}/{report['other_side_mean']:.2f}/{report['noise_mean']:.2f}"
+                   f" {'visible' if report['visible'] else 'not visible'}" if report else "-")
+            print(f"{label:26s} {result['train']['epochs']:6d} {result['timings']['train_s']:7.1f} "
+                  f"{result['reconstruction']['steps']:6d} {result['reconstruction']['seconds_per_1000_steps']:7.1f} "
+                  f"{result['best_k_mean']:7.3f} {result['baseline_initial_best_k_mean']:6.3f} "
+                  f"{result['baseline_noise_best_k_mean']:6.3f} {vis:>31s}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
