@@ -149,7 +149,7 @@ def spray_report(study_id: int) -> list[str]:
     lines = ["ranking by tau: " + ", ".join(f"{r['name']} {r['tau']:.1f}" for r in data["ranking"])]
     for row in data["ranking"]:
         if row["planted_cue"]:
-            lines.append(f"planted {row['planted_cue']:10s} ({row['name']}): rank {row['rank']}, "
+            lines.append(f"{row['planted_cue']} cue class {row['name']}: tau rank {row['rank']}, "
                          f"purest cluster {row['best_cue_purity']:.0%} cue images (k = {row['k_shown']})")
     labels = {r.task_id: r.label for r in study.results.all()}
     for task in study.tasks.order_by("id"):
