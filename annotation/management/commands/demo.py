@@ -58,13 +58,17 @@ def misclassification_form(benchmark: dict, training: dict) -> dict:
 
 
 def cluster_review_form(benchmark: dict, training: dict) -> dict:
-    """SpRAy on the standard model's heatmaps; the crowd reviews the clusters of the top 3 classes by tau and,
-    as a researcher who suspects them would, those of the three classes with a planted cue."""
+    """SpRAy on the standard model's heatmaps of SpRAy's benchmark variant (the cues as a minority strategy);
+    the crowd reviews the clusters of the top 3 classes by tau and, as a researcher who suspects them
+    would, those of the three classes with a planted cue."""
+    from analysis.spray.benchmark_variant import SPRAY_BENCHMARK
+
     return {
         **STUDY_DEFAULTS, "name": "Demo: SpRAy cluster review", "kind": "cluster_review",
-        "s-dataset": "benchmark", "s-model": "standard", "s-classes": "", "s-per_class": 300, "s-size": 32,
+        "s-dataset": "benchmark", "s-model": "standard", "s-classes": "", "s-per_class": 1000, "s-size": 32,
         "s-metric": "euclidean", "s-max_k": 30, "s-review_classes": 3, "s-review_also": "", "s-examples": 8,
-        "s-min_cluster_size": 5, "s-reason_min_length": 5, "s-benchmark": json.dumps(benchmark), "s-training": json.dumps(training),
+        "s-min_cluster_size": 5, "s-reason_min_length": 5,
+        "s-benchmark": json.dumps({**SPRAY_BENCHMARK, **benchmark}), "s-training": json.dumps(training),
     }
 
 
