@@ -72,3 +72,17 @@ def study_from_form(client, form: dict, capture):
     study.refresh_from_db()
     assert study.state == "ready", study.error
     return study
+
+
+def computed_study(owner, kind: str, name: str, settings: dict, capture, *, workers_per_task: int = 5,
+                   live: bool = True):
+    """Create a study through the services, compute its evidence (eager job) and, if ``live``, launch it."""
+    study = services.study_create(owner=owner, name=name, kind=kind, settings=settings,
+                                  workers_per_task=workers_per_task)
+    with capture(execute=True):
+        services.study_start_computing(study=study)
+    study.refresh_from_db()
+    assert study.state == "ready", study.error
+    if live:
+        services.study_launch(study=study)
+    return study

@@ -12,6 +12,7 @@ from annotation import services
 from annotation.models import Answer, Assignment
 from annotation.task_kinds.class_assignment import class_assignment_outputs
 from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
+from tests.study_helpers import computed_study
 
 pytestmark = pytest.mark.slow
 
@@ -20,14 +21,8 @@ TINY = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "targets_per_cla
 
 
 def make_study(researcher, capture, name="protos", workers_per_task=2, **overrides):
-    study = services.study_create(owner=researcher, name=name, kind="class_assignment",
-                                  settings={**TINY, **overrides}, workers_per_task=workers_per_task)
-    with capture(execute=True):
-        services.study_start_computing(study=study)
-    study.refresh_from_db()
-    assert study.state == "ready", study.error
-    services.study_launch(study=study)
-    return study
+    return computed_study(researcher, "class_assignment", name, {**TINY, **overrides}, capture,
+                          workers_per_task=workers_per_task)
 
 
 def test_tasks_and_exclusion_across_conditions(researcher, make_worker, django_capture_on_commit_callbacks):

@@ -10,22 +10,15 @@ from annotation.models import Assignment, Study, Task
 from annotation.task_kinds import get_task_kind
 from annotation.tokens import assignment_token
 from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
-from tests.study_helpers import aggregate, crowd_answers, read_csv, sign_in
+from tests.study_helpers import aggregate, computed_study, crowd_answers, read_csv, sign_in
 
 TINY = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "max_images": 6, "lime_samples": 40,
         "fgsm_step": 0.01}
 
 
 def make_study(researcher, capture, name, live=True, workers_per_task=5, **settings):
-    study = services.study_create(owner=researcher, name=name, kind="misclassification",
-                                  settings={**TINY, **settings}, workers_per_task=workers_per_task)
-    with capture(execute=True):
-        services.study_start_computing(study=study)
-    study.refresh_from_db()
-    assert study.state == "ready", study.error
-    if live:
-        services.study_launch(study=study)
-    return study
+    return computed_study(researcher, "misclassification", name, {**TINY, **settings}, capture,
+                          workers_per_task=workers_per_task, live=live)
 
 
 # -- the exclusion lives in the assignment logic ----------------------------------------------

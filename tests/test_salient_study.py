@@ -14,7 +14,7 @@ from annotation import services
 from annotation.models import Assignment, Study
 from annotation.tokens import assignment_token
 from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
-from tests.study_helpers import crowd_answers
+from tests.study_helpers import computed_study, crowd_answers
 
 pytestmark = pytest.mark.slow
 
@@ -23,14 +23,7 @@ TINY = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "k_features": 2,
 
 
 def make_salient_study(researcher, kind, name, capture, **overrides):
-    study = services.study_create(owner=researcher, name=name, kind=kind, settings={**TINY, **overrides},
-                                  workers_per_task=5)
-    with capture(execute=True):
-        services.study_start_computing(study=study)
-    study.refresh_from_db()
-    assert study.state == "ready", study.error
-    services.study_launch(study=study)
-    return study
+    return computed_study(researcher, kind, name, {**TINY, **overrides}, capture)
 
 
 def test_feature_panel_study_end_to_end(researcher, make_worker, django_capture_on_commit_callbacks):
