@@ -10,12 +10,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from annotation.errors import ApplicationError
+from annotation.roles import is_researcher
 from annotation.selectors import NotFound, worker_of
-from annotation.services import RESEARCHERS
 
-
-def is_researcher(user) -> bool:
-    return user.is_authenticated and (user.is_superuser or user.groups.filter(name=RESEARCHERS).exists())
+__all__ = ["crowd_framable", "error_response", "handles_errors", "is_researcher", "researcher_required",
+           "wants_json", "worker_required"]
 
 
 def wants_json(request: HttpRequest) -> bool:

@@ -1,6 +1,7 @@
-"""URLs of researcher pages (``/studies/``), worker pages (``/work/``) and artifacts."""
-from django.urls import include, path
+"""URLs of researcher pages (``/studies/``), worker pages (``/work/``), crowd-site pages (``/ext/``) and artifacts."""
+from django.urls import path
 
+from annotation import views_external as e
 from annotation import views_researcher as r
 from annotation import views_worker as w
 
@@ -27,5 +28,7 @@ urlpatterns = [
     path("work/a/<int:pk>/", w.assignment_page, name="assignment_page"),
     path("work/a/<int:pk>/return/", w.assignment_return, name="assignment_return"),
     path("artifacts/<str:name>", w.artifact_file, name="artifact_file"),
-    path("ext/", include("annotation.recruiters.urls")),
+    path("ext/mturk/<int:task_pk>/", e.mturk_entry, name="mturk_entry"),
+    path("ext/prolific/<int:study_pk>/", e.prolific_entry, name="prolific_entry"),
+    path("ext/a/<int:pk>/", e.task_page, name="ext_task"),
 ]

@@ -30,7 +30,7 @@ def test_required_verbs_raise_and_optional_hooks_do_nothing():
             with pytest.raises(NotImplementedError):
                 getattr(bare, verb)(*args)
         assert bare.block(None, "x") is None and bare.stop_task(None) is None
-        assert bare.reconcile(None).changed == 0 and bare.after_submit(None, None) is None
+        assert list(bare.platform_assignments(None)) == [] and bare.after_submit(None) is None
     finally:
         RECRUITERS.pop("bare-test")
 

@@ -105,11 +105,10 @@ def test_retried_creation_reuses_the_token_and_finds_the_first_hit(make_study, m
         {"HITId": "OTHER", "RequesterAnnotation": "salient study 999 task 1"},
         {"HITId": "FIRST", "RequesterAnnotation": params["RequesterAnnotation"]},
     ], "NumResults": 2}, {"MaxResults": 100})
-    recruiter = by_name("mturk")
     with pytest.raises(Exception, match="ServiceFault"):
-        recruiter.open(study, 3)
+        services.recruitment_open(study=study)
     assert Task.objects.get().external_id == ""
-    recruiter.open(study, 3)
+    services.recruitment_open(study=study)
     assert Task.objects.get().external_id == "FIRST"
 
 

@@ -7,29 +7,64 @@ by name. Required verbs raise ``NotImplementedError``; optional hooks are no-ops
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from django.http import HttpRequest, HttpResponse
-
     from annotation.models import Assignment, Study, Task, Worker
 
 RECRUITERS: dict[str, type["Recruiter"]] = {}
 
 
+class RecruiterError(Exception):
+    """A crowd site refused a call (the message says what it answered)."""
+
+
 @dataclass
 class RecruitmentStatus:
-    """What a recruiter reports after opening or reconciling a study."""
+    """What a recruiter reports after opening or closing a study; the services record it.
+
+    ``external_ids`` maps task ids to the crowd site's id of the task (an MTurk HIT id);
+    ``completion_code`` is a new code the crowd site must be told (Prolific).
+    """
 
     recruiting: bool = False
     opened: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     changed: int = 0
+    external_ids: dict[int, str] = field(default_factory=dict)
+    completion_code: str = ""
+
+
+@dataclass(frozen=True)
+class PlatformAssignment:
+    """One assignment as the crowd site lists it."""
+
+    assignment_id: str
+    worker_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """Where a crowd worker goes after an answer was stored; the external views carry it out.
+
+    ``post``: an auto-submitted form (``url``, ``fields``) back to the crowd site (MTurk);
+    ``next_task``: the worker's next task of the study, or the completion redirect (Prolific).
+    """
+
+    action: str
+    url: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 class Recruiter:
-    """Base recruiter: subclasses set ``nickname``/``title`` and implement the required verbs."""
+    """Base recruiter: subclasses set ``nickname``/``title`` and implement the required verbs.
+
+    A recruiter is an adapter: it talks to its crowd site and returns values (HIT ids, platform
+    statuses, the next step of a worker); it never writes the platform's records itself.
+    """
 
     nickname: ClassVar[str]
     title: ClassVar[str]
@@ -79,12 +114,12 @@ class Recruiter:
     def stop_task(self, task: "Task") -> None:
         """Stop offering ``task`` (early stopping settled its label)."""
 
-    def reconcile(self, study: "Study") -> RecruitmentStatus:
-        """Bring the crowd site and the platform into agreement (approvals, statuses)."""
-        return RecruitmentStatus()
+    def platform_assignments(self, task: "Task") -> Iterable[PlatformAssignment]:
+        """The crowd site's assignments of ``task`` (reconciliation reads them); none by default."""
+        return ()
 
-    def after_submit(self, request: "HttpRequest", assignment: "Assignment") -> "HttpResponse | None":
-        """The response of an external task page after its answer was stored; None: the default."""
+    def after_submit(self, assignment: "Assignment") -> NextStep | None:
+        """Where the worker of an external task page goes once the answer is stored; None: the default page."""
         return None
 
     def describe(self, study: "Study", base_url: str) -> list[tuple[str, str]]:
@@ -114,20 +149,3 @@ class Recruiter:
             "fee_per_answer_cents": round(fee, 2),
             "total_cents": round(paid * (reward_cents + fee), 2),
         }
-
-
-def by_name(nickname: str) -> Recruiter:
-    """A new recruiter of the backend ``nickname``; a clear error naming the known ones otherwise."""
-    from annotation import recruiters  # noqa: F401 - imports every recruiter module
-
-    try:
-        cls = RECRUITERS[nickname]
-    except KeyError:
-        known = ", ".join(sorted(RECRUITERS)) or "none"
-        raise KeyError(f"unknown crowd backend {nickname!r}; known backends: {known}") from None
-    return cls()
-
-
-def recruiter_for(study: "Study") -> Recruiter:
-    """The recruiter of ``study``'s backend."""
-    return by_name(study.backend)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
 
 from django.conf import settings
-from django.shortcuts import render
 
 from annotation.errors import ApplicationError
-from annotation.recruiters.base import Recruiter, RecruitmentStatus
+from annotation.recruiters.base import NextStep, PlatformAssignment, Recruiter, RecruiterError, RecruitmentStatus
 from annotation.recruiters.mturk_client import MTurkService
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,17 @@ def qualification_requirements(study) -> list[dict[str, Any]]:
         requirements.append({"QualificationTypeId": QUAL_LOCALE, "Comparator": "In",
                              "LocaleValues": [{"Country": c} for c in locales], "ActionsGuarded": "Accept"})
     return requirements
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """MTurk's refusal of a call as a :class:`RecruiterError`."""
+    from botocore.exceptions import ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        raise RecruiterError(str(exc)) from exc
 
 
 class MTurkRecruiter(Recruiter):
@@ -141,12 +153,10 @@ class MTurkRecruiter(Recruiter):
             return hit_id
 
     def open(self, study, n: int) -> RecruitmentStatus:
-        from annotation import services
-
         status = RecruitmentStatus(recruiting=True)
         for task in study.tasks.filter(external_id="").order_by("id"):
             hit_id = self.create_hit(study, task, n)
-            services.task_set_external_id(task=task, external_id=hit_id)
+            status.external_ids[task.pk] = hit_id
             status.opened.append(hit_id)
         return status
 
@@ -171,10 +181,13 @@ class MTurkRecruiter(Recruiter):
 
     # --- money and people -----------------------------------------------------------------
     def approve(self, assignment) -> None:
-        self.service.approve_assignment(assignment.external_id, "Thank you!")
+        with _refusals():
+            self.service.approve_assignment(assignment.external_id, "Thank you!")
 
     def reject(self, assignment, reason: str) -> None:
-        self.service.reject_assignment(assignment.external_id, reason or "the answer did not meet the study's checks")
+        with _refusals():
+            self.service.reject_assignment(assignment.external_id,
+                                           reason or "the answer did not meet the study's checks")
 
     def pay_bonus(self, assignment, cents: int, reason: str) -> None:
         if cents <= 0:
@@ -188,57 +201,26 @@ class MTurkRecruiter(Recruiter):
             self.service.create_worker_block(worker.external_id, reason)
 
     # --- reconciliation -------------------------------------------------------------------
-    def reconcile(self, study) -> RecruitmentStatus:
-        """List every HIT's assignments; approve/reject the submitted ones as the platform decided."""
-        from botocore.exceptions import ClientError
-
-        from annotation import services
-
-        status = RecruitmentStatus(recruiting=study.state == "live")
-        for task in study.tasks.exclude(external_id="").order_by("id"):
-            token = None
-            while True:
-                page = self.service.list_assignments_for_hit(task.external_id, token)
-                items = page.get("Assignments", [])
-                for item in items:
-                    said = item["AssignmentStatus"]
-                    assignment, decision, reason = services.assignment_platform_decision(
-                        task=task, external_id=item["AssignmentId"], worker_external_id=item["WorkerId"],
-                        platform_status=said,
-                    )
-                    if assignment is None or said != "Submitted" or decision is None:
-                        if assignment is None:
-                            status.messages.append(f"MTurk assignment {item['AssignmentId']} is unknown here")
-                        continue
-                    try:
-                        if decision == "approve":
-                            self.approve(assignment)
-                            said = "Approved"
-                        else:
-                            self.reject(assignment, reason)
-                            said = "Rejected"
-                    except ClientError as exc:
-                        status.messages.append(f"{item['AssignmentId']}: {exc}")
-                        continue
-                    services.assignment_record_platform_status(assignment=assignment, status=said)
-                    status.changed += 1
-                token = page.get("NextToken")
-                if not token or not items:
-                    break
-        return status
+    def platform_assignments(self, task) -> Iterator[PlatformAssignment]:
+        """Every assignment MTurk lists for the task's HIT, page by page."""
+        token = None
+        while True:
+            page = self.service.list_assignments_for_hit(task.external_id, token)
+            items = page.get("Assignments", [])
+            for item in items:
+                yield PlatformAssignment(item["AssignmentId"], item["WorkerId"], item["AssignmentStatus"])
+            token = page.get("NextToken")
+            if not token or not items:
+                return
 
     # --- pages ----------------------------------------------------------------------------
-    def after_submit(self, request, assignment):
+    def after_submit(self, assignment) -> NextStep | None:
         """Post ``assignmentId`` (and the stored answer's id) to ``{turkSubmitTo}/mturk/externalSubmit``."""
         session = getattr(assignment, "external_session", None)
         if session is None or not session.submit_to:
             return None
-        return render(request, "annotation/ext_mturk_submit.html", {
-            "action": session.submit_to.rstrip("/") + "/mturk/externalSubmit",
-            "assignment_id": session.session_id,
-            "answer_id": assignment.answer.pk,
-            "study": assignment.task.study,
-        })
+        return NextStep("post", url=session.submit_to.rstrip("/") + "/mturk/externalSubmit",
+                        fields={"assignmentId": session.session_id, "answer_id": assignment.answer.pk})
 
     def describe(self, study, base_url: str) -> list[tuple[str, str]]:
         hits = study.tasks.exclude(external_id="").count()

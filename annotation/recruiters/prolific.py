@@ -12,10 +12,9 @@ import secrets
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.shortcuts import redirect
 
 from annotation.errors import ApplicationError
-from annotation.recruiters.base import Recruiter, RecruitmentStatus
+from annotation.recruiters.base import NextStep, Recruiter, RecruitmentStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +46,9 @@ class ProlificRecruiter(Recruiter):
         return f"{base_url.rstrip('/')}/ext/prolific/{study.pk}/?{query}"
 
     def open(self, study, n: int) -> RecruitmentStatus:
-        from annotation import services
-
-        if not study.completion_code:
-            services.study_set_completion_code(study=study, code=new_completion_code())
         return RecruitmentStatus(recruiting=True, opened=[self.entry_url(study, settings.SALIENT_PUBLIC_URL)],
-                                 messages=["paste the study URL and the completion code into Prolific"])
+                                 messages=["paste the study URL and the completion code into Prolific"],
+                                 completion_code="" if study.completion_code else new_completion_code())
 
     def close(self, study) -> RecruitmentStatus:
         return RecruitmentStatus(recruiting=False, messages=["new participants are refused; pause the study in Prolific"])
@@ -69,18 +65,9 @@ class ProlificRecruiter(Recruiter):
             "this link-based backend holds no Prolific API token"
         )
 
-    def after_submit(self, request, assignment):
+    def after_submit(self, assignment) -> NextStep:
         """The participant's next task of the study, or the completion redirect when none is left."""
-        from annotation import services
-        from annotation.views_external import external_task_url
-
-        study = assignment.task.study
-        worker = assignment.worker
-        nxt = services.assignment_claim_next(worker=worker, study=study)
-        if nxt is not None:
-            return redirect(external_task_url(nxt))
-        services.external_session_complete(study=study, worker=worker)
-        return redirect(completion_url(study.completion_code))
+        return NextStep("next_task", url=completion_url(assignment.task.study.completion_code))
 
     def describe(self, study, base_url: str) -> list[tuple[str, str]]:
         return [("Prolific study URL", self.entry_url(study, settings.SALIENT_PUBLIC_URL or base_url)),

@@ -1,0 +1,68 @@
+"""Writes of the annotation app: every change to studies, tasks, assignments and answers goes here.
+
+Services take keyword arguments, check the current state first and raise
+:class:`annotation.errors.ApplicationError` subclasses; views stay thin. Counters that guard
+invariants are changed with conditional UPDATEs, which the database serialises. One module per
+concern: ``people``, ``studies`` (lifecycle verbs), ``jobs`` (Celery jobs), ``assignments``,
+``quality`` (gold, exclusion, early stopping, blocks, bonuses) and ``crowd`` (recruitment).
+Use them as ``from annotation import services; services.study_launch(...)``.
+"""
+from annotation import selectors  # noqa: F401 - services.selectors is used by callers
+from annotation.services.assignments import (  # noqa: F401
+    assignment_approve,
+    assignment_claim_next,
+    assignment_mark_shown,
+    assignment_reject,
+    assignment_return,
+    assignment_submit,
+    assignments_expire,
+)
+from annotation.services.crowd import (  # noqa: F401
+    artifacts_make_public,
+    assignment_platform_decision,
+    assignment_record_platform_status,
+    assignment_start_external,
+    enqueue_recruitment,
+    external_session_complete,
+    external_session_start,
+    external_worker,
+    recruitment_open,
+    recruitment_reconcile_all,
+    study_close_recruitment,
+    study_open_recruitment,
+    study_reconcile,
+    study_set_completion_code,
+    task_set_external_id,
+    task_stop_external,
+)
+from annotation.services.jobs import (  # noqa: F401
+    enqueue_job,
+    job_fail,
+    job_progress,
+    study_compute_evidence,
+    study_compute_outputs,
+    study_run_kind_job,
+    study_start_kind_job,
+)
+from annotation.services.people import (  # noqa: F401
+    invitation_create,
+    researcher_create,
+    worker_signup,
+)
+from annotation.services.quality import (  # noqa: F401
+    assignment_pay_bonus,
+    early_stop_check,
+    gold_check,
+    task_set_gold,
+    time_flag,
+    worker_block,
+    worker_block_list,
+    worker_exclude_from_study,
+)
+from annotation.services.studies import (  # noqa: F401
+    study_aggregate,
+    study_close,
+    study_create,
+    study_launch,
+    study_start_computing,
+)

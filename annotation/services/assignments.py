@@ -1,0 +1,174 @@
+"""Assignments: claiming a task, submitting, approving, rejecting, returning and expiring."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation import selectors
+from annotation.errors import Conflict
+from annotation.models import Answer, Assignment, Study, Task, Worker
+from annotation.services.quality import early_stop_check, gold_check, time_flag
+from annotation.services.slots import release_slot
+from annotation.task_kinds import get_task_kind
+from annotation.tokens import assignment_token_check
+
+A = Assignment.State
+
+def assignments_expire(*, now: dt.datetime | None = None) -> int:
+    """Expire every overdue assignment; their tasks are offered again. Returns how many."""
+    now = now or timezone.now()
+    overdue = Assignment.objects.filter(state=A.ASSIGNED, expires_at__lt=now).values_list("pk", flat=True)
+    return sum(release_slot(assignment_id=pk, to=A.EXPIRED) for pk in list(overdue))
+
+
+def assignment_claim_next(*, worker: Worker, study: Study | None = None) -> Assignment | None:
+    """The worker's open assignment, or a new one on a task they may do; None when none is left.
+
+    ``study`` limits the search to one study (a crowd-site participant). Gold tasks are mixed in at
+    the study's gold rate: one is due while the worker's gold share is below ``gold_rate``.
+    """
+    if worker.blocked:
+        return None
+    assignments_expire()
+    current = selectors.assignment_open_for(worker=worker)
+    if current is not None:
+        return current if study is None or current.task.study_id == study.pk else None
+    for _ in range(3):
+        candidates = _claim_candidates(worker=worker, study=study)
+        if not candidates:
+            return None
+        for task in candidates:
+            try:
+                with transaction.atomic():
+                    took = Task.objects.filter(
+                        pk=task.pk, filled__lt=F("wanted"), study__state=Study.State.LIVE
+                    ).update(filled=F("filled") + 1)
+                    if not took:
+                        continue
+                    return Assignment.objects.create(
+                        task=task,
+                        worker=worker,
+                        expires_at=timezone.now() + dt.timedelta(seconds=task.study.assignment_seconds),
+                    )
+            except IntegrityError:
+                # The same worker claimed this task in a parallel request; the slot is rolled back.
+                current = selectors.assignment_open_for(worker=worker)
+                if current is not None:
+                    return current
+    return None
+
+
+def _claim_candidates(*, worker: Worker, study: Study | None) -> list[Task]:
+    """Up to 25 tasks of the first study with work for the worker; gold first when one is due."""
+    open_tasks = selectors.tasks_open_for(worker=worker, study=study).select_related("study")
+    target = open_tasks.filter(is_gold=False).values_list("study", flat=True).first()
+    if target is None:
+        return []
+    in_study = open_tasks.filter(study_id=target)
+    normal = list(in_study.filter(is_gold=False)[:25])
+    rate = normal[0].study.gold_rate
+    if rate > 0:
+        taken, gold_taken = selectors.worker_study_counts(worker=worker, study=normal[0].study)
+        if gold_taken < rate * (taken + 1):
+            return list(in_study.filter(is_gold=True)[:25]) + normal
+    return normal
+
+
+def assignment_mark_shown(*, assignment: Assignment) -> None:
+    if assignment.shown_at is None:
+        now = timezone.now()
+        Assignment.objects.filter(pk=assignment.pk, shown_at__isnull=True).update(shown_at=now)
+        assignment.shown_at = now
+
+
+def assignment_submit(
+    *, assignment_id: int, worker: Worker, payload: Mapping[str, Any], token: str | None
+) -> Answer:
+    """Validate and store one answer; a replay, someone else's assignment or a bad token is refused."""
+    expired = False
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update().select_related("task__study").filter(pk=assignment_id).first()
+        )
+        if assignment is None or assignment.worker_id != worker.pk:
+            raise selectors.NotFound("no such assignment of yours")
+        assignment_token_check(token=token, assignment=assignment)
+        if assignment.state != A.ASSIGNED:
+            raise Conflict(f"this assignment is already {assignment.state}; an answer is taken only once")
+        study = assignment.task.study
+        if study.state != Study.State.LIVE:
+            raise Conflict(f"study {study.name!r} is {study.state} and takes no more answers")
+        if assignment.expires_at < timezone.now():
+            expired = True
+        else:
+            kind = get_task_kind(study.kind)
+            cleaned = kind.validate_answer(payload, assignment.task)
+            now = timezone.now()
+            shown = assignment.shown_at or assignment.created_at
+            flag = time_flag(study, (now - shown).total_seconds())
+            try:
+                with transaction.atomic():
+                    answer = Answer.objects.create(
+                        assignment=assignment, task=assignment.task, worker=worker, payload=cleaned,
+                        shown_at=shown, submitted_at=now, flag=flag,
+                    )
+            except IntegrityError as exc:
+                raise Conflict("this assignment already has an answer") from exc
+            assignment.state = A.SUBMITTED
+            assignment.submitted_at = now
+            assignment.save(update_fields=["state", "submitted_at", "updated_at"])
+            if flag:
+                # Kept but not counted: the slot goes back so that someone else answers the task.
+                release_slot(assignment_id=assignment.pk, to=A.REJECTED, frm=(A.SUBMITTED,))
+                assignment.state = A.REJECTED
+            elif study.auto_approve:
+                _approve(assignment)
+            if assignment.task.is_gold:
+                gold_check(study=study, worker=worker)
+            elif not flag and study.early_stopping:
+                early_stop_check(task_id=assignment.task_id)
+            return answer
+    if expired:
+        release_slot(assignment_id=assignment_id, to=A.EXPIRED)
+        raise Conflict("this assignment expired before it was submitted; open the next task")
+    raise AssertionError("unreachable")
+
+
+def _approve(assignment: Assignment) -> None:
+    took = Task.objects.filter(pk=assignment.task_id, approved__lt=F("wanted")).update(approved=F("approved") + 1)
+    if not took:
+        raise Conflict("this task already has all the approved answers it wants")
+    assignment.state = A.APPROVED
+    assignment.decided_at = timezone.now()
+    assignment.save(update_fields=["state", "decided_at", "updated_at"])
+
+
+def assignment_approve(*, assignment: Assignment) -> Assignment:
+    with transaction.atomic():
+        assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        if assignment.state != A.SUBMITTED:
+            raise Conflict(f"only submitted assignments can be approved; this one is {assignment.state}")
+        _approve(assignment)
+    return assignment
+
+
+def assignment_reject(*, assignment: Assignment) -> bool:
+    """Reject a submitted or approved answer: it stays stored but no longer counts."""
+    if not release_slot(assignment_id=assignment.pk, to=A.REJECTED, frm=(A.SUBMITTED, A.APPROVED)):
+        raise Conflict(f"only submitted or approved assignments can be rejected; this one is {assignment.state}")
+    return True
+
+
+def assignment_return(*, assignment_id: int, worker: Worker, token: str | None) -> None:
+    assignment = Assignment.objects.filter(pk=assignment_id, worker=worker).first()
+    if assignment is None:
+        raise selectors.NotFound("no such assignment of yours")
+    assignment_token_check(token=token, assignment=assignment)
+    if not release_slot(assignment_id=assignment_id, to=A.RETURNED):
+        raise Conflict(f"this assignment is {assignment.state} and cannot be returned")
+

@@ -1,0 +1,284 @@
+"""Recruitment: opening and closing crowd sites, external workers and sessions, reconciliation."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation import selectors
+from annotation.errors import ApplicationError, Conflict, Forbidden
+from annotation.models import Answer, Artifact, Assignment, BlockedWorker, ExternalSession, Job, Study, Task, Worker
+from annotation.recruiters import RecruiterError, RecruitmentStatus, recruiter_for
+from annotation.task_kinds import get_task_kind
+
+log = logging.getLogger(__name__)
+A = Assignment.State
+
+
+def artifacts_make_public(*, study: Study) -> int:
+    """Artifacts a launched study shows are served without sign-in (crowd pages carry no session)."""
+    pattern = re.compile(r"^([0-9a-f]{64})\.[A-Za-z0-9]+$")
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            if match := pattern.match(value):
+                found.add(match.group(1))
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+
+    for payload in study.tasks.values_list("payload", flat=True):
+        walk(payload)
+    return Artifact.objects.filter(sha256__in=found, public=False).update(public=True)
+
+
+def enqueue_recruitment(*, study: Study, verb: str) -> None:
+    from workers.tasks import close_recruitment, open_recruitment
+
+    if verb == "open":
+        job = Job.objects.create(study=study, name="recruit", message="queued")
+        transaction.on_commit(lambda: open_recruitment.delay(job.pk))
+    else:
+        transaction.on_commit(lambda: close_recruitment.delay(study.pk))
+
+
+def study_open_recruitment(*, job: Job) -> None:
+    """Open the study's recruitment (MTurk: one HIT per task); safe to run twice."""
+    if job.state == Job.State.DONE:
+        return
+    study = job.study
+    Job.objects.filter(pk=job.pk).update(state=Job.State.RUNNING, started_at=timezone.now(),
+                                         attempts=F("attempts") + 1, error="")
+    if study.state != Study.State.LIVE:
+        Job.objects.filter(pk=job.pk).update(state=Job.State.DONE, message=f"study is {study.state}; nothing opened",
+                                             finished_at=timezone.now())
+        return
+    status = recruitment_open(study=study)
+    message = "; ".join([f"{len(status.opened)} opened", *status.messages])
+    Job.objects.filter(pk=job.pk).update(state=Job.State.DONE, done=1, total=1, message=message[:255],
+                                         finished_at=timezone.now())
+
+
+def recruitment_open(*, study: Study) -> RecruitmentStatus:
+    """Open the study on its crowd site and record what the site made (HIT ids, a completion code)."""
+    status = recruiter_for(study).open(study, study.workers_per_task)
+    for task_id, external_id in status.external_ids.items():
+        Task.objects.filter(pk=task_id, external_id="").update(external_id=external_id)
+    if status.completion_code:
+        study_set_completion_code(study=study, code=status.completion_code)
+    return status
+
+
+def study_close_recruitment(*, study: Study) -> None:
+    recruiter_for(study).close(study)
+
+
+def task_stop_external(*, task: Task) -> None:
+    recruiter_for(task.study).stop_task(task)
+
+
+def recruitment_reconcile_all() -> int:
+    """Let each recruiting study's recruiter reconcile with its crowd site; returns changes made."""
+    changed = 0
+    studies = Study.objects.filter(
+        state__in=(Study.State.LIVE, Study.State.CLOSED, Study.State.AGGREGATED)
+    ).filter(tasks__external_id__gt="").distinct()
+    for study in studies:
+        try:
+            changed += study_reconcile(study=study).changed
+        except Exception:
+            log.exception("reconciling study %s failed", study.pk)
+    return changed
+
+
+def study_reconcile(*, study: Study) -> RecruitmentStatus:
+    """Read every assignment the crowd site lists; approve/reject the submitted ones as the platform decided."""
+    recruiter = recruiter_for(study)
+    status = RecruitmentStatus(recruiting=study.state == Study.State.LIVE)
+    for task in study.tasks.exclude(external_id="").order_by("id"):
+        for item in recruiter.platform_assignments(task):
+            said = item.status
+            assignment, decision, reason = assignment_platform_decision(
+                task=task, external_id=item.assignment_id, worker_external_id=item.worker_id, platform_status=said)
+            if assignment is None:
+                status.messages.append(f"{study.backend} assignment {item.assignment_id} is unknown here")
+                continue
+            if said != "Submitted" or decision is None:
+                continue
+            try:
+                if decision == "approve":
+                    recruiter.approve(assignment)
+                    said = "Approved"
+                else:
+                    recruiter.reject(assignment, reason)
+                    said = "Rejected"
+            except RecruiterError as exc:
+                status.messages.append(f"{item.assignment_id}: {exc}")
+                continue
+            assignment_record_platform_status(assignment=assignment, status=said)
+            status.changed += 1
+    return status
+
+
+def task_set_external_id(*, task: Task, external_id: str) -> None:
+    Task.objects.filter(pk=task.pk, external_id="").update(external_id=external_id)
+    task.external_id = task.external_id or external_id
+
+
+def study_set_completion_code(*, study: Study, code: str) -> None:
+    Study.objects.filter(pk=study.pk).update(completion_code=code)
+    study.completion_code = code
+
+
+def external_worker(*, backend: str, external_id: str) -> Worker:
+    """The worker row of an external id from a crowd backend, made on first sight."""
+    worker = Worker.objects.filter(backend=backend, external_id=external_id).first()
+    if worker is not None:
+        return worker
+    try:
+        with transaction.atomic():
+            return Worker.objects.create(backend=backend, external_id=external_id)
+    except IntegrityError:
+        return Worker.objects.get(backend=backend, external_id=external_id)
+
+
+def _check_may_work(*, worker: Worker, study: Study) -> None:
+    if worker.blocked:
+        raise Forbidden("this worker is blocked on the platform")
+    if BlockedWorker.objects.filter(researcher_id=study.owner_id, worker=worker).exists():
+        raise Forbidden("this worker is blocked by the study's researcher")
+    if study.excluded_workers.filter(pk=worker.pk).exists():
+        raise Forbidden("this worker is excluded from the study (quality checks)")
+
+
+def assignment_start_external(
+    *, task: Task, worker: Worker, external_id: str, backend: str, submit_to: str = "", external_study_id: str = ""
+) -> Assignment:
+    """A worker arriving from a crowd site for one task (one HIT): their assignment, made or resumed.
+
+    A returned or expired assignment of the same worker is revived under the new external id; an
+    answered one is refused, and so is an external id that belongs to another worker.
+    """
+    with transaction.atomic():
+        task = Task.objects.select_related("study").get(pk=task.pk)
+        study = task.study
+        if study.state != Study.State.LIVE:
+            raise Conflict(f"study {study.name!r} is {study.state} and takes no answers")
+        _check_may_work(worker=worker, study=study)
+        if Assignment.objects.filter(external_id=external_id, task__study=study).exclude(worker=worker).exists():
+            raise Conflict("this assignment id belongs to another worker")
+        expires = timezone.now() + dt.timedelta(seconds=study.assignment_seconds)
+        assignment = Assignment.objects.select_for_update().filter(task=task, worker=worker).first()
+        if assignment is None and selectors.worker_had_exclusion_sibling(worker=worker, task=task):
+            raise Conflict("you already worked on another version of this item in this study; please return it")
+        if assignment is None:
+            if not Task.objects.filter(pk=task.pk, filled__lt=F("wanted")).update(filled=F("filled") + 1):
+                raise Conflict("this task has all the answers it wants; please return it")
+            try:
+                with transaction.atomic():
+                    assignment = Assignment.objects.create(task=task, worker=worker, external_id=external_id,
+                                                           expires_at=expires)
+            except IntegrityError as exc:
+                raise Conflict("this task was just started by you in another window") from exc
+        elif assignment.state == A.ASSIGNED:
+            if assignment.external_id != external_id:
+                assignment.external_id = external_id
+                assignment.save(update_fields=["external_id", "updated_at"])
+        elif assignment.state in (A.EXPIRED, A.RETURNED):
+            if not Task.objects.filter(pk=task.pk, filled__lt=F("wanted")).update(filled=F("filled") + 1):
+                raise Conflict("this task has all the answers it wants; please return it")
+            assignment.state = A.ASSIGNED
+            assignment.external_id = external_id
+            assignment.expires_at = expires
+            assignment.shown_at = None
+            assignment.decided_at = None
+            assignment.save(update_fields=["state", "external_id", "expires_at", "shown_at", "decided_at",
+                                           "updated_at"])
+        else:
+            raise Conflict(f"you already answered this task (your assignment is {assignment.state})")
+        try:
+            with transaction.atomic():
+                ExternalSession.objects.update_or_create(
+                    assignment=assignment,
+                    defaults={"study": study, "worker": worker, "backend": backend, "session_id": external_id,
+                              "external_study_id": external_study_id, "submit_to": submit_to},
+                )
+        except IntegrityError as exc:
+            raise Conflict("this assignment id is already used for another task") from exc
+    return assignment
+
+
+def external_session_start(
+    *, study: Study, worker: Worker, backend: str, session_id: str, external_study_id: str = ""
+) -> ExternalSession:
+    """A participant starting a study from a crowd site; the same participant cannot start twice.
+
+    Reloading the entry link of the same, unfinished session resumes it.
+    """
+    with transaction.atomic():
+        study = Study.objects.get(pk=study.pk)
+        if study.state != Study.State.LIVE:
+            raise Conflict(f"study {study.name!r} is {study.state} and takes no participants")
+        _check_may_work(worker=worker, study=study)
+        existing = ExternalSession.objects.filter(study=study, worker=worker, backend=backend).first()
+        if existing is not None:
+            if existing.session_id == session_id and existing.completed_at is None:
+                return existing
+            raise Conflict(f"participant {worker.external_id} has already started this study; "
+                           "each participant takes part once")
+        try:
+            with transaction.atomic():
+                return ExternalSession.objects.create(study=study, worker=worker, backend=backend,
+                                                      session_id=session_id, external_study_id=external_study_id)
+        except IntegrityError as exc:
+            raise Conflict("this session id was already used") from exc
+
+
+def external_session_complete(*, study: Study, worker: Worker) -> None:
+    ExternalSession.objects.filter(study=study, worker=worker, completed_at__isnull=True).update(
+        completed_at=timezone.now())
+
+
+def assignment_platform_decision(
+    *, task: Task, external_id: str, worker_external_id: str, platform_status: str
+) -> tuple[Assignment | None, str | None, str]:
+    """Record what the crowd site says of an assignment and decide: ("approve"|"reject"|None, reason).
+
+    Approve when the answer is stored, still valid and the assignment approved here; reject when it
+    was rejected here (flag or researcher); leave anything else alone.
+    """
+    assignment = (Assignment.objects.select_related("worker", "task__study")
+                  .filter(task=task, external_id=external_id).first())
+    if assignment is None or assignment.worker.external_id != worker_external_id:
+        return None, None, ""
+    assignment_record_platform_status(assignment=assignment, status=platform_status)
+    if platform_status != "Submitted":
+        return assignment, None, ""
+    answer = Answer.objects.filter(assignment=assignment).first()
+    if answer is None:
+        return assignment, None, "no answer stored"
+    if assignment.state == A.APPROVED:
+        try:
+            get_task_kind(task.study.kind).validate_answer(answer.payload, task)
+        except ApplicationError:
+            return assignment, None, "the stored answer is no longer valid"
+        return assignment, "approve", ""
+    if assignment.state == A.REJECTED:
+        reason = Answer.Flag(answer.flag).label if answer.flag else "rejected by the researcher"
+        return assignment, "reject", f"Your answer was not accepted: {reason}."
+    return assignment, None, ""
+
+
+def assignment_record_platform_status(*, assignment: Assignment, status: str) -> None:
+    Assignment.objects.filter(pk=assignment.pk).update(platform_status=status[:32], platform_checked_at=timezone.now())
+    assignment.platform_status = status

@@ -1,0 +1,160 @@
+"""Jobs: queueing the Celery jobs of a study and running them (evidence, outputs, a kind's own jobs)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.artifacts import artifact_store_bytes
+from annotation.errors import ApplicationError
+from annotation.exports import study_labels_table
+from annotation.models import GOLD_SLOTS, Artifact, Job, Study, StudyOutput, Task
+from annotation.states import study_transition
+from annotation.task_kinds import OutputFile, TaskSpec, get_task_kind
+
+log = logging.getLogger(__name__)
+
+def job_progress(*, job_id: int, done: int, total: int, message: str = "") -> None:
+    Job.objects.filter(pk=job_id).update(done=min(done, total), total=total, message=message[:255])
+
+
+def study_compute_evidence(*, job: Job) -> None:
+    """Run the study kind's evidence step and create its tasks; safe to run twice."""
+    if job.state == Job.State.DONE:
+        return
+    study = job.study
+    if study.state != Study.State.COMPUTING:
+        log.warning("evidence job %s skipped: study %s is %s", job.pk, study.pk, study.state)
+        return
+    progress = _job_start(job)
+    items = list(get_task_kind(study.kind).build_items(study, progress))
+    specs = [item for item in items if isinstance(item, TaskSpec)]
+    files = [item for item in items if isinstance(item, OutputFile)]
+    stored = _store_files(files)
+    if not specs:
+        raise ApplicationError(f"the evidence step of study {study.name!r} produced no tasks")
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        if study.state != Study.State.COMPUTING:
+            return
+        for spec in specs:
+            Task.objects.update_or_create(
+                study=study,
+                key=spec.key,
+                defaults={
+                    "payload": spec.payload,
+                    "truth": spec.truth,
+                    "is_gold": spec.is_gold,
+                    "wanted": GOLD_SLOTS if spec.is_gold else study.workers_per_task,
+                },
+            )
+        study.tasks.exclude(key__in=[s.key for s in specs]).delete()
+        _replace_stage_outputs(study=study, stage="evidence", stored=stored)
+        study_transition(study=study, to=Study.State.READY)
+        total = max(len(specs), 1)
+        Job.objects.filter(pk=job.pk).update(
+            state=Job.State.DONE, done=total, total=total, message=f"{len(specs)} tasks ready",
+            finished_at=timezone.now(),
+        )
+
+
+def job_fail(*, job_id: int, error: str) -> None:
+    """Mark a job failed; a study whose evidence failed goes back to draft with the error."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("study").get(pk=job_id)
+        job.state = Job.State.FAILED
+        job.error = error[:5000]
+        job.finished_at = timezone.now()
+        job.save(update_fields=["state", "error", "finished_at", "updated_at"])
+        if job.name == "evidence" and job.study.state == Study.State.COMPUTING:
+            study_transition(study=job.study, to=Study.State.DRAFT, error=f"evidence job failed: {error[:500]}")
+
+
+def enqueue_job(*, study: Study, name: str, params: dict | None = None) -> Job:
+    from workers import tasks
+
+    job = Job.objects.create(study=study, name=name, message="queued", params=params or {})
+    task = {"evidence": tasks.compute_study_evidence, "outputs": tasks.compute_study_outputs}.get(
+        name, tasks.run_kind_job)
+    transaction.on_commit(lambda: task.delay(job.pk))
+    return job
+
+
+def _store_files(files: list[OutputFile]) -> list[tuple[OutputFile, "Artifact"]]:
+    return [(f, artifact_store_bytes(data=f.data, ext=f.name.rsplit(".", 1)[-1], kind="output")) for f in files]
+
+
+def _replace_stage_outputs(*, study: Study, stage: str, stored: list) -> None:
+    """Swap a job stage's files for new ones in one transaction (other stages' files stay)."""
+    with transaction.atomic():
+        StudyOutput.objects.filter(study=study, stage=stage).delete()
+        clashes = StudyOutput.objects.filter(study=study, name__in=[f.name for f, _ in stored])
+        if clashes.exists():
+            raise ApplicationError(f"output names {sorted(clashes.values_list('name', flat=True))} "
+                                   f"are already made by another stage")
+        StudyOutput.objects.bulk_create(
+            [StudyOutput(study=study, name=f.name, artifact=a, title=f.title, stage=stage) for f, a in stored]
+        )
+
+
+def _job_start(job: Job) -> Callable[[int, int, str], None]:
+    """Mark a job running; returns its progress callback."""
+    Job.objects.filter(pk=job.pk).update(
+        state=Job.State.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, error=""
+    )
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        job_progress(job_id=job.pk, done=done, total=total, message=message)
+
+    return progress
+
+
+def _job_finish_with_files(*, job: Job, stage: str, files: list[OutputFile]) -> None:
+    stored = _store_files(files)
+    with transaction.atomic():
+        _replace_stage_outputs(study=job.study, stage=stage, stored=stored)
+        Job.objects.filter(pk=job.pk).update(
+            state=Job.State.DONE, done=1, total=1, message=f"{len(stored)} output files", finished_at=timezone.now()
+        )
+
+
+def study_compute_outputs(*, job: Job) -> None:
+    """Make the kind's output files from the aggregated labels and store them; safe to run twice."""
+    if job.state == Job.State.DONE:
+        return
+    progress = _job_start(job)
+    kind = get_task_kind(job.study.kind)
+    files = kind.build_outputs(job.study, study_labels_table(study=job.study), progress)
+    _job_finish_with_files(job=job, stage="outputs", files=files)
+
+
+def study_start_kind_job(*, study: Study, name: str, params: Mapping[str, Any]) -> Job:
+    """Queue one of the kind's own jobs (e.g. SpRAy's un-Hans retrain) with validated parameters.
+
+    Needs the study's evidence (state ready or later) and no running job of the same name.
+    """
+    kind = get_task_kind(study.kind)
+    if name not in kind.extra_jobs:
+        known = ", ".join(kind.extra_jobs) or "none"
+        raise ApplicationError(f"study kind {study.kind!r} has no job {name!r}; its jobs: {known}")
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        if study.state in (Study.State.DRAFT, Study.State.COMPUTING):
+            raise ApplicationError(f"the {name} job needs the study's evidence; the study is {study.state}")
+        if study.jobs.filter(name=name, state__in=(Job.State.PENDING, Job.State.RUNNING)).exists():
+            raise ApplicationError(f"a {name} job of this study is already queued or running")
+        return enqueue_job(study=study, name=name, params=dict(params))
+
+
+def study_run_kind_job(*, job: Job) -> None:
+    """Run a kind's own job and store its files under the job's name; safe to run twice."""
+    if job.state == Job.State.DONE:
+        return
+    progress = _job_start(job)
+    files = get_task_kind(job.study.kind).run_job(job.name, job.study, job.params, progress)
+    _job_finish_with_files(job=job, stage=job.name, files=files)
+

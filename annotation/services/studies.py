@@ -1,0 +1,145 @@
+"""Studies: creation and the researcher's lifecycle verbs (compute, launch, close, aggregate)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.db import transaction
+
+from annotation import selectors
+from annotation.errors import ApplicationError, Conflict
+from annotation.models import Assignment, Job, Study, StudyResult, Worker
+from annotation.quality import study_quality_report
+from annotation.recruiters import by_name
+from annotation.recruiters.prolific import new_completion_code
+from annotation.services.crowd import artifacts_make_public, enqueue_recruitment
+from annotation.services.jobs import enqueue_job
+from annotation.services.slots import release_slot
+from annotation.states import study_transition
+from annotation.task_kinds import get_task_kind
+
+A = Assignment.State
+
+def study_create(
+    *,
+    owner,
+    name: str,
+    kind: str,
+    settings: Mapping[str, Any] | None = None,
+    workers_per_task: int = 5,
+    reward_cents: int = 0,
+    assignment_seconds: int | None = None,
+    backend: str = Worker.Backend.INTERNAL,
+    gold_rate: float = 0.0,
+    gold_min_accuracy: float = 0.6,
+    gold_min_answers: int = 3,
+    max_tasks_per_worker: int | None = None,
+    min_answer_seconds: float = 0.0,
+    max_answer_seconds: float | None = None,
+    early_stopping: bool = False,
+    completion_code: str = "",
+    recruitment: Mapping[str, Any] | None = None,
+) -> Study:
+    task_kind = get_task_kind(kind)
+    if Study.objects.filter(owner=owner, name=name).exists():
+        raise Conflict(f"you already have a study named {name!r}")
+    if workers_per_task < 1:
+        raise ApplicationError("workers per task must be at least 1")
+    try:
+        by_name(backend)
+    except KeyError as exc:
+        raise ApplicationError(str(exc.args[0])) from exc
+    if not 0 <= gold_rate < 1:
+        raise ApplicationError(f"the gold rate must be in [0, 1), not {gold_rate}")
+    if not 0 <= gold_min_accuracy <= 1:
+        raise ApplicationError(f"the minimum gold accuracy must be in [0, 1], not {gold_min_accuracy}")
+    if max_answer_seconds is not None and max_answer_seconds <= (min_answer_seconds or 0):
+        raise ApplicationError("the maximum answer time must be longer than the minimum answer time")
+    if max_tasks_per_worker is not None and max_tasks_per_worker < 1:
+        raise ApplicationError("the per-worker cap must be at least 1 task (leave it empty for none)")
+    return Study.objects.create(
+        owner=owner,
+        name=name,
+        kind=kind,
+        settings={**task_kind.default_settings(), **(settings or {})},
+        workers_per_task=workers_per_task,
+        reward_cents=reward_cents,
+        assignment_seconds=assignment_seconds or django_settings.SALIENT_ASSIGNMENT_SECONDS,
+        backend=backend,
+        gold_rate=gold_rate,
+        gold_min_accuracy=gold_min_accuracy,
+        gold_min_answers=gold_min_answers,
+        max_tasks_per_worker=max_tasks_per_worker,
+        min_answer_seconds=min_answer_seconds or 0.0,
+        max_answer_seconds=max_answer_seconds,
+        early_stopping=early_stopping,
+        completion_code=completion_code or new_completion_code(),
+        recruitment=dict(recruitment or {}),
+    )
+
+
+def study_start_computing(*, study: Study) -> Job:
+    """Move the study to ``computing`` and queue its evidence job (after the commit)."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        study_transition(study=study, to=Study.State.COMPUTING)
+        return enqueue_job(study=study, name="evidence")
+
+
+def study_launch(*, study: Study) -> Study:
+    """Go live: the study's artifacts become viewable by crowd workers and its recruiter opens (a job)."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        if study.state == Study.State.READY and not study.tasks.exists():
+            raise ApplicationError(f"study {study.name!r} has no tasks to launch")
+        study = study_transition(study=study, to=Study.State.LIVE)
+        artifacts_make_public(study=study)
+        enqueue_recruitment(study=study, verb="open")
+        return study
+
+
+def study_close(*, study: Study) -> Study:
+    """Stop handing out tasks; open assignments expire and their late submissions are refused."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        study_transition(study=study, to=Study.State.CLOSED)
+        enqueue_recruitment(study=study, verb="close")
+    for pk in Assignment.objects.filter(task__study=study, state=A.ASSIGNED).values_list("pk", flat=True):
+        release_slot(assignment_id=pk, to=A.EXPIRED)
+    return study
+
+
+def study_aggregate(*, study: Study) -> Study:
+    """Aggregate the accepted answers into one result per task and move to ``aggregated``."""
+    kind = get_task_kind(study.kind)
+    answers = selectors.study_label_answers(study=study, label_field=kind.label_field)
+    table = kind.aggregate(answers, {**study.settings, "workers_per_task": study.workers_per_task})
+    report, ds = study_quality_report(study=study, majority=table["label"] if len(table) else table.get("label"))
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        study_transition(study=study, to=Study.State.AGGREGATED)
+        Study.objects.filter(pk=study.pk).update(quality=report)
+        StudyResult.objects.filter(study=study).delete()
+        count_cols = [c for c in table.columns if c.startswith("count_")]
+        results = []
+        for task in study.tasks.all():
+            if task.pk in table.index:
+                row = table.loc[task.pk]
+                label = row["label"]
+                ds_label = ds.labels_.get(task.pk) if len(ds.labels_) else None
+                results.append(StudyResult(
+                    study=study, task=task, label="" if label is None else str(label), tie=bool(row["tie"]),
+                    complete=bool(row["complete"]) or (task.stopped_early and int(row["n_answers"]) >= task.wanted),
+                    n_answers=int(row["n_answers"]),
+                    counts={c.removeprefix("count_"): int(row[c]) for c in count_cols},
+                    ds_label="" if ds_label is None else str(ds_label),
+                    ds_probability=None if ds_label is None else round(float(ds.confidence_[task.pk]), 6),
+                ))
+            else:
+                results.append(StudyResult(study=study, task=task, complete=False, n_answers=0, counts={}))
+        StudyResult.objects.bulk_create(results)
+        if kind.has_outputs:
+            enqueue_job(study=study, name="outputs")
+    return study
+
