@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Mapping
 
 _KEY_PATTERN = re.compile(r"^[0-9a-f]{64}(\.[a-z0-9]{1,16})?$")
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}(/[A-Za-z0-9][A-Za-z0-9._-]{0,200}){0,4}$")
 _EXT_PATTERN = re.compile(r"^[a-z0-9]{1,16}$")
 _CHUNK = 1 << 20
 
@@ -111,6 +112,33 @@ class ArtifactStore:
     def delete(self, key: str) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    # Named objects: results identified by what made them (e.g. an evidence shard: pass digest + range),
+    # kept beside the content-addressed artifacts.
+    def put_named(self, name: str, data: bytes) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def get_named(self, name: str) -> bytes | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name) or ".." in name:
+        raise InvalidArtifactKeyError(f"{name!r} is not a valid object name (letters, digits, . _ - and /)")
+    return name
+
+
+class NamedObjects:
+    """The named objects of a store under one prefix, as a shard store (``get(name)``, ``put(name, data)``)."""
+
+    def __init__(self, store: ArtifactStore, prefix: str) -> None:
+        self.store, self.prefix = store, prefix.rstrip("/") + "/"
+
+    def get(self, name: str) -> bytes | None:
+        return self.store.get_named(self.prefix + name)
+
+    def put(self, name: str, data: bytes) -> None:
+        self.store.put_named(self.prefix + name, data)
+
 
 class LocalArtifactStore(ArtifactStore):
     """Artifacts under ``root/<2 hex>/<2 hex>/<key>``, written atomically.
@@ -196,6 +224,23 @@ class LocalArtifactStore(ArtifactStore):
         except FileNotFoundError:
             pass
 
+    def put_named(self, name: str, data: bytes) -> None:
+        target = self.root / "named" / validate_name(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def get_named(self, name: str) -> bytes | None:
+        path = self.root / "named" / validate_name(name)
+        return path.read_bytes() if path.is_file() else None
+
 
 class S3ArtifactStore(ArtifactStore):
     """Artifacts as objects ``<prefix><key>`` in an S3 bucket (boto3).
@@ -280,6 +325,21 @@ class S3ArtifactStore(ArtifactStore):
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.object_name(key))
+
+    def put_named(self, name: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + "named/" + validate_name(name), Body=bytes(data),
+                               ChecksumSHA256=_b64_sha256(bytes(data)))
+
+    def get_named(self, name: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + "named/" + validate_name(name))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return response["Body"].read()
 
 
 def _b64_sha256(data: bytes) -> str:

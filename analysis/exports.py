@@ -5,7 +5,6 @@ import io
 import json
 import zipfile
 from collections.abc import Mapping
-from pathlib import Path
 
 import pandas as pd
 
@@ -28,22 +27,6 @@ def table_to_csv(table: pd.DataFrame) -> str:
 
 def records_to_json(records: list[Mapping]) -> str:
     return json.dumps(records, default=_jsonable, indent=1, ensure_ascii=False)
-
-
-def table_to_json(table: pd.DataFrame) -> str:
-    records = [{k: _jsonable(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
-    return records_to_json(records)
-
-
-def write_archive(path: Path, files: Mapping[str, str | bytes]) -> Path:
-    """Write ``files`` (name -> content) into one zip at ``path``, replacing it atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    tmp.replace(path)
-    return path
 
 
 def archive_bytes(files: Mapping[str, str | bytes]) -> bytes:

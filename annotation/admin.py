@@ -9,6 +9,8 @@ from annotation.models import (
     ExternalSession,
     Invitation,
     Job,
+    RegisteredDataset,
+    RegisteredModel,
     Study,
     StudyResult,
     Task,
@@ -62,3 +64,32 @@ class ExternalSessionAdmin(admin.ModelAdmin):
 class BlockedWorkerAdmin(admin.ModelAdmin):
     list_display = ("worker", "researcher", "reason", "created_at")
 
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(admin.ModelAdmin):
+    """Registration loads the checkpoint once; a checkpoint that does not load is refused with the loader's message."""
+
+    list_display = ("name", "architecture", "owner", "num_classes", "input_size", "builtin")
+    readonly_fields = ("sha256", "num_classes", "feature_dim", "conv_map", "builtin")
+    fields = ("name", "title", "owner", "architecture", "checkpoint", "format", "input_size", "mean", "std",
+              *readonly_fields)
+
+    def get_form(self, request, obj=None, **kwargs):
+        from annotation.forms import registry_admin_form
+
+        return registry_admin_form(super().get_form(request, obj, **kwargs), "model")
+
+
+@admin.register(RegisteredDataset)
+class RegisteredDatasetAdmin(admin.ModelAdmin):
+    """Registration scans the folder once; an empty class or an unreadable metadata file is refused."""
+
+    list_display = ("name", "root", "owner", "builtin", "n_unreadable")
+    readonly_fields = ("classes", "counts", "val_counts", "unreadable", "n_unreadable", "builtin")
+    fields = ("name", "title", "owner", "root", "val_root", "class_metadata", *readonly_fields)
+
+    def get_form(self, request, obj=None, **kwargs):
+        from annotation.forms import registry_admin_form
+
+        return registry_admin_form(super().get_form(request, obj, **kwargs), "dataset")

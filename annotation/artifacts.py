@@ -1,40 +1,40 @@
-"""Storing evidence files as content-addressed :class:`Artifact` rows (one row and file per content)."""
+"""Evidence files as content-addressed :class:`Artifact` rows over the one artifact store.
+
+The bytes live in :mod:`analysis.artifact_store` (a local directory by default, S3 when
+``SALIENT_ARTIFACT_URL=s3://bucket/prefix``); the platform keeps one ``Artifact`` row per content.
+"""
 from __future__ import annotations
 
 import hashlib
 import io
 import mimetypes
-import os
-import tempfile
-from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from analysis.artifact_store import ArtifactStore, LocalArtifactStore, make_artifact_store
 from annotation.models import Artifact
 
 
-def artifact_path(sha256: str, ext: str) -> Path:
-    return Path(settings.ARTIFACT_DIR) / sha256[:2] / f"{sha256}.{ext}"
-
-
-def _write_once(path: Path, data: bytes) -> None:
-    if path.exists() and path.stat().st_size == len(data):
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename: a reader never sees a half-written file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+def artifact_store() -> ArtifactStore:
+    """The platform's store, from ``SALIENT_ARTIFACT_URL`` (``s3://bucket/prefix``) or ``ARTIFACT_DIR``."""
+    url = getattr(settings, "SALIENT_ARTIFACT_URL", "")
+    if url.startswith("s3://"):
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        return make_artifact_store("s3", bucket=bucket, prefix=prefix.strip("/"),
+                                   endpoint_url=getattr(settings, "SALIENT_S3_ENDPOINT_URL", None) or None)
+    if url:
+        raise ValueError(f"SALIENT_ARTIFACT_URL must be empty or s3://bucket/prefix, not {url!r}")
+    return LocalArtifactStore(settings.ARTIFACT_DIR)
 
 
 def artifact_store_bytes(*, data: bytes, ext: str, kind: str = "") -> Artifact:
     """Store ``data`` once; a second call with the same content returns the same row."""
     ext = ext.lstrip(".").lower()
     sha = hashlib.sha256(data).hexdigest()
-    _write_once(artifact_path(sha, ext), data)
+    artifact_store().put(data, ext)
     content_type = mimetypes.types_map.get(f".{ext}", "application/octet-stream")
     try:
         with transaction.atomic():
@@ -55,5 +55,17 @@ def artifact_store_image(*, image: np.ndarray, kind: str = "image") -> Artifact:
     return artifact_store_bytes(data=buffer.getvalue(), ext="png", kind=kind)
 
 
+def artifact_open(artifact: Artifact) -> BinaryIO:
+    """The stored file of ``artifact``, open for reading."""
+    return artifact_store().open(artifact.name)
+
+
 def artifact_read(artifact: Artifact) -> bytes:
-    return artifact_path(artifact.sha256, artifact.ext).read_bytes()
+    return artifact_store().get(artifact.name)
+
+
+class ArtifactImages:
+    """The image sink of :class:`annotation.task_kinds.StudyContext`: PNG artifacts, one per content."""
+
+    def images(self, images, kind: str = "image") -> list[str]:
+        return [artifact_store_image(image=np.asarray(im), kind=kind).name for im in images]

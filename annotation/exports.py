@@ -36,28 +36,16 @@ def study_answer_records(*, study: Study) -> list[dict]:
 def study_answers_table(*, study: Study) -> pd.DataFrame:
     """Long format, one row per answer, the kind's fields as columns."""
     records = study_answer_records(study=study)
-    fields = [f.name for f in _answer_fields(study)]
+    fields = [f.name for f in get_task_kind(study.kind).answer_fields(selectors.study_conf(study=study))]
     rows = [{**{k: r[k] for k in ANSWER_COLUMNS}, **{f: r["fields"].get(f) for f in fields},
              **{k: r[k] for k in TIME_COLUMNS}} for r in records]
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS + fields + TIME_COLUMNS)
 
 
-def _answer_fields(study: Study) -> list:
-    task = study.tasks.first()
-    return get_task_kind(study.kind).answer_fields(task) if task is not None else []
-
-
-def _label_values(study: Study) -> list[str]:
-    """The label field's answer values in the kind's order (empty if it has no fixed set)."""
-    kind = get_task_kind(study.kind)
-    field = next((f for f in _answer_fields(study) if f.name == kind.label_field), None)
-    return list(getattr(field, "choices", ()) or ())
-
-
 def study_labels_table(*, study: Study) -> pd.DataFrame:
     rows = []
     results = study.results.select_related("task").order_by("task_id")
-    values = _label_values(study) or sorted({v for r in results for v in r.counts})
+    values = get_task_kind(study.kind).label_choices(selectors.study_conf(study=study)) or sorted({v for r in results for v in r.counts})
     for r in results:
         rows.append({
             "task": r.task_id, "task_key": r.task.key, "label": r.label or None, "tie": r.tie,

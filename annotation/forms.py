@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
 
-from annotation.models import Worker
+from annotation.models import RegisteredModel, Worker
 from annotation.task_kinds import TASK_KINDS
 
 
@@ -68,3 +69,76 @@ class SignupForm(forms.Form):
         password = self.cleaned_data["password"]
         validate_password(password)
         return password
+
+
+def _floats(text: str) -> list[float] | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError as exc:
+        raise forms.ValidationError("give three numbers, e.g. 0.485 0.456 0.406") from exc
+
+
+class ModelRegistrationForm(forms.Form):
+    """A researcher's checkpoint; registration loads it once (see ``services.registry.model_register``)."""
+
+    name = forms.RegexField(regex=r"^[A-Za-z0-9_.-]{1,100}$", help_text="Letters, digits, dots, dashes, underscores.")
+    title = forms.CharField(max_length=200, required=False)
+    architecture = forms.CharField(max_length=100, initial="resnet50",
+                                   help_text="Any torchvision classification model (resnet18, resnet50, vgg16, "
+                                             "...) or demo_resnet.")
+    checkpoint = forms.CharField(max_length=1000, help_text="A path on the server, or s3://bucket/key.")
+    format = forms.ChoiceField(choices=RegisteredModel.Format.choices, initial="auto")
+    input_size = forms.IntegerField(min_value=8, max_value=1024, required=False,
+                                    help_text="Empty: recorded in the checkpoint, else 224.")
+    mean = forms.CharField(required=False, help_text="Empty: the robustness normalizer's, else ImageNet's.")
+    std = forms.CharField(required=False)
+
+    def clean_mean(self):
+        return _floats(self.cleaned_data["mean"])
+
+    def clean_std(self):
+        return _floats(self.cleaned_data["std"])
+
+
+class DatasetRegistrationForm(forms.Form):
+    """A researcher's ImageFolder; registration scans it once (see ``services.registry.dataset_register``)."""
+
+    name = forms.RegexField(regex=r"^[A-Za-z0-9_.-]{1,100}$", help_text="Letters, digits, dots, dashes, underscores.")
+    title = forms.CharField(max_length=200, required=False)
+    root = forms.CharField(max_length=1000, help_text="A folder on the server with one sub-folder per class.")
+    val_root = forms.CharField(max_length=1000, required=False, help_text="Optional validation folder, same layout.")
+    class_metadata = forms.CharField(max_length=1000, required=False,
+                                     help_text="Optional CSV: index, folder, name (+ synonyms, supercategory, "
+                                               "definition, links), or Salient ImageNet's class_metadata.csv.")
+
+
+def registry_admin_form(base: type[forms.ModelForm], kind: str) -> type[forms.ModelForm]:
+    """The admin's form of a registry entry: saving registers through the services (load/scan, refusals)."""
+    from annotation.errors import ApplicationError
+    from annotation.services import registry
+
+    class RegistryAdminForm(base):
+        def clean(self):
+            data = super().clean()
+            if self.errors or self.instance.pk:
+                return data
+            fields = {k: data.get(k) for k in (("name", "title", "architecture", "checkpoint", "format", "input_size")
+                                                if kind == "model" else ("name", "title", "root", "val_root",
+                                                                         "class_metadata"))}
+            fields = {k: v for k, v in fields.items() if v not in (None, "")}
+            try:
+                with transaction.atomic():
+                    entry = (registry.model_register if kind == "model" else registry.dataset_register)(
+                        owner=data.get("owner"), **fields)
+                    transaction.set_rollback(True)  # the admin saves the instance below
+            except ApplicationError as exc:
+                raise forms.ValidationError(exc.message) from exc
+            for name in self.instance._meta.fields:
+                if name.name not in ("id", "created_at", "updated_at"):
+                    setattr(self.instance, name.attname, getattr(entry, name.attname))
+            return data
+
+    return RegistryAdminForm

@@ -12,6 +12,7 @@ import pandas as pd
 from django.db import transaction
 from django.utils import timezone
 
+from annotation import selectors
 from annotation.errors import AnswerInvalid, ApplicationError
 from annotation.models import Answer, Assignment, Study, Task, Worker
 from annotation.services import researcher_create
@@ -48,8 +49,8 @@ def answers_import(
         raise ApplicationError(f"study {name!r} is a {study.kind} study, not {kind}")
     if study is not None and study.state not in (Study.State.CLOSED, Study.State.AGGREGATED):
         raise ApplicationError(f"study {name!r} is {study.state}; answers are imported only into closed studies")
-    probe = Task(payload={"key_columns": {}}, study=study) if study else Task(payload={"key_columns": {}})
-    schema_names = {f.name for f in task_kind.answer_fields(probe)}
+    conf = selectors.study_conf(study=study) if study else {**task_kind.default_settings(), "workers_per_task": 1}
+    schema_names = {f.name for f in task_kind.answer_fields(conf)}
     unknown_fields = set(fields) - schema_names
     if unknown_fields:
         raise ApplicationError(
@@ -72,7 +73,7 @@ def answers_import(
         payload = {f: (None if pd.isna(record[c]) else record[c]) for f, c in fields.items()}
         payload = {f: (str(v) if f != "confidence" and v is not None else v) for f, v in payload.items()}
         try:
-            cleaned = task_kind.validate_answer(payload, probe)
+            cleaned = task_kind.validate_answer(payload, conf)
         except AnswerInvalid as exc:
             detail = "; ".join(f"{fields.get(f, f)} ({f}): {m}" for f, m in exc.errors.items())
             raise ApplicationError(f"row {number}: {detail}") from exc

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-
 #: ``wanted`` of a gold task: every worker may answer it (gold is served at the study's gold rate).
 GOLD_SLOTS = 10_000
 
@@ -358,3 +357,77 @@ class BlockedWorker(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.worker} blocked by {self.researcher}"
+
+
+class RegistryEntry(TimestampedModel):
+    """Base of the registry entries: a name, an owner (none: shared with every researcher)."""
+
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                              help_text="Empty: shared with every researcher.")
+    title = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RegisteredModel(RegistryEntry):
+    """A classifier a study can run on: a checkpoint and what loading it found."""
+
+    class Format(models.TextChoices):
+        AUTO = "auto", "detect"
+        PLAIN = "plain", "a pickled model or a plain state_dict"
+        STATE_DICT = "state_dict", "a state_dict (possibly under 'state_dict'/'model')"
+        ROBUSTNESS = "robustness", "the robustness library's layout (module.model.*, module.normalizer.*)"
+        DATA_PARALLEL = "dataparallel", "a DataParallel state_dict (module.*)"
+
+    architecture = models.CharField(max_length=100)
+    checkpoint = models.CharField(max_length=1000, blank=True, default="",
+                                  help_text="A local path, or s3://bucket/key when S3 is configured.")
+    format = models.CharField(max_length=20, choices=Format.choices, default=Format.AUTO)
+    builtin = models.CharField(max_length=20, blank=True, default="",
+                               help_text="A demo model trained on the built-in benchmark (robust/standard).")
+    input_size = models.PositiveIntegerField(default=224)
+    mean = models.JSONField(default=list)
+    std = models.JSONField(default=list)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    num_classes = models.PositiveIntegerField()
+    feature_dim = models.PositiveIntegerField(null=True, blank=True)
+    conv_map = models.JSONField(null=True, blank=True, help_text="[channels, height, width] of the last conv map.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="model_name_per_owner"),
+            models.UniqueConstraint(fields=["name"], condition=Q(owner__isnull=True), name="shared_model_name"),
+        ]
+
+
+class RegisteredDataset(RegistryEntry):
+    """An ImageFolder tree (ImageNet layout) a study can run on; its images are never copied."""
+
+    root = models.CharField(max_length=1000, blank=True, default="")
+    val_root = models.CharField(max_length=1000, blank=True, default="")
+    class_metadata = models.CharField(max_length=1000, blank=True, default="")
+    builtin = models.BooleanField(default=False, help_text="The built-in planted-bias benchmark.")
+    classes = models.JSONField(default=list, help_text="Class order fixed at registration: index, folder, name, ...")
+    counts = models.JSONField(default=dict, help_text="Readable images per class folder (train).")
+    val_counts = models.JSONField(default=dict)
+    unreadable = models.JSONField(default=list, help_text="Files the scan could not read (the first 100).")
+    n_unreadable = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="dataset_name_per_owner"),
+            models.UniqueConstraint(fields=["name"], condition=Q(owner__isnull=True), name="shared_dataset_name"),
+        ]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def n_images(self) -> int:
+        return sum(self.counts.values())

@@ -21,14 +21,7 @@ from annotation.task_kinds import get_task_kind
 
 
 def _label_values(study: Study) -> list[str] | None:
-    kind = get_task_kind(study.kind)
-    task = study.tasks.first()
-    if task is None:
-        return None
-    for field in kind.answer_fields(task):
-        if field.name == kind.label_field and hasattr(field, "choices"):
-            return [str(c) for c in field.choices]
-    return None
+    return get_task_kind(study.kind).label_choices(selectors.study_conf(study=study)) or None
 
 
 def _nan_to_none(value: Any) -> Any:

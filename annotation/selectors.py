@@ -4,11 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from annotation.models import Answer, Assignment, Study, Task, Worker
+from annotation.task_kinds import get_task_kind
 
 A = Assignment.State
 COUNTED = (A.SUBMITTED, A.APPROVED)
@@ -152,6 +153,6 @@ def study_label_answers(*, study: Study, label_field: str) -> pd.DataFrame:
     return pd.DataFrame(data, columns=["task", "worker", "label"])
 
 
-def study_totals(*, study: Study) -> dict[str, int]:
-    agg = study.tasks.filter(is_gold=False).aggregate(wanted=Sum("wanted"), approved=Sum("approved"))
-    return {k: v or 0 for k, v in agg.items()}
+def study_conf(*, study: Study) -> dict[str, Any]:
+    """The study's settings as its kind sees them: the kind's defaults, the study's settings, workers per task."""
+    return {**get_task_kind(study.kind).default_settings(), **study.settings, "workers_per_task": study.workers_per_task}

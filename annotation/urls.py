@@ -2,6 +2,7 @@
 from django.urls import path
 
 from annotation import views_external as e
+from annotation import views_registry
 from annotation import views_researcher as r
 from annotation import views_worker as w
 
@@ -9,6 +10,7 @@ urlpatterns = [
     path("", w.home, name="home"),
     path("studies/", r.study_list, name="study_list"),
     path("studies/new/", r.study_create, name="study_create"),
+    path("registry/", views_registry.registry_page, name="registry"),
     path("studies/<int:pk>/", r.study_detail, name="study_detail"),
     path("studies/<int:pk>/progress.json", r.study_progress, name="study_progress"),
     path("studies/<int:pk>/results/", r.study_results, name="study_results"),

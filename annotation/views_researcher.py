@@ -9,12 +9,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from analysis.exports import archive_bytes
 from annotation import exports, quality, selectors, services
-from annotation.artifacts import artifact_path
+from annotation.artifacts import artifact_open
 from annotation.errors import ApplicationError
 from annotation.forms import StudyForm
 from annotation.models import Assignment, Task, Worker
-from annotation.recruiters import recruiter_for
 from annotation.permissions import error_response, researcher_required
+from annotation.recruiters import recruiter_for
 from annotation.states import allowed_transitions
 from annotation.task_kinds import TASK_KINDS, get_task_kind
 
@@ -30,7 +30,7 @@ def study_create(request):
     kind_name = request.POST.get("kind") or request.GET.get("kind") or "image_choice"
     if kind_name not in TASK_KINDS:
         return error_response(request, f"unknown task kind {kind_name!r}", 400)
-    settings_form_class = get_task_kind(kind_name).settings_form()
+    settings_form_class = get_task_kind(kind_name).settings_form
     if request.method == "POST":
         form = StudyForm(request.POST)
         settings_form = settings_form_class(request.POST, prefix="s")
@@ -44,7 +44,9 @@ def study_create(request):
                     **form.quality_settings(),
                 )
             except ApplicationError as exc:
-                form.add_error("name", exc.message)
+                field = exc.extra.get("field")
+                (settings_form if field in settings_form.fields else form).add_error(
+                    field if field in settings_form.fields else "name", exc.message)
             else:
                 messages.success(request, f"Study {study.name!r} created.")
                 return redirect("study_detail", pk=study.pk)
@@ -53,7 +55,23 @@ def study_create(request):
         form = StudyForm(initial={"kind": kind_name})
         settings_form = settings_form_class(prefix="s")
         status = 200
+    registry_choices(settings_form, request.user)
     return render(request, "annotation/study_form.html", {"form": form, "settings_form": settings_form}, status=status)
+
+
+def registry_choices(form, user) -> None:
+    """List the researcher's own and the shared registry entries in the form's dataset/model fields."""
+    from annotation.models import RegisteredDataset, RegisteredModel
+
+    for field in form.fields.values():
+        registry = getattr(field, "registry", None)
+        if registry is None:
+            continue
+        model = RegisteredDataset if registry == "dataset" else RegisteredModel
+        choices = [(e.name, f"{e.name} — {e.title}" if e.title else e.name)
+                   for e in services.registry.visible(model, user)]
+        field.choices = choices
+        field.widget.choices = choices
 
 
 @require_GET
@@ -87,11 +105,12 @@ def study_results(request, pk: int):
     if kind.results_template is None:
         return error_response(request, f"studies of kind {study.kind!r} have no results page", 404)
     outputs = {o.name: o for o in study.outputs.select_related("artifact")}
-    job_forms = {name: (title, kind.job_form(name, study)(prefix=name)) for name, title in kind.extra_jobs.items()}
+    ctx = services.study_context(study)
+    job_forms = {name: (job.title, job.form(ctx)(prefix=name)) for name, job in kind.jobs.items()}
     return render(request, kind.results_template, {
         "study": study, "kind": kind, "outputs": outputs, "job_forms": job_forms,
         "jobs": study.jobs.exclude(name__in=("evidence", "outputs")).order_by("-created_at")[:10],
-        **kind.results_context(study),
+        **kind.results_context(ctx),
     })
 
 
@@ -101,16 +120,16 @@ def study_job_start(request, pk: int, name: str):
     """Start one of the kind's own jobs with the parameters of its form."""
     study = selectors.study_get(user=request.user, pk=pk)
     kind = get_task_kind(study.kind)
-    if name not in kind.extra_jobs:
+    if name not in kind.jobs:
         return error_response(request, f"studies of kind {study.kind!r} have no job {name!r}", 404)
-    form = kind.job_form(name, study)(request.POST, prefix=name)
+    form = kind.jobs[name].form(services.study_context(study))(request.POST, prefix=name)
     if not form.is_valid():
         errors = "; ".join(f"{field}: {' '.join(e)}" for field, e in form.errors.items())
         return error_response(request, f"invalid {name} parameters: {errors}", 400)
     job = services.study_start_kind_job(study=study, name=name, params=form.cleaned_data)
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"job": job.pk, "name": job.name}, status=202)
-    messages.success(request, f"{kind.extra_jobs[name]}: queued.")
+    messages.success(request, f"{kind.jobs[name].title}: queued.")
     return redirect("study_results", pk=study.pk)
 
 
@@ -204,20 +223,14 @@ def study_output(request, pk: int, name: str):
     output = study.outputs.select_related("artifact").filter(name=name).first()
     if output is None:
         return error_response(request, f"study {study.name!r} has no output {name!r}", 404)
-    response = FileResponse(artifact_path(output.artifact.sha256, output.artifact.ext).open("rb"),
-                            content_type=output.artifact.content_type)
+    response = FileResponse(artifact_open(output.artifact), content_type=output.artifact.content_type)
     if not output.is_image:
         response["Content-Disposition"] = f'attachment; filename="study{study.pk}-{name}"'
     return response
 
 
 def _label_choices(study) -> list[str]:
-    task = study.tasks.first()
-    if task is None:
-        return []
-    kind = get_task_kind(study.kind)
-    field = next((f for f in kind.answer_fields(task) if f.name == kind.label_field), None)
-    return [str(c) for c in getattr(field, "choices", ())]
+    return get_task_kind(study.kind).label_choices(selectors.study_conf(study=study))
 
 
 @require_POST

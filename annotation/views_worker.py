@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import selectors, services
-from annotation.artifacts import artifact_path
+from annotation.artifacts import artifact_open
 from annotation.errors import AnswerInvalid, ApplicationError
 from annotation.forms import SignupForm
 from annotation.models import Answer, Artifact, Assignment, Invitation
@@ -120,7 +120,7 @@ def task_page_context(assignment: Assignment | None, task, *, errors: dict, valu
         "task": task,
         "study": task.study,
         "kind_template": kind.template,
-        "fields": kind.answer_fields(task),
+        "fields": kind.answer_fields(selectors.study_conf(study=task.study)),
         "token": assignment_token(assignment) if assignment is not None else "",
         "errors": errors,
         "values": values,
@@ -171,6 +171,6 @@ def artifact_file(request, name: str):
         return error_response(request, "sign in to see this file", 403)
     if artifact is None:
         return error_response(request, "no such artifact", 404)
-    response = FileResponse(artifact_path(artifact.sha256, artifact.ext).open("rb"), content_type=artifact.content_type)
+    response = FileResponse(artifact_open(artifact), content_type=artifact.content_type)
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response

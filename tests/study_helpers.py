@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from analysis.crowd_sim import simulated_crowd
-from annotation import services
+from annotation import selectors, services
 from annotation.models import Assignment
 from annotation.task_kinds import get_task_kind
 from annotation.tokens import assignment_token
@@ -22,8 +22,8 @@ def crowd_answers(study, make_worker, n: int = 5, accuracy: float = 0.9, seed: i
         worker, rng = make_worker(f"{sim.name}-{study.pk}"), sim.rng()
         while (a := services.assignment_claim_next(worker=worker)) is not None:
             a = Assignment.objects.select_related("task__study").get(pk=a.pk)
-            services.assignment_submit(assignment_id=a.pk, worker=worker, token=assignment_token(a),
-                                       payload=kind.simulate_answer(a.task, rng, sim.accuracy))
+            answer = kind.simulate_answer(a.task, selectors.study_conf(study=a.task.study), rng, sim.accuracy)
+            services.assignment_submit(assignment_id=a.pk, worker=worker, token=assignment_token(a), payload=answer)
             given += 1
     return given
 

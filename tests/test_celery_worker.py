@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from analysis.artifact_store import LocalArtifactStore
 from annotation import services
 from annotation.models import Study
 
@@ -91,7 +92,7 @@ def test_real_worker_computes_the_evidence(transactional_db, celery_worker_proce
     assert sorted(study.tasks.values_list("key", flat=True)) == ["img-astronaut", "img-coins"]
     for task in study.tasks.all():
         name = task.payload["images"][0]
-        assert (Path(settings.ARTIFACT_DIR) / name[:2] / name).stat().st_size > 0
+        assert LocalArtifactStore(settings.ARTIFACT_DIR).path(name).stat().st_size > 0
     assert "compute_study_evidence[" in celery_worker_process["log"].read_text()
 
 
@@ -119,7 +120,7 @@ def test_real_worker_computes_the_salient_evidence(transactional_db, celery_work
     assert job.state == "done" and study.tasks.count() == 8
     for task in study.tasks.all():
         for name in task.payload["images"] + task.payload["heatmaps"] + task.payload["attacks"]:
-            assert (Path(settings.ARTIFACT_DIR) / name[:2] / name).is_file()
+            assert LocalArtifactStore(settings.ARTIFACT_DIR).exists(name)
 
 
 def test_real_worker_runs_spray_and_the_unhans_job(transactional_db, celery_worker_process, not_eager, researcher):

@@ -56,7 +56,7 @@ def test_tasks_and_exclusion_across_conditions(researcher, make_worker, django_c
 
 
 def test_http_end_to_end_with_simulated_crowd(live_server, researcher, settings):
-    from annotation.demo import run_demo_study
+    from demo.harness import run_demo_study
 
     form = {"workers_per_task": 3, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal",
             "name": "protos http", "kind": "class_assignment", "s-dataset": "benchmark", "s-model": "standard",
@@ -98,13 +98,13 @@ def test_http_end_to_end_with_simulated_crowd(live_server, researcher, settings)
 
     study = Study.objects.get(pk=summary["study"])
     study.settings = {**study.settings, "min_answer_time": 20, "max_answer_time": 180}
-    files = {f.name: f for f in class_assignment_outputs(study)}
+    files = {f.name: f for f in class_assignment_outputs(services.study_context(study))}
     counts = json.loads(files["accuracy_table.json"].data)["answers"]
     assert counts == {"total": 12, "valid": 0, "too_fast": 12, "too_slow": 0, "no_time": 0}
     # ...and a slow answer is discarded as too slow.
     answer = Answer.objects.filter(task__study=study).first()
     Answer.objects.filter(pk=answer.pk).update(submitted_at=answer.shown_at + datetime.timedelta(minutes=4))
-    files = {f.name: f for f in class_assignment_outputs(study)}
+    files = {f.name: f for f in class_assignment_outputs(services.study_context(study))}
     counts = json.loads(files["accuracy_table.json"].data)["answers"]
     assert counts["too_slow"] == 1 and counts["too_fast"] == 11
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
-from annotation.http_client import WorkerClient
+from demo.http_client import WorkerClient
 from annotation.models import Answer, Assignment, Task
 from tests.conftest import PASSWORD
 

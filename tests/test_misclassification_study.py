@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotation import services
+from annotation import selectors, services
 from annotation.models import Assignment, Study, Task
 from annotation.task_kinds import get_task_kind
 from annotation.tokens import assignment_token
@@ -138,7 +138,7 @@ def test_top5_study_asks_one_question_per_class(researcher, make_worker, django_
     for t in tasks:
         classes = t.payload["classes"]
         assert [c["rank"] for c in classes] == [1, 2, 3] and t.payload["true"] not in [c["cls"] for c in classes]
-        fields = get_task_kind("misclassification").answer_fields(t)
+        fields = get_task_kind("misclassification").answer_fields(selectors.study_conf(study=study))
         assert [f.name for f in fields] == ["class_1", "class_2", "class_3"]
     crowd_answers(study, make_worker, n=3, accuracy=1.0)
     answer = study.tasks.first().answers.first()

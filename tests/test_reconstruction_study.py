@@ -26,7 +26,7 @@ def recon_study(researcher_client, django_capture_on_commit_callbacks):
     return study_from_form(researcher_client, FORM, django_capture_on_commit_callbacks)
 
 
-def test_evidence_summary_plots_and_review_tasks(recon_study, researcher_client):
+def test_evidence_summary_plots_and_review_tasks(recon_study, researcher_client, settings):
     files = output_files(recon_study)
     for level in ("patch", "subtle"):
         assert files[f"pairs_{level}.png"][:4] == b"\x89PNG" and files[f"loss_{level}.png"][:4] == b"\x89PNG"
@@ -52,9 +52,11 @@ def test_evidence_summary_plots_and_review_tasks(recon_study, researcher_client)
     assert page.count('<tr data-level=') == 2 and "/outputs/pairs_subtle.png" in page
     # A rerun of the evidence reuses the cached reconstructions and makes the same tasks.
     keys = sorted(t.key for t in tasks)
-    from annotation.task_kinds.reconstruction_study import cached_run, conf, _run_config
+    from annotation.selectors import study_conf
+    from annotation.task_kinds.reconstruction_review import _run_config, cached_run
 
-    again = cached_run(_run_config(conf(recon_study), "patch"), lambda *a: pytest.fail("recomputed"))
+    again = cached_run(_run_config(study_conf(study=recon_study), "patch"), settings.SALIENT_BENCHMARK_DIR,
+                       lambda *a: pytest.fail("recomputed"))
     assert again["best_k_mean"] == summary["levels"][0]["best_k_mean"]
     assert keys == sorted(recon_study.tasks.values_list("key", flat=True))
 

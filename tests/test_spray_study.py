@@ -76,9 +76,10 @@ def test_crowd_review_artifact_tests_and_unhans(spray_study, researcher_client, 
     services.study_launch(study=study)
     tasks = list(study.tasks.all())
     # The reviewers call the cluster richest in watermark images an artifact; the rest get simulated answers.
-    from annotation.task_kinds.spray_study import _inputs, cue_share
+    from analysis.spray.benchmark_review import cue_share
+    from annotation.task_kinds.cluster_review import _inputs
 
-    bench = _inputs(study, lambda *a: None)[0]
+    bench = _inputs(services.study_context(study), lambda *a: None)[0]
     marked = max(tasks, key=lambda t: cue_share(bench, np.asarray(t.payload["indices"]))["watermark"])
     for t in tasks:
         t.truth = {"focus": "artifact" if t.pk == marked.pk else "object"}

@@ -2,11 +2,10 @@
 import pytest
 
 from annotation.errors import AnswerInvalid
-from annotation.models import Task
 from annotation.task_kinds import TASK_KINDS, get_task_kind
 from annotation.task_kinds.image_choice import parse_options
 
-TASK = Task(payload={"images": [], "question": "q", "options": [["cat", "Cat"], ["dog", "Dog"]]})
+CONF = {"question": "q", "options": [["cat", "Cat"], ["dog", "Dog"]]}
 KIND = get_task_kind("image_choice")
 
 
@@ -17,7 +16,7 @@ def test_image_choice_is_registered_and_unknown_kinds_name_the_known():
 
 
 def test_valid_answer_is_cleaned():
-    cleaned = KIND.validate_answer({"choice": "dog", "reason": "  ears ", "confidence": "4", "token": "x"}, TASK)
+    cleaned = KIND.validate_answer({"choice": "dog", "reason": "  ears ", "confidence": "4", "token": "x"}, CONF)
     assert cleaned == {"choice": "dog", "reason": "ears", "confidence": 4}
 
 
@@ -35,7 +34,7 @@ def test_valid_answer_is_cleaned():
 )
 def test_bad_answers_name_the_field(payload, field, message):
     with pytest.raises(AnswerInvalid) as info:
-        KIND.validate_answer(payload, TASK)
+        KIND.validate_answer(payload, CONF)
     assert field in info.value.errors
     assert message in info.value.errors[field]
 
@@ -49,7 +48,7 @@ def test_options_parser():
 
 @pytest.mark.parametrize("kind", ["feature_panel", "heatmap_validation", "misclassification", "class_assignment"])
 def test_benchmark_kinds_take_json_object_overrides_last(kind):
-    form_class = get_task_kind(kind).settings_form()
+    form_class = get_task_kind(kind).settings_form
     assert list(form_class().fields)[-2:] == ["benchmark", "training"]
     form = form_class(data={"benchmark": "[1, 2]", "training": "{}"})
     assert not form.is_valid()

@@ -12,6 +12,7 @@ import attrs
 import numpy as np
 import pandas as pd
 
+from analysis.aggregation.counts import answer_counts
 from analysis.aggregation.majority_vote import check_answers
 
 __all__ = ["ThresholdVote"]
@@ -30,6 +31,9 @@ class ThresholdVote:
 
     positive: str = "spurious"
     negative: str = "core"
+
+    counts: Collection[str] = ()
+    """Answer values that also get a ``count_<value>`` column."""
 
     table_: pd.DataFrame = attrs.field(init=False)
     labels_: pd.Series = attrs.field(init=False)
@@ -58,6 +62,8 @@ class ThresholdVote:
             f"n_{self.positive}": pos, f"n_{self.negative}": neg,
         })
         table.index.name = "task"
+        if self.counts:
+            table = table.join(answer_counts(answers, tuple(self.counts)), how="left")
         self.table_ = table
         self.labels_ = table["label"].rename("agg_label")
         return self

@@ -2,10 +2,14 @@
 
 Accepted layouts (column / key names are matched case-insensitively):
 
-* CSV or TSV with a header, e.g. the Salient ImageNet release's class list
-  ``index,wnid,name,description`` -- aliases: ``class_index``/``idx``/``label``;
+* CSV or TSV with a header: a plain list ``index,folder,name`` with optional ``synonyms``,
+  ``supercategory``, ``definition`` and ``links`` -- aliases: ``class_index``/``idx``/``label``;
   ``folder``/``synset``/``wnid``; ``class_name``/``synset_name``/``label_name``;
-  ``definition``/``gloss``;
+  ``definition``/``gloss``; ``wikilinks`` for ``links``;
+* the Salient ImageNet repository's ``class_metadata.csv`` as published (``class_index, synset,
+  wordnet_id, gloss, wikilinks, supercategory, val_sample_paths``): there ``wordnet_id`` is the
+  folder and ``synset`` the comma-separated synonyms, the first being the name; list columns are
+  Python-style lists;
 * JSON: a list of objects with those keys, or an object mapping the index to
   either a name, ``[folder, name]`` (torchvision's ``imagenet_class_index.json``)
   or an object with the keys above.
@@ -26,7 +30,12 @@ _ALIASES = {
     "folder": ("folder", "wnid", "synset", "synset_id", "directory", "dir"),
     "name": ("name", "class_name", "synset_name", "label_name", "classname", "title"),
     "description": ("description", "definition", "gloss", "desc"),
+    "synonyms": ("synonyms",),
+    "supercategory": ("supercategory", "super_category"),
+    "links": ("links", "wikilinks"),
 }
+#: Columns that are read but not kept.
+_IGNORED = ("val_sample_paths",)
 
 
 class ClassMetadataError(ValueError):
@@ -41,9 +50,12 @@ class ClassInfo:
     name: str
     folder: str = ""
     description: str = ""
+    synonyms: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    supercategory: str = ""
+    links: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return {**attrs.asdict(self), "synonyms": list(self.synonyms), "links": list(self.links)}
 
 
 def _pick(row: Mapping[str, Any], field: str) -> Any:
@@ -54,9 +66,48 @@ def _pick(row: Mapping[str, Any], field: str) -> Any:
     return None
 
 
+def _as_list(value: Any) -> list[str]:
+    """A Python-style list (``"['a', 'b']"``), a list, or a comma-separated string, as strings."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value]
+    text = str(value).strip()
+    if text.startswith("["):
+        import ast
+
+        try:
+            return [str(v).strip() for v in ast.literal_eval(text)]
+        except (ValueError, SyntaxError) as exc:
+            raise ClassMetadataError(f"cannot read the list {text[:80]!r}") from exc
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _check_columns(columns: Iterable[Any], source: str) -> None:
+    known = {a for aliases in _ALIASES.values() for a in aliases} | {"wordnet_id", *_IGNORED}
+    unknown = sorted(str(c) for c in columns if str(c).strip().lower() not in known)
+    if unknown:
+        raise ClassMetadataError(f"{source}: unknown column(s) {', '.join(unknown)}; known columns: "
+                                 f"{', '.join(sorted(known))}")
+
+
+def _salient_layout(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The Salient ImageNet layout: ``wordnet_id`` is the folder and ``synset`` the synonyms."""
+    lowered = {str(k).strip().lower(): v for k, v in row.items()}
+    if "wordnet_id" not in lowered:
+        return row
+    synonyms = _as_list(lowered.pop("synset", ""))
+    lowered["folder"] = lowered.pop("wordnet_id")
+    lowered["synonyms"] = synonyms
+    lowered.setdefault("name", synonyms[0] if synonyms else lowered["folder"])
+    return lowered
+
+
 def _from_rows(rows: Iterable[Mapping[str, Any]], source: str) -> list[ClassInfo]:
     infos = []
     for position, row in enumerate(rows):
+        _check_columns(row.keys(), source)
+        row = _salient_layout(row)
         index, folder, name = _pick(row, "index"), _pick(row, "folder"), _pick(row, "name")
         if index is None:
             index = position
@@ -66,15 +117,23 @@ def _from_rows(rows: Iterable[Mapping[str, Any]], source: str) -> list[ClassInfo
             index = int(index)
         except (TypeError, ValueError) as exc:
             raise ClassMetadataError(f"{source}: row {position} has a non-integer index {index!r}") from exc
+        try:
+            synonyms, links = _as_list(_pick(row, "synonyms")), _as_list(_pick(row, "links"))
+        except ClassMetadataError as exc:
+            raise ClassMetadataError(f"{source}: row {position}: {exc}") from exc
         infos.append(ClassInfo(index=index, name=str(name if name is not None else folder),
                                folder=str(folder if folder is not None else name),
-                               description=str(_pick(row, "description") or "")))
+                               description=str(_pick(row, "description") or ""), synonyms=synonyms,
+                               supercategory=str(_pick(row, "supercategory") or ""), links=links))
     return _validated(infos, source)
 
 
 def _validated(infos: list[ClassInfo], source: str) -> list[ClassInfo]:
     infos = sorted(infos, key=lambda c: c.index)
     indices = [c.index for c in infos]
+    repeated = sorted({i for i in indices if indices.count(i) > 1})
+    if repeated:
+        raise ClassMetadataError(f"{source}: class index {repeated[0]} is given twice")
     if indices != list(range(len(infos))):
         raise ClassMetadataError(f"{source}: class indices must be 0..{len(infos) - 1} without gaps or repeats")
     folders = [c.folder for c in infos]

@@ -62,9 +62,6 @@ class DatasetRegistry:
         return self.register(name, factory, title=title, replace=replace,
                              description=description or f"image folder {root}")
 
-    def unregister(self, name: str) -> None:
-        self._entries.pop(name, None)
-
     def get(self, name: str) -> DatasetEntry:
         try:
             return self._entries[name]
@@ -110,7 +107,7 @@ def _benchmark_factory(split: str = "test", directory: str | os.PathLike | None 
     return dataset
 
 
-#: The registry used by the platform; the Django app adds uploaded image folders to it.
+#: A registry for notebooks and scripts (the benchmark, and folders registered with ``register_image_folder``).
 dataset_registry = DatasetRegistry()
 dataset_registry.register(
     "planted-bias-fashion",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 
+import attrs
 import numpy as np
 import pandas as pd
 
@@ -155,3 +156,16 @@ def relevance_shares(images: pd.DataFrame, conditions=("clean", "whole", "explan
                      "ci_low_percent": round(100 * low, 2) if n else None,
                      "ci_high_percent": round(100 * high, 2) if n else None})
     return pd.DataFrame(rows)
+
+
+@attrs.define
+class Rectify:
+    """:func:`rectify` as an aggregator object (``fit(answers).table_``)."""
+
+    threshold: int = 4
+    wanted: int = 5
+    table_: pd.DataFrame = attrs.field(init=False)
+
+    def fit(self, answers: pd.DataFrame) -> "Rectify":
+        self.table_ = rectify(answers, threshold=self.threshold, wanted=self.wanted)
+        return self

@@ -144,7 +144,3 @@ def adversarial_with_explanations(handle, images: torch.Tensor, labels: torch.Te
     return {"adversarial": adv, "indices": flipped, "images": adv_uint8, "explanations": explanations,
             "attack_seconds": attack_seconds, "lime_seconds": sum(e.seconds for e in explanations)}
 
-
-@torch.no_grad()
-def handle_predict(handle, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    return predict_topk(handle, images, 1, batch_size)[:, 0]

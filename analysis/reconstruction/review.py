@@ -83,3 +83,31 @@ def found_plot(table: pd.DataFrame) -> bytes:
     ax.set_title("Does the crowd find the trigger?")
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def mask_box(mask: np.ndarray) -> list[float]:
+    """The mask's bounding box as fractions of the side (x0, y0, x1, y1)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    side = mask.shape[0]
+    return [cols[0] / side, rows[0] / side, (cols[-1] + 1) / side, (rows[-1] + 1) / side]
+
+
+def upscaled(image: np.ndarray, pixels: int = 160) -> np.ndarray:
+    """A [0, 1] grey reconstruction as a uint8 picture scaled up to about ``pixels`` (nearest neighbour)."""
+    scale = max(1, pixels // image.shape[0])
+    return np.kron((np.clip(image, 0, 1) * 255).round().astype(np.uint8), np.ones((scale, scale), np.uint8))
+
+
+def best_matched(result: dict, side: int, k: int) -> list[tuple[int, int]]:
+    """(train index, reconstruction index) of the ``k`` best-matched training images of one side."""
+    members = np.flatnonzero(np.asarray(result["train_labels"]) == side)
+    best = members[np.argsort(-np.asarray(result["ssim"])[members], kind="stable")]
+    seen, out = set(), []
+    for i in best:
+        r = int(result["nearest"][i])
+        if r not in seen:
+            seen.add(r)
+            out.append((int(i), r))
+        if len(out) == k:
+            break
+    return out

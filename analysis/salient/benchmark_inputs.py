@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from analysis.datasets.benchmark import BIAS_KINDS, BenchmarkConfig, PlantedBiasBenchmark
 from analysis.models import ModelHandle, load_model
@@ -98,6 +97,3 @@ def focus_of(bench: PlantedBiasBenchmark, indices: np.ndarray, nams: np.ndarray)
 def images_uint8(bench: PlantedBiasBenchmark, indices: np.ndarray) -> np.ndarray:
     return bench.split("train").images[np.asarray(indices)]
 
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0

@@ -36,6 +36,3 @@ def feature_truth(nams: np.ndarray, object_masks: np.ndarray, bias_masks: np.nda
         return CUE_ANSWER[cue_kind]
     return "background"
 
-
-def is_spurious(answer: str) -> bool:
-    return answer in ("separate_object", "background")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -73,8 +72,3 @@ def plot_core_spurious(tables: Mapping[str, pd.DataFrame], title: str = "Core vs
     plt.close(fig)
     return buffer.getvalue()
 
-
-def accuracy_gap(table: pd.DataFrame) -> float:
-    """Mean of core minus spurious accuracy over σ > 0."""
-    rows = table[table["sigma"] > 0]
-    return float(np.mean(rows["core_accuracy"] - rows["spurious_accuracy"])) if len(rows) else 0.0

@@ -43,13 +43,6 @@ def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3) -
     return float(scipy.linalg.eigh(s_b, s_w, eigvals_only=True)[-1])
 
 
-def mean_fisher_score(embedding: np.ndarray, labels_per_k: Mapping[int, np.ndarray], reg: float = 1e-3) -> float:
-    """tau: :func:`fisher_score` averaged over the clusterings (one per k)."""
-    if not labels_per_k:
-        return 0.0
-    return float(np.mean([fisher_score(embedding, labels, reg) for labels in labels_per_k.values()]))
-
-
 def rank_by_tau(taus: Mapping) -> list[tuple]:
     """``(class, tau)`` pairs, highest tau (most separable strategies) first."""
     return sorted(taus.items(), key=lambda item: -item[1])

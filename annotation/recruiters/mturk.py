@@ -220,7 +220,7 @@ class MTurkRecruiter(Recruiter):
         if session is None or not session.submit_to:
             return None
         return NextStep("post", url=session.submit_to.rstrip("/") + "/mturk/externalSubmit",
-                        fields={"assignmentId": session.session_id, "answer_id": assignment.answer.pk})
+                        fields={"assignmentId": session.session_id, "answer": assignment.answer.pk})
 
     def describe(self, study, base_url: str) -> list[tuple[str, str]]:
         hits = study.tasks.exclude(external_id="").count()

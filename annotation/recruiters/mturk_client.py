@@ -83,11 +83,5 @@ class MTurkService:
         self._call("send_bonus", WorkerId=worker_id, BonusAmount=dollars, AssignmentId=assignment_id,
                    Reason=reason[:1024], UniqueRequestToken=token)
 
-    def notify_workers(self, *, subject: str, text: str, worker_ids: list[str]) -> None:
-        self._call("notify_workers", Subject=subject[:200], MessageText=text[:4096], WorkerIds=worker_ids[:100])
-
     def create_worker_block(self, worker_id: str, reason: str) -> None:
         self._call("create_worker_block", WorkerId=worker_id, Reason=reason[:1024] or "blocked by the requester")
-
-    def get_account_balance(self) -> str:
-        return self._call("get_account_balance")["AvailableBalance"]

@@ -8,6 +8,7 @@ concern: ``people``, ``studies`` (lifecycle verbs), ``jobs`` (Celery jobs), ``as
 Use them as ``from annotation import services; services.study_launch(...)``.
 """
 from annotation import selectors  # noqa: F401 - services.selectors is used by callers
+from annotation.services import registry  # noqa: F401 - services.registry.model_register(...)
 from annotation.services.assignments import (  # noqa: F401
     assignment_approve,
     assignment_claim_next,
@@ -17,6 +18,7 @@ from annotation.services.assignments import (  # noqa: F401
     assignment_submit,
     assignments_expire,
 )
+from annotation.services.contexts import study_context  # noqa: F401
 from annotation.services.crowd import (  # noqa: F401
     artifacts_make_public,
     assignment_platform_decision,

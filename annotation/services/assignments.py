@@ -107,7 +107,7 @@ def assignment_submit(
             expired = True
         else:
             kind = get_task_kind(study.kind)
-            cleaned = kind.validate_answer(payload, assignment.task)
+            cleaned = kind.validate_answer(payload, selectors.study_conf(study=study))
             now = timezone.now()
             shown = assignment.shown_at or assignment.created_at
             flag = time_flag(study, (now - shown).total_seconds())

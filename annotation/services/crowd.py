@@ -269,7 +269,7 @@ def assignment_platform_decision(
         return assignment, None, "no answer stored"
     if assignment.state == A.APPROVED:
         try:
-            get_task_kind(task.study.kind).validate_answer(answer.payload, task)
+            get_task_kind(task.study.kind).validate_answer(answer.payload, selectors.study_conf(study=task.study))
         except ApplicationError:
             return assignment, None, "the stored answer is no longer valid"
         return assignment, "approve", ""

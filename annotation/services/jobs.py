@@ -13,6 +13,7 @@ from annotation.artifacts import artifact_store_bytes
 from annotation.errors import ApplicationError
 from annotation.exports import study_labels_table
 from annotation.models import GOLD_SLOTS, Artifact, Job, Study, StudyOutput, Task
+from annotation.services.contexts import study_context
 from annotation.states import study_transition
 from annotation.task_kinds import OutputFile, TaskSpec, get_task_kind
 
@@ -31,7 +32,7 @@ def study_compute_evidence(*, job: Job) -> None:
         log.warning("evidence job %s skipped: study %s is %s", job.pk, study.pk, study.state)
         return
     progress = _job_start(job)
-    items = list(get_task_kind(study.kind).build_items(study, progress))
+    items = list(get_task_kind(study.kind).build_tasks(study_context(study), progress))
     specs = [item for item in items if isinstance(item, TaskSpec)]
     files = [item for item in items if isinstance(item, OutputFile)]
     stored = _store_files(files)
@@ -128,7 +129,7 @@ def study_compute_outputs(*, job: Job) -> None:
         return
     progress = _job_start(job)
     kind = get_task_kind(job.study.kind)
-    files = kind.build_outputs(job.study, study_labels_table(study=job.study), progress)
+    files = kind.build_outputs(study_context(job.study), study_labels_table(study=job.study), progress)
     _job_finish_with_files(job=job, stage="outputs", files=files)
 
 
@@ -138,8 +139,8 @@ def study_start_kind_job(*, study: Study, name: str, params: Mapping[str, Any]) 
     Needs the study's evidence (state ready or later) and no running job of the same name.
     """
     kind = get_task_kind(study.kind)
-    if name not in kind.extra_jobs:
-        known = ", ".join(kind.extra_jobs) or "none"
+    if name not in kind.jobs:
+        known = ", ".join(kind.jobs) or "none"
         raise ApplicationError(f"study kind {study.kind!r} has no job {name!r}; its jobs: {known}")
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=study.pk)
@@ -155,6 +156,6 @@ def study_run_kind_job(*, job: Job) -> None:
     if job.state == Job.State.DONE:
         return
     progress = _job_start(job)
-    files = get_task_kind(job.study.kind).run_job(job.name, job.study, job.params, progress)
+    files = get_task_kind(job.study.kind).jobs[job.name].run(study_context(job.study), job.params, progress)
     _job_finish_with_files(job=job, stage=job.name, files=files)
 

@@ -77,11 +77,10 @@ def early_stop_check(*, task_id: int) -> bool:
         "payload", flat=True)
     labels = [p.get(kind.label_field) for p in payloads]
     remaining = task.wanted - len(labels)
-    field = next((f for f in kind.answer_fields(task) if f.name == kind.label_field), None)
-    values = [str(v) for v in getattr(field, "choices", ())]
+    conf = selectors.study_conf(study=study)
+    values = kind.label_choices(conf)
     if remaining <= 0 or not values or any(label is None for label in labels):
         return False
-    conf = {**study.settings, "workers_per_task": study.workers_per_task}
     if not label_settled(labels, remaining, values, lambda table: kind.aggregate(table, conf)):
         return False
     stopped = Task.objects.filter(pk=task.pk, stopped_early=False).update(wanted=F("filled"), stopped_early=True)
@@ -106,8 +105,7 @@ def task_set_gold(*, researcher, task: Task, truth_label: str | None) -> Task:
             task.is_gold = False
             task.wanted = study.workers_per_task
         else:
-            field = next((f for f in kind.answer_fields(task) if f.name == kind.label_field), None)
-            choices = [str(c) for c in getattr(field, "choices", ())]
+            choices = kind.label_choices(selectors.study_conf(study=study))
             if truth_label not in choices:
                 raise ApplicationError(f"{truth_label!r} is not one of {', '.join(choices)}")
             task.is_gold = True

@@ -15,6 +15,7 @@ from annotation.recruiters import by_name
 from annotation.recruiters.prolific import new_completion_code
 from annotation.services.crowd import artifacts_make_public, enqueue_recruitment
 from annotation.services.jobs import enqueue_job
+from annotation.services.registry import study_inputs
 from annotation.services.slots import release_slot
 from annotation.states import study_transition
 from annotation.task_kinds import get_task_kind
@@ -42,6 +43,10 @@ def study_create(
     recruitment: Mapping[str, Any] | None = None,
 ) -> Study:
     task_kind = get_task_kind(kind)
+    settings = {**task_kind.default_settings(), **(settings or {})}
+    inputs = study_inputs(owner=owner, conf=settings, needs_conv_map=task_kind.needs_conv_map)
+    if inputs and not inputs["dataset"]["builtin"]:
+        settings["num_classes"] = len(inputs["dataset"]["classes"])  # the answer schema of some kinds needs it
     if Study.objects.filter(owner=owner, name=name).exists():
         raise Conflict(f"you already have a study named {name!r}")
     if workers_per_task < 1:
@@ -62,7 +67,7 @@ def study_create(
         owner=owner,
         name=name,
         kind=kind,
-        settings={**task_kind.default_settings(), **(settings or {})},
+        settings=settings,
         workers_per_task=workers_per_task,
         reward_cents=reward_cents,
         assignment_seconds=assignment_seconds or django_settings.SALIENT_ASSIGNMENT_SECONDS,
@@ -114,7 +119,7 @@ def study_aggregate(*, study: Study) -> Study:
     """Aggregate the accepted answers into one result per task and move to ``aggregated``."""
     kind = get_task_kind(study.kind)
     answers = selectors.study_label_answers(study=study, label_field=kind.label_field)
-    table = kind.aggregate(answers, {**study.settings, "workers_per_task": study.workers_per_task})
+    table = kind.aggregate(answers, selectors.study_conf(study=study))
     report, ds = study_quality_report(study=study, majority=table["label"] if len(table) else table.get("label"))
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=study.pk)

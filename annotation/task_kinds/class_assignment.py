@@ -22,33 +22,13 @@ from django import forms
 
 from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
-from annotation.task_kinds import OutputFile, Progress, TaskKind, TaskSpec, register_task_kind
-from annotation.task_kinds import salient_common as common
-from annotation.task_kinds.benchmark_settings import BenchmarkOverridesForm
+from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
+from annotation.task_kinds.benchmark import BenchmarkOverridesForm, model_field, model_inputs, num_classes
 from annotation.task_kinds.fields import ChoiceField
-
-DEFAULTS: dict[str, Any] = {
-    "dataset": "benchmark",
-    "model": "standard",
-    "n_classes": 6,
-    "images_per_class": 6,
-    "targets_per_class": 5,
-    "pool_per_class": 200,
-    "attack_steps": 10,
-    "attack_eps": 0.001,
-    "mmd_reg": 1.0,
-    "min_answer_time": 20.0,
-    "max_answer_time": 180.0,
-    "seed": 0,
-    "benchmark": {},
-    "training": {},
-}
 
 
 class ClassAssignmentSettingsForm(BenchmarkOverridesForm):
-    dataset = forms.ChoiceField(choices=[("benchmark", "Built-in planted-bias benchmark (Fashion-MNIST)")])
-    model = forms.ChoiceField(choices=common.FLAVOURS, initial="standard",
-                              help_text="The classifier whose prototypes and criticisms are selected.")
+    model = model_field("standard", "The classifier whose prototypes and criticisms are selected.")
     n_classes = forms.IntegerField(min_value=2, max_value=9, initial=6, help_text="Classes (groups) per task.")
     images_per_class = forms.IntegerField(min_value=2, max_value=12, initial=6,
                                           help_text="Images per group; P+C shows half prototypes, half criticisms.")
@@ -71,8 +51,9 @@ class ClassAssignmentSettingsForm(BenchmarkOverridesForm):
         return data
 
 
-def conf(study) -> dict[str, Any]:
-    return {**DEFAULTS, **study.settings}
+def groups_shown(conf: Mapping[str, Any]) -> int:
+    """Classes (groups) per task: ``n_classes``, at most the dataset's classes."""
+    return min(int(conf["n_classes"]), num_classes(conf))
 
 
 def select_all(bench, handle, c: Mapping[str, Any], progress: Progress) -> dict[str, Any]:
@@ -111,7 +92,7 @@ def target_plan(bench, c: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Targets (test indices) with the classes their tasks show, in a seeded random group order."""
     rng = np.random.default_rng(int(c["seed"]) + 1)
     test = bench.split("test")
-    n_show = min(int(c["n_classes"]), bench.num_classes)
+    n_show = groups_shown(c)
     plan = []
     for cls in range(bench.num_classes):
         members = np.flatnonzero(test.labels == cls)
@@ -127,31 +108,22 @@ class ClassAssignment(TaskKind):
     title = "Prototypes and criticisms: assign the target image to a class"
     template = "annotation/kinds/class_assignment.html"
     label_field = "choice"
-    has_outputs = True
+    settings_form = ClassAssignmentSettingsForm
 
-    def settings_form(self):
-        return ClassAssignmentSettingsForm
-
-    def default_settings(self) -> dict[str, Any]:
-        return dict(DEFAULTS)
-
-    def answer_fields(self, task) -> list:
+    def answer_fields(self, conf) -> list:
         # Values are group positions ("1".."n"), the same in every task of a study, so that agreement
         # statistics and label counts share one label set; the truth is the target's group position.
-        n = len(task.payload["groups"])
+        n = groups_shown(conf)
         return [ChoiceField("choice", tuple(str(i + 1) for i in range(n)), tuple(f"Group {i + 1}" for i in range(n)))]
 
-    def build_items(self, study, progress: Progress) -> Iterable[TaskSpec]:
+    def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
         from analysis.prototypes.selectors import CONDITIONS, Selection, condition_name, condition_title, shown_images
 
-        c = conf(study)
-        if c["dataset"] != "benchmark":
-            raise ValueError(f"unknown dataset {c['dataset']!r}; this version supports the built-in 'benchmark'")
-        settings = {**common.DEFAULTS, **c}
-        bench, handles, _ = _inputs(settings, common.staged(progress, 0.0, 0.4))
+        c = ctx.conf
+        bench, handles, _ = model_inputs(ctx, [c["model"]], staged(progress, 0.0, 0.4))
         handle = handles[c["model"]]
-        selections = select_all(bench, handle, c, common.staged(progress, 0.4, 0.4))
-        store = common.ImageStore()
+        selections = select_all(bench, handle, c, staged(progress, 0.4, 0.4))
+        store = ctx.store
         train, test = bench.split("train"), bench.split("test")
         k = int(c["images_per_class"])
         cache: dict[int, str] = {}
@@ -163,7 +135,7 @@ class ClassAssignment(TaskKind):
             return [cache[i] for i in indices]
 
         plan = target_plan(bench, c)
-        report = common.staged(progress, 0.8, 0.2)
+        report = staged(progress, 0.8, 0.2)
         for t, target in enumerate(plan):
             report(t, len(plan), "storing task images")
             target_image = store.images(test.images[[target["index"]]], kind="target")[0]
@@ -188,73 +160,62 @@ class ClassAssignment(TaskKind):
                     truth={"choice": str(target["classes"].index(target["cls"]) + 1), "class": int(target["cls"])},
                 )
 
-    def aggregate(self, answers: pd.DataFrame, study_settings: Mapping[str, Any]) -> pd.DataFrame:
-        return MajorityVote(min_votes=int(study_settings.get("workers_per_task", 1))).fit(answers).table_
+    def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
+        return MajorityVote(min_votes=int(conf.get("workers_per_task", 1)))
 
-    def simulate_answer(self, task, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
-        values = [str(i + 1) for i in range(len(task.payload["groups"]))]
+    def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
+        values = self.label_choices(conf)
         truth = (task.truth or {}).get("choice") or values[int(rng.integers(len(values)))]
         return {"choice": noisy_choice(truth, values, accuracy, rng)}
 
-    def build_outputs(self, study, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
-        return class_assignment_outputs(study)
+    def build_outputs(self, ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
+        return class_assignment_outputs(ctx)
 
 
-def _inputs(settings: Mapping[str, Any], progress: Progress):
-    from analysis.salient.benchmark_inputs import benchmark_inputs
-
-    return benchmark_inputs(common.work_dir(), benchmark=settings["benchmark"], training=settings["training"],
-                            flavours=[settings["model"]], progress=progress)
-
-
-def study_answer_table(study) -> pd.DataFrame:
+def study_answer_table(ctx: StudyContext) -> pd.DataFrame:
     """One row per answer that counts or was flagged for its time: condition, correctness, seconds."""
-    from django.db.models import Q
-
-    from annotation.models import Answer
-    from annotation.selectors import COUNTED
-
+    tasks = {t.pk: t for t in ctx.tasks() if not t.is_gold}
+    answers = ctx.answers()
+    answers = answers[answers["counted"] | answers["flag"].isin(["too_fast", "too_slow"])]
     rows = []
-    answers = (Answer.objects.filter(task__study=study, task__is_gold=False)
-               .filter(Q(assignment__state__in=COUNTED) | Q(flag__in=[Answer.Flag.TOO_FAST, Answer.Flag.TOO_SLOW]))
-               .select_related("task").order_by("id"))
-    for a in answers:
-        p = a.task.payload
-        if "condition" not in p:
+    for a in answers.itertuples():
+        task = tasks.get(a.task)
+        if task is None or "condition" not in task.payload:
             continue
-        truth = (a.task.truth or {}).get("choice")
+        p = task.payload
+        truth = (task.truth or {}).get("choice")
         choice = a.payload.get("choice")
         chosen = p["groups"][int(choice) - 1]["cls"] if choice and choice.isdigit() and 0 < int(choice) <= len(
             p["groups"]) else None
-        rows.append({"answer": a.pk, "task": a.task_id, "task_key": a.task.key, "worker": a.worker_id,
+        rows.append({"answer": a.answer, "task": a.task, "task_key": task.key, "worker": a.worker,
                      "condition": p["condition"], "title": p["condition_title"], "target_index": p["target_index"],
-                     "true_class": (a.task.truth or {}).get("class"), "chosen_class": chosen, "truth": truth,
+                     "true_class": (task.truth or {}).get("class"), "chosen_class": chosen, "truth": truth,
                      "choice": choice, "correct": choice == truth,
                      "seconds": (a.submitted_at - a.shown_at).total_seconds()})
     return pd.DataFrame(rows, columns=["answer", "task", "task_key", "worker", "condition", "title", "target_index",
                                        "true_class", "chosen_class", "truth", "choice", "correct", "seconds"])
 
 
-def class_assignment_outputs(study) -> list[OutputFile]:
+def class_assignment_outputs(ctx: StudyContext) -> list[OutputFile]:
     import json
 
     from analysis.prototypes.selectors import CONDITIONS, condition_name, condition_title
     from analysis.prototypes.table import TimeFilter, accuracy_table, plot_accuracy
 
-    c = conf(study)
-    answers = study_answer_table(study)
+    c = ctx.conf
+    answers = study_answer_table(ctx)
     time_filter = TimeFilter(float(c["min_answer_time"]),
                              None if c["max_answer_time"] is None else float(c["max_answer_time"]))
     conditions = [(condition_name(s, v), condition_title(s, v)) for s, v in CONDITIONS]
     table, counts = accuracy_table(answers, time_filter, conditions)
     answers = answers.assign(discarded=time_filter.reason(answers["seconds"]) if len(answers) else [])
-    first = study.tasks.filter(payload__has_key="groups").first()
-    chance = 1 / len(first.payload["groups"]) if first else None
+    grouped = [t for t in ctx.tasks() if "groups" in t.payload]
+    chance = 1 / len(grouped[0].payload["groups"]) if grouped else None
     summary = {"time_filter": {"min_seconds": time_filter.min_seconds, "max_seconds": time_filter.max_seconds},
                "answers": counts, "chance": chance,
                "table": json.loads(table.to_json(orient="records"))}
     selections = []
-    for task in study.tasks.filter(payload__has_key="groups"):
+    for task in grouped:
         for g in task.payload["groups"]:
             selections.append({"selector": task.payload["selector"], "shown": task.payload["shown"],
                                "class": g["cls"], "class_name": g["class_name"],

@@ -8,13 +8,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from django import forms
 
 from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
 from analysis.sample_images import SUBJECT_OPTIONS, SUBJECTS, load_sample
-from annotation.task_kinds import Progress, TaskKind, TaskSpec, register_task_kind
+from annotation.task_kinds import Progress, StudyContext, TaskKind, TaskSpec, register_task_kind
 from annotation.task_kinds.fields import ChoiceField, IntField, TextField
 
 OPTION_VALUE = r"^[a-z0-9_]+$"
@@ -43,7 +42,7 @@ class ImageChoiceSettingsForm(forms.Form):
     question = forms.CharField(max_length=300, initial="What is the main subject of this image?")
     options = forms.CharField(
         max_length=1000,
-        initial=", ".join(SUBJECT_OPTIONS),
+        initial=", ".join(f"{o}:{o.capitalize()}" for o in SUBJECT_OPTIONS),
         help_text="Comma-separated; each 'value' or 'value:Label'.",
     )
     images = forms.MultipleChoiceField(
@@ -69,37 +68,25 @@ class ImageChoice(TaskKind):
     template = "annotation/kinds/image_choice.html"
     label_field = "choice"
 
-    def settings_form(self) -> type[forms.Form]:
-        return ImageChoiceSettingsForm
+    settings_form = ImageChoiceSettingsForm
 
-    def default_settings(self) -> dict[str, Any]:
-        return {
-            "question": "What is the main subject of this image?",
-            "options": [[o, o.capitalize()] for o in SUBJECT_OPTIONS],
-            "images": list(SUBJECTS),
-            "images_per_task": 1,
-            "image_size": 256,
-        }
-
-    def answer_fields(self, task) -> list:
-        options = task.payload["options"]
+    def answer_fields(self, conf) -> list:
+        options = conf["options"]
         return [
             ChoiceField("choice", tuple(v for v, _ in options), tuple(label for _, label in options)),
             TextField("reason", required=False, max_length=2000),
             IntField("confidence", 1, 5),
         ]
 
-    def build_items(self, study, progress: Progress) -> Iterable[TaskSpec]:
-        from annotation.artifacts import artifact_store_image
-
-        conf = {**self.default_settings(), **study.settings}
+    def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        conf = ctx.conf
         names = list(conf["images"])
         per = int(conf["images_per_task"])
         groups = [names[i : i + per] for i in range(0, len(names), per)]
         values = [v for v, _ in conf["options"]]
         for done, group in enumerate(groups):
             progress(done, len(groups), f"storing images {', '.join(group)}")
-            shas = [artifact_store_image(image=load_sample(n, int(conf["image_size"]))).name for n in group]
+            shas = ctx.store.images([load_sample(n, int(conf["image_size"])) for n in group])
             subjects = {SUBJECTS.get(n) for n in group}
             truth = None
             if len(subjects) == 1 and (subject := subjects.pop()) in values:
@@ -111,13 +98,11 @@ class ImageChoice(TaskKind):
             )
         progress(len(groups), len(groups), "images stored")
 
-    def aggregate(self, answers: pd.DataFrame, study_settings: Mapping[str, Any]) -> pd.DataFrame:
-        values = [v for v, _ in study_settings.get("options", self.default_settings()["options"])]
-        min_votes = int(study_settings.get("workers_per_task", 1))
-        return MajorityVote(min_votes=min_votes, labels=values).fit(answers).table_
+    def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
+        return MajorityVote(min_votes=int(conf.get("workers_per_task", 1)), labels=[v for v, _ in conf["options"]])
 
-    def simulate_answer(self, task, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
-        values = [v for v, _ in task.payload["options"]]
+    def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
+        values = [v for v, _ in conf["options"]]
         if task.truth is None:
             choice = values[int(rng.integers(len(values)))]
         else:

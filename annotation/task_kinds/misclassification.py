@@ -23,10 +23,16 @@ import numpy as np
 import pandas as pd
 from django import forms
 
-from analysis.misclassification.aggregation import NEGATIVE, POSITIVE, encode_ranks, rectify, yes_ranks
-from annotation.task_kinds import OutputFile, Progress, TaskKind, TaskSpec, register_task_kind
-from annotation.task_kinds import salient_common as common
-from annotation.task_kinds.benchmark_settings import BenchmarkOverridesForm
+from analysis.misclassification.aggregation import NEGATIVE, POSITIVE, Rectify, encode_ranks, yes_ranks
+from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
+from annotation.task_kinds.benchmark import (
+    BenchmarkOverridesForm,
+    class_info,
+    has_truth,
+    model_inputs,
+    models_field,
+    num_classes,
+)
 from annotation.task_kinds.fields import ChoiceField
 
 YES_NO = ("yes", "no")
@@ -35,19 +41,9 @@ VARIANTS = [("top1", "Top-1: the predicted class of misclassified images"),
             ("top5", "Top-5: the 5 predicted classes of top-5-misclassified images"),
             ("adversarial", "Adversarial examples: whole vs LIME explanation, clean images as control")]
 CONDITIONS = ("clean", "whole", "explanation")
-DEFAULTS: dict[str, Any] = {
-    "dataset": "benchmark", "variant": "top1", "models": ["standard"], "split": "flipped", "top_k": 5,
-    "max_images": 40, "threshold": 4, "fgsm_step": 0.001, "fgsm_max_steps": 10, "lime_samples": 1000,
-    "benchmark": {}, "training": {},
-}
-
-
 class MisclassificationSettingsForm(BenchmarkOverridesForm):
-    dataset = forms.ChoiceField(choices=[("benchmark", "Built-in planted-bias benchmark (Fashion-MNIST)")])
     variant = forms.ChoiceField(choices=VARIANTS, initial="top1")
-    models = forms.MultipleChoiceField(
-        choices=common.FLAVOURS, initial=["standard"], widget=forms.CheckboxSelectMultiple,
-        help_text="Models whose mistakes are judged (the adversarial variant attacks the first).")
+    models = models_field(["standard"], "Models whose mistakes are judged (the adversarial variant attacks the first).")
     split = forms.ChoiceField(
         choices=[("flipped", "flipped: planted cues on other classes' images"),
                  ("test", "test: cues on their own class")],
@@ -64,8 +60,11 @@ class MisclassificationSettingsForm(BenchmarkOverridesForm):
                                       help_text="LIME perturbation samples.")
 
 
-def conf(study) -> dict[str, Any]:
-    return {**DEFAULTS, **study.settings}
+def shown_k(conf: Mapping[str, Any]) -> int:
+    """Classes shown per task: 1, or for top-k tasks ``top_k`` (at most the dataset's classes - 1, at least 2)."""
+    if conf["variant"] != "top5":
+        return 1
+    return max(2, min(int(conf["top_k"]), num_classes(conf) - 1))
 
 
 def class_truth(bench, split, index: int, cls: int, region: np.ndarray | None = None) -> bool:
@@ -91,37 +90,32 @@ class Misclassification(TaskKind):
     title = "Misclassification agreement: is the predicted class relevant?"
     template = "annotation/kinds/misclassification.html"
     label_field = "relevant"
-    has_outputs = True
-
-    def settings_form(self):
-        return MisclassificationSettingsForm
-
-    def default_settings(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
-                for k, v in DEFAULTS.items()}
+    settings_form = MisclassificationSettingsForm
 
     # -- answers -----------------------------------------------------------------------------
-    def answer_fields(self, task) -> list:
-        classes = (task.payload or {}).get("classes", []) if task is not None else []
-        if len(classes) > 1:
-            return [ChoiceField(f"class_{c['rank']}", YES_NO, YES_NO_LABELS) for c in classes]
+    def answer_fields(self, conf) -> list:
+        k = shown_k(conf)
+        if k > 1:
+            return [ChoiceField(f"class_{rank}", YES_NO, YES_NO_LABELS) for rank in range(1, k + 1)]
         return [ChoiceField("relevant", YES_NO, YES_NO_LABELS)]
 
-    def validate_answer(self, payload: Mapping[str, Any], task) -> dict[str, Any]:
-        cleaned = super().validate_answer(payload, task)
-        classes = task.payload.get("classes", [])
-        if len(classes) > 1:  # top-k: the label is the set of ranks answered yes
-            cleaned["relevant"] = encode_ranks(c["rank"] for c in classes if cleaned[f"class_{c['rank']}"] == "yes")
+    def validate_answer(self, payload: Mapping[str, Any], conf) -> dict[str, Any]:
+        cleaned = super().validate_answer(payload, conf)
+        k = shown_k(conf)
+        if k > 1:  # top-k: the label is the set of ranks answered yes
+            cleaned["relevant"] = encode_ranks(r for r in range(1, k + 1) if cleaned[f"class_{r}"] == "yes")
         return cleaned
 
-    def aggregate(self, answers: pd.DataFrame, study_settings: Mapping[str, Any]) -> pd.DataFrame:
-        wanted = int(study_settings.get("workers_per_task", 5))
-        threshold = min(int(study_settings.get("threshold", DEFAULTS["threshold"])), wanted)
-        return rectify(answers, threshold=threshold, wanted=wanted)
+    def aggregator(self, conf: Mapping[str, Any]) -> Rectify:
+        wanted = int(conf.get("workers_per_task", 5))
+        return Rectify(threshold=min(int(conf["threshold"]), wanted), wanted=wanted)
 
-    def simulate_answer(self, task, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
-        truth = yes_ranks((task.truth or {}).get("relevant"))
+    def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         classes = task.payload["classes"]
+        if task.truth is None:  # no ground truth: a dry run answers at random
+            truth = {c["rank"] for c in classes if rng.random() < 0.5}
+        else:
+            truth = yes_ranks(task.truth.get("relevant"))
 
         def noisy(rank: int) -> str:
             right = "yes" if rank in truth else "no"
@@ -136,18 +130,15 @@ class Misclassification(TaskKind):
         return None if truth is None else (POSITIVE if yes_ranks(truth) else NEGATIVE)
 
     # -- evidence ----------------------------------------------------------------------------
-    def build_items(self, study, progress: Progress) -> Iterable[TaskSpec]:
-        from analysis.misclassification.evidence import (adversarial_with_explanations, misclassified,
-                                                         predict_topk)
+    def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        from analysis.misclassification.evidence import adversarial_with_explanations, misclassified, predict_topk
 
-        c = conf(study)
-        if c["dataset"] != "benchmark":
-            raise ValueError(f"unknown dataset {c['dataset']!r}; this version supports the built-in 'benchmark'")
+        c = ctx.conf
         models = list(c["models"]) or ["standard"]
-        bench, handles, _ = _inputs(c, models, common.staged(progress, 0.0, 0.3))
+        bench, handles, _ = model_inputs(ctx, models, staged(progress, 0.0, 0.3))
         split = bench.split(c["split"])
         images, labels = split.tensors()
-        store = common.ImageStore()
+        store = ctx.store
         examples: dict[int, list[str]] = {}
 
         def class_entry(rank: int, cls: int) -> dict[str, Any]:
@@ -157,14 +148,14 @@ class Misclassification(TaskKind):
                 if len(pick) < 3:
                     pick = np.flatnonzero(train.labels == cls)[:3]
                 examples[cls] = store.images(train.images[pick], kind="example")
-            return {"rank": rank, "field": f"class_{rank}", "cls": int(cls), **common.class_info(bench, int(cls)),
+            return {"rank": rank, "field": f"class_{rank}", "cls": int(cls), **class_info(bench, int(cls)),
                     "examples": examples[cls]}
 
         rng = np.random.default_rng(0)
         if c["variant"] in ("top1", "top5"):
-            k = 1 if c["variant"] == "top1" else max(2, min(int(c["top_k"]), bench.num_classes - 1))
+            k = shown_k(c)
             for m, model in enumerate(models):
-                report = common.staged(progress, 0.3 + 0.7 * m / len(models), 0.7 / len(models))
+                report = staged(progress, 0.3 + 0.7 * m / len(models), 0.7 / len(models))
                 report(0, 1, f"predictions of the {model} model")
                 topk = predict_topk(handles[model], images, k)
                 wrong = misclassified(topk, split.labels, k)
@@ -172,14 +163,15 @@ class Misclassification(TaskKind):
                 for done, index in enumerate(shown):
                     report(done, len(shown), f"storing misclassified images of the {model} model")
                     classes = [class_entry(r + 1, cls) for r, cls in enumerate(topk[index, :k])]
-                    ranks = [e["rank"] for e in classes if class_truth(bench, split, index, e["cls"])]
+                    ranks = [e["rank"] for e in classes if has_truth(bench) and class_truth(bench, split, index, e["cls"])]
                     yield TaskSpec(
                         key=f"{model}-{c['variant']}-{index}",
                         payload={"variant": c["variant"], "model": model, "image_index": int(index),
                                  "true": int(split.labels[index]), "true_name": bench.class_names[split.labels[index]],
                                  "image": store.images(split.images[[index]])[0], "classes": classes,
                                  "n_images": len(split), "n_errors": int(len(wrong)), "k": k},
-                        truth={"relevant": ("yes" if ranks else "no") if k == 1 else encode_ranks(ranks)},
+                        truth={"relevant": ("yes" if ranks else "no") if k == 1 else encode_ranks(ranks)}
+                        if has_truth(bench) else None,
                     )
             return
         if c["variant"] != "adversarial":
@@ -189,7 +181,7 @@ class Misclassification(TaskKind):
         result = adversarial_with_explanations(
             handles[model], images[pool], labels[pool], step=float(c["fgsm_step"]),
             max_steps=int(c["fgsm_max_steps"]), lime={"num_samples": int(c["lime_samples"])},
-            progress=common.staged(progress, 0.3, 0.6))
+            progress=staged(progress, 0.3, 0.6))
         keep = list(range(min(len(result["indices"]), int(c["max_images"]))))
         adv = result["adversarial"]
         for j in keep:
@@ -210,16 +202,21 @@ class Misclassification(TaskKind):
                              "classes": [class_entry(1, cls)], "exclusion_group": f"image-{index}",
                              "steps": int(adv.steps[local]), "n_images": len(pool), "n_errors": int(adv.flipped.sum()),
                              "k": 1},
-                    truth={"relevant": "yes" if class_truth(bench, split, index, cls, region) else "no"},
+                    truth={"relevant": "yes" if class_truth(bench, split, index, cls, region) else "no"}
+                    if has_truth(bench) else None,
                 )
         progress(1000, 1000, f"{len(keep)} adversarial images in 3 conditions")
 
     # -- outputs -----------------------------------------------------------------------------
-    def build_outputs(self, study, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
-        from analysis.misclassification.aggregation import (plot_yes_histogram, rectified_error_table,
-                                                            relevance_shares, yes_histogram)
+    def build_outputs(self, ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
+        from analysis.misclassification.aggregation import (
+            plot_yes_histogram,
+            rectified_error_table,
+            relevance_shares,
+            yes_histogram,
+        )
 
-        tasks = {t.pk: t for t in study.tasks.filter(payload__has_key="classes")}
+        tasks = {t.pk: t for t in ctx.tasks() if "classes" in t.payload}
         rows = []
         for _, row in labels.iterrows():
             task = tasks.get(row["task"])
@@ -240,7 +237,7 @@ class Misclassification(TaskKind):
                             .to_csv(index=False).encode(), "Per-image table (true, predicted, yes-count, rectified)")]
         if images.empty:
             return files
-        wanted = study.workers_per_task
+        wanted = int(ctx.conf["workers_per_task"])
         if (images["variant"] == "adversarial").any():
             shares = relevance_shares(images)
             files.append(OutputFile("relevance_shares.csv", shares.to_csv(index=False).encode(),
@@ -256,9 +253,3 @@ class Misclassification(TaskKind):
         progress(1, 1, "outputs ready")
         return files
 
-
-def _inputs(c: Mapping[str, Any], models: list[str], progress: Progress):
-    from analysis.salient.benchmark_inputs import benchmark_inputs
-
-    return benchmark_inputs(common.work_dir(), benchmark=c["benchmark"], training=c["training"], flavours=models,
-                            progress=progress)

@@ -116,3 +116,18 @@ def test_s3_store_dedupes_and_roundtrips(s3_store):
 def test_s3_requires_a_bucket():
     with pytest.raises(ValueError, match="bucket"):
         S3ArtifactStore("")
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_named_objects_roundtrip_beside_the_artifacts(backend, tmp_path, request):
+    from analysis.artifact_store import NamedObjects
+
+    store = make_artifact_store("local", root=tmp_path) if backend == "local" else request.getfixturevalue("s3_store")
+    shards = NamedObjects(store, "shards")
+    assert shards.get("salient-abc/0-64.npz") is None
+    shards.put("salient-abc/0-64.npz", b"partial")
+    shards.put("salient-abc/0-64.npz", b"partial, rewritten")
+    assert shards.get("salient-abc/0-64.npz") == b"partial, rewritten"
+    for bad in ("../escape", "/abs", "a/../b", "", "a b"):
+        with pytest.raises(InvalidArtifactKeyError):
+            shards.get(bad) if bad.startswith("/") else store.put_named(bad, b"x")

@@ -5,8 +5,16 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.misclassification.aggregation import (encode_ranks, rectified_error, rectified_error_table, rectify,
-                                                    relevance_shares, wilson_interval, yes_histogram, yes_ranks)
+from analysis.misclassification.aggregation import (
+    encode_ranks,
+    rectified_error,
+    rectified_error_table,
+    rectify,
+    relevance_shares,
+    wilson_interval,
+    yes_histogram,
+    yes_ranks,
+)
 
 
 def table(rows):

@@ -9,10 +9,15 @@ import torch
 from analysis.prototypes.adversarial import bim_flip_steps
 from analysis.prototypes.mmd_critic import median_gamma, mmd_critic, rbf_kernel_reference, reference_mmd_critic
 from analysis.prototypes.selectors import (
-    CONDITIONS, Selection, adv_select, probs_select, random_select, select_class, shown_images,
+    CONDITIONS,
+    Selection,
+    adv_select,
+    probs_select,
+    random_select,
+    select_class,
+    shown_images,
 )
 from analysis.prototypes.table import TimeFilter, accuracy_table, plot_accuracy
-
 
 # --- MMD-critic against a brute force from the definitions --------------------------------------
 

@@ -7,9 +7,24 @@ import torch
 
 from analysis.datasets import load_fashion_mnist
 from analysis.reconstruction import (
-    HomogeneousMLP, apply_trigger, benchmark_task, binary_task, fashion_mnist_task, load, make_config, modified_relu,
-    nearest_reconstruction, reconstruct, run_reconstruction, save, score, ssim_pairs, train_full_batch,
-    trigger_box, trigger_region, trigger_visibility,
+    HomogeneousMLP,
+    apply_trigger,
+    benchmark_task,
+    binary_task,
+    fashion_mnist_task,
+    load,
+    make_config,
+    modified_relu,
+    nearest_reconstruction,
+    reconstruct,
+    run_reconstruction,
+    save,
+    score,
+    ssim_pairs,
+    train_full_batch,
+    trigger_box,
+    trigger_region,
+    trigger_visibility,
 )
 from analysis.reconstruction.data import resize, to_grey
 from analysis.reconstruction.plots import loss_curves_png, pairs_png

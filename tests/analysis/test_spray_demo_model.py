@@ -33,9 +33,8 @@ MIN_SIZE = 10
 @pytest.fixture(scope="module")
 def demo_spray():
     from analysis.salient.benchmark_inputs import benchmark_inputs
-    from analysis.spray.dataset import spray_classes
-
     from analysis.spray.benchmark_variant import SPRAY_BENCHMARK
+    from analysis.spray.dataset import spray_classes
 
     bench, handles, _ = benchmark_inputs(DEMO_DIR, benchmark=SPRAY_BENCHMARK, flavours=("standard",))
     images, labels = bench.split("train").tensors()

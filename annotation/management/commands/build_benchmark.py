@@ -31,6 +31,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"benchmark: {bench.num_classes} classes, " + ", ".join(f"{n} {len(bench.split(n))}" for n in bench.splits)
         ))
+        from annotation.services.registry import builtin_entries_ensure
+
+        builtin_entries_ensure()
         for flavour, path in paths.items():
             metrics = json.loads(path.with_suffix(".metrics.json").read_text())
             self.stdout.write(f"{flavour:9s} test {metrics['test_accuracy']:.3f}  flipped {metrics['flipped_accuracy']:.3f}"

@@ -8,9 +8,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotation.demo import reconstruction_report, run_demo_study, salient_bias_report, spray_report
-from annotation.live_server import serving
 from annotation.management.progress import tqdm_progress
+from demo.harness import reconstruction_report, run_demo_study, salient_bias_report, spray_report
+from demo.live_server import serving
 
 STUDY_DEFAULTS = {"workers_per_task": 5, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal"}
 
@@ -130,10 +130,13 @@ class Command(BaseCommand):
             for name, form in studies.items():
                 start = time.monotonic()
                 summary = run_demo_study(base_url, form=form, out_dir=out / name, accuracy=accuracy, seed=seed)
+                accuracy_text = ("no ground truth exists for these tasks (simulated answers drawn at random)"
+                                 if summary["label_accuracy"] != summary["label_accuracy"]
+                                 else f"label = expected on {summary['label_accuracy']:.0%} of tasks")
                 self.stdout.write(self.style.SUCCESS(
                     f"{name}: {summary['answers']} answers ({summary['received']}/{summary['wanted']}) on "
-                    f"{summary['tasks']} tasks, {summary['ties']} ties, label = expected on "
-                    f"{summary['label_accuracy']:.0%} of tasks, {time.monotonic() - start:.1f}s"
+                    f"{summary['tasks']} tasks, {summary['ties']} ties, {accuracy_text}, "
+                    f"{time.monotonic() - start:.1f}s"
                 ))
                 for file, path in summary["files"].items():
                     self.stdout.write(f"  {file:32s} {path}")

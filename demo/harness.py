@@ -15,8 +15,8 @@ import numpy as np
 from django.contrib.auth import get_user_model
 
 from analysis.crowd_sim import simulated_crowd
-from annotation import services
-from annotation.http_client import ResearcherClient, WorkerClient
+from annotation import selectors, services
+from demo.http_client import ResearcherClient, WorkerClient
 from annotation.models import Assignment, Study
 from annotation.task_kinds import get_task_kind
 
@@ -59,7 +59,8 @@ def answer_all(base_url: str, workers: int, accuracy: float, seed: int, password
                 continue
             token = client.open_assignment(assignment_id)
             task = Assignment.objects.select_related("task__study").get(pk=assignment_id).task
-            answer = get_task_kind(task.study.kind).simulate_answer(task, rng, sim.accuracy)
+            answer = get_task_kind(task.study.kind).simulate_answer(task, selectors.study_conf(study=task.study), rng,
+                                                                    sim.accuracy)
             reply = client.submit(assignment_id, token, answer)
             if reply.status_code != 201:
                 raise RuntimeError(f"{sim.name}'s answer was refused: {reply.status_code} {reply.text[:300]}")

@@ -1,0 +1,191 @@
+"""The model and dataset registry: registering a checkpoint or an image folder, and resolving a study's inputs.
+
+Registration loads a checkpoint once (or scans a folder once) and refuses with the loader's message,
+storing nothing. The built-in benchmark and its two demo models are shared entries, made on first use.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.forms.models import model_to_dict
+
+from annotation.errors import ApplicationError, Conflict
+from annotation.models import RegisteredDataset, RegisteredModel
+
+BENCHMARK = "benchmark"
+BUILTIN_MODELS = {"robust": "Robust (L2 PGD) demo ResNet", "standard": "Standard demo ResNet"}
+#: Study settings that name registry entries: one dataset, models alone or in lists.
+DATASET_SETTING = "dataset"
+MODEL_SETTINGS = ("model", "models", "eval_models")
+MAX_LISTED_UNREADABLE = 100
+
+
+class RegistryError(ApplicationError):
+    """A registration refused; ``field`` names the setting at fault."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message, extra={"field": field} if field else None)
+        self.field = field
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    from analysis.datasets.metadata import ClassMetadataError
+    from analysis.models.architectures import UnknownArchitectureError
+    from analysis.models.checkpoints import CheckpointError
+
+    return CheckpointError, UnknownArchitectureError, ClassMetadataError, OSError, ValueError, RuntimeError
+
+
+def _check_name(model, owner, name: str) -> None:
+    if not name or len(name) > 100:
+        raise RegistryError("give a name of 1 to 100 characters", "name")
+    if model.objects.filter(owner=owner, name=name).exists():
+        raise Conflict(f"an entry named {name!r} is already registered")
+
+
+def builtin_entries_ensure() -> None:
+    """The built-in benchmark and the two demo models as shared entries (idempotent)."""
+    from analysis.datasets.benchmark import BenchmarkConfig
+    from analysis.datasets.fashion_mnist import CLASS_DESCRIPTIONS, CLASS_NAMES
+
+    classes = [{"index": i, "folder": str(c), "name": CLASS_NAMES[c], "description": CLASS_DESCRIPTIONS[c],
+                "synonyms": [], "supercategory": "garment", "links": []}
+               for i, c in enumerate(BenchmarkConfig().classes)]
+    with transaction.atomic():
+        RegisteredDataset.objects.get_or_create(owner=None, name=BENCHMARK, defaults={
+            "builtin": True, "title": "Built-in planted-bias benchmark (Fashion-MNIST)", "classes": classes})
+        for name, title in BUILTIN_MODELS.items():
+            RegisteredModel.objects.get_or_create(owner=None, name=name, defaults={
+                "builtin": name, "title": title, "architecture": "demo_resnet", "num_classes": len(classes),
+                "input_size": 64})
+
+
+def model_register(*, owner, name: str, architecture: str, checkpoint: str, format: str = "auto",
+                   input_size: int | None = None, mean: list[float] | None = None, std: list[float] | None = None,
+                   title: str = "") -> RegisteredModel:
+    """Load the checkpoint once and store what loading found; refuse (nothing stored) when it does not load."""
+    from analysis.models.describe import describe_checkpoint
+
+    _check_name(RegisteredModel, owner, name)
+    if format not in RegisteredModel.Format.values:
+        raise RegistryError(f"unknown format {format!r}; use one of {', '.join(RegisteredModel.Format.values)}",
+                            "format")
+    for label, values in (("mean", mean), ("std", std)):
+        if values is not None and len(values) != 3:
+            raise RegistryError(f"{label} needs 3 values (one per channel), got {len(values)}", label)
+    path = checkpoint_path(checkpoint)
+    try:
+        found = describe_checkpoint(architecture, path, fmt=format, input_size=input_size, mean=mean, std=std)
+    except _load_errors() as exc:
+        field = "architecture" if type(exc).__name__ == "UnknownArchitectureError" else "checkpoint"
+        raise RegistryError(f"the checkpoint {checkpoint} does not load as {architecture}: {exc}", field) from exc
+    try:
+        with transaction.atomic():
+            return RegisteredModel.objects.create(
+                owner=owner, name=name, title=title, architecture=architecture, checkpoint=checkpoint, format=format,
+                input_size=found["input_size"], mean=found["mean"], std=found["std"], sha256=found["sha256"],
+                num_classes=found["num_classes"], feature_dim=found["feature_dim"], conv_map=found["conv_map"])
+    except IntegrityError as exc:
+        raise Conflict(f"an entry named {name!r} is already registered") from exc
+
+
+def dataset_register(*, owner, name: str, root: str, val_root: str = "", class_metadata: str = "",
+                     title: str = "") -> RegisteredDataset:
+    """Scan the folder once (class order, images per class, unreadable files); never copies an image."""
+    from analysis.datasets.folder_benchmark import scan_image_folder
+    from analysis.datasets.metadata import read_class_metadata
+
+    _check_name(RegisteredDataset, owner, name)
+    try:
+        classes = read_class_metadata(class_metadata) if class_metadata else None
+    except _load_errors() as exc:
+        raise RegistryError(f"the class metadata {class_metadata} cannot be read: {exc}", "class_metadata") from exc
+    scans = {}
+    for field, folder in (("root", root), ("val_root", val_root)):
+        if field == "val_root" and not folder:
+            continue
+        try:
+            scans[field] = scan_image_folder(folder, classes if field == "root" else scans["root"].classes)
+        except _load_errors() as exc:
+            raise RegistryError(f"{folder}: {exc}", field) from exc
+    train = scans["root"]
+    unreadable = train.unreadable + (scans["val_root"].unreadable if "val_root" in scans else [])
+    try:
+        with transaction.atomic():
+            return RegisteredDataset.objects.create(
+                owner=owner, name=name, title=title, root=str(Path(root).resolve()),
+                val_root=str(Path(val_root).resolve()) if val_root else "", class_metadata=class_metadata,
+                classes=[c.as_dict() for c in train.classes], counts=train.counts,
+                val_counts=scans["val_root"].counts if "val_root" in scans else {},
+                unreadable=unreadable[:MAX_LISTED_UNREADABLE], n_unreadable=len(unreadable))
+    except IntegrityError as exc:
+        raise Conflict(f"an entry named {name!r} is already registered") from exc
+
+
+def checkpoint_path(checkpoint: str) -> str:
+    """A local path for ``checkpoint`` (an ``s3://`` one is fetched once into the benchmark work dir)."""
+    if not checkpoint.startswith("s3://"):
+        return checkpoint
+    import boto3
+    from django.conf import settings
+
+    bucket, _, key = checkpoint.removeprefix("s3://").partition("/")
+    target = Path(settings.SALIENT_BENCHMARK_DIR) / "checkpoints" / bucket / key
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client = boto3.client("s3", endpoint_url=getattr(settings, "SALIENT_S3_ENDPOINT_URL", None) or None)
+        client.download_file(bucket, key, str(target))
+    return str(target)
+
+
+def visible(model, owner):
+    """Entries of ``model`` the researcher may use: their own and the shared ones."""
+    builtin_entries_ensure()
+    return model.objects.filter(Q(owner=owner) | Q(owner__isnull=True)).order_by("owner_id", "name")
+
+
+def _entry(model, owner, name: str, field: str):
+    entry = visible(model, owner).filter(name=name).order_by("-owner_id").first()
+    if entry is None:
+        kind = "dataset" if model is RegisteredDataset else "model"
+        known = ", ".join(visible(model, owner).values_list("name", flat=True))
+        raise RegistryError(f"no {kind} named {name!r} is registered for you; known: {known}", field)
+    return entry
+
+
+def _model_names(conf: Mapping[str, Any]) -> list[tuple[str, str]]:
+    names = []
+    for field in MODEL_SETTINGS:
+        value = conf.get(field)
+        for name in ([value] if isinstance(value, str) else value or []):
+            names.append((field, name))
+    return names
+
+
+def study_inputs(*, owner, conf: Mapping[str, Any], needs_conv_map: bool = False) -> dict[str, Any]:
+    """The registry entries a study's settings name, as plain dicts; refuses what cannot run together.
+
+    A model whose class count differs from the dataset's is refused with both counts; a kind that needs
+    a conv map refuses a model without one. The built-in models run only with the built-in benchmark.
+    """
+    if DATASET_SETTING not in conf:
+        return {}
+    dataset = _entry(RegisteredDataset, owner, conf[DATASET_SETTING], DATASET_SETTING)
+    models: dict[str, dict] = {}
+    for field, name in _model_names(conf):
+        entry = _entry(RegisteredModel, owner, name, field)
+        if entry.builtin and not dataset.builtin:
+            raise RegistryError(f"the demo model {name!r} runs only on the built-in benchmark, "
+                                f"not on {dataset.name!r}", field)
+        if not (entry.builtin and dataset.builtin) and entry.num_classes != dataset.num_classes:
+            raise RegistryError(f"model {name!r} has {entry.num_classes} classes but dataset {dataset.name!r} "
+                                f"has {dataset.num_classes}", field)
+        if needs_conv_map and not entry.builtin and not entry.conv_map:
+            raise RegistryError(f"model {name!r} has no convolutional feature map, which this study kind needs",
+                                field)
+        models[name] = model_to_dict(entry)
+    return {"dataset": model_to_dict(dataset), "models": models}

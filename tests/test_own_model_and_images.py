@@ -1,0 +1,212 @@
+"""A researcher's own checkpoint and image folder: registration (and its refusals) and every model-based kind on them."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+import torchvision
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from annotation import services
+from annotation.errors import ApplicationError
+from annotation.models import RegisteredDataset, RegisteredModel, Study
+from annotation.task_kinds import get_task_kind
+from tests.own_data import CLASSES, image_folder, metadata_csv, resnet18_checkpoints
+from tests.study_helpers import aggregate, crowd_answers, read_csv, study_from_form
+
+SIZE = 64  # the registered models' input size: small, so the studies run fast on a CPU
+
+
+@pytest.fixture(scope="module")
+def own_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("own")
+    folder = image_folder(root / "train")
+    (folder / "n01" / "notes.txt").write_text("not an image")
+    (folder / "n02" / "broken.JPEG").write_bytes(b"\xff\xd8 not really a jpeg")
+    return {"root": folder, "meta": metadata_csv(root / "classes.csv"), **resnet18_checkpoints(root / "ckpt"),
+            "dir": root}
+
+
+@pytest.fixture
+def registered(db, researcher, own_files):
+    model = services.registry.model_register(owner=researcher, name="mine", architecture="resnet18",
+                                             checkpoint=str(own_files["plain"]), input_size=SIZE)
+    robust = services.registry.model_register(owner=researcher, name="mine-robust", architecture="resnet18",
+                                              checkpoint=str(own_files["robust"]), format="robustness",
+                                              input_size=SIZE)
+    dataset = services.registry.dataset_register(owner=researcher, name="fish", root=str(own_files["root"]),
+                                                 class_metadata=str(own_files["meta"]))
+    return model, robust, dataset
+
+
+def test_registration_reads_the_checkpoints_and_scans_the_folder(registered):
+    model, robust, dataset = registered
+    assert (model.num_classes, model.feature_dim, model.conv_map) == (4, 512, [512, 2, 2])
+    assert robust.mean == pytest.approx([0.5] * 3) and robust.std == pytest.approx([0.25] * 3)
+    assert model.mean == pytest.approx([0.485, 0.456, 0.406])  # ImageNet's when the checkpoint records none
+    assert [c["name"] for c in dataset.classes] == [c[1] for c in CLASSES]
+    assert dataset.classes[0]["synonyms"] == ["tench", "Tinca tinca"] and dataset.classes[2]["supercategory"] == "container"
+    assert dataset.counts == {"n01": 12, "n02": 12, "n03": 12, "n04": 12}
+    assert dataset.n_unreadable == 2 and sorted(dataset.unreadable) == ["n01/notes.txt", "n02/broken.JPEG"]
+
+
+@pytest.mark.parametrize("case", ["wrong_shape", "resnet50_as_resnet18", "unknown_arch", "unreadable", "format"])
+def test_model_registration_refusals_name_the_problem_and_store_nothing(db, researcher, own_files, tmp_path, case):
+    path, arch, fmt = own_files["plain"], "resnet18", "auto"
+    if case == "wrong_shape":
+        state = torch.load(own_files["plain"])
+        state["layer1.0.conv1.weight"] = torch.zeros(64, 64, 5, 5)
+        torch.save(state, path := tmp_path / "bad.pt")
+        expected = "layer1.0.conv1.weight"
+    elif case == "resnet50_as_resnet18":
+        torch.save(torchvision.models.resnet50(num_classes=4).state_dict(), path := tmp_path / "r50.pt")
+        expected = "does not load as resnet18"
+    elif case == "unknown_arch":
+        arch, expected = "resnet9000", "resnet9000"
+    elif case == "unreadable":
+        (path := tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+        expected = "cannot read checkpoint"
+    else:
+        fmt, expected = "robustness", "declared 'robustness'"
+    with pytest.raises(ApplicationError, match=expected):
+        services.registry.model_register(owner=researcher, name="x", architecture=arch, checkpoint=str(path),
+                                         format=fmt, input_size=SIZE)
+    assert not RegisteredModel.objects.filter(name="x").exists()
+
+
+@pytest.mark.parametrize("case", ["empty_class", "unknown_column", "duplicate_index", "missing_folder"])
+def test_dataset_registration_refusals(db, researcher, own_files, tmp_path, case):
+    root = tmp_path / "data"
+    shutil.copytree(own_files["root"], root)
+    meta = tmp_path / "meta.csv"
+    shutil.copy(own_files["meta"], meta)
+    text = meta.read_text()
+    if case == "empty_class":
+        shutil.rmtree(root / "n03"), (root / "n03").mkdir()
+        expected = "class 2 .mug. has no readable image"
+    elif case == "unknown_column":
+        meta.write_text(text.replace("definition", "colour"))
+        expected = "unknown column.*colour"
+    elif case == "duplicate_index":
+        meta.write_text(text.replace("\n1,n02", "\n0,n02"))
+        expected = "class index 0 is given twice"
+    else:
+        shutil.rmtree(root / "n04")
+        expected = "no folder 'n04'"
+    with pytest.raises(ApplicationError, match=expected):
+        services.registry.dataset_register(owner=researcher, name="d", root=str(root), class_metadata=str(meta))
+    assert not RegisteredDataset.objects.filter(name="d").exists()
+
+
+def test_the_commands_register_and_refuse_with_a_non_zero_exit(db, own_files, capsys):
+    call_command("register_model", "cli-model", "--arch", "resnet18", "--checkpoint", str(own_files["robust"]),
+                 "--input-size", str(SIZE))
+    call_command("register_dataset", "cli-data", "--root", str(own_files["root"]), "--class-metadata",
+                 str(own_files["meta"]))
+    out = capsys.readouterr().out
+    assert "4 classes, features 512" in out and "48 images" in out and "2 unreadable" in out
+    with pytest.raises(CommandError, match="does not load as resnet50"):
+        call_command("register_model", "cli-bad", "--arch", "resnet50", "--checkpoint", str(own_files["plain"]))
+    assert set(RegisteredModel.objects.filter(owner=None).values_list("name", flat=True)) == {"cli-model"}
+
+
+def test_the_registry_page_registers_and_answers_400_on_a_bad_checkpoint(researcher_client, own_files):
+    page = researcher_client.get(reverse("registry"))
+    assert page.status_code == 200 and "benchmark" in page.content.decode()
+    bad = researcher_client.post(reverse("registry"), {"what": "model", "model-name": "m", "model-architecture": "vgg11",
+                                                       "model-checkpoint": str(own_files["plain"]), "model-format": "auto"})
+    assert bad.status_code == 400 and "does not load as vgg11" in bad.content.decode()
+    good = researcher_client.post(reverse("registry"), {"what": "dataset", "dataset-name": "fish",
+                                                        "dataset-root": str(own_files["root"])})
+    assert good.status_code == 302 and RegisteredDataset.objects.get(name="fish").num_classes == 4
+
+
+def test_class_count_mismatch_and_missing_conv_map_are_refused_at_study_creation(registered, researcher, own_files):
+    small = services.registry.model_register(owner=researcher, name="three", architecture="resnet18",
+                                             checkpoint=str(_three_class(own_files)), input_size=SIZE)
+    with pytest.raises(ApplicationError, match="model 'three' has 3 classes but dataset 'fish' has 4"):
+        services.study_create(owner=researcher, name="s", kind="misclassification",
+                              settings={"dataset": "fish", "models": ["three"]})
+    RegisteredModel.objects.filter(pk=small.pk).update(conv_map=None, num_classes=4)
+    with pytest.raises(ApplicationError, match="no convolutional feature map"):
+        services.study_create(owner=researcher, name="s", kind="feature_panel",
+                              settings={"dataset": "fish", "model": "three", "eval_models": []})
+    with pytest.raises(ApplicationError, match="runs only on the built-in benchmark"):
+        services.study_create(owner=researcher, name="s", kind="cluster_review",
+                              settings={"dataset": "fish", "model": "standard"})
+    assert not Study.objects.exists()
+
+
+def _three_class(own_files):
+    path = own_files["dir"] / "three.pt"
+    if not path.exists():
+        torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), path)
+    return path
+
+
+BASE = {"workers_per_task": 3, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal",
+        "s-dataset": "fish", "s-benchmark": "{}", "s-training": "{}"}
+KINDS = {
+    "feature_panel": {"s-model": "mine-robust", "s-eval_models": ["mine-robust", "mine"], "s-k_features": 2,
+                      "s-k_images": 3, "s-pool": 6, "s-attack_steps": 2, "s-spurious_threshold": 2,
+                      "s-reason_min_length": 5},
+    "heatmap_validation": {"s-model": "mine-robust", "s-k_features": 2, "s-k_images": 3, "s-pool": 6,
+                           "s-attack_steps": 0, "s-spurious_threshold": 2, "s-reason_min_length": 0},
+    "misclassification": {"s-variant": "top5", "s-models": ["mine"], "s-split": "test", "s-top_k": 5,
+                          "s-max_images": 6, "s-threshold": 2, "s-fgsm_step": 0.001, "s-fgsm_max_steps": 2,
+                          "s-lime_samples": 20},
+    "class_assignment": {"s-model": "mine", "s-n_classes": 3, "s-images_per_class": 2, "s-targets_per_class": 1,
+                         "s-pool_per_class": 12, "s-attack_steps": 2, "s-attack_eps": 0.001, "s-mmd_reg": 1.0,
+                         "s-min_answer_time": 0, "s-max_answer_time": 600, "s-seed": 0},
+    "cluster_review": {"s-model": "mine", "s-per_class": 12, "s-size": 8, "s-metric": "euclidean", "s-max_k": 3,
+                       "s-review_classes": 1, "s-examples": 3, "s-min_cluster_size": 2, "s-reason_min_length": 5},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_model_based_kind_runs_on_the_researchers_model_and_images(
+        kind, registered, researcher_client, make_worker, django_capture_on_commit_callbacks):
+    form = {**BASE, "name": f"own-{kind}", "kind": kind, **KINDS[kind]}
+    study = study_from_form(researcher_client, form, django_capture_on_commit_callbacks)
+    tasks = list(study.tasks.all())
+    assert tasks and all(t.truth is None or kind == "class_assignment" for t in tasks)  # no truth outside the benchmark
+    services.study_launch(study=study)
+    assert crowd_answers(study, make_worker, n=3 if kind != "class_assignment" else 9) > 0
+    if get_task_kind(kind).has_outputs:
+        files = aggregate(study, django_capture_on_commit_callbacks)
+    else:
+        services.study_close(study=study)
+        services.study_aggregate(study=study)
+    export = researcher_client.get(reverse("study_export", args=[study.pk, "labels.csv"]))
+    assert export.status_code == 200 and len(read_csv(export.content)) == len(tasks)
+    if kind == "feature_panel":
+        assert "feature_labels.csv" in files and tasks[0].payload["class_synonyms"] is not None
+    if kind == "misclassification":
+        assert tasks[0].payload["k"] == 3  # 4 classes: at most 3 shown
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_class_metadata_shows_on_a_feature_panel_page_in_the_browser(
+        live_server, page, registered, researcher, make_worker, django_capture_on_commit_callbacks):
+    """A worker's feature-panel page names the class with its synonyms, supercategory and definition."""
+    from tests.study_helpers import sign_in
+
+    study = services.study_create(owner=researcher, name="meta", kind="feature_panel", workers_per_task=1, settings={
+        "dataset": "fish", "model": "mine", "eval_models": [], "classes": [2], "k_features": 1, "k_images": 3,
+        "pool": 6, "attack_steps": 2})
+    with django_capture_on_commit_callbacks(execute=True):
+        services.study_start_computing(study=study)
+    study.refresh_from_db()
+    services.study_launch(study=study)
+    make_worker("viewer")
+    sign_in(page, live_server.url, "viewer")
+    page.click("#next-task")
+    page.wait_for_selector(".class-meta")
+    assert page.inner_text("h1") == "Class: mug"
+    assert page.inner_text(".class-description") == "a cup with a handle"
+    assert page.inner_text(".class-supercategory") == "container"
+    assert page.inner_text(".class-synonyms") == "coffee mug"
