@@ -7,7 +7,7 @@ import torch
 
 from analysis.aggregation import ThresholdVote
 from analysis.models import ModelHandle, SmallResNet
-from analysis.salient.attack import feature_attack
+from analysis.salient.attack import feature_attack, reference_step
 from analysis.salient.evidence import SalientEvidence, compute_salient_evidence
 from analysis.salient.ground_truth import feature_truth
 from analysis.salient.importance import bottom_of_top, feature_importance, top_features, top_images
@@ -80,6 +80,30 @@ def test_feature_attack_amplifies_the_feature_within_range(tiny_handle, tiny_dat
     assert (after > before).all()
 
 
+def test_reference_step_keeps_the_per_pixel_change_of_224_px():
+    assert reference_step(224, 224) == pytest.approx(10.0)
+    assert reference_step(64, 64) == pytest.approx(10 * 64 / 224)
+    # RMS change per value and step is the same at every size: step / sqrt(3 H W)
+    assert reference_step(32, 32) / np.sqrt(3 * 32 * 32) == pytest.approx(10 / np.sqrt(3 * 224 * 224))
+    with pytest.raises(ValueError, match="positive"):
+        reference_step(0, 32)
+
+
+def test_default_feature_attack_changes_images_visibly(tiny_handle, tiny_data):
+    """The reference's step (10 on 224 px, scaled): a large activation gain and a visible change.
+
+    A total L2 change of at most ``steps * step`` bounds the mean absolute change per value by
+    ``steps * step / sqrt(3 H W)``: for the old step of 10/255 at 32 px and 20 steps that is 0.014
+    (3.6 grey levels, a near-copy). 0.05 (13 grey levels on average) is visible, and out of reach
+    of the old step by that bound."""
+    images = tiny_data[0][:4]
+    feats = torch.tensor([0, 3, 5, 7])
+    attacked = feature_attack(tiny_handle, images, feats, steps=20)
+    with torch.no_grad():
+        before = tiny_handle.features(images).gather(1, feats[:, None]).mean()
+        after = tiny_handle.features(attacked).gather(1, feats[:, None]).mean()
+    assert after / before >= 4.0
+    assert (attacked - images).abs().mean() >= 0.05
 def test_evidence_pipeline_shapes_and_round_trip(tiny_handle, tiny_data, tmp_path):
     images, labels = tiny_data
     ev = compute_salient_evidence(tiny_handle, images, labels, k_features=2, k_images=3, pool=8, attack_steps=2,

@@ -13,7 +13,7 @@ import attrs
 import numpy as np
 import torch
 
-from analysis.salient.attack import feature_attack
+from analysis.salient.attack import feature_attack, reference_step
 from analysis.salient.importance import (
     Progress, _no_progress, bottom_of_top, collect_features, feature_importance, top_features, top_images,
 )
@@ -101,18 +101,23 @@ def compute_salient_evidence(
     k_images: int = 5,
     pool: int = 65,
     attack_steps: int = 100,
-    attack_step_size: float = 10 / 255,
+    attack_step_size: float | None = None,
     n_examples: int = 3,
     batch_size: int = 256,
     seed: int = 0,
     progress: Progress = _no_progress,
 ) -> SalientEvidence:
-    """Everything the feature-panel and heatmap-validation tasks show, for ``classes`` (default all)."""
+    """Everything the feature-panel and heatmap-validation tasks show, for ``classes`` (default all).
+
+    ``attack_step_size`` None: the reference's step scaled to the image size (:func:`reference_step`).
+    """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (N, 3, H, W) in [0, 1], got {tuple(images.shape)}")
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     torch.set_flush_denormal(True)  # denormal floats slow CPU gradient steps several-fold
+    if attack_step_size is None:
+        attack_step_size = reference_step(*images.shape[-2:])
     weight, _ = handle.last_linear
     classes = list(range(weight.shape[0])) if classes is None else [int(c) for c in classes]
     features, predictions = collect_features(handle, images, batch_size=batch_size, progress=progress)
