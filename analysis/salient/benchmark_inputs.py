@@ -19,6 +19,7 @@ from analysis.datasets.benchmark import BIAS_KINDS, BenchmarkConfig, PlantedBias
 from analysis.models import ModelHandle, load_model
 from analysis.salient.evidence import SalientEvidence, compute_salient_evidence
 from analysis.salient.ground_truth import feature_truth, focus_region
+from analysis.salient.nam import to_float_images
 from analysis.training.pipeline import build_benchmark_and_models
 from analysis.training.trainer import robust_config, standard_config
 
@@ -103,4 +104,4 @@ def images_uint8(bench: PlantedBiasBenchmark, indices: np.ndarray) -> np.ndarray
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    return to_float_images(images)
