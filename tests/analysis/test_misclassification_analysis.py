@@ -123,7 +123,7 @@ def test_lime_keeps_top_superpixels_and_hides_the_rest():
     image = np.zeros((16, 16, 3), np.uint8)
     image[:, 8:, 0] = 255  # the right half is what class 1 looks at
     image[:, :8, 2] = 200
-    e = lime_explain(ToyHandle(), image, 1, num_samples=60)
+    e = lime_explain(ToyHandle(), image, 1, num_samples=60, segment_size=None)  # two superpixels
     assert e.image.shape == image.shape and e.image.dtype == np.uint8
     assert e.mask[:, 8:].all() and not e.image[~e.mask].any()
 
@@ -202,3 +202,34 @@ def test_paper_top5_arithmetic(protocol, topk_error, rectified, base):
                          n_images=50_000, n_topk=n_topk)
     row = rectified_topk_table(images).iloc[0]
     assert (row["topk_error_percent"], row["rectified_topk_error_percent"]) == (topk_error, rectified)
+
+
+def _share_of_8_largest(segments):
+    return np.sort(np.bincount(segments.ravel()))[::-1][:8].sum() / segments.size
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_lime_superpixels_leave_at_least_half_of_a_benchmark_image_hidden(fashion_mnist_available, size):
+    """The top 8 superpixels can show at most the 8 largest: on the benchmark's 32 and 64 px images
+    the paper's quickshift settings applied at the image's own size make those cover 90-100 % of
+    the image (the explanation hides nothing); segmented as at 224 px they cover under half."""
+    from analysis.datasets import BenchmarkConfig, generate_benchmark
+    from analysis.misclassification.evidence import quickshift_segments
+
+    bench = generate_benchmark(BenchmarkConfig(seed=7, classes=(0, 2, 4, 6, 8), train_per_class=1, test_per_class=1,
+                                               image_size=size, garment_size=size // 2), show_progress=False)
+    images = bench.split("test").images
+    at_224 = [_share_of_8_largest(quickshift_segments(im)) for im in images]
+    own_size = [_share_of_8_largest(quickshift_segments(im, segment_size=None)) for im in images]
+    assert max(at_224) <= 0.5, at_224
+    assert min(own_size) > 0.5, own_size  # why the default segments at 224 px
+
+
+def test_lime_explanation_shows_only_its_superpixels_on_a_small_image():
+    from analysis.misclassification.evidence import lime_explain
+
+    rng = np.random.default_rng(0)
+    image = np.repeat(np.repeat(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), 8, 0), 8, 1)  # 32 px, 16 blocks
+    e = lime_explain(ToyHandle(), image, 1, num_samples=60)
+    assert e.segments.shape == (32, 32) and len(np.unique(e.segments)) > 8
+    assert e.mask.mean() <= 0.5 and not e.image[~e.mask].any()
