@@ -60,6 +60,25 @@ def test_mmd_critic_matches_brute_force(seed, reg):
     assert ref.prototypes.tolist() == protos and ref.criticisms.tolist() == crits
 
 
+def test_mmd_kernel_width_default_and_the_papers_lambda():
+    """Default gamma: the median heuristic; the paper's λ = 1e-5 is the RBF gamma, passed through the
+    selector; a non-positive gamma is refused with its meaning in the message."""
+    from analysis.prototypes.mmd_critic import DEFAULT_REG, PAPER_GAMMA
+
+    x = np.random.default_rng(3).normal(0, 30, (40, 8))
+    assert PAPER_GAMMA == 1e-5 and DEFAULT_REG == 1.0
+    assert mmd_critic(x, 3, 3).gamma == pytest.approx(median_gamma(x))
+    paper = mmd_critic(x, 3, 3, gamma=PAPER_GAMMA)
+    assert paper.gamma == PAPER_GAMMA
+    ref = reference_mmd_critic(x, 3, 3, gamma=PAPER_GAMMA)
+    assert paper.prototypes.tolist() == ref.prototypes.tolist()
+    sel = select_class("mmd", k=3, seed=0, features=x, probs=np.zeros(40), flips=None, mmd={"gamma": PAPER_GAMMA})
+    assert sel.prototypes.tolist() == paper.prototypes.tolist()
+    assert sel.criticisms.tolist() == paper.criticisms.tolist()
+    with pytest.raises(ValueError, match="RBF kernel parameter, the paper's λ"):
+        mmd_critic(x, 3, 3, gamma=0.0)
+
+
 def test_mmd_critic_blockwise_kernel_and_reference_agree_on_a_larger_set():
     x = np.random.default_rng(5).normal(size=(700, 32)).astype(np.float32)
     fast = mmd_critic(x, 6, 6, block=128)
