@@ -167,3 +167,27 @@ def test_accuracy_table_on_hand_made_answers():
     assert table["condition"].tolist() == ["adv-pc", "mmd-p", "random-p"]
     png = plot_accuracy(table, chance=1 / 6)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cue_share_table_counts_planted_cues_per_selector_and_role():
+    from analysis.prototypes.cue_shares import cue_share_summary, cue_share_table
+
+    labels = np.array([0] * 10 + [1] * 10)
+    has_cue = np.zeros(20, bool)
+    has_cue[[0, 1, 2, 3, 4, 5]] = True  # class 0: 60 % carry the cue; class 1: none
+    selections = {
+        "0": {"selections": {"adv": {"prototypes": [0, 1, 2], "criticisms": [7, 8, 9]},
+                             "random": {"prototypes": [0, 6, 7], "criticisms": []}}},
+        "1": {"selections": {"adv": {"prototypes": [10, 11, 12], "criticisms": [13, 14, 15]}}},
+    }
+    t = cue_share_table(selections, has_cue, labels, ["shirt", "coat"])
+    assert len(t) == 5  # random has no criticisms
+    row = t[(t["class"] == 0) & (t["selector"] == "adv")].set_index("role")
+    assert row.loc["prototypes", "cue_share_percent"] == 100.0 and row.loc["criticisms", "cue_share_percent"] == 0.0
+    assert (row["class_cue_percent"] == 60.0).all() and row.loc["prototypes", "class_name"] == "shirt"
+    rnd = t[t["selector"] == "random"].iloc[0]
+    assert (rnd["cue_images"], round(rnd["cue_share_percent"], 2)) == (1, 33.33)
+    summary = cue_share_summary(t).set_index(["selector", "role"])
+    assert summary.loc[("adv", "prototypes"), "classes"] == 1  # class 1 has no cue: left out
+    with pytest.raises(ValueError, match="not images of that class"):
+        cue_share_table({"1": {"selections": {"adv": {"prototypes": [0]}}}}, has_cue, labels, ["a", "b"])
