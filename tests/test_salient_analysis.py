@@ -7,7 +7,7 @@ import torch
 
 from analysis.aggregation import ThresholdVote
 from analysis.models import ModelHandle, SmallResNet
-from analysis.salient.attack import feature_attack
+from analysis.salient.attack import feature_attack, reference_step
 from analysis.salient.evidence import SalientEvidence, compute_salient_evidence
 from analysis.salient.ground_truth import feature_truth
 from analysis.salient.importance import bottom_of_top, feature_importance, top_features, top_images
@@ -80,6 +80,30 @@ def test_feature_attack_amplifies_the_feature_within_range(tiny_handle, tiny_dat
     assert (after > before).all()
 
 
+def test_reference_step_keeps_the_per_pixel_change_of_224_px():
+    assert reference_step(224, 224) == pytest.approx(10.0)
+    assert reference_step(64, 64) == pytest.approx(10 * 64 / 224)
+    # RMS change per value and step is the same at every size: step / sqrt(3 H W)
+    assert reference_step(32, 32) / np.sqrt(3 * 32 * 32) == pytest.approx(10 / np.sqrt(3 * 224 * 224))
+    with pytest.raises(ValueError, match="positive"):
+        reference_step(0, 32)
+
+
+def test_default_feature_attack_changes_images_visibly(tiny_handle, tiny_data):
+    """The reference's step (10 on 224 px, scaled): a large activation gain and a visible change.
+
+    A total L2 change of at most ``steps * step`` bounds the mean absolute change per value by
+    ``steps * step / sqrt(3 H W)``: for the old step of 10/255 at 32 px and 20 steps that is 0.014
+    (3.6 grey levels, a near-copy). 0.05 (13 grey levels on average) is visible, and out of reach
+    of the old step by that bound."""
+    images = tiny_data[0][:4]
+    feats = torch.tensor([0, 3, 5, 7])
+    attacked = feature_attack(tiny_handle, images, feats, steps=20)
+    with torch.no_grad():
+        before = tiny_handle.features(images).gather(1, feats[:, None]).mean()
+        after = tiny_handle.features(attacked).gather(1, feats[:, None]).mean()
+    assert after / before >= 4.0
+    assert (attacked - images).abs().mean() >= 0.05
 def test_evidence_pipeline_shapes_and_round_trip(tiny_handle, tiny_data, tmp_path):
     images, labels = tiny_data
     ev = compute_salient_evidence(tiny_handle, images, labels, k_features=2, k_images=3, pool=8, attack_steps=2,
@@ -88,11 +112,37 @@ def test_evidence_pipeline_shapes_and_round_trip(tiny_handle, tiny_data, tmp_pat
     assert len(ev.panels) == 6 and ev.examples.shape == (3, 3)
     panel = ev.panels[0]
     assert panel.top_nams.shape == (3, 32, 32) and panel.attacked.shape == (3, 32, 32, 3)
-    assert all(labels[panel.top].eq(panel.cls)) and all(labels[panel.bottom].eq(panel.cls))
+    assert all(labels[panel.label_top].eq(panel.cls)) and all(labels[panel.bottom].eq(panel.cls))
     assert 0 <= panel.top_nams.min() and panel.top_nams.max() <= 1
     loaded = SalientEvidence.load(ev.save(tmp_path / "ev.npz"))
     assert loaded.settings == ev.settings
     np.testing.assert_array_equal(loaded.panel(panel.cls, panel.feature).attacked, panel.attacked)
+    np.testing.assert_array_equal(loaded.panel(panel.cls, panel.feature).pool, panel.pool)
+    assert loaded.panel(panel.cls, panel.feature).grouping == panel.grouping
+
+
+def test_panel_images_are_predicted_as_the_class_and_validation_sets_labelled(tiny_handle, tiny_data):
+    """App. C: the panel shows images the model *predicts* as c; App. D / §3.4: the validation sets
+    and D(c, i) are the top-``pool`` images *labelled* c. The tiny model predicts class 2 for every
+    image, so class 2's panels mix labels and classes 0 and 1 (never predicted) fall back to labels."""
+    images, labels = tiny_data
+    with torch.no_grad():
+        predictions = tiny_handle.predict(images)
+    ev = compute_salient_evidence(tiny_handle, images, labels, k_features=2, k_images=3, pool=6, attack_steps=1)
+    by_class = {c: [p for p in ev.panels if p.cls == c] for c in range(3)}
+    for panel in by_class[2]:
+        assert panel.grouping == "prediction"
+        assert all(predictions[panel.top] == 2)
+    assert any((labels[p.top] != 2).any() for p in by_class[2])  # not the label-based top images
+    for panel in by_class[0] + by_class[1]:
+        assert panel.grouping == "label" and all(labels[panel.top] == panel.cls)
+    for panel in ev.panels:
+        assert len(panel.pool) == 6 and all(labels[panel.pool] == panel.cls)
+        np.testing.assert_array_equal(panel.label_top, panel.pool[:3])
+        np.testing.assert_array_equal(panel.bottom, panel.pool[-3:])
+        acts = tiny_handle.features(images[panel.pool])[:, panel.feature].detach()
+        assert (acts[:-1] >= acts[1:]).all()
+        assert panel.label_top_nams.shape == (3, 32, 32)
 
 
 def _answers(rows):

@@ -3,6 +3,10 @@
 An answer's label is ``yes``/``no`` (one predicted class) or, for a top-k task, the ranks the
 worker said yes to (``"1+3"``, ``"none"``). An image is **rectified** when one of its shown classes
 gets at least ``threshold`` yes answers (paper: 4 of 5).
+
+Tables: :func:`rectified_error_table` (the paper's Table 1), :func:`rectified_topk_table` (both
+top-5 protocols of §4), :func:`adversarial_table` (Table 2, with Wilson intervals and the clean
+control row) and :func:`relevance_shares`.
 """
 from __future__ import annotations
 
@@ -142,6 +146,91 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _percent(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100 * x, 2)
+
+
+#: The two top-k protocols (SPEC §4): which mistakes the crowd sees with the model's top-k predictions.
+TOPK_PROTOCOLS = {"top1_mistakes": "top-1 mistakes shown with the top-k predictions",
+                  "topk_mistakes": "top-k mistakes (truth not in the top k) shown with the top-k predictions"}
+
+
+def rectified_topk_table(images: pd.DataFrame) -> pd.DataFrame:
+    """Rectified top-k error per model and protocol (Stock & Cisse §4: ResNet-101 top-5 6.44 % ->
+    1.94 % when its top-1 mistakes are judged, -> 1.37 % when its top-5 mistakes are).
+
+    ``images``: one row per judged image with ``model``, ``protocol`` (:data:`TOPK_PROTOCOLS`),
+    ``rectified`` (bool, None while undecided), ``truth_in_topk`` (bool; always False under
+    ``topk_mistakes``), and the model's totals repeated: ``n_images``, ``n_errors`` (the mistakes
+    the protocol samples from: top-1 mistakes or top-k mistakes) and ``n_topk_errors``.
+
+    An image counts as correct under top-k when its truth is among the k predictions or the crowd
+    rectified it; the share of the judged images that stay wrong is applied to all ``n_errors``.
+    """
+    bad = set(images["protocol"]) - set(TOPK_PROTOCOLS) if len(images) else set()
+    if bad:
+        raise ValueError(f"unknown top-k protocol(s) {sorted(bad)}; use {', '.join(TOPK_PROTOCOLS)}")
+    rows = []
+    for (model, protocol), group in images.groupby(["model", "protocol"], sort=True):
+        decided = group[group["rectified"].notna()]
+        rectified = decided["rectified"].astype(bool)
+        in_topk = decided["truth_in_topk"].astype(bool)
+        if protocol == "topk_mistakes" and in_topk.any():
+            raise ValueError(f"{model}: a top-k mistake cannot have its truth in the top k")
+        n_images, n_errors = int(group["n_images"].iloc[0]), int(group["n_errors"].iloc[0])
+        n_topk = int(group["n_topk_errors"].iloc[0])
+        wrong = int((~rectified & ~in_topk).sum())
+        error = n_errors / n_images * wrong / len(decided) if len(decided) else float("nan")
+        rows.append({"model": model, "protocol": protocol, "images": n_images, "mistakes_sampled_from": n_errors,
+                     "judged": len(decided), "rectified_images": int(rectified.sum()),
+                     "topk_error_percent": _percent(n_topk / n_images), "rectified_topk_error_percent": _percent(error)})
+    return pd.DataFrame(rows, columns=["model", "protocol", "images", "mistakes_sampled_from", "judged",
+                                       "rectified_images", "topk_error_percent", "rectified_topk_error_percent"])
+
+
+def adversarial_table(images: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 2 (adversarial examples, whole vs LIME explanation) with 95 % Wilson intervals.
+
+    ``images``: one row per judged image and condition (``clean``, ``whole``, ``explanation``) with
+    ``rectified`` (bool, None while undecided) and the attack's totals repeated: ``n_images``
+    (images attacked) and ``n_errors`` (misclassified after the attack); optional ``yes_count`` and
+    ``n_answers`` add the share of single yes answers.
+
+    Rows ``whole`` and ``explanation``: ``top1_error`` on the adversarial images (paper 92.04 %),
+    the ``rectified_share`` (images with at least the threshold of yes answers) and the
+    ``rectified_error`` = top-1 error x (1 - rectified share) (paper 76.78 % whole, 70.68 %
+    explanation); its interval is the top-1 error times the Wilson interval of 1 - rectified
+    share. The paper's "turkers agree with 22.01 % (whole) / 30.80 % (explanation) of the
+    predictions" cannot be the rectified share (92.04 x (1 - 0.2201) = 71.78, not 76.78): it is
+    reported beside as ``yes_answer_percent``, the share of single yes answers. Row ``clean`` (the
+    control: unattacked images with their true class) has the shares only.
+    """
+    rows = []
+    for condition in ("whole", "explanation", "clean"):
+        group = images[(images["condition"] == condition) & images["rectified"].notna()]
+        n, k = len(group), int(group["rectified"].astype(bool).sum()) if len(group) else 0
+        share, (low, high) = (k / n if n else float("nan")), wilson_interval(k, n)
+        row = {"condition": condition, "judged": n, "rectified_images": k, "rectified_share_percent": _percent(share),
+               "rectified_share_ci_low_percent": _percent(low), "rectified_share_ci_high_percent": _percent(high)}
+        if {"yes_count", "n_answers"} <= set(group.columns) and n:
+            row["yes_answer_percent"] = _percent(group["yes_count"].sum() / max(group["n_answers"].sum(), 1))
+        if condition != "clean" and n:
+            n_images, n_errors = int(group["n_images"].iloc[0]), int(group["n_errors"].iloc[0])
+            error = n_errors / n_images
+            e_low, e_high = wilson_interval(n_errors, n_images)
+            row.update({"images": n_images, "top1_error_percent": _percent(error),
+                        "top1_error_ci_low_percent": _percent(e_low), "top1_error_ci_high_percent": _percent(e_high),
+                        "rectified_error_percent": _percent(error * (1 - share)),
+                        "rectified_error_ci_low_percent": _percent(error * (1 - high)),
+                        "rectified_error_ci_high_percent": _percent(error * (1 - low))})
+        rows.append(row)
+    columns = ["condition", "images", "judged", "rectified_images", "top1_error_percent",
+               "top1_error_ci_low_percent", "top1_error_ci_high_percent", "rectified_error_percent",
+               "rectified_error_ci_low_percent", "rectified_error_ci_high_percent", "rectified_share_percent",
+               "rectified_share_ci_low_percent", "rectified_share_ci_high_percent", "yes_answer_percent"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def relevance_shares(images: pd.DataFrame, conditions=("clean", "whole", "explanation")) -> pd.DataFrame:

@@ -16,9 +16,11 @@ import torch.nn.functional as F
 
 Progress = Callable[[int, int, str], None]
 
-#: The paper's LIME settings (SPEC §4); ``num_samples`` is a study setting.
+#: The paper's LIME settings (SPEC §4); ``num_samples`` is a study setting. ``segment_size``: quickshift
+#: runs on the image resized to this side (the paper's 224 px ImageNet crops), so its superpixels
+#: cover the same share of a small image as of an ImageNet one; None segments at the image's own size.
 LIME_DEFAULTS = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2, "num_samples": 1000, "kernel_width": 0.25,
-                 "num_features": 8}
+                 "num_features": 8, "segment_size": 224}
 
 
 @torch.no_grad()
@@ -89,12 +91,40 @@ class LimeExplanation:
     seconds: float
 
 
-def lime_explain(handle, image: np.ndarray, label: int, *, num_samples: int = 1000, kernel_size: int = 4,
-                 max_dist: int = 200, ratio: float = 0.2, kernel_width: float = 0.25, num_features: int = 8,
-                 batch_size: int = 100, seed: int = 0) -> LimeExplanation:
-    """LIME (quickshift superpixels) of one uint8 image for ``label``: the top positive superpixels."""
+def quickshift_segments(image: np.ndarray, *, kernel_size: float = 4, max_dist: float = 200, ratio: float = 0.2,
+                        segment_size: int | None = 224, seed: int = 0) -> np.ndarray:
+    """Quickshift superpixels (H, W) of an image (H, W, 3), labels 0..n-1.
+
+    With ``segment_size``, the image is resized (bilinear) so its shorter side is ``segment_size``,
+    segmented with the given settings, and the segment map is sampled back at the original pixels
+    (nearest). At 64 px the paper's settings on the image itself give ~28 superpixels and the top 8
+    show ~41 % of the image on average (87 % at most); at 32 px ~12 superpixels and 62 % (often all
+    of it). Segmenting at 224 px keeps the superpixels' share of the image as on ImageNet.
+    """
+    from skimage.segmentation import quickshift
+    from skimage.transform import resize
+
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3), got {image.shape}")
+    height, width = image.shape[:2]
+    work = np.asarray(image, dtype=np.float64)
+    scale = segment_size / min(height, width) if segment_size else 1.0
+    if scale != 1.0:
+        work = resize(work, (round(height * scale), round(width * scale)), order=1, preserve_range=True)
+    segments = quickshift(work, kernel_size=kernel_size, max_dist=max_dist, ratio=ratio, rng=seed)
+    if scale != 1.0:
+        rows = np.minimum(((np.arange(height) + 0.5) * scale).astype(int), segments.shape[0] - 1)
+        cols = np.minimum(((np.arange(width) + 0.5) * scale).astype(int), segments.shape[1] - 1)
+        segments = segments[rows[:, None], cols[None, :]]
+    return np.unique(segments, return_inverse=True)[1].reshape(height, width)
+
+
+def lime_explain(handle, image: np.ndarray, label: int, *, num_samples: int = 1000, kernel_size: float = 4,
+                 max_dist: float = 200, ratio: float = 0.2, kernel_width: float = 0.25, num_features: int = 8,
+                 segment_size: int | None = 224, batch_size: int = 100, seed: int = 0) -> LimeExplanation:
+    """LIME (quickshift superpixels, :func:`quickshift_segments`) of one uint8 image for ``label``:
+    the top ``num_features`` positive superpixels, the rest hidden (black)."""
     from lime.lime_image import LimeImageExplainer
-    from lime.wrappers.scikit_image import SegmentationAlgorithm
 
     start = time.perf_counter()
 
@@ -105,8 +135,10 @@ def lime_explain(handle, image: np.ndarray, label: int, *, num_samples: int = 10
             x = x / 255.0
         return torch.softmax(handle.logits(x), dim=1).cpu().numpy()
 
-    segmenter = SegmentationAlgorithm("quickshift", kernel_size=kernel_size, max_dist=max_dist, ratio=ratio,
-                                      random_seed=seed)
+    def segmenter(img: np.ndarray) -> np.ndarray:
+        return quickshift_segments(img, kernel_size=kernel_size, max_dist=max_dist, ratio=ratio,
+                                   segment_size=segment_size, seed=seed)
+
     explainer = LimeImageExplainer(kernel_width=kernel_width, random_state=seed)
     with contextlib.redirect_stderr(io.StringIO()):  # lime 0.2 draws a tqdm bar of its own
         explanation = explainer.explain_instance(

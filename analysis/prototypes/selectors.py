@@ -12,7 +12,7 @@ import attrs
 import numpy as np
 
 from analysis.prototypes.adversarial import FlipSteps, adv_ranking
-from analysis.prototypes.mmd_critic import mmd_critic
+from analysis.prototypes.mmd_critic import DEFAULT_REG, mmd_critic
 
 SELECTORS = ("adv", "mmd", "probs", "random")
 SELECTOR_TITLES = {"adv": "Adv", "mmd": "MMD", "probs": "Probs", "random": "Random"}
@@ -62,7 +62,10 @@ def random_select(n: int, k: int, seed: int = 0) -> Selection:
     return Selection(np.random.default_rng(seed).permutation(n)[:k].astype(np.int64), np.array([], dtype=np.int64))
 
 
-def mmd_select(features: np.ndarray, k: int, gamma: float | None = None, reg: float = 1.0) -> Selection:
+def mmd_select(features: np.ndarray, k: int, gamma: float | None = None, reg: float = DEFAULT_REG) -> Selection:
+    """MMD-critic on one class's features: ``gamma`` is the RBF parameter, the paper's λ = 1e-5
+    (:data:`~analysis.prototypes.mmd_critic.PAPER_GAMMA`), None = median heuristic; ``reg`` the
+    log-det weight (default 1). See :mod:`analysis.prototypes.mmd_critic`."""
     n_proto = min(k, len(features))
     sel = mmd_critic(features, n_proto, min(k, len(features) - n_proto), gamma=gamma, reg=reg)
     return Selection(sel.prototypes, sel.criticisms)
@@ -70,7 +73,9 @@ def mmd_select(features: np.ndarray, k: int, gamma: float | None = None, reg: fl
 
 def select_class(selector: str, *, k: int, seed: int, features: np.ndarray, probs: np.ndarray,
                  flips: FlipSteps, mmd: Mapping | None = None) -> Selection:
-    """One selector on one class's candidates (``features``, true-class ``probs`` and ``flips`` aligned)."""
+    """One selector on one class's candidates (``features``, true-class ``probs`` and ``flips`` aligned).
+
+    ``mmd``: keyword arguments of :func:`mmd_select` (``gamma``, the paper's λ; ``reg``)."""
     if selector == "adv":
         return adv_select(flips, k)
     if selector == "mmd":

@@ -1,17 +1,38 @@
 """Feature attack: normalized gradient ascent on one neural feature r_i(x) (SPEC §3).
 
-x <- clamp(x + step * g / ||g||_2, 0, 1), g = d r_i(x) / dx; default 100 steps of 10/255.
+x <- clamp(x + step * g / ||g||_2, 0, 1), g = d r_i(x) / dx, ||.||_2 over the whole image; 100
+steps. The reference (``viz_utils.feature_attack`` of Singla & Feizi) steps 10 on 224 x 224 images
+in [0, 1]; at other sizes the step is scaled by sqrt(pixels / 224^2), so one step changes each
+pixel by the same root-mean-square amount (10 / (224 sqrt 3) ~ 0.026) at every image size.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+
+#: The reference's L2 step on 224 x 224 images in [0, 1] (its ``eps=500`` argument is unused).
+REFERENCE_STEP = 10.0
+REFERENCE_SIZE = 224
+
+
+def reference_step(height: int, width: int) -> float:
+    """The reference step scaled to an image of ``height`` x ``width`` pixels."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive, got {height} x {width}")
+    return REFERENCE_STEP * math.sqrt(height * width / REFERENCE_SIZE ** 2)
 
 
 def feature_attack(
-    handle, images: torch.Tensor, features: torch.Tensor, *, steps: int = 100, step_size: float = 10 / 255,
+    handle, images: torch.Tensor, features: torch.Tensor, *, steps: int = 100, step_size: float | None = None,
     batch_size: int = 128,
 ) -> torch.Tensor:
-    """Amplify feature ``features[n]`` in image ``n``; returns images in [0, 1] of the same shape."""
+    """Amplify feature ``features[n]`` in image ``n``; returns images in [0, 1] of the same shape.
+
+    ``step_size`` is the L2 length of one step; ``None`` means :func:`reference_step` of the images' size.
+    """
+    if step_size is None:
+        step_size = reference_step(*images.shape[-2:])
     if steps < 0 or step_size <= 0:
         raise ValueError("steps must be >= 0 and step_size > 0")
     if features.shape != (len(images),):

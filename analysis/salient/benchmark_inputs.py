@@ -23,6 +23,8 @@ from analysis.training.trainer import robust_config, standard_config
 
 Progress = Callable[[int, int, str], None]
 CONFIG_FACTORIES = {"robust": robust_config, "standard": standard_config}
+#: Bumped whenever what the evidence holds changes, so a stored file of an older version is not reused.
+EVIDENCE_VERSION = 2
 
 
 def benchmark_inputs(
@@ -60,7 +62,8 @@ def cached_evidence(
 ) -> SalientEvidence:
     """Salient evidence on the benchmark's train split, computed once per inputs and settings."""
     key = hashlib.sha256(json.dumps(
-        {"bench": bench.config.fingerprint(), "model": _file_sha(checkpoint), **settings}, sort_keys=True
+        {"bench": bench.config.fingerprint(), "model": _file_sha(checkpoint), "version": EVIDENCE_VERSION,
+         **settings}, sort_keys=True
     ).encode()).hexdigest()[:16]
     path = cache_dir / f"salient-evidence-{key}.npz"
     if path.is_file():
@@ -96,4 +99,3 @@ def focus_of(bench: PlantedBiasBenchmark, indices: np.ndarray, nams: np.ndarray)
 
 def images_uint8(bench: PlantedBiasBenchmark, indices: np.ndarray) -> np.ndarray:
     return bench.split("train").images[np.asarray(indices)]
-

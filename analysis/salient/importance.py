@@ -50,7 +50,9 @@ def top_features(importance: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def top_images(features: torch.Tensor, labels: torch.Tensor, cls: int, feature: int, k: int) -> np.ndarray:
-    """Dataset indices of the k images of class ``cls`` with the highest r_feature(x), highest first."""
+    """Dataset indices of the k images of class ``cls`` with the highest r_feature(x), highest first.
+
+    ``labels`` are the true labels (the label-based sets) or the predictions (the panel's images)."""
     members = torch.nonzero(labels == cls).flatten()
     if len(members) == 0:
         raise ValueError(f"class {cls} has no images")

@@ -46,3 +46,8 @@ def heatmap_overlay(images: np.ndarray, nams: np.ndarray, alpha: float = 0.5) ->
 def to_uint8_images(images: torch.Tensor) -> np.ndarray:
     """(N, 3, H, W) floats in [0, 1] -> uint8 (N, H, W, 3)."""
     return (images.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_float_images(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> (N, 3, H, W) floats in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0

@@ -65,6 +65,25 @@ def test_mmd_critic_matches_brute_force(seed, reg):
     assert ref.prototypes.tolist() == protos and ref.criticisms.tolist() == crits
 
 
+def test_mmd_kernel_width_default_and_the_papers_lambda():
+    """Default gamma: the median heuristic; the paper's λ = 1e-5 is the RBF gamma, passed through the
+    selector; a non-positive gamma is refused with its meaning in the message."""
+    from analysis.prototypes.mmd_critic import DEFAULT_REG, PAPER_GAMMA
+
+    x = np.random.default_rng(3).normal(0, 30, (40, 8))
+    assert PAPER_GAMMA == 1e-5 and DEFAULT_REG == 1.0
+    assert mmd_critic(x, 3, 3).gamma == pytest.approx(median_gamma(x))
+    paper = mmd_critic(x, 3, 3, gamma=PAPER_GAMMA)
+    assert paper.gamma == PAPER_GAMMA
+    ref = reference_mmd_critic(x, 3, 3, gamma=PAPER_GAMMA)
+    assert paper.prototypes.tolist() == ref.prototypes.tolist()
+    sel = select_class("mmd", k=3, seed=0, features=x, probs=np.zeros(40), flips=None, mmd={"gamma": PAPER_GAMMA})
+    assert sel.prototypes.tolist() == paper.prototypes.tolist()
+    assert sel.criticisms.tolist() == paper.criticisms.tolist()
+    with pytest.raises(ValueError, match="RBF kernel parameter, the paper's λ"):
+        mmd_critic(x, 3, 3, gamma=0.0)
+
+
 def test_mmd_critic_blockwise_kernel_and_reference_agree_on_a_larger_set():
     x = np.random.default_rng(5).normal(size=(700, 32)).astype(np.float32)
     fast = mmd_critic(x, 6, 6, block=128)
@@ -153,3 +172,27 @@ def test_accuracy_table_on_hand_made_answers():
     assert table["condition"].tolist() == ["adv-pc", "mmd-p", "random-p"]
     png = plot_accuracy(table, chance=1 / 6)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cue_share_table_counts_planted_cues_per_selector_and_role():
+    from analysis.prototypes.cue_shares import cue_share_summary, cue_share_table
+
+    labels = np.array([0] * 10 + [1] * 10)
+    has_cue = np.zeros(20, bool)
+    has_cue[[0, 1, 2, 3, 4, 5]] = True  # class 0: 60 % carry the cue; class 1: none
+    selections = {
+        "0": {"selections": {"adv": {"prototypes": [0, 1, 2], "criticisms": [7, 8, 9]},
+                             "random": {"prototypes": [0, 6, 7], "criticisms": []}}},
+        "1": {"selections": {"adv": {"prototypes": [10, 11, 12], "criticisms": [13, 14, 15]}}},
+    }
+    t = cue_share_table(selections, has_cue, labels, ["shirt", "coat"])
+    assert len(t) == 5  # random has no criticisms
+    row = t[(t["class"] == 0) & (t["selector"] == "adv")].set_index("role")
+    assert row.loc["prototypes", "cue_share_percent"] == 100.0 and row.loc["criticisms", "cue_share_percent"] == 0.0
+    assert (row["class_cue_percent"] == 60.0).all() and row.loc["prototypes", "class_name"] == "shirt"
+    rnd = t[t["selector"] == "random"].iloc[0]
+    assert (rnd["cue_images"], round(rnd["cue_share_percent"], 2)) == (1, 33.33)
+    summary = cue_share_summary(t).set_index(["selector", "role"])
+    assert summary.loc[("adv", "prototypes"), "classes"] == 1  # class 1 has no cue: left out
+    with pytest.raises(ValueError, match="not images of that class"):
+        cue_share_table({"1": {"selections": {"adv": {"prototypes": [0]}}}}, has_cue, labels, ["a", "b"])
