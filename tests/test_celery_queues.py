@@ -5,12 +5,13 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 
 from workers.celery import (QUEUES, VisibilityTimeoutTooShort, app, check_visibility_timeout, longest_time_limit,
-                            routed_to)
+                            refuse_redelivery_of_running_jobs, routed_to)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_QUEUE = {
@@ -69,6 +70,8 @@ def test_a_task_allowed_to_outlive_the_visibility_timeout_is_refused(monkeypatch
     monkeypatch.setattr(app.tasks["workers.tasks.run_kind_job"], "time_limit", visibility + 1)
     with pytest.raises(VisibilityTimeoutTooShort, match=r"workers\.tasks\.run_kind_job"):
         check_visibility_timeout(app)
+    with pytest.raises(SystemExit, match="refusing to start the worker"):  # worker_init stops the worker
+        refuse_redelivery_of_running_jobs(sender=types.SimpleNamespace(app=app))
 
 
 @pytest.mark.parametrize("time_limit", [120, 3 * 3600, 30 * 3600])

@@ -31,7 +31,7 @@ def longest_time_limit(celery_app: Celery) -> tuple[str, float]:
     """The task with the longest hard time limit and that limit (the app's default where a task sets none)."""
     celery_app.loader.import_default_modules()
     limits = {name: task.time_limit or celery_app.conf.task_time_limit for name, task in celery_app.tasks.items()}
-    name = max(limits, key=lambda n: limits[n] or float("inf"))
+    name = max(limits, key=lambda n: (limits[n] or float("inf"), n.startswith("workers.")))
     return name, limits[name] or float("inf")
 
 
@@ -47,8 +47,12 @@ def check_visibility_timeout(celery_app: Celery) -> None:
 
 
 @worker_init.connect
-def _refuse_redelivery_of_running_jobs(sender=None, **kwargs) -> None:
-    check_visibility_timeout(sender.app if sender is not None else app)
+def refuse_redelivery_of_running_jobs(sender=None, **kwargs) -> None:
+    """Stop the worker before it consumes anything (Celery only logs an exception raised by a signal handler)."""
+    try:
+        check_visibility_timeout(sender.app if sender is not None else app)
+    except VisibilityTimeoutTooShort as exc:
+        raise SystemExit(f"refusing to start the worker: {exc}") from exc
 
 
 @contextmanager
