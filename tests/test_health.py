@@ -47,3 +47,9 @@ def test_unreachable_database_gives_503_naming_the_database(client, unreachable_
 
 def test_only_get(client, db):
     assert client.post("/healthz").status_code == 405
+
+
+def test_probe_over_plain_http_is_not_redirected_to_https(client, db, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/accounts/login/").status_code == 301
