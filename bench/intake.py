@@ -229,24 +229,34 @@ def stop(servers: list[subprocess.Popen]) -> None:
 
 
 def profile_submissions(study_id: int, workers: int, n: int) -> None:
-    """cProfile of ``n`` submissions through the whole Django stack in this process (no HTTP)."""
+    """Time, then cProfile, ``n`` submissions each through the whole Django stack in this process (no HTTP)."""
     import cProfile
     import pstats
 
+    from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
 
-    items = claim_slots(study_id, workers, n, offset=0)
+    items = claim_slots(study_id, workers, 2 * n + 20, offset=0)
     client = Client(HTTP_HOST="localhost")
-    for pk, token, _ in items[:20]:  # warm up
-        client.post(f"/ext/a/{pk}/", {"token": token, **ANSWER})
+
+    def submit(batch) -> None:
+        for pk, token, _ in batch:
+            assert client.post(f"/ext/a/{pk}/", {"token": token, **ANSWER}).status_code == 200
+
+    submit(items[:20])  # warm up
+    with CaptureQueriesContext(connection) as queries:
+        start = time.perf_counter()
+        submit(items[20:20 + n])
+        plain = (time.perf_counter() - start) / n
+    print(f"{n} submissions in-process, not profiled: {1000 * plain:.1f} ms each, "
+          f"{len(queries) / n:.1f} SQL statements each; those of the first:")
+    for q in queries.captured_queries[:round(len(queries) / n)]:
+        print(f"  {q['time']:>6} s  {q['sql'][:110]}")
     profiler = cProfile.Profile()
-    start = time.perf_counter()
     profiler.enable()
-    for pk, token, _ in items[20:]:
-        assert client.post(f"/ext/a/{pk}/", {"token": token, **ANSWER}).status_code == 200
+    submit(items[20 + n:])
     profiler.disable()
-    per_request = (time.perf_counter() - start) / max(1, len(items) - 20)
-    print(f"{len(items) - 20} submissions in-process: {1000 * per_request:.1f} ms each (profiled)")
     stats = pstats.Stats(profiler).sort_stats("cumulative")
     stats.print_stats(25)
     stats.print_callees(r"task_page|assignment_submit|_approve")
@@ -284,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         setup_django(db_url)
         levels = ([args.anchor_clients] if args.anchor_clients else []) + args.levels
-        study_id = make_study(tasks=(args.answers * len(levels) + args.profile + 4) // 5, workers=args.workers)
+        study_id = make_study(tasks=(args.answers * len(levels) + 2 * args.profile + 24) // 5, workers=args.workers)
         if args.profile:
             profile_submissions(study_id, args.workers, args.profile)
             return 0
