@@ -39,17 +39,24 @@ def _usage(request: HttpRequest, *, group: str, key, rate: str, increment: bool)
         return None
 
 
-def signup_limited(view):
-    """Refuse a sign-up POST beyond ``SALIENT_SIGNUP_RATE`` per client address."""
+def rate_limited(*, group: str, key, rate_setting: str, message: str):
+    """A view decorator: POSTs beyond ``settings.<rate_setting>`` per ``key`` (django-ratelimit's ``"ip"``,
+    or ``(group, request) -> str``) get 429 with ``message`` before the view runs."""
 
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        usage = _usage(request, group="signup", key="ip", rate=settings.SALIENT_SIGNUP_RATE, increment=True)
-        if usage is not None and usage["should_limit"]:
-            return _too_many(request, SIGNUP_MESSAGE, usage["time_left"])
-        return view(request, *args, **kwargs)
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            usage = _usage(request, group=group, key=key, rate=getattr(settings, rate_setting), increment=True)
+            if usage is not None and usage["should_limit"]:
+                return _too_many(request, message, usage["time_left"])
+            return view(request, *args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate
+
+
+signup_limited = rate_limited(group="signup", key="ip", rate_setting="SALIENT_SIGNUP_RATE", message=SIGNUP_MESSAGE)
 
 
 def _username(group: str, request: HttpRequest) -> str:
