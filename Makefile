@@ -38,14 +38,28 @@ migrate: install
 demo: migrate fashion-mnist
 	$(BIN)/python manage.py demo
 
+# gunicorn on GUNICORN_BIND (127.0.0.1:8000); WEB_CONCURRENCY workers x GUNICORN_THREADS threads.
 serve: migrate
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/gunicorn -c studio/gunicorn_config.py studio.wsgi
+
+# One Celery worker per queue (`make worker`), or the one named (`make worker QUEUE=evidence`).
+QUEUES := evidence default periodic
+CONCURRENCY_evidence ?= 1
+CONCURRENCY_default ?= 2
+CONCURRENCY_periodic ?= 1
+CELERY_WORKER = $(BIN)/celery -A workers worker --loglevel=info -Q $(1) -n $(1)@%h --concurrency=$(CONCURRENCY_$(1))
 
 worker: install
-	$(BIN)/celery -A workers worker --loglevel=info --concurrency=2
+ifdef QUEUE
+	$(if $(filter $(QUEUE),$(QUEUES)),,$(error QUEUE=$(QUEUE) is not one of: $(QUEUES)))
+	$(call CELERY_WORKER,$(QUEUE))
+else
+	trap 'kill 0' INT TERM; $(foreach q,$(QUEUES),$(call CELERY_WORKER,$(q)) &) wait
+endif
 
 beat: install
-	$(BIN)/celery -A workers beat --loglevel=info
+	mkdir -p var
+	$(BIN)/celery -A workers beat --loglevel=info --schedule var/celerybeat-schedule
 
 test: install system-packages
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,12 +1,34 @@
-"""A study's answers and labels as tables, and the files of its export archive."""
+"""A study's answers and labels as tables, and the files of its export archive.
+
+CSV files pass through :func:`table_to_safe_csv` (OWASP's CSV-injection rule) so that a worker's answer cannot
+become a formula in a researcher's spreadsheet; JSON files keep every value as given.
+"""
 from __future__ import annotations
 
 import pandas as pd
 
-from analysis.exports import records_to_json, table_to_csv
+from analysis.exports import records_to_json
 from annotation import selectors
 from annotation.models import Study
 from annotation.task_kinds import get_task_kind
+
+#: A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """``value`` with a leading ``'`` if it is text a spreadsheet would run as a formula."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
+
+
+def table_to_safe_csv(table: pd.DataFrame) -> str:
+    """The table as CSV, every text cell and column name neutralised by :func:`csv_cell`.
+
+    Lines end in CRLF (RFC 4180), so that a cell holding a bare CR is quoted too: unquoted, a spreadsheet
+    would start a new row there, and a formula after the CR would escape the leading-character rule.
+    """
+    return table.map(csv_cell).rename(columns=csv_cell).to_csv(index=False, lineterminator="\r\n")
+
 
 ANSWER_COLUMNS = ["task", "task_key", "worker", "worker_backend", "assignment", "state", "flag", "gold"]
 TIME_COLUMNS = ["shown_at", "submitted_at", "seconds"]
@@ -93,11 +115,11 @@ def study_export_files(*, study: Study, with_outputs: bool = False) -> dict[str,
 
     labels = study_labels_table(study=study)
     files: dict[str, str | bytes] = {
-        "answers.csv": table_to_csv(study_answers_table(study=study)),
+        "answers.csv": table_to_safe_csv(study_answers_table(study=study)),
         "answers.json": records_to_json(study_answer_records(study=study)),
-        "labels.csv": table_to_csv(labels),
+        "labels.csv": table_to_safe_csv(labels),
         "labels.json": records_to_json(labels.astype(object).where(labels.notna(), None).to_dict(orient="records")),
-        "workers.csv": table_to_csv(study_workers_table(study=study)),
+        "workers.csv": table_to_safe_csv(study_workers_table(study=study)),
         "quality.json": records_to_json(study_quality_summary(study=study)),
     }
     if with_outputs:

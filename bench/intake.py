@@ -1,29 +1,38 @@
 """Benchmark: answers/s the HTTP submit endpoint sustains against PostgreSQL, then a loss/duplicate check.
 
 Loopback only and bounded. The script makes a scratch database (dropped at the end), migrates it,
-creates a live study with ``--tasks`` tasks x 5 wanted answers and pre-claims every slot for
-``--workers`` workers (so the run measures the submit, not the claim). It starts ``--servers``
-``manage.py runserver`` processes on 127.0.0.1 and, for each concurrency level, lets that many
-client processes POST answers to the token-authenticated submit endpoint (``/ext/a/<id>/``), each
-also replaying some answers (which must be refused with 409). Afterwards it checks in the database
-that every accepted answer is stored exactly once and nothing else is.
+creates a live study with 5 wanted answers per task and pre-claims the slots for ``--workers`` workers
+(so the run measures the submit, not the claim). It serves the site with gunicorn as ``make serve``
+does (``studio/gunicorn_config.py``, ``--web-concurrency`` workers x ``--threads`` threads, DEBUG=0)
+and, for each concurrency level, lets that many clients (threads with keep-alive connections, spread
+over a few processes) POST answers to the token-authenticated submit endpoint (``/ext/a/<id>/``) for at
+most ``--seconds``, each also replaying some answers (which must be refused with 409). The anchor is
+the old setup measured in the same run: ``--servers`` ``manage.py runserver`` processes at
+``--anchor-clients`` clients. Afterwards it checks in the database that every accepted answer is
+stored exactly once and nothing else is. ``--profile N`` instead profiles N submissions in-process.
 
     .venv/bin/python bench/intake.py                       # PostgreSQL on 127.0.0.1:5432, user postgres
-    .venv/bin/python bench/intake.py --levels 4 16 --answers 1000
+    .venv/bin/python bench/intake.py --levels 16 64 200 --seconds 10
+    .venv/bin/python bench/intake.py --profile 300
 """
 from __future__ import annotations
 
 import argparse
+import http.client
 import multiprocessing as mp
 import os
+import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "salient_bench_intake"
+ANSWER = {"choice": "person", "reason": "bench", "confidence": "3"}
 
 
 def free_port() -> int:
@@ -98,47 +107,77 @@ def claim_slots(study_id: int, workers: int, answers: int, offset: int) -> list[
     return [(a.pk, assignment_token(a), a.task_id) for a in made]
 
 
-def client_run(args: tuple[list[str], list[tuple[int, str, int]], float, int]) -> dict:
-    """One client process: POST each answer once (and replay every ``replay_every``-th one)."""
-    import requests
+def _post(conn: http.client.HTTPConnection, pk: int, token: str) -> int:
+    body = urlencode({"token": token, **ANSWER})
+    conn.request("POST", f"/ext/a/{pk}/", body=body,
+                 headers={"Content-Type": "application/x-www-form-urlencoded", "Connection": "keep-alive"})
+    reply = conn.getresponse()
+    reply.read()
+    return reply.status
 
-    bases, items, deadline, replay_every = args
-    http = requests.Session()
-    latencies, codes, accepted, replays = [], {}, [], {}
+
+def _client_thread(base: str, items: list, deadline: float, replay_every: int, out: dict) -> None:
+    """One client: POST each answer once over one keep-alive connection (and replay some)."""
+    url = urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
     for i, (pk, token, _) in enumerate(items):
         if time.monotonic() > deadline:
             break
-        base = bases[i % len(bases)]
-        data = {"token": token, "choice": "person", "reason": "bench", "confidence": "3"}
         start = time.perf_counter()
-        reply = http.post(f"{base}/ext/a/{pk}/", data=data, timeout=60, allow_redirects=False)
-        latencies.append(time.perf_counter() - start)
-        codes[reply.status_code] = codes.get(reply.status_code, 0) + 1
-        if reply.status_code == 200:
-            accepted.append(pk)
+        try:
+            status = _post(conn, pk, token)
+        except (ConnectionError, http.client.HTTPException, TimeoutError):
+            conn.close()
+            status = 599
+        out["latencies"].append(time.perf_counter() - start)
+        out["codes"][status] = out["codes"].get(status, 0) + 1
+        if status == 200:
+            out["accepted"].append(pk)
         if replay_every and i % replay_every == 0:
-            again = http.post(f"{base}/ext/a/{pk}/", data=data, timeout=60, allow_redirects=False)
-            replays[again.status_code] = replays.get(again.status_code, 0) + 1
-    return {"latencies": latencies, "codes": codes, "accepted": accepted, "replays": replays}
+            try:
+                again = _post(conn, pk, token)
+            except (ConnectionError, http.client.HTTPException, TimeoutError):
+                conn.close()
+                again = 599
+            out["replays"][again] = out["replays"].get(again, 0) + 1
+    conn.close()
 
 
-def run_level(bases: list[str], items: list, clients: int, seconds: float, replay_every: int) -> dict:
+def client_run(args: tuple[list[str], list[list], float, int]) -> dict:
+    """One client process: a thread per client (list of items)."""
+    bases, chunks, deadline, replay_every = args
+    outs = [{"latencies": [], "codes": {}, "accepted": [], "replays": {}} for _ in chunks]
+    threads = [threading.Thread(target=_client_thread, args=(bases[i % len(bases)], chunk, deadline, replay_every, out))
+               for i, (chunk, out) in enumerate(zip(chunks, outs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"latencies": [x for o in outs for x in o["latencies"]], "accepted": [x for o in outs for x in o["accepted"]],
+            "codes": _merge(o["codes"] for o in outs), "replays": _merge(o["replays"] for o in outs)}
+
+
+def _merge(counts) -> dict[int, int]:
+    total: dict[int, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def run_level(bases: list[str], items: list, clients: int, seconds: float, replay_every: int,
+              processes: int) -> dict:
     chunks = [items[i::clients] for i in range(clients)]
+    processes = max(1, min(processes, clients))
     deadline = time.monotonic() + seconds
     start = time.perf_counter()
-    with mp.get_context("spawn").Pool(clients) as pool:
-        results = pool.map(client_run, [(bases, chunk, deadline, replay_every) for chunk in chunks])
+    with mp.get_context("spawn").Pool(processes) as pool:
+        results = pool.map(client_run, [(bases, chunks[p::processes], deadline, replay_every)
+                                        for p in range(processes)])
     wall = time.perf_counter() - start
-    latencies = sorted(x for r in results for x in r["latencies"])
-    codes: dict[int, int] = {}
-    replays: dict[int, int] = {}
-    for r in results:
-        for k, v in r["codes"].items():
-            codes[k] = codes.get(k, 0) + v
-        for k, v in r["replays"].items():
-            replays[k] = replays.get(k, 0) + v
-    accepted = [pk for r in results for pk in r["accepted"]]
-    return {"wall": wall, "latencies": latencies, "codes": codes, "replays": replays, "accepted": accepted}
+    return {"wall": wall, "latencies": sorted(x for r in results for x in r["latencies"]),
+            "codes": _merge(r["codes"] for r in results), "replays": _merge(r["replays"] for r in results),
+            "accepted": [pk for r in results for pk in r["accepted"]]}
 
 
 def check(study_id: int, accepted: list[int]) -> list[str]:
@@ -166,15 +205,79 @@ def check(study_id: int, accepted: list[int]) -> list[str]:
     return problems
 
 
+def start_gunicorn(port: int, workers: int, threads: int, env: dict) -> subprocess.Popen:
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers),
+           "GUNICORN_THREADS": str(threads)}
+    return subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "studio/gunicorn_config.py",
+                             "studio.wsgi"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_runservers(ports: list[int], env: dict) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload",
+                              "--skip-checks"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for port in ports]
+
+
+def stop(servers: list[subprocess.Popen]) -> None:
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def profile_submissions(study_id: int, workers: int, n: int) -> None:
+    """Time, then cProfile, ``n`` submissions each through the whole Django stack in this process (no HTTP)."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    items = claim_slots(study_id, workers, 2 * n + 20, offset=0)
+    client = Client(HTTP_HOST="localhost")
+
+    def submit(batch) -> None:
+        for pk, token, _ in batch:
+            assert client.post(f"/ext/a/{pk}/", {"token": token, **ANSWER}).status_code == 200
+
+    submit(items[:20])  # warm up
+    with CaptureQueriesContext(connection) as queries:
+        start = time.perf_counter()
+        submit(items[20:20 + n])
+        plain = (time.perf_counter() - start) / n
+    print(f"{n} submissions in-process, not profiled: {1000 * plain:.1f} ms each, "
+          f"{len(queries) / n:.1f} SQL statements each; those of the first:")
+    for q in queries.captured_queries[:round(len(queries) / n)]:
+        print(f"  {q['time']:>6} s  {q['sql'][:110]}")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    submit(items[20 + n:])
+    profiler.disable()
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    stats.print_stats(25)
+    stats.print_callees(r"task_page|assignment_submit|_approve")
+    stats.sort_stats("tottime").print_stats(12)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--levels", type=int, nargs="+", default=[4, 16, 48], help="concurrent clients per run")
-    parser.add_argument("--answers", type=int, default=3000, help="answers offered per level")
+    parser.add_argument("--levels", type=int, nargs="+", default=[16, 64, 200], help="concurrent clients per run")
+    parser.add_argument("--answers", type=int, default=30000, help="answers offered per level (at most)")
     parser.add_argument("--seconds", type=float, default=60.0, help="longest a level may run")
-    parser.add_argument("--servers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
+    parser.add_argument("--web-concurrency", type=int, default=2 * (os.cpu_count() or 1) + 1, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--client-processes", type=int, default=2, help="processes the client threads share")
+    parser.add_argument("--anchor-clients", type=int, default=16, help="clients of the runserver anchor (0: none)")
+    parser.add_argument("--servers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
+                        help="runserver processes of the anchor")
     parser.add_argument("--workers", type=int, default=200)
     parser.add_argument("--replay-every", type=int, default=20)
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N submissions in-process, no HTTP")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args(argv)
 
@@ -182,38 +285,55 @@ def main(argv: list[str] | None = None) -> int:
     db_url = f"{base_url}/{DB_NAME}"
     admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {DB_NAME}")
     admin_sql(args.admin_url, f"CREATE DATABASE {DB_NAME}")
-    env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "LOG_LEVEL": "ERROR"}
+    env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "LOG_LEVEL": "ERROR",
+           "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(64)}
     env.pop("CELERY_BROKER_URL", None)
-    servers = []
+    os.environ["SECRET_KEY"] = env["SECRET_KEY"]  # this process signs the tokens the servers check
+    servers: list[subprocess.Popen] = []
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         setup_django(db_url)
-        total = args.answers * len(args.levels)
-        study_id = make_study(tasks=(total + 4) // 5, workers=args.workers)
-        ports = [free_port() for _ in range(args.servers)]
-        for port in ports:
-            servers.append(subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        bases = [f"http://127.0.0.1:{p}" for p in ports]
-        _wait_up(bases)
-        print(f"PostgreSQL scratch db {DB_NAME}; {args.servers} runserver processes on 127.0.0.1; "
-              f"{os.cpu_count()} CPUs; {args.answers} answers per level, replay every {args.replay_every}th")
-        print(f"{'clients':>8}{'answers':>9}{'seconds':>9}{'answers/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-              f"{'non-200':>9}{'replays 409':>13}")
+        levels = ([args.anchor_clients] if args.anchor_clients else []) + args.levels
+        study_id = make_study(tasks=(args.answers * len(levels) + 2 * args.profile + 24) // 5, workers=args.workers)
+        if args.profile:
+            profile_submissions(study_id, args.workers, args.profile)
+            return 0
+        print(f"PostgreSQL scratch db {DB_NAME}; {os.cpu_count()} CPUs; clients, servers and PostgreSQL share them; "
+              f"at most {args.answers} answers and {args.seconds:.0f} s per level, replay every {args.replay_every}th")
+        print(f"{'server':<28}{'clients':>8}{'answers':>9}{'seconds':>9}{'answers/s':>11}{'x anchor':>10}"
+              f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'non-200':>9}{'replays 409':>13}")
         accepted_all: list[int] = []
-        ok = True
-        for i, clients in enumerate(args.levels):
-            items = claim_slots(study_id, args.workers, args.answers, offset=i * args.answers)
-            result = run_level(bases, items, clients, args.seconds, args.replay_every)
+        ok, anchor_rate, offset = True, None, 0
+        runs = ([("runserver", args.anchor_clients)] if args.anchor_clients else []) + [("gunicorn", c) for c in args.levels]
+        for kind, clients in runs:
+            if kind == "runserver":
+                ports = [free_port() for _ in range(args.servers)]
+                servers = start_runservers(ports, env)
+                label = f"runserver x{args.servers}"
+            else:
+                ports = [free_port()]
+                servers = [start_gunicorn(ports[0], args.web_concurrency, args.threads, env)]
+                label = f"gunicorn {args.web_concurrency}w x {args.threads}t"
+            bases = [f"http://127.0.0.1:{p}" for p in ports]
+            _wait_up(bases)
+            items = claim_slots(study_id, args.workers, args.answers, offset=offset)
+            offset += args.answers
+            result = run_level(bases, items, clients, args.seconds, args.replay_every, args.client_processes)
+            stop(servers)
+            servers = []
             accepted_all += result["accepted"]
             lat = result["latencies"]
             n = len(result["accepted"])
+            rate = n / result["wall"]
+            anchor_rate = anchor_rate or rate
             q = (lambda f: 1000 * lat[min(len(lat) - 1, int(f * len(lat)))]) if lat else (lambda f: float("nan"))
             bad = sum(v for k, v in result["codes"].items() if k != 200)
             replays = result["replays"]
-            print(f"{clients:>8}{n:>9}{result['wall']:>9.2f}{n / result['wall']:>11.1f}{q(0.5):>9.1f}{q(0.95):>9.1f}"
-                  f"{q(0.99):>9.1f}{bad:>9}{replays.get(409, 0):>7}/{sum(replays.values()):<5}")
+            print(f"{label:<28}{clients:>8}{n:>9}{result['wall']:>9.2f}{rate:>11.1f}{rate / anchor_rate:>10.2f}"
+                  f"{q(0.5):>9.1f}{q(0.95):>9.1f}{q(0.99):>9.1f}{bad:>9}{replays.get(409, 0):>7}/{sum(replays.values()):<5}",
+                  flush=True)
+            if bad:
+                print(f"  non-200 replies: {dict(sorted(result['codes'].items()))}")
             ok &= bad == 0 and replays.get(409, 0) == sum(replays.values())
         problems = check(study_id, accepted_all)
         for p in problems:
@@ -222,13 +342,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'ok' if not problems else 'NOT OK'}")
         return 0 if ok and not problems else 1
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop(servers)
         from django.db import connections
 
         connections.close_all()
@@ -237,18 +351,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _wait_up(bases: list[str], timeout: float = 60.0) -> None:
-    import requests
-
+    """Wait until every server answers ``/healthz`` with 200."""
     deadline = time.monotonic() + timeout
     for base in bases:
+        url = urlsplit(base)
         while True:
             try:
-                requests.get(f"{base}/accounts/login/", timeout=5)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server {base} did not start") from None
-                time.sleep(0.3)
+                conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except (ConnectionError, http.client.HTTPException, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server {base} did not start")
+            time.sleep(0.3)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Embedded defaults give a quick start without any service: a SQLite file under
 ``var/`` and Celery tasks executed eagerly in the calling process. Set
 ``DATABASE_URL`` (PostgreSQL) and ``CELERY_BROKER_URL`` (Redis) for a real
-deployment.
+deployment, and the variables of the README's production section (``docs/DEPLOY.md``).
+Importing the settings creates no file and no directory: ``var/`` is made on first use.
 """
 from __future__ import annotations
 
@@ -13,26 +14,30 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from studio.env import env_bool, env_int, env_list, env_pair, env_rate
+from studio.log_format import logging_config
+from studio.secret_key import secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SALIENT_VAR_DIR", BASE_DIR / "var"))
 
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+SECRET_KEY = secret_key(environ_key=os.environ.get("SECRET_KEY"), debug=DEBUG, allowed_hosts=ALLOWED_HOSTS,
+                        key_file=VAR_DIR / "secret_key", required=env_bool("SALIENT_REQUIRE_SECRET_KEY", False))
+SALIENT_SECRET_KEY_GENERATED = not os.environ.get("SECRET_KEY")
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")  # old keys still accepted while rotating
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    if value.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if value.lower() in {"0", "false", "no", "off", ""}:
-        return False
-    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1/0, true/false)")
-
-
-DEBUG = _env_bool("DEBUG", False)
-_DEV_SECRET = "dev-only-insecure-key-set-SECRET_KEY-in-production"
-SECRET_KEY = os.environ.get("SECRET_KEY", _DEV_SECRET)
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
-CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+# HTTPS: set these behind TLS (the README's production section lists them).
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = env_pair("SECURE_PROXY_SSL_HEADER")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -41,12 +46,13 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "studio.apps.StudioConfig",
     "annotation",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "studio.static.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -76,9 +82,12 @@ TEMPLATES = [
 ]
 
 _default_db = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", _default_db), conn_max_age=0)}
+# Persistent connections, checked before reuse (not psycopg's pool): see docs/DEPLOY.md.
+DATABASES = {"default": dj_database_url.parse(
+    os.environ.get("DATABASE_URL", _default_db),
+    conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0), conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["ENGINE"] = "studio.sqlite3"  # makes var/ on the first connection
     # A file, not memory, so that a real Celery worker process can share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
@@ -98,8 +107,23 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATIC_ROOT = Path(os.environ.get("SALIENT_STATIC_ROOT", VAR_DIR / "static"))  # written by collectstatic
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "studio.static.StaticStorage"},
+}
+
+# Rate limits and login throttling count in this cache; production shares one Redis cache (CACHE_URL).
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} is not a Redis URL (redis://host:6379/1)")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+          if CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+RATELIMIT_USE_CACHE = "default"
+# Behind a proxy, the request header holding the client's address (e.g. HTTP_X_REAL_IP set by nginx).
+RATELIMIT_IP_META_KEY = os.environ.get("RATELIMIT_IP_META_KEY") or None
+SALIENT_SIGNUP_RATE = env_rate("SALIENT_SIGNUP_RATE", "10/m")  # sign-up attempts per client address
+SALIENT_LOGIN_FAILURE_RATE = env_rate("SALIENT_LOGIN_FAILURE_RATE", "10/m")  # per address and per user name
 
 # Artifacts (images, heatmaps, tables) are content addressed under this directory.
 ARTIFACT_DIR = Path(os.environ.get("SALIENT_ARTIFACT_DIR", VAR_DIR / "artifacts"))
@@ -114,17 +138,29 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", 3 * 3600))
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3 * 3600, minimum=120)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+# Redis hands an unacknowledged (acks_late) job to another worker after the visibility timeout: it must
+# outlast the longest job, or a job still running is started a second time (workers/celery.py checks).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + max(600, CELERY_TASK_TIME_LIMIT // 10)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE = {
-    "expire-assignments": {"task": "workers.tasks.expire_assignments", "schedule": 60.0},
-    "reconcile-crowd-backends": {"task": "workers.tasks.reconcile_crowd_backends", "schedule": 300.0},
+# Queues, each served by its own workers (make worker QUEUE=…): heavy torch jobs never hold up expiry.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    **{f"workers.tasks.{name}": {"queue": "evidence"}
+       for name in ("compute_study_evidence", "compute_study_outputs", "run_kind_job")},
+    **{f"workers.tasks.{name}": {"queue": "periodic"} for name in ("expire_assignments", "reconcile_crowd_backends")},
+}
+CELERY_BEAT_SCHEDULE = {  # a run not started before the next one is due is dropped (expires)
+    "expire-assignments": {"task": "workers.tasks.expire_assignments", "schedule": 60.0,
+                           "options": {"expires": 55}},
+    "reconcile-crowd-backends": {"task": "workers.tasks.reconcile_crowd_backends", "schedule": 300.0,
+                                 "options": {"expires": 290}},
 }
 
 # Platform defaults (SPEC §1); each study can override its own.
 SALIENT_ASSIGNMENT_SECONDS = int(os.environ.get("SALIENT_ASSIGNMENT_SECONDS", 30 * 60))
-SALIENT_WORKER_SIGNUP_OPEN = _env_bool("SALIENT_WORKER_SIGNUP_OPEN", True)
+SALIENT_WORKER_SIGNUP_OPEN = env_bool("SALIENT_WORKER_SIGNUP_OPEN", True)
 
 # Crowd backends (SPEC §2). The public https:// address crowd sites send workers to.
 SALIENT_PUBLIC_URL = os.environ.get("SALIENT_PUBLIC_URL", "")
@@ -136,7 +172,7 @@ SALIENT_FRAME_ANCESTORS = [o.strip() for o in os.environ.get(
 SALIENT_MTURK_SUBMIT_ORIGINS = [o.strip() for o in os.environ.get(
     "SALIENT_MTURK_SUBMIT_ORIGINS", "https://www.mturk.com https://workersandbox.mturk.com"
 ).split() if o.strip()]
-SALIENT_MTURK_SANDBOX = _env_bool("SALIENT_MTURK_SANDBOX", True)
+SALIENT_MTURK_SANDBOX = env_bool("SALIENT_MTURK_SANDBOX", True)
 SALIENT_MTURK_LIFETIME_SECONDS = int(os.environ.get("SALIENT_MTURK_LIFETIME_SECONDS", 7 * 24 * 3600))
 SALIENT_MTURK_AUTO_APPROVAL_SECONDS = int(os.environ.get("SALIENT_MTURK_AUTO_APPROVAL_SECONDS", 3 * 24 * 3600))
 SALIENT_MTURK_MIN_APPROVAL_PERCENT = int(os.environ.get("SALIENT_MTURK_MIN_APPROVAL_PERCENT", 95))
@@ -144,12 +180,13 @@ SALIENT_MTURK_MIN_HITS_APPROVED = int(os.environ.get("SALIENT_MTURK_MIN_HITS_APP
 SALIENT_MTURK_LOCALES = [c for c in os.environ.get("SALIENT_MTURK_LOCALES", "US").split(",") if c]
 SALIENT_PROLIFIC_FEE_RATE = float(os.environ.get("SALIENT_PROLIFIC_FEE_RATE", 1 / 3))
 
-if not DEBUG and SECRET_KEY == _DEV_SECRET and _env_bool("SALIENT_REQUIRE_SECRET_KEY", False):
-    raise ImproperlyConfigured("SECRET_KEY must be set in production (SALIENT_REQUIRE_SECRET_KEY=1)")
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").lower()
+LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "WARNING"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"  # Celery keeps the JSON handler
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
-}
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from studio.sentry import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
+                traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")))

@@ -21,6 +21,14 @@ def _isolated_storage(settings, tmp_path_factory):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast sign-ins in tests
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters (kept in the cache) start at zero in every test."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 #: A benchmark small enough for tests: 4 classes (the 3 biased ones), 32 px, tiny models.
 TINY_BENCHMARK = {"classes": [0, 2, 4, 6], "train_per_class": 80, "test_per_class": 20, "image_size": 32,
                   "garment_size": 16}

@@ -31,7 +31,7 @@ def database_url() -> str:
 @pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory, benchmark_dir):
     """Start ``celery worker`` on a queue of its own, sharing the test database and artifact dir."""
-    from workers.celery import app
+    from workers.celery import routed_to
 
     broker = os.environ.get("CELERY_BROKER_URL", "")
     if not broker.startswith("redis://"):
@@ -54,10 +54,8 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory, 
             proc.kill()
             pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.3)
-    old_queue = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    yield {"process": proc, "log": log}
-    app.conf.task_default_queue = old_queue
+    with routed_to(queue):
+        yield {"process": proc, "log": log}
     proc.terminate()
     proc.wait(timeout=30)
 

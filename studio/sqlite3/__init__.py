@@ -1,0 +1,1 @@
+"""SQLite database engine that creates the database file's folder on first connection."""
