@@ -114,7 +114,8 @@ def run_shard(spec: PassSpec, shard: Shard, *, execution: Execution = Execution(
     grad = torch.no_grad() if stream.forward_only else contextlib.nullcontext()
     with grad:
         for item in loader:
-            skipped.append(item["skipped"])
+            if len(item["skipped"]):
+                skipped.append(item["skipped"])
             done += len(item["indices"]) + len(item["skipped"])
             if item["images"] is not None:
                 batch = Batch(indices=item["indices"], images=item["images"].to(device, non_blocking=True),

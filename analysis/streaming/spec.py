@@ -156,7 +156,8 @@ class PassSpec:
     amp: bool = False
 
     def __attrs_post_init__(self) -> None:
-        if self.amp and not self.make_pass().forward_only:
+        stream = self.make_pass()  # checks the kind and the parameters
+        if self.amp and not stream.forward_only:
             raise ValueError(f"the {self.kind!r} pass takes gradients; it cannot run with amp=True")
 
     def make_pass(self) -> StreamPass:
