@@ -28,12 +28,12 @@ from .shards import (
     shard_name,
 )
 from .sources import DataSource, ModelSource, register_data_source
-from .spec import Batch, Execution, PassSpec, StreamPass, pass_kinds, register_pass
+from .spec import Batch, Execution, PassSpec, PerImagePass, StreamPass, pass_kinds, register_pass
 from .topk import GroupedTopK
 
 __all__ = [
     "DEVICE_ENV", "Batch", "DataSource", "DirectoryShardStore", "Execution", "GroupedTopK", "Heatmaps", "LrpPass",
-    "ModelSource", "PanelJob", "Partial", "PassSpec", "Predictions", "PredictionsPass", "ProgressSum",
+    "ModelSource", "PanelJob", "Partial", "PassSpec", "PerImagePass", "Predictions", "PredictionsPass", "ProgressSum",
     "PrototypeFeatures", "PrototypeFeaturesPass", "SalientPass", "SalientStats", "Shard", "ShardStore",
     "StreamPass", "assemble_evidence", "autocast", "class_examples", "default_attack_step", "finish",
     "image_loader", "merge", "panel_jobs", "pass_kinds", "plan_shards", "register_data_source", "register_pass",

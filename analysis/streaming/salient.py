@@ -91,16 +91,15 @@ class SalientAccumulator(Accumulator):
 
     def add(self, handle, batch: Batch) -> None:
         out = handle.features_and_maps(batch.images)
-        features = out.features.float().cpu()
-        predictions = out.logits.argmax(1).cpu()
-        labels = batch.labels.cpu()
+        features = out.features.float()  # stays on the model's device, as do the sums and top-k states
+        predictions, labels = out.logits.argmax(1), batch.labels
         if self.weight is None:
-            weight = handle.last_linear[0].detach().float().cpu()
+            weight = handle.last_linear[0].detach().float()
             classes, dim = weight.shape
-            self.weight = weight.numpy()
-            self.sums = {"pred_sum": torch.zeros(classes, dim, dtype=torch.float64),
-                         "pred_count": torch.zeros(classes, dtype=torch.int64),
-                         "label_count": torch.zeros(classes, dtype=torch.int64)}
+            self.weight = weight.cpu().numpy()
+            self.sums = {"pred_sum": torch.zeros(classes, dim, dtype=torch.float64, device=weight.device),
+                         "pred_count": torch.zeros(classes, dtype=torch.int64, device=weight.device),
+                         "label_count": torch.zeros(classes, dtype=torch.int64, device=weight.device)}
         classes = len(self.weight)
         if len(labels) and (labels.min() < 0 or labels.max() >= classes):
             raise ValueError(f"labels must lie in 0..{classes - 1} (the model's classes), got {labels.max().item()}")
@@ -117,7 +116,7 @@ class SalientAccumulator(Accumulator):
     def arrays(self) -> dict[str, np.ndarray]:
         if self.weight is None:
             return {}
-        arrays = {"weight": self.weight, **{k: v.numpy() for k, v in self.sums.items()}}
+        arrays = {"weight": self.weight, **{k: v.cpu().numpy() for k, v in self.sums.items()}}
         for grouping, state in self.tops.items():
             arrays.update(state.to_arrays(f"{grouping}_"))
         return arrays

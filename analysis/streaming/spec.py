@@ -88,11 +88,30 @@ class _Concatenation(Accumulator):
         return self.stream.combine(self.parts) if self.parts else {}
 
 
-def concatenate(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per-image arrays of consecutive ranges joined row-wise."""
-    if not parts:
-        return {}
-    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+class PerImagePass(StreamPass):
+    """A pass keeping rows per image: ``indices``, ``labels`` and what :meth:`image_arrays` returns.
+
+    Its result is ``result(**arrays, skipped=...)``, rows in pass order.
+    """
+
+    result: ClassVar[type]
+
+    @abstractmethod
+    def image_arrays(self, handle, batch: Batch) -> dict[str, np.ndarray]:
+        """Per-image arrays of one batch (first axis: the batch)."""
+
+    def batch(self, handle, batch: Batch) -> dict[str, np.ndarray]:
+        return {"indices": batch.indices.numpy(), "labels": batch.labels.cpu().numpy(),
+                **self.image_arrays(handle, batch)}
+
+    def combine(self, parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        parts = [p for p in parts if p]
+        if not parts:
+            return {}
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    def finish(self, merged: Partial) -> Any:
+        return self.result(**merged.arrays, skipped=merged.skipped)
 
 
 def register_pass(name: str) -> Callable[[type[StreamPass]], type[StreamPass]]:

@@ -55,6 +55,10 @@ def test_topk_merges_in_any_grouping_and_order_with_ties():
     parts = [GroupedTopK(5).add(groups[s], values[s], indices[s]) for s in (slice(40, 60), slice(0, 17), slice(17, 40))]
     merged = GroupedTopK(5).merge(parts)
     assert_same_topk(whole, merged)
+    batched = GroupedTopK(5, batched=True)  # the CUDA strategy: one padded sort for all groups
+    for s in (slice(0, 17), slice(17, 40), slice(40, 60)):
+        batched.add(groups[s], values[s], indices[s])
+    assert_same_topk(whole, batched)
     for group in range(3):
         members = np.flatnonzero(groups.numpy() == group)
         expected = sorted(members, key=lambda i: (-values[i, 1].item(), i))[:5]  # value desc, then index asc

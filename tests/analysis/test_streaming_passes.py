@@ -118,3 +118,22 @@ def test_one_or_three_shards_give_identical_results(tiny_data, tiny_model, kind,
     else:
         for field in ("indices", "labels", "topk" if kind == "predictions" else "heatmaps"):
             np.testing.assert_array_equal(getattr(one, field), getattr(three, field))
+
+
+def test_a_second_pass_on_the_chosen_features_keeps_the_same_images_in_less_memory(tiny_data, tiny_model):
+    source, _, _ = tiny_data
+    model, _ = tiny_model
+    full = run_pass(PassSpec(kind="salient", model=model, data=source, params={"pool": 6}), 2,
+                    execution=Execution(batch_size=64))
+    chosen = full.top_features(2)
+    narrow = run_pass(PassSpec(kind="salient", model=model, data=source,
+                               params={"pool": 6, "features": {c: chosen[c].tolist() for c in range(NUM_CLASSES)}}),
+                      3, execution=Execution(batch_size=64))
+    for cls in range(NUM_CLASSES):
+        for feature in chosen[cls]:
+            for by in ("prediction", "label"):
+                np.testing.assert_array_equal(narrow.top_images(cls, int(feature), 6, by),
+                                              full.top_images(cls, int(feature), 6, by))
+    assert narrow.by_label.nbytes * 16 <= full.by_label.nbytes  # 2 of 64 features kept
+    with pytest.raises(KeyError, match="was not tracked"):
+        narrow.top_images(0, int(next(f for f in range(64) if f not in chosen[0])), 3, "label")
