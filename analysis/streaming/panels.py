@@ -43,6 +43,10 @@ class PanelJob:
     def to_dict(self) -> dict:
         return attrs.asdict(self)
 
+    @classmethod
+    def from_dict(cls, value: dict) -> "PanelJob":
+        return cls(**value)
+
 
 def panel_jobs(stats, *, classes: Sequence[int] | None = None, k_features: int = 5, k_images: int = 5,
                pool: int = 65, panel_by: str = "prediction") -> list[PanelJob]:

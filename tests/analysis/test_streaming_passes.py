@@ -137,3 +137,14 @@ def test_a_second_pass_on_the_chosen_features_keeps_the_same_images_in_less_memo
     assert narrow.by_label.nbytes * 16 <= full.by_label.nbytes  # 2 of 64 features kept
     with pytest.raises(KeyError, match="was not tracked"):
         narrow.top_images(0, int(next(f for f in range(64) if f not in chosen[0])), 3, "label")
+
+
+def test_amp_runs_forward_passes_in_reduced_precision(tiny_data, tiny_model):
+    source, _, _ = tiny_data
+    model, _ = tiny_model
+    indices = np.arange(64)
+    exact, mixed = (run_pass(PassSpec(kind="prototype_features", model=model, data=source, indices=indices, amp=amp),
+                             1, execution=Execution(batch_size=32)) for amp in (False, True))
+    assert not np.array_equal(exact.features, mixed.features)  # bfloat16 on the CPU, float16 on CUDA
+    scale = np.abs(exact.features).max()
+    np.testing.assert_allclose(mixed.features, exact.features, atol=0.05 * scale)
