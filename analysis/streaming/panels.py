@@ -1,0 +1,186 @@
+"""The second fan-out of a Salient study: per (class, feature), the NAMs and feature-attack images.
+
+:func:`panel_jobs` reads the merged :class:`SalientStats` into one :class:`PanelJob` per
+(class, top feature); :func:`run_panels` computes any slice of the jobs (a Celery task each, or
+all at once) into a :class:`Partial`; :func:`assemble_evidence` joins the slices into the
+:class:`analysis.salient.evidence.SalientEvidence` the study kinds already read.
+:func:`salient_evidence` runs the whole chain in this process.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+import torch
+
+from analysis.salient.attack import feature_attack
+from analysis.salient.evidence import FeaturePanel, SalientEvidence
+from analysis.salient.nam import neural_activation_maps, to_uint8_images
+
+from .device import resolve_device
+from .partial import Partial
+from .shards import ShardStore, image_loader, in_order, run_pass
+from .sources import DataSource, ModelSource, cached_dataset, cached_handle, cached_labels, canonical_json
+from .spec import Execution, PassSpec
+
+PANEL_KIND = "salient_panels"
+
+
+@attrs.frozen
+class PanelJob:
+    """One (class, feature) panel: its images, chosen from the merged statistics."""
+
+    cls: int
+    feature: int
+    rank: int
+    importance: float
+    top: tuple[int, ...] = attrs.field(converter=lambda v: tuple(int(i) for i in v))
+    bottom: tuple[int, ...] = attrs.field(converter=lambda v: tuple(int(i) for i in v))
+
+    def to_dict(self) -> dict:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict) -> "PanelJob":
+        return cls(**value)
+
+
+def panel_jobs(stats, *, classes: Sequence[int] | None = None, k_features: int = 5, k_images: int = 5,
+               pool: int = 65, panel_by: str = "prediction") -> list[PanelJob]:
+    """One job per (class, top-``k_features`` feature), in class then rank order.
+
+    ``top``: the ``k_images`` highest images among those predicted (``panel_by="prediction"``, the
+    paper's App. C) or labelled c; ``bottom``: the ``k_images`` lowest of the top-``pool`` by label.
+    """
+    chosen = stats.top_features(k_features)
+    classes = range(len(chosen)) if classes is None else [int(c) for c in classes]
+    return [PanelJob(cls=c, feature=int(f), rank=rank, importance=float(stats.importance[c, f]),
+                     top=stats.top_images(c, int(f), k_images, by=panel_by),
+                     bottom=stats.bottom_of_top(c, int(f), k_images, pool, by="label"))
+            for c in classes for rank, f in enumerate(chosen[c].tolist())]
+
+
+def default_attack_step(height: int, width: int) -> float:
+    """SPEC §3: L2 steps of 10 on [0, 1] images at 224 x 224, scaled by sqrt(pixels / 224²)."""
+    return 10.0 * math.sqrt(height * width / 224 ** 2)
+
+
+def panels_digest(spec: PassSpec, jobs: Sequence[PanelJob], settings: dict) -> str:
+    blob = canonical_json({"pass": spec.digest(), "jobs": [j.to_dict() for j in jobs], "settings": settings})
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _load_images(spec: PassSpec, indices: np.ndarray, execution: Execution, device: torch.device) -> torch.Tensor:
+    wanted = np.unique(indices)
+    found: dict[int, torch.Tensor] = {}
+    for item in image_loader(cached_dataset(spec.data), wanted, execution, device):
+        if len(item["skipped"]):
+            raise ValueError(f"image(s) {item['skipped'].tolist()} can no longer be read")
+        found.update(zip(item["indices"].tolist(), item["images"]))
+    return torch.stack([found[int(i)] for i in indices])
+
+
+def run_panels(spec: PassSpec, jobs: Sequence[PanelJob], *, start: int = 0, attack_steps: int = 100,
+               attack_step_size: float | None = None, execution: Execution = Execution(), handle=None,
+               progress=None) -> Partial:
+    """NAMs of every job's top and bottom images and feature attacks of its top images.
+
+    ``jobs`` may be a slice ``all_jobs[start:start + len(jobs)]`` of :func:`panel_jobs`; the partial
+    covers positions ``start:start + len(jobs)`` of the job list.  Arrays: ``top_nams`` and
+    ``bottom_nams`` (images, H, W) float32, ``attacked`` (images, H, W, 3) uint8, jobs' images in order.
+    """
+    if not jobs:
+        raise ValueError("no panel jobs given")
+    device = resolve_device(execution.device)
+    handle = handle if handle is not None else cached_handle(spec.model, device)
+    top = np.concatenate([job.top for job in jobs]).astype(np.int64)
+    bottom = np.concatenate([job.bottom for job in jobs]).astype(np.int64)
+    top_features = np.concatenate([[job.feature] * len(job.top) for job in jobs]).astype(np.int64)
+    bottom_features = np.concatenate([[job.feature] * len(job.bottom) for job in jobs]).astype(np.int64)
+    images = _load_images(spec, np.concatenate([top, bottom]), execution, handle.device)
+    step = attack_step_size if attack_step_size is not None else default_attack_step(*images.shape[-2:])
+    features = torch.from_numpy(np.concatenate([top_features, bottom_features]))
+    nams = []
+    with torch.no_grad():
+        for first in range(0, len(images), execution.batch_size):
+            maps = handle.feature_maps(images[first:first + execution.batch_size].to(handle.device))
+            nams.append(neural_activation_maps(maps, features[first:first + execution.batch_size],
+                                               tuple(images.shape[-2:])).cpu())
+    nams_np = torch.cat(nams).numpy().astype(np.float32)
+    attacked = []
+    for first in range(0, len(top), execution.batch_size):
+        if progress is not None:
+            progress(first, len(top), f"feature attacks ({attack_steps} steps)")
+        with torch.enable_grad():
+            attacked.append(feature_attack(handle, images[first:first + min(execution.batch_size, len(top) - first)],
+                                           torch.from_numpy(top_features[first:first + execution.batch_size]),
+                                           steps=attack_steps, step_size=step, batch_size=execution.batch_size))
+    if progress is not None:
+        progress(len(top), len(top), "panels computed")
+    settings = {"attack_steps": attack_steps, "attack_step_size": step}
+    return Partial(kind=PANEL_KIND, digest=panels_digest(spec, jobs, settings), start=start, stop=start + len(jobs),
+                   arrays={"top_nams": nams_np[:len(top)], "bottom_nams": nams_np[len(top):],
+                           "attacked": to_uint8_images(torch.cat(attacked)) if attacked else
+                           np.zeros((0, *images.shape[-2:], 3), np.uint8),
+                           "attack_step_size": np.array(step)})
+
+
+def class_examples(labels: np.ndarray, num_classes: int, n_examples: int = 3, seed: int = 0) -> np.ndarray:
+    """(C, n_examples) seeded random images of each class by label; (0, n_examples) if a class has too few."""
+    if any((labels == c).sum() < n_examples for c in range(num_classes)):
+        return np.zeros((0, n_examples), int)
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.choice(np.flatnonzero(labels == c), size=n_examples, replace=False)
+                     for c in range(num_classes)])
+
+
+def assemble_evidence(stats, jobs: Sequence[PanelJob], partials: Sequence[Partial], *, examples: np.ndarray,
+                      settings: dict) -> SalientEvidence:
+    """The study's evidence from the merged stats, all jobs and the partials of :func:`run_panels` covering them."""
+    ordered = in_order(partials)
+    if not ordered or ordered[0].start != 0 or ordered[-1].stop != len(jobs):
+        covered = f"{ordered[0].start}-{ordered[-1].stop}" if ordered else "nothing"
+        raise ValueError(f"the panel partials cover jobs {covered}, not all {len(jobs)}")
+    arrays = {key: np.concatenate([p.arrays[key] for p in ordered]) for key in ("top_nams", "bottom_nams", "attacked")}
+    panels, n_top, n_bottom = [], 0, 0
+    for job in jobs:
+        panels.append(FeaturePanel(
+            cls=job.cls, feature=job.feature, rank=job.rank, importance=job.importance,
+            top=np.array(job.top, np.int64), bottom=np.array(job.bottom, np.int64),
+            top_nams=arrays["top_nams"][n_top:n_top + len(job.top)],
+            bottom_nams=arrays["bottom_nams"][n_bottom:n_bottom + len(job.bottom)],
+            attacked=arrays["attacked"][n_top:n_top + len(job.top)]))
+        n_top += len(job.top)
+        n_bottom += len(job.bottom)
+    step = float(ordered[0].arrays["attack_step_size"])
+    k_features = settings.get("k_features", len({j.rank for j in jobs}))
+    return SalientEvidence(importance=stats.importance, top_features=stats.top_features(k_features),
+                           examples=examples, panels=panels, settings={**settings, "attack_step_size": step})
+
+
+def salient_evidence(model: ModelSource, data: DataSource, *, n_shards: int = 1, indices: Sequence[int] | None = None,
+                     classes: Sequence[int] | None = None, k_features: int = 5, k_images: int = 5, pool: int = 65,
+                     attack_steps: int = 100, attack_step_size: float | None = None, n_examples: int = 3,
+                     seed: int = 0, panel_by: str = "prediction", amp: bool = False,
+                     execution: Execution = Execution(), progress=None, store: ShardStore | None = None
+                     ) -> SalientEvidence:
+    """Streamed, sharded Salient evidence in this process: features pass, merge, panels, assembly."""
+    spec = PassSpec(kind="salient", model=model, data=data, params={"pool": max(pool, k_images)}, indices=indices,
+                    amp=amp)
+    stats = run_pass(spec, n_shards, execution=execution, progress=progress, store=store)
+    weight_classes = len(stats.importance)
+    classes = list(range(weight_classes)) if classes is None else [int(c) for c in classes]
+    jobs = panel_jobs(stats, classes=classes, k_features=k_features, k_images=k_images, pool=pool, panel_by=panel_by)
+    partial = run_panels(spec, jobs, attack_steps=attack_steps, attack_step_size=attack_step_size,
+                         execution=execution, progress=progress)
+    labels = cached_labels(data)
+    labels = labels if indices is None else labels[np.asarray(indices)]
+    examples = class_examples(labels, weight_classes, n_examples, seed)
+    if indices is not None and len(examples):
+        examples = np.asarray(indices)[examples]
+    settings = {"k_features": k_features, "k_images": k_images, "pool": pool, "attack_steps": attack_steps,
+                "classes": classes, "panel_by": panel_by}
+    return assemble_evidence(stats, jobs, [partial], examples=examples, settings=settings)
