@@ -39,6 +39,9 @@ class PanelJob:
     importance: float
     top: tuple[int, ...] = attrs.field(converter=lambda v: tuple(int(i) for i in v))
     bottom: tuple[int, ...] = attrs.field(converter=lambda v: tuple(int(i) for i in v))
+    pool: tuple[int, ...] = attrs.field(default=(), converter=lambda v: tuple(int(i) for i in v))
+    label_top: tuple[int, ...] = attrs.field(default=(), converter=lambda v: tuple(int(i) for i in v))
+    grouping: str = "prediction"
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -50,17 +53,25 @@ class PanelJob:
 
 def panel_jobs(stats, *, classes: Sequence[int] | None = None, k_features: int = 5, k_images: int = 5,
                pool: int = 65, panel_by: str = "prediction") -> list[PanelJob]:
-    """One job per (class, top-``k_features`` feature), in class then rank order.
+    """One job per (class, top-``k_features`` feature), in class then rank order, as
+    :func:`analysis.salient.evidence.compute_salient_evidence` chooses them.
 
-    ``top``: the ``k_images`` highest images among those predicted (``panel_by="prediction"``, the
-    paper's App. C) or labelled c; ``bottom``: the ``k_images`` lowest of the top-``pool`` by label.
+    ``top``: the ``k_images`` highest images among those predicted c (``panel_by="prediction"``, the
+    paper's App. C; by label for a class predicted fewer than ``k_images`` times) or labelled c;
+    ``pool``: D(c, i), the top-``pool`` by label; ``label_top`` its first and ``bottom`` its last ``k_images``.
     """
     chosen = stats.top_features(k_features)
     classes = range(len(chosen)) if classes is None else [int(c) for c in classes]
-    return [PanelJob(cls=c, feature=int(f), rank=rank, importance=float(stats.importance[c, f]),
-                     top=stats.top_images(c, int(f), k_images, by=panel_by),
-                     bottom=stats.bottom_of_top(c, int(f), k_images, pool, by="label"))
-            for c in classes for rank, f in enumerate(chosen[c].tolist())]
+    jobs = []
+    for c in classes:
+        grouping = "prediction" if panel_by == "prediction" and stats.predicted_counts[c] >= k_images else "label"
+        for rank, f in enumerate(chosen[c].tolist()):
+            pool_images = stats.top_images(c, int(f), pool, by="label")
+            jobs.append(PanelJob(cls=c, feature=int(f), rank=rank, importance=float(stats.importance[c, f]),
+                                 top=stats.top_images(c, int(f), k_images, by=grouping),
+                                 bottom=pool_images[-k_images:], pool=pool_images,
+                                 label_top=pool_images[:k_images], grouping=grouping))
+    return jobs
 
 
 def default_attack_step(height: int, width: int) -> float:
@@ -96,13 +107,14 @@ def run_panels(spec: PassSpec, jobs: Sequence[PanelJob], *, start: int = 0, atta
         raise ValueError("no panel jobs given")
     device = resolve_device(execution.device)
     handle = handle if handle is not None else cached_handle(spec.model, device)
-    top = np.concatenate([job.top for job in jobs]).astype(np.int64)
-    bottom = np.concatenate([job.bottom for job in jobs]).astype(np.int64)
-    top_features = np.concatenate([[job.feature] * len(job.top) for job in jobs]).astype(np.int64)
-    bottom_features = np.concatenate([[job.feature] * len(job.bottom) for job in jobs]).astype(np.int64)
-    images = _load_images(spec, np.concatenate([top, bottom]), execution, handle.device)
+    sets = {name: np.concatenate([getattr(job, name) for job in jobs]).astype(np.int64)
+            for name in ("top", "label_top", "bottom")}
+    set_features = {name: np.concatenate([[job.feature] * len(getattr(job, name)) for job in jobs]).astype(np.int64)
+                    for name in sets}
+    top, top_features = sets["top"], set_features["top"]
+    images = _load_images(spec, np.concatenate(list(sets.values())), execution, handle.device)
     step = attack_step_size if attack_step_size is not None else default_attack_step(*images.shape[-2:])
-    features = torch.from_numpy(np.concatenate([top_features, bottom_features]))
+    features = torch.from_numpy(np.concatenate(list(set_features.values())))
     nams = []
     with torch.no_grad():
         for first in range(0, len(images), execution.batch_size):
@@ -122,7 +134,9 @@ def run_panels(spec: PassSpec, jobs: Sequence[PanelJob], *, start: int = 0, atta
         progress(len(top), len(top), "panels computed")
     settings = {"attack_steps": attack_steps, "attack_step_size": step}
     return Partial(kind=PANEL_KIND, digest=panels_digest(spec, jobs, settings), start=start, stop=start + len(jobs),
-                   arrays={"top_nams": nams_np[:len(top)], "bottom_nams": nams_np[len(top):],
+                   arrays={"top_nams": nams_np[:len(top)],
+                           "label_top_nams": nams_np[len(top):len(top) + len(sets["label_top"])],
+                           "bottom_nams": nams_np[len(top) + len(sets["label_top"]):],
                            "attacked": to_uint8_images(torch.cat(attacked)) if attacked else
                            np.zeros((0, *images.shape[-2:], 3), np.uint8),
                            "attack_step_size": np.array(step)})
@@ -144,16 +158,20 @@ def assemble_evidence(stats, jobs: Sequence[PanelJob], partials: Sequence[Partia
     if not ordered or ordered[0].start != 0 or ordered[-1].stop != len(jobs):
         covered = f"{ordered[0].start}-{ordered[-1].stop}" if ordered else "nothing"
         raise ValueError(f"the panel partials cover jobs {covered}, not all {len(jobs)}")
-    arrays = {key: np.concatenate([p.arrays[key] for p in ordered]) for key in ("top_nams", "bottom_nams", "attacked")}
-    panels, n_top, n_bottom = [], 0, 0
+    arrays = {key: np.concatenate([p.arrays[key] for p in ordered])
+              for key in ("top_nams", "label_top_nams", "bottom_nams", "attacked")}
+    panels, n_top, n_label, n_bottom = [], 0, 0, 0
     for job in jobs:
         panels.append(FeaturePanel(
             cls=job.cls, feature=job.feature, rank=job.rank, importance=job.importance,
             top=np.array(job.top, np.int64), bottom=np.array(job.bottom, np.int64),
             top_nams=arrays["top_nams"][n_top:n_top + len(job.top)],
             bottom_nams=arrays["bottom_nams"][n_bottom:n_bottom + len(job.bottom)],
-            attacked=arrays["attacked"][n_top:n_top + len(job.top)]))
+            attacked=arrays["attacked"][n_top:n_top + len(job.top)], pool=np.array(job.pool, np.int64),
+            label_top=np.array(job.label_top, np.int64),
+            label_top_nams=arrays["label_top_nams"][n_label:n_label + len(job.label_top)], grouping=job.grouping))
         n_top += len(job.top)
+        n_label += len(job.label_top)
         n_bottom += len(job.bottom)
     step = float(ordered[0].arrays["attack_step_size"])
     k_features = settings.get("k_features", len({j.rank for j in jobs}))

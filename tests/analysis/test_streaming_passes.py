@@ -22,7 +22,7 @@ def test_salient_evidence_streamed_in_three_shards_equals_in_memory(tiny_data, t
     model, handle = tiny_model
     expected = compute_salient_evidence(handle, images, labels, batch_size=32, **SETTINGS)
     done = []
-    streamed = salient_evidence(model, source, n_shards=3, panel_by="label", execution=Execution(batch_size=32),
+    streamed = salient_evidence(model, source, n_shards=3, execution=Execution(batch_size=32),
                                 progress=lambda d, t, m: done.append((d, t)), **SETTINGS)
 
     predicted = np.bincount(handle.predict(images).numpy(), minlength=NUM_CLASSES)
@@ -34,6 +34,10 @@ def test_salient_evidence_streamed_in_three_shards_equals_in_memory(tiny_data, t
     for ours, theirs in zip(streamed.panels, expected.panels):
         np.testing.assert_array_equal(ours.top, theirs.top)
         np.testing.assert_array_equal(ours.bottom, theirs.bottom)
+        np.testing.assert_array_equal(ours.pool, theirs.pool)
+        np.testing.assert_array_equal(ours.label_top, theirs.label_top)
+        np.testing.assert_allclose(ours.label_top_nams, theirs.label_top_nams, atol=1e-5)
+        assert ours.grouping == theirs.grouping
         np.testing.assert_allclose(ours.top_nams, theirs.top_nams, atol=1e-5)
         np.testing.assert_allclose(ours.bottom_nams, theirs.bottom_nams, atol=1e-5)
         assert np.abs(ours.attacked.astype(int) - theirs.attacked.astype(int)).max() <= 1
