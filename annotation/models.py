@@ -136,6 +136,7 @@ class Job(TimestampedModel):
     class State(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"
+        WAITING = "waiting"  # an evidence job whose shards run on other workers
         DONE = "done"
         FAILED = "failed"
 

@@ -129,6 +129,17 @@ SALIENT_LOGIN_FAILURE_RATE = env_rate("SALIENT_LOGIN_FAILURE_RATE", "10/m")  # p
 ARTIFACT_DIR = Path(os.environ.get("SALIENT_ARTIFACT_DIR", VAR_DIR / "artifacts"))
 # The built-in benchmark, its trained models and cached evidence (reused across studies).
 SALIENT_BENCHMARK_DIR = Path(os.environ.get("SALIENT_BENCHMARK_DIR", VAR_DIR / "benchmark"))
+# Evidence passes (annotation/services/evidence.py): shards per pass, images per batch, DataLoader decoding
+# processes, device ("" = cuda when available, else cpu), and where artifacts and shards live.
+SALIENT_EVIDENCE_SHARDS = env_int("SALIENT_EVIDENCE_SHARDS", 4, minimum=1)
+SALIENT_EVIDENCE_BATCH = env_int("SALIENT_EVIDENCE_BATCH", 64, minimum=1)
+SALIENT_EVIDENCE_LOADER_WORKERS = env_int("SALIENT_EVIDENCE_LOADER_WORKERS", 0, minimum=0)
+SALIENT_AMP = env_bool("SALIENT_AMP", False)
+SALIENT_DEVICE = os.environ.get("SALIENT_DEVICE", "")
+# A running job whose last progress is older than this is taken over when its message is redelivered.
+SALIENT_JOB_STALE_SECONDS = env_int("SALIENT_JOB_STALE_SECONDS", 900, minimum=30)
+SALIENT_ARTIFACT_URL = os.environ.get("SALIENT_ARTIFACT_URL", "")
+SALIENT_S3_ENDPOINT_URL = os.environ.get("SALIENT_S3_ENDPOINT_URL", "")
 EXPORT_DIR = Path(os.environ.get("SALIENT_EXPORT_DIR", VAR_DIR / "exports"))
 
 # Celery: without a broker, tasks run eagerly in-process (the embedded default).
@@ -142,15 +153,18 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3 * 3600, minimum=120
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 # Redis hands an unacknowledged (acks_late) job to another worker after the visibility timeout: it must
 # outlast the longest job, or a job still running is started a second time (workers/celery.py checks).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + max(600, CELERY_TASK_TIME_LIMIT // 10)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int(
+    "CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + max(600, CELERY_TASK_TIME_LIMIT // 10), minimum=1)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queues, each served by its own workers (make worker QUEUE=…): heavy torch jobs never hold up expiry.
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     **{f"workers.tasks.{name}": {"queue": "evidence"}
-       for name in ("compute_study_evidence", "compute_study_outputs", "run_kind_job")},
+       for name in ("compute_study_evidence", "compute_evidence_shard", "compute_study_outputs", "run_kind_job")},
     **{f"workers.tasks.{name}": {"queue": "periodic"} for name in ("expire_assignments", "reconcile_crowd_backends")},
 }
+if os.environ.get("SALIENT_ONE_QUEUE"):  # one queue for everything (a single-worker install, the tests' workers)
+    CELERY_TASK_ROUTES = {"*": {"queue": os.environ["SALIENT_ONE_QUEUE"]}}
 CELERY_BEAT_SCHEDULE = {  # a run not started before the next one is due is dropped (expires)
     "expire-assignments": {"task": "workers.tasks.expire_assignments", "schedule": 60.0,
                            "options": {"expires": 55}},

@@ -2,30 +2,24 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from analysis.artifact_store import LocalArtifactStore
 from annotation import services
-from annotation.models import Study
+from tests.celery_processes import (  # noqa: F401
+    database_url,
+    not_eager,
+    redis_broker,
+    start_worker,
+    stop_worker,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.celery_worker]
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture(scope="module")
@@ -33,50 +27,17 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory, 
     """Start ``celery worker`` on a queue of its own, sharing the test database and artifact dir."""
     from workers.celery import routed_to
 
-    broker = os.environ.get("CELERY_BROKER_URL", "")
-    if not broker.startswith("redis://"):
-        pytest.fail("set CELERY_BROKER_URL to a Redis URL (as `make test` does) to run the real-worker tests")
+    broker = redis_broker()
     queue = f"test-{uuid.uuid4().hex[:8]}"
     artifacts = tmp_path_factory.getbasetemp() / "artifacts"
     with django_db_blocker.unblock():
         env = {**os.environ, "DATABASE_URL": database_url(), "SALIENT_ARTIFACT_DIR": str(artifacts),
                "CELERY_BROKER_URL": broker, "SALIENT_BENCHMARK_DIR": str(benchmark_dir)}
     log = tmp_path_factory.mktemp("celery") / "worker.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "-Q", queue,
-             "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while "ready." not in log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
+    proc = start_worker(queue, log, env)
     with routed_to(queue):
         yield {"process": proc, "log": log}
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-@pytest.fixture
-def not_eager():
-    from workers.celery import app
-
-    app.conf.task_always_eager = False
-    yield
-    app.conf.task_always_eager = True
-
-
-def wait_for(study: Study, states: set[str], timeout: float = 120) -> Study:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        study.refresh_from_db()
-        if study.state in states:
-            return study
-        time.sleep(0.3)
-    raise AssertionError(f"study stayed {study.state} for {timeout}s")
+    stop_worker(proc)
 
 
 def test_real_worker_computes_the_evidence(transactional_db, celery_worker_process, not_eager, researcher):

@@ -10,8 +10,10 @@ import traceback
 from collections.abc import Callable
 
 from celery import shared_task
+from celery.utils.log import get_task_logger
 
 log = logging.getLogger(__name__)
+task_log = get_task_logger(__name__)
 
 
 class TransientError(Exception):
@@ -27,7 +29,7 @@ def _transient() -> tuple[type[BaseException], ...]:
 def _run_job(task, job_id: int, service: Callable) -> None:
     """Run ``service(job=...)``; retry transient errors, record any other failure on the job."""
     from annotation.models import Job
-    from annotation.services import job_fail
+    from annotation.services import job_fail, job_release
 
     job = Job.objects.select_related("study").filter(pk=job_id).first()
     if job is None:
@@ -38,6 +40,8 @@ def _run_job(task, job_id: int, service: Callable) -> None:
     except _transient() as exc:
         if task.request.retries >= task.max_retries:
             job_fail(job_id=job_id, error=f"gave up after {task.max_retries} retries: {exc}")
+        else:
+            job_release(job_id=job_id)
         raise
     except Exception as exc:
         job_fail(job_id=job_id, error="".join(traceback.format_exception_only(exc)).strip())
@@ -56,6 +60,25 @@ def compute_study_evidence(self, job_id: int) -> None:
     from annotation.services import study_compute_evidence
 
     _run_job(self, job_id, study_compute_evidence)
+
+
+@shared_task(name="workers.tasks.compute_evidence_shard", **JOB_OPTIONS)
+def compute_evidence_shard(self, job_id: int, spec: dict, index: int, n_shards: int) -> None:
+    """Compute one shard of an evidence pass; the shard that completes the pass queues its job again."""
+    from annotation.services import job_fail
+    from annotation.services.evidence import evidence_shard_run
+
+    try:
+        done, complete = evidence_shard_run(job_id=job_id, spec=spec, index=index, n_shards=n_shards)
+        task_log.info("evidence shard %s of job %s: %s", index, job_id, done)
+    except _transient():
+        raise
+    except Exception as exc:
+        job_fail(job_id=job_id, error="".join(traceback.format_exception_only(exc)).strip())
+        log.exception("evidence shard %s of job %s failed", index, job_id)
+        return
+    if complete:
+        compute_study_evidence.delay(job_id)
 
 
 @shared_task(name="workers.tasks.compute_study_outputs", **JOB_OPTIONS)

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 
 import attrs
@@ -114,51 +113,93 @@ class FolderConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class FolderImages(torch.utils.data.Dataset):
+    """``(image, label)`` of an explicit file list: float (3, size, size) in [0, 1]; an undecodable file raises
+    ``OSError``. ``samples`` and ``targets`` as torchvision's ImageFolder (paths, labels without decoding)."""
+
+    def __init__(self, root: str | os.PathLike, files: Sequence[tuple[str, int]], image_size: int,
+                 mode: str = "resize_crop") -> None:
+        self.root, self.image_size, self.mode = Path(root), int(image_size), mode
+        self.samples = [(str(self.root / name), int(label)) for name, label in files]
+        self.targets = [label for _, label in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        try:
+            image = load_image(path, self.image_size, self.mode)
+        except _DECODE_ERRORS as exc:
+            raise OSError(f"cannot decode {path}: {exc}") from exc
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255, label
+
+
+class LazyImages:
+    """A split's images as uint8 (N, size, size, 3), decoded only when indexed; an undecodable file
+    shows as black and is listed in ``skipped``."""
+
+    def __init__(self, dataset: FolderImages) -> None:
+        self.dataset = dataset
+        self.skipped: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self), self.dataset.image_size, self.dataset.image_size, 3)
+
+    def _one(self, index: int) -> np.ndarray:
+        try:
+            return load_image(self.dataset.samples[index][0], self.dataset.image_size, self.dataset.mode)
+        except _DECODE_ERRORS:
+            self.skipped.add(int(index))
+            return np.zeros(self.shape[1:], np.uint8)
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            return self._one(int(index))
+        positions = np.arange(len(self))[index]
+        return np.stack([self._one(int(i)) for i in np.atleast_1d(positions)]) if np.size(positions) else \
+            np.zeros((0, *self.shape[1:]), np.uint8)
+
+
 class FolderSplit:
-    """One split of a folder: uint8 images (N, H, W, 3) and labels, loaded once on first use."""
+    """One split of a folder with the benchmark split's interface; images decoded when used."""
+
+    object_masks = None
+    bias_masks = None
 
     def __init__(self, root: Path, files: Sequence[tuple[str, int]], image_size: int, mode: str) -> None:
-        self.root, self._files, self.image_size, self.mode = root, list(files), image_size, mode
-        self.skipped: list[str] = []
-
-    @cached_property
-    def _loaded(self) -> tuple[np.ndarray, np.ndarray]:
-        images, labels = [], []
-        for name, label in self._files:
-            try:
-                images.append(load_image(self.root / name, self.image_size, self.mode))
-                labels.append(label)
-            except _DECODE_ERRORS:
-                self.skipped.append(name)
-        if not images:
-            raise ValueError(f"no image of {self.root} could be decoded")
-        return np.stack(images), np.asarray(labels, dtype=np.int64)
+        self.dataset = FolderImages(root, files, image_size, mode)
+        self.images = LazyImages(self.dataset)
+        self.labels = np.asarray(self.dataset.targets, dtype=np.int64)
 
     @property
-    def images(self) -> np.ndarray:
-        return self._loaded[0]
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self._loaded[1]
+    def skipped(self) -> list[int]:
+        return sorted(self.images.skipped)
 
     @property
     def bias_kinds(self) -> np.ndarray:
         return np.full(len(self), -1, dtype=np.int64)
-
-    object_masks = None
-    bias_masks = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def tensors(self, indices: Sequence[int] | np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Images as float (N, 3, H, W) in [0, 1] and labels, optionally of ``indices`` only."""
-        images, labels = self.images, self.labels
-        if indices is not None:
-            images, labels = images[np.asarray(indices)], labels[np.asarray(indices)]
-        return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255, \
-            torch.from_numpy(labels)
+        indices = np.arange(len(self)) if indices is None else np.asarray(indices)
+        images = self.images[indices]
+        return (torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255,
+                torch.from_numpy(self.labels[indices]))
+
+
+def folder_files(root: str | os.PathLike, classes: Sequence[ClassInfo]) -> list[tuple[str, int]]:
+    """(relative path, label) of every image file of the folder, in class then name order (not decoded)."""
+    scan = scan_image_folder(root, classes, verify=False)
+    label_of = {c.folder: c.index for c in scan.classes}
+    return [(name, label_of[folder]) for folder, names in scan.files.items() for name in names]
 
 
 class FolderBenchmark:
@@ -167,17 +208,23 @@ class FolderBenchmark:
     biases = ()
     has_masks = False
 
-    def __init__(self, root: str | os.PathLike, classes: Sequence[ClassInfo], files: dict[str, list[str]], *,
-                 val_root: str | os.PathLike | None = None, val_files: dict[str, list[str]] | None = None,
-                 image_size: int = 224, mode: str = "resize_crop") -> None:
+    def __init__(self, root: str | os.PathLike, classes: Sequence[ClassInfo], *,
+                 val_root: str | os.PathLike | None = None, image_size: int = 224, mode: str = "resize_crop") -> None:
         self.class_infos = list(classes)
-        label_of = {c.folder: c.index for c in self.class_infos}
-        train = [(name, label_of[folder]) for folder, names in files.items() for name in names]
+        self.roots = {"train": str(root), "test": str(val_root) if val_root else None}
+        self.image_size, self.mode = int(image_size), mode
+        train = folder_files(root, self.class_infos)
         self._splits = {"train": FolderSplit(Path(root), train, image_size, mode)}
-        if val_root is not None and val_files:
-            val = [(name, label_of[folder]) for folder, names in val_files.items() for name in names]
-            self._splits["test"] = FolderSplit(Path(val_root), val, image_size, mode)
+        if val_root:
+            self._splits["test"] = FolderSplit(Path(val_root), folder_files(val_root, self.class_infos), image_size,
+                                               mode)
         self.config = FolderConfig(str(root), tuple(n for n, _ in train), image_size, mode)
+
+    def data_source_options(self, split: str = "train") -> dict:
+        """Options of the streaming ``registered_folder`` data source that reads the same files in the same order."""
+        root = self.roots["train"] if split == "train" or not self.roots["test"] else self.roots["test"]
+        return {"root": root, "classes": [c.as_dict() for c in self.class_infos], "image_size": self.image_size,
+                "mode": self.mode}
 
     @property
     def num_classes(self) -> int:

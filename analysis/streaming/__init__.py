@@ -17,14 +17,30 @@ Typical use::
 from .device import DEVICE_ENV, autocast, resolve_device
 from .lrp import Heatmaps, LrpPass
 from .panels import (
-    PanelJob, assemble_evidence, class_examples, default_attack_step, panel_jobs, run_panels, salient_evidence,
+    PanelJob,
+    assemble_evidence,
+    class_examples,
+    default_attack_step,
+    panel_jobs,
+    panels_digest,
+    run_panels,
+    salient_evidence,
 )
 from .partial import Partial
 from .predictions import Predictions, PredictionsPass
 from .prototype_features import PrototypeFeatures, PrototypeFeaturesPass
 from .salient import SalientPass, SalientStats
 from .shards import (
-    DirectoryShardStore, ProgressSum, Shard, ShardStore, finish, image_loader, merge, plan_shards, run_pass, run_shard,
+    DirectoryShardStore,
+    ProgressSum,
+    Shard,
+    ShardStore,
+    finish,
+    image_loader,
+    merge,
+    plan_shards,
+    run_pass,
+    run_shard,
     shard_name,
 )
 from .sources import DataSource, ModelSource, register_data_source
@@ -36,6 +52,6 @@ __all__ = [
     "ModelSource", "PanelJob", "Partial", "PassSpec", "PerImagePass", "Predictions", "PredictionsPass", "ProgressSum",
     "PrototypeFeatures", "PrototypeFeaturesPass", "SalientPass", "SalientStats", "Shard", "ShardStore",
     "StreamPass", "assemble_evidence", "autocast", "class_examples", "default_attack_step", "finish",
-    "image_loader", "merge", "panel_jobs", "pass_kinds", "plan_shards", "register_data_source", "register_pass",
+    "image_loader", "merge", "panel_jobs", "panels_digest", "pass_kinds", "plan_shards", "register_data_source", "register_pass",
     "resolve_device", "run_pass", "run_panels", "run_shard", "salient_evidence", "shard_name",
 ]

@@ -54,6 +54,15 @@ def _image_folder(root: str, metadata: str | None = None, image_size: int = 224,
     return MetadataImageFolder(root, metadata, image_size=int(image_size))
 
 
+@register_data_source("registered_folder")
+def _registered_folder(root: str, classes: list[dict], image_size: int = 224, mode: str = "resize_crop",
+                       **_: Any) -> Dataset:
+    from analysis.datasets.folder_benchmark import FolderImages, folder_files
+    from analysis.datasets.metadata import ClassInfo
+
+    return FolderImages(root, folder_files(root, [ClassInfo(**c) for c in classes]), int(image_size), mode)
+
+
 @register_data_source("benchmark")
 def _benchmark(directory: str, config: Mapping | None = None, split: str = "train", **_: Any) -> Dataset:
     from analysis.datasets.benchmark import BenchmarkConfig, load_or_generate_benchmark

@@ -41,6 +41,7 @@ from annotation.services.jobs import (  # noqa: F401
     enqueue_job,
     job_fail,
     job_progress,
+    job_release,
     study_compute_evidence,
     study_compute_outputs,
     study_run_kind_job,

@@ -6,9 +6,11 @@ from pathlib import Path
 import pandas as pd
 from django.conf import settings as django_settings
 
+from analysis.artifact_store import NamedObjects
 from annotation import selectors
-from annotation.artifacts import ArtifactImages, artifact_read
+from annotation.artifacts import ArtifactImages, artifact_read, artifact_store
 from annotation.models import Answer, Study, StudyOutput
+from annotation.services.evidence import PassRunner
 from annotation.services.registry import checkpoint_path, study_inputs
 from annotation.task_kinds import StudyContext, TaskRecord
 
@@ -16,8 +18,11 @@ ANSWER_COLUMNS = ["answer", "task", "worker", "payload", "flag", "counted", "sho
 #: ``counted`` is read as the assignment state, then turned into "the answer counts".
 
 
-def study_context(study: Study) -> StudyContext:
-    """The :class:`StudyContext` of ``study``; tasks, labels, answers and outputs are read when asked for."""
+def study_context(study: Study, job_id: int | None = None) -> StudyContext:
+    """The :class:`StudyContext` of ``study``; tasks, labels, answers and outputs are read when asked for.
+
+    ``job_id``: the evidence job whose passes may be spread over the ``evidence`` queue (else in-process).
+    """
 
     def tasks() -> list[TaskRecord]:
         return [TaskRecord(pk, key, payload, truth, is_gold) for pk, key, payload, truth, is_gold in
@@ -43,5 +48,6 @@ def study_context(study: Study) -> StudyContext:
     for entry in inputs.get("models", {}).values():
         entry["path"] = checkpoint_path(entry["checkpoint"]) if entry["checkpoint"] else ""
     return StudyContext(id=study.pk, name=study.name, conf=conf, work_dir=Path(django_settings.SALIENT_BENCHMARK_DIR),
-                        store=ArtifactImages(), inputs=inputs, tasks=tasks, labels=labels, answers=answers,
+                        store=ArtifactImages(), inputs=inputs, run_pass=PassRunner(job_id),
+                        cache=NamedObjects(artifact_store(), "cache"), tasks=tasks, labels=labels, answers=answers,
                         read_output=read_output)

@@ -1,12 +1,14 @@
 """Jobs: queueing the Celery jobs of a study and running them (evidence, outputs, a kind's own jobs)."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotation.artifacts import artifact_store_bytes
@@ -14,13 +16,16 @@ from annotation.errors import ApplicationError
 from annotation.exports import study_labels_table
 from annotation.models import GOLD_SLOTS, Artifact, Job, Study, StudyOutput, Task
 from annotation.services.contexts import study_context
+from annotation.services.evidence import EvidenceDeferred
 from annotation.states import study_transition
 from annotation.task_kinds import OutputFile, TaskSpec, get_task_kind
 
 log = logging.getLogger(__name__)
 
 def job_progress(*, job_id: int, done: int, total: int, message: str = "") -> None:
-    Job.objects.filter(pk=job_id).update(done=min(done, total), total=total, message=message[:255])
+    """Record progress; it is also the job's heartbeat (``updated_at``)."""
+    Job.objects.filter(pk=job_id).update(done=min(done, total), total=total, message=message[:255],
+                                         updated_at=timezone.now())
 
 
 def study_compute_evidence(*, job: Job) -> None:
@@ -32,7 +37,13 @@ def study_compute_evidence(*, job: Job) -> None:
         log.warning("evidence job %s skipped: study %s is %s", job.pk, study.pk, study.state)
         return
     progress = _job_start(job)
-    items = list(get_task_kind(study.kind).build_tasks(study_context(study), progress))
+    if progress is None:
+        return
+    try:
+        items = list(get_task_kind(study.kind).build_tasks(study_context(study, job_id=job.pk), progress))
+    except EvidenceDeferred as deferred:
+        _job_wait(job_id=job.pk, deferred=deferred)
+        return
     specs = [item for item in items if isinstance(item, TaskSpec)]
     files = [item for item in items if isinstance(item, OutputFile)]
     stored = _store_files(files)
@@ -102,16 +113,40 @@ def _replace_stage_outputs(*, study: Study, stage: str, stored: list) -> None:
         )
 
 
-def _job_start(job: Job) -> Callable[[int, int, str], None]:
-    """Mark a job running; returns its progress callback."""
-    Job.objects.filter(pk=job.pk).update(
-        state=Job.State.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, error=""
-    )
+def _job_start(job: Job) -> Callable[[int, int, str], None] | None:
+    """Claim the job (pending or waiting → running) and return its progress callback.
+
+    None when the job runs elsewhere already: a broker may redeliver a job whose worker is alive; only a
+    running job whose heartbeat (last progress) is older than ``SALIENT_JOB_STALE_SECONDS`` is taken over.
+    """
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=settings.SALIENT_JOB_STALE_SECONDS)
+    claimed = Job.objects.filter(pk=job.pk).filter(
+        Q(state__in=(Job.State.PENDING, Job.State.WAITING)) | Q(state=Job.State.RUNNING, updated_at__lt=stale)
+    ).update(state=Job.State.RUNNING, started_at=now, attempts=F("attempts") + 1, error="", updated_at=now)
+    if not claimed:
+        log.warning("job %s not run: it is %s elsewhere", job.pk, Job.objects.get(pk=job.pk).state)
+        return None
 
     def progress(done: int, total: int, message: str = "") -> None:
         job_progress(job_id=job.pk, done=done, total=total, message=message)
 
     return progress
+
+
+def job_release(*, job_id: int) -> None:
+    """Give a running job back to the queue (before a retry of a transient failure)."""
+    Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(state=Job.State.PENDING)
+
+
+def _job_wait(*, job_id: int, deferred: EvidenceDeferred) -> None:
+    """The job steps aside while its shards run; if they all finished meanwhile, it is queued again."""
+    Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(state=Job.State.WAITING, message=str(deferred)[:255],
+                                                                  updated_at=timezone.now())
+    if deferred.complete() and Job.objects.filter(pk=job_id, state=Job.State.WAITING).update(state=Job.State.PENDING):
+        from workers.tasks import compute_study_evidence
+
+        transaction.on_commit(lambda: compute_study_evidence.delay(job_id))
 
 
 def _job_finish_with_files(*, job: Job, stage: str, files: list[OutputFile]) -> None:
@@ -128,6 +163,8 @@ def study_compute_outputs(*, job: Job) -> None:
     if job.state == Job.State.DONE:
         return
     progress = _job_start(job)
+    if progress is None:
+        return
     kind = get_task_kind(job.study.kind)
     files = kind.build_outputs(study_context(job.study), study_labels_table(study=job.study), progress)
     _job_finish_with_files(job=job, stage="outputs", files=files)
@@ -156,6 +193,8 @@ def study_run_kind_job(*, job: Job) -> None:
     if job.state == Job.State.DONE:
         return
     progress = _job_start(job)
+    if progress is None:
+        return
     files = get_task_kind(job.study.kind).jobs[job.name].run(study_context(job.study), job.params, progress)
     _job_finish_with_files(job=job, stage=job.name, files=files)
 

@@ -99,6 +99,11 @@ class StudyContext:
     store: ImageSink
     #: The registry entries the settings name: ``{"dataset": {...}, "models": {name: {...}}}`` (plain dicts).
     inputs: Mapping[str, Any] = attrs.field(factory=dict)
+    #: ``run_pass(spec, progress)``: the result of a streamed pass (:class:`analysis.streaming.PassSpec`),
+    #: sharded over the ``evidence`` queue when there is a broker; None: run passes in-process.
+    run_pass: Callable[[Any, Progress], Any] | None = None
+    #: Results kept between runs by name (``get(name) -> bytes | None``, ``put(name, bytes)``); None: no cache.
+    cache: Any = None
     tasks: Callable[[], list[TaskRecord]] = list
     labels: Callable[[], dict[int, str]] = dict
     answers: Callable[[], "pd.DataFrame"] = attrs.field(default=None)

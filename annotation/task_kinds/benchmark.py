@@ -137,16 +137,36 @@ def model_inputs(ctx: StudyContext, names: list[str], progress: Progress):
     return bench, handles, paths
 
 
+def model_source(ctx: StudyContext, name: str, path: Path):
+    """The registered model ``name`` as a streaming :class:`~analysis.streaming.ModelSource` (loaded as
+    :func:`model_inputs` loads it)."""
+    from analysis.streaming import ModelSource
+
+    entry = ctx.inputs["models"][name]
+    if entry["builtin"]:
+        return ModelSource(str(path))
+    return ModelSource(str(path), arch=entry["architecture"], sha256=entry["sha256"] or None,
+                       options={"input_size": entry["input_size"], "mean": entry["mean"] or None,
+                                "std": entry["std"] or None})
+
+
+def data_source(ctx: StudyContext, bench, split: str = "train"):
+    """The study's dataset as a streaming :class:`~analysis.streaming.DataSource` with the same image order."""
+    from analysis.streaming import DataSource
+
+    if ctx.inputs["dataset"]["builtin"]:
+        return DataSource("benchmark", {"directory": str(ctx.work_dir / "benchmark"),
+                                        "config": dict(ctx.conf["benchmark"]), "split": split})
+    return DataSource("registered_folder", bench.data_source_options(split))
+
+
 def folder_dataset(entry: Mapping[str, Any], image_size: int, mode: str = "resize_crop"):
     """A registered image folder as a :class:`FolderBenchmark` (files listed again, not re-verified)."""
-    from analysis.datasets.folder_benchmark import FolderBenchmark, scan_image_folder
+    from analysis.datasets.folder_benchmark import FolderBenchmark
     from analysis.datasets.metadata import ClassInfo
 
-    classes = [ClassInfo(**c) for c in entry["classes"]]
-    files = scan_image_folder(entry["root"], classes, verify=False).files
-    val_files = scan_image_folder(entry["val_root"], classes, verify=False).files if entry["val_root"] else None
-    return FolderBenchmark(entry["root"], classes, files, val_root=entry["val_root"] or None, val_files=val_files,
-                           image_size=image_size, mode=mode)
+    return FolderBenchmark(entry["root"], [ClassInfo(**c) for c in entry["classes"]],
+                           val_root=entry["val_root"] or None, image_size=image_size, mode=mode)
 
 
 def class_info(bench, cls: int) -> dict[str, Any]:

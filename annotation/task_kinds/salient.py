@@ -1,14 +1,17 @@
 """What the two Salient ImageNet kinds share: their settings and the study's (cached) Salient evidence."""
 from __future__ import annotations
 
+import numpy as np
 from django import forms
 
 from annotation.task_kinds.base import Progress, StudyContext, staged
 from annotation.task_kinds.benchmark import (
     BenchmarkOverridesForm,
     ClassListField,
+    data_source,
     model_field,
     model_inputs,
+    model_source,
     models_field,
 )
 
@@ -34,17 +37,39 @@ class SalientSettingsForm(BenchmarkOverridesForm):
 
 
 def study_evidence(ctx: StudyContext, progress: Progress):
-    """The benchmark, the studied model's handle and its (cached) Salient evidence."""
-    from analysis.salient.benchmark_inputs import cached_evidence
+    """The dataset, the studied model's handle and its Salient evidence.
+
+    The features pass is streamed and sharded (``ctx.run_pass``); the panels (NAMs, feature attacks) of
+    the chosen (class, feature) pairs are computed once and kept in ``ctx.cache``.
+    """
+    from analysis.streaming import (
+        Partial,
+        PassSpec,
+        assemble_evidence,
+        class_examples,
+        panel_jobs,
+        panels_digest,
+        run_panels,
+    )
 
     c = ctx.conf
-    bench, handles, paths = model_inputs(ctx, [c["model"]], staged(progress, 0.0, 0.4))
+    bench, handles, paths = model_inputs(ctx, [c["model"]], staged(progress, 0.0, 0.3))
     classes = c["classes"] or None
     if classes and max(classes) >= bench.num_classes:
         raise ValueError(f"class {max(classes)} does not exist; the dataset has {bench.num_classes} classes")
-    evidence_settings = {"classes": classes, "k_features": c["k_features"], "k_images": c["k_images"],
-                         "pool": c["pool"], "attack_steps": c["attack_steps"]}
-    evidence = cached_evidence(ctx.work_dir / "evidence", bench, handles[c["model"]], paths[c["model"]],
-                               evidence_settings, staged(progress, 0.4, 0.5))
+    spec = PassSpec(kind="salient", model=model_source(ctx, c["model"], paths[c["model"]]), data=data_source(ctx, bench),
+                    params={"pool": max(c["pool"], c["k_images"])})
+    stats = ctx.run_pass(spec, staged(progress, 0.3, 0.4))
+    jobs = panel_jobs(stats, classes=classes, k_features=c["k_features"], k_images=c["k_images"], pool=c["pool"])
+    name = f"panels/{panels_digest(spec, jobs, {'attack_steps': c['attack_steps']})}.npz"
+    data = ctx.cache.get(name) if ctx.cache is not None else None
+    if data is None:
+        data = run_panels(spec, jobs, attack_steps=c["attack_steps"], handle=handles[c["model"]],
+                          progress=staged(progress, 0.7, 0.2)).to_bytes()
+        if ctx.cache is not None:
+            ctx.cache.put(name, data)
+    settings = {"classes": classes, "k_features": c["k_features"], "k_images": c["k_images"], "pool": c["pool"],
+                "attack_steps": c["attack_steps"]}
+    evidence = assemble_evidence(stats, jobs, [Partial.from_bytes(data)], settings=settings,
+                                 examples=class_examples(np.asarray(bench.split("train").labels), bench.num_classes))
     return bench, handles[c["model"]], evidence
-
