@@ -27,8 +27,8 @@ from annotation.recruiters import NextStep, recruiter_for
 from annotation.recruiters.mturk import PREVIEW_ASSIGNMENT_ID, MTurkRecruiter
 from annotation.recruiters.prolific import ENTRY_PARAMS, ProlificRecruiter, completion_url
 from annotation.selectors import NotFound
-from annotation.tokens import assignment_token, assignment_token_check
-from annotation.views_worker import task_page_context
+from annotation.tokens import EXTERNAL, assignment_token, assignment_token_check
+from annotation.views_worker import form_payload, task_page_context
 
 
 def external_task_url(assignment: Assignment) -> str:
@@ -52,13 +52,13 @@ def task_page(request, pk: int):
     assignment = Assignment.objects.select_related("task__study", "worker").filter(pk=pk).first()
     if assignment is None:
         raise NotFound("no such assignment")
-    assignment_token_check(token=token, assignment=assignment)
+    assignment_token_check(token=token, assignment=assignment, purpose=EXTERNAL)
     if request.method == "GET":
         if assignment.state != Assignment.State.ASSIGNED:
             return error_response(request, f"this assignment is {assignment.state}", 409)
         services.assignment_mark_shown(assignment=assignment)
         return render_external_task(request, assignment)
-    payload = {k: request.POST.get(k) for k in request.POST}
+    payload = form_payload(request)
     try:
         services.assignment_submit(assignment_id=pk, worker=assignment.worker, payload=payload, token=token)
     except AnswerInvalid as exc:

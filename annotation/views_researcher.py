@@ -12,7 +12,7 @@ from annotation import exports, quality, selectors, services
 from annotation.artifacts import artifact_open
 from annotation.errors import ApplicationError
 from annotation.forms import StudyForm
-from annotation.models import Assignment, Task, Worker
+from annotation.models import Assignment, Bonus, Task, Worker
 from annotation.permissions import error_response, researcher_required
 from annotation.recruiters import recruiter_for
 from annotation.states import allowed_transitions
@@ -93,6 +93,7 @@ def study_detail(request, pk: int):
         "gold_choices": _label_choices(study),
         "ready_tasks": study.tasks.filter(is_gold=False).order_by("id")[:200] if study.state in ("draft", "ready") else None,
         "outputs": study.outputs.select_related("artifact"),
+        "bonuses": Bonus.objects.filter(assignment__task__study=study).select_related("paid_by", "assignment__worker")[:200],
     })
 
 

@@ -160,6 +160,9 @@ CELERY_BEAT_SCHEDULE = {  # a run not started before the next one is due is drop
 
 # Platform defaults (SPEC §1); each study can override its own.
 SALIENT_ASSIGNMENT_SECONDS = int(os.environ.get("SALIENT_ASSIGNMENT_SECONDS", 30 * 60))
+# A task page's token lasts the assignment's time plus this margin.
+SALIENT_TOKEN_MARGIN_SECONDS = int(os.environ.get("SALIENT_TOKEN_MARGIN_SECONDS", 10 * 60))
+SALIENT_MAX_BONUS_CENTS = int(os.environ.get("SALIENT_MAX_BONUS_CENTS", 1000))  # the most one bonus may pay
 SALIENT_WORKER_SIGNUP_OPEN = env_bool("SALIENT_WORKER_SIGNUP_OPEN", True)
 
 # Crowd backends (SPEC §2). The public https:// address crowd sites send workers to.
