@@ -41,7 +41,7 @@ def study_create(request):
                     owner=request.user, name=data["name"], kind=data["kind"], settings=settings_form.cleaned_data,
                     workers_per_task=data["workers_per_task"], reward_cents=data["reward_cents"],
                     assignment_seconds=data["assignment_minutes"] * 60, backend=data["backend"],
-                    **form.quality_settings(),
+                    recruitment=form.recruitment(), **form.quality_settings(),
                 )
             except ApplicationError as exc:
                 field = exc.extra.get("field")

@@ -118,6 +118,18 @@ class Recruiter:
         """The crowd site's assignments of ``task`` (reconciliation reads them); none by default."""
         return ()
 
+    def confirm_assignment(self, task: "Task", assignment_id: str, worker_id: str) -> bool | None:
+        """Does the crowd site know ``assignment_id`` as ``worker_id``'s assignment of ``task``?
+
+        True: confirmed; False: the site denies it (unknown id, another worker or task); None: the site could
+        not be asked (it is down, or the backend has no API). The base has nothing to ask: None.
+        """
+        return None
+
+    def launch_problem(self, study: "Study") -> str:
+        """Why ``study`` cannot be launched on this backend yet ("" when it can)."""
+        return ""
+
     def after_submit(self, assignment: "Assignment") -> NextStep | None:
         """Where the worker of an external task page goes once the answer is stored; None: the default page."""
         return None

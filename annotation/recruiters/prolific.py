@@ -2,7 +2,9 @@
 
 A participant answers tasks of the study one after the other (up to the study's per-worker cap) and
 is then redirected to ``https://app.prolific.com/submissions/complete?cc=CODE``. The same participant
-id cannot start the study twice (a reload of the same session resumes it). Link only: approvals,
+id cannot start the study twice (a reload of the same session resumes it), and ``STUDY_ID`` must be the
+study's configured Prolific id (required at launch). Without an API token nothing proves that a
+``PROLIFIC_PID`` is a real participant: the exported answers are matched to Prolific's submissions there. Link only: approvals,
 rejections and bonuses are made in Prolific's own dashboard, from the exported answers.
 """
 from __future__ import annotations
@@ -44,6 +46,12 @@ class ProlificRecruiter(Recruiter):
     def entry_url(self, study, base_url: str) -> str:
         query = "&".join(f"{p}={{{{%{p}%}}}}" for p in ENTRY_PARAMS)
         return f"{base_url.rstrip('/')}/ext/prolific/{study.pk}/?{query}"
+
+    def launch_problem(self, study) -> str:
+        if not study.recruitment.get("prolific_study_id"):
+            return ("set the study's Prolific study id before launching on Prolific: "
+                    "entries are checked against it (STUDY_ID)")
+        return ""
 
     def open(self, study, n: int) -> RecruitmentStatus:
         return RecruitmentStatus(recruiting=True, opened=[self.entry_url(study, settings.SALIENT_PUBLIC_URL)],
