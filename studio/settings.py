@@ -124,6 +124,8 @@ RATELIMIT_USE_CACHE = "default"
 RATELIMIT_IP_META_KEY = os.environ.get("RATELIMIT_IP_META_KEY") or None
 SALIENT_SIGNUP_RATE = env_rate("SALIENT_SIGNUP_RATE", "10/m")  # sign-up attempts per client address
 SALIENT_LOGIN_FAILURE_RATE = env_rate("SALIENT_LOGIN_FAILURE_RATE", "10/m")  # per address and per user name
+SALIENT_CROWD_ENTRY_RATE = env_rate("SALIENT_CROWD_ENTRY_RATE", "30/m")  # crowd-site entries per client address
+SALIENT_ANSWER_RATE = env_rate("SALIENT_ANSWER_RATE", "30/m")  # answer posts per worker (crowd pages: per address)
 
 # Artifacts (images, heatmaps, tables) are content addressed under this directory.
 ARTIFACT_DIR = Path(os.environ.get("SALIENT_ARTIFACT_DIR", VAR_DIR / "artifacts"))

@@ -10,7 +10,7 @@ from django.urls import reverse
 from annotation import selectors, services
 from annotation.errors import ApplicationError
 from annotation.models import Answer, Assignment, ExternalSession, Task, Worker
-from tests.test_recruiters_mturk import GOOD, claim_of, confirms, entry_url, mturk, mturk_study  # noqa: F401
+from tests.mturk_helpers import GOOD, claim_of, confirms, entry_url
 
 LISTED = {"MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved", "Rejected"]}
 

@@ -1,7 +1,6 @@
 """Recruitment: opening and closing crowd sites, external workers and sessions, reconciliation."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from collections.abc import Mapping
