@@ -136,11 +136,16 @@ def _record_answer(*, assignment: Assignment, worker: Worker, study: Study, clea
         assignment.state = A.REJECTED
     elif study.auto_approve:
         _approve(assignment)
+    _quality_checks(assignment=assignment, study=study, worker=worker, counted=not flag)
+    return answer
+
+
+def _quality_checks(*, assignment: Assignment, study: Study, worker: Worker, counted: bool) -> None:
+    """Gold accuracy after a gold answer; early stopping after a counted one."""
     if assignment.task.is_gold:
         gold_check(study=study, worker=worker)
-    elif not flag and study.early_stopping:
+    elif counted and study.early_stopping:
         early_stop_check(task_id=assignment.task_id)
-    return answer
 
 
 def _approve(assignment: Assignment) -> None:
@@ -280,8 +285,5 @@ def assignment_confirm(*, assignment: Assignment) -> bool:
         assignment.save(update_fields=["state", "decided_at", "updated_at"])
         if study.auto_approve:
             _approve(assignment)
-        if assignment.task.is_gold:
-            gold_check(study=study, worker=assignment.worker)
-        elif study.early_stopping:
-            early_stop_check(task_id=assignment.task_id)
+        _quality_checks(assignment=assignment, study=study, worker=assignment.worker, counted=True)
     return True
