@@ -184,6 +184,8 @@ SALIENT_MTURK_MIN_APPROVAL_PERCENT = int(os.environ.get("SALIENT_MTURK_MIN_APPRO
 SALIENT_MTURK_MIN_HITS_APPROVED = int(os.environ.get("SALIENT_MTURK_MIN_HITS_APPROVED", 100))
 SALIENT_MTURK_LOCALES = [c for c in os.environ.get("SALIENT_MTURK_LOCALES", "US").split(",") if c]
 SALIENT_PROLIFIC_FEE_RATE = float(os.environ.get("SALIENT_PROLIFIC_FEE_RATE", 1 / 3))
+# With a token, every Prolific entry is confirmed against Prolific's submissions (SESSION_ID, PROLIFIC_PID).
+SALIENT_PROLIFIC_API_TOKEN = os.environ.get("SALIENT_PROLIFIC_API_TOKEN", "")
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").lower()
 LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "WARNING"))

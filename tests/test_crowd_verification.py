@@ -124,3 +124,51 @@ def test_a_prolific_study_needs_its_prolific_id_to_launch(make_study):
         services.study_launch(study=study)
     study.refresh_from_db()
     assert study.state == "ready"
+
+
+@pytest.fixture
+def prolific_api(settings, monkeypatch):
+    """Prolific's API as a table of submissions; the requests it gets are recorded."""
+    import io
+    import json
+    import urllib.error
+
+    settings.SALIENT_PROLIFIC_API_TOKEN = "secret-token"
+    submissions = {"S1": {"id": "S1", "participant_id": "5f0c0ffee0ddba11c0ffee00", "study_id": "P1"},
+                   "S2": {"id": "S2", "participant_id": "someone-else", "study_id": "P1"},
+                   "S3": {"id": "S3", "participant_id": "5f0c0ffee0ddba11c0ffee00", "study_id": "OTHER"}}
+    seen = []
+
+    def urlopen(request, timeout):
+        seen.append((request.full_url, request.get_header("Authorization")))
+        key = request.full_url.rstrip("/").rsplit("/", 1)[1]
+        if key == "DOWN":
+            raise urllib.error.URLError("connection refused")
+        if key not in submissions:
+            raise urllib.error.HTTPError(request.full_url, 404, "Not Found", {}, None)
+        return io.BytesIO(json.dumps(submissions[key]).encode())
+
+    monkeypatch.setattr("urllib.request.urlopen", urlopen)
+    return seen
+
+
+def prolific_session_entry(study, session, pid="5f0c0ffee0ddba11c0ffee00"):
+    query = urlencode({"PROLIFIC_PID": pid, "STUDY_ID": "P1", "SESSION_ID": session})
+    return reverse("prolific_entry", args=[study.pk]) + "?" + query
+
+
+@pytest.mark.parametrize("session", ["S2", "S3", "S404"], ids=["other-participant", "other-study", "unknown"])
+def test_prolific_entry_prolific_denies_is_refused(make_study, prolific_api, session):
+    study = make_study(backend="prolific", recruitment={"prolific_study_id": "P1"})
+    reply = Client().get(prolific_session_entry(study, session))
+    assert reply.status_code == 403 and "does not know this session" in reply.content.decode()
+    assert not Worker.objects.filter(backend="prolific").exists() and not ExternalSession.objects.exists()
+    assert prolific_api == [(f"https://api.prolific.com/api/v1/submissions/{session}/", "Token secret-token")]
+
+
+def test_prolific_entry_prolific_confirms_or_cannot_be_asked_goes_on(make_study, prolific_api):
+    study = make_study(backend="prolific", recruitment={"prolific_study_id": "P1"})
+    assert Client().get(prolific_session_entry(study, "S1")).status_code == 302
+    reply = Client().get(prolific_session_entry(study, "DOWN", pid="another0participant"))
+    assert reply.status_code == 302, reply.content.decode()[-600:]  # unreachable: let in (documented)
+    assert ExternalSession.objects.count() == 2

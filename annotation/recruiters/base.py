@@ -126,6 +126,11 @@ class Recruiter:
         """
         return None
 
+    def confirm_session(self, study: "Study", session_id: str, participant_id: str) -> bool | None:
+        """Does the crowd site know ``session_id`` as ``participant_id``'s session of ``study``? As
+        :meth:`confirm_assignment`, for backends whose participants take a whole study (Prolific)."""
+        return None
+
     def launch_problem(self, study: "Study") -> str:
         """Why ``study`` cannot be launched on this backend yet ("" when it can)."""
         return ""

@@ -186,6 +186,13 @@ def external_session_start(
             raise Conflict("this session id was already used") from exc
 
 
+def external_entry_confirm(*, study: Study, session_id: str, participant_id: str) -> None:
+    """Refuse an entry the crowd site denies (Prolific with an API token); one it cannot be asked about passes."""
+    recruiter = recruiter_for(study)
+    if recruiter.confirm_session(study, session_id, participant_id) is False:
+        raise Forbidden(f"{recruiter.title} does not know this session as this participant's")
+
+
 def external_session_complete(*, study: Study, worker: Worker) -> None:
     ExternalSession.objects.filter(study=study, worker=worker, completed_at__isnull=True).update(
         completed_at=timezone.now())
