@@ -7,28 +7,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.exports import records_to_json
+from analysis.exports import FORMULA_PREFIXES, csv_cell, records_to_json, table_to_safe_csv  # noqa: F401
 from annotation import selectors
 from annotation.models import Study
 from annotation.task_kinds import get_task_kind
-
-#: A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value):
-    """``value`` with a leading ``'`` if it is text a spreadsheet would run as a formula."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
-
-
-def table_to_safe_csv(table: pd.DataFrame) -> str:
-    """The table as CSV, every text cell and column name neutralised by :func:`csv_cell`.
-
-    Lines end in CRLF (RFC 4180), so that a cell holding a bare CR is quoted too: unquoted, a spreadsheet
-    would start a new row there, and a formula after the CR would escape the leading-character rule.
-    """
-    return table.map(csv_cell).rename(columns=csv_cell).to_csv(index=False, lineterminator="\r\n")
-
 
 ANSWER_COLUMNS = ["task", "task_key", "worker", "worker_backend", "assignment", "state", "flag", "gold"]
 TIME_COLUMNS = ["shown_at", "submitted_at", "seconds"]

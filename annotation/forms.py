@@ -30,6 +30,9 @@ class StudyForm(forms.Form):
     early_stopping = forms.BooleanField(required=False, help_text="Stop a task once its remaining answers cannot change its label.")
     completion_code = forms.RegexField(regex=r"^[A-Za-z0-9]{0,64}$", required=False,
                                        help_text="Prolific completion code; empty = made for you.")
+    prolific_study_id = forms.RegexField(regex=r"^[A-Za-z0-9]{0,64}$", required=False,
+                                         help_text="Prolific's id of the study (required to launch on Prolific): "
+                                                   "entries with another STUDY_ID are refused.")
 
     def __init__(self, *args, **kwargs) -> None:
         from annotation.recruiters import choices
@@ -44,6 +47,11 @@ class StudyForm(forms.Form):
         if high is not None and high <= low:
             self.add_error("max_answer_seconds", "must be longer than the minimum answer time")
         return data
+
+    def recruitment(self) -> dict:
+        """The recruiter options of ``study_create`` (the Prolific study id, when given)."""
+        study_id = self.cleaned_data.get("prolific_study_id")
+        return {"prolific_study_id": study_id} if study_id else {}
 
     def quality_settings(self) -> dict:
         """The quality-control keyword arguments of ``study_create``, defaults filled in."""

@@ -242,6 +242,7 @@ class Answer(models.Model):
         TOO_FAST = "too_fast", "answered too fast"
         TOO_SLOW = "too_slow", "answered too slowly"
         GOLD_FAILED = "gold_failed", "worker failed the gold tasks"
+        UNCONFIRMED = "unconfirmed", "the crowd site has not confirmed the assignment"
 
     assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="answer")
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="answers")
@@ -256,6 +257,22 @@ class Answer(models.Model):
 
     def __str__(self) -> str:
         return f"answer {self.pk} of {self.worker} to {self.task}"
+
+
+class Bonus(TimestampedModel):
+    """A bonus paid for an assignment: who paid it, when (``created_at``) and how much."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="bonuses")
+    paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bonuses_paid")
+    cents = models.PositiveIntegerField()
+    reason = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(cents__gte=1), name="bonus_cents_positive")]
+
+    def __str__(self) -> str:
+        return f"bonus of {self.cents} cents for {self.assignment}"
 
 
 class Artifact(TimestampedModel):

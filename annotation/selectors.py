@@ -43,6 +43,20 @@ def worker_of(user) -> Worker | None:
     return Worker.objects.filter(user=user).first()
 
 
+def artifact_visible_to(*, user, artifact) -> bool:
+    """A non-public artifact is for the owner of a study that uses it (a task shows it, or it is one of the
+    study's files) and for a worker holding an open assignment on a task that shows it."""
+    if artifact.public or user.is_superuser:
+        return True
+    shown_by = Task.objects.filter(payload__icontains=artifact.sha256)
+    owned = Study.objects.filter(owner=user)
+    if owned.filter(Q(pk__in=shown_by.values("study")) | Q(outputs__artifact=artifact)).exists():
+        return True
+    worker = worker_of(user)
+    return worker is not None and Assignment.objects.filter(
+        worker=worker, state=Assignment.State.ASSIGNED, task__in=shown_by).exists()
+
+
 def assignment_open_for(*, worker: Worker) -> Assignment | None:
     return (
         Assignment.objects.filter(

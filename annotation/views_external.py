@@ -1,7 +1,9 @@
 """Pages for workers who arrive from a crowd site (MTurk, Prolific): entry pages and the task page.
 
-The entry pages only check the crowd site's parameters, make or find the worker and the assignment
-through the services, and send the worker on to the token-authenticated task page.
+The entry pages only check the crowd site's parameters and send the worker on to a token-authenticated
+task page. Prolific: the entry makes or finds the worker and the assignment. MTurk: the entry stores
+nothing; it signs the (assignment id, worker id) pair MTurk sent into a claim, and the answer is stored
+when posted, counted only once MTurk confirms the pair (``services.mturk_answer_submit``).
 
 The page is authenticated by the signed per-assignment token (``?t=`` on the page, ``token`` in the
 form), never by a cookie, so it works inside a crowd site's frame. The submit is exempt from CSRF
@@ -27,18 +29,24 @@ from annotation.recruiters import NextStep, recruiter_for
 from annotation.recruiters.mturk import PREVIEW_ASSIGNMENT_ID, MTurkRecruiter
 from annotation.recruiters.prolific import ENTRY_PARAMS, ProlificRecruiter, completion_url
 from annotation.selectors import NotFound
-from annotation.tokens import assignment_token, assignment_token_check
-from annotation.views_worker import task_page_context
+from annotation.tokens import EXTERNAL, assignment_token, assignment_token_check, mturk_claim_check, mturk_claim_token
+from annotation.views_worker import form_payload, task_page_context
 
 
 def external_task_url(assignment: Assignment) -> str:
     return reverse("ext_task", args=[assignment.pk]) + "?t=" + assignment_token(assignment)
 
 
-def render_external_task(request, assignment: Assignment, *, errors: dict | None = None, values: dict | None = None,
-                         preview: bool = False, status: int = 200, task=None):
+def render_external_task(request, assignment: Assignment | None, *, errors: dict | None = None,
+                         values: dict | None = None, preview: bool = False, status: int = 200, task=None,
+                         claim: str = ""):
+    """The framed task page: of an assignment (Prolific), of an MTurk worker's signed ``claim``, or a preview."""
     task = task or assignment.task
     context = task_page_context(assignment, task, errors=errors or {}, values=values or {})
+    if claim:
+        context.update(token=claim, form_action=reverse("mturk_task", args=[task.pk]))
+    elif assignment is not None:
+        context["form_action"] = reverse("ext_task", args=[assignment.pk])
     return render(request, "annotation/ext_task_page.html", {**context, "preview": preview}, status=status)
 
 
@@ -52,13 +60,13 @@ def task_page(request, pk: int):
     assignment = Assignment.objects.select_related("task__study", "worker").filter(pk=pk).first()
     if assignment is None:
         raise NotFound("no such assignment")
-    assignment_token_check(token=token, assignment=assignment)
+    assignment_token_check(token=token, assignment=assignment, purpose=EXTERNAL)
     if request.method == "GET":
         if assignment.state != Assignment.State.ASSIGNED:
             return error_response(request, f"this assignment is {assignment.state}", 409)
         services.assignment_mark_shown(assignment=assignment)
         return render_external_task(request, assignment)
-    payload = {k: request.POST.get(k) for k in request.POST}
+    payload = form_payload(request)
     try:
         services.assignment_submit(assignment_id=pk, worker=assignment.worker, payload=payload, token=token)
     except AnswerInvalid as exc:
@@ -112,12 +120,33 @@ def mturk_entry(request, task_pk: int):
     submit_to = request.GET.get("turkSubmitTo", "").rstrip("/")
     if submit_to not in settings.SALIENT_MTURK_SUBMIT_ORIGINS:
         raise Forbidden(f"turkSubmitTo {submit_to!r} is not an MTurk address")
-    worker = services.external_worker(backend=MTurkRecruiter.nickname, external_id=worker_id)
-    assignment = services.assignment_start_external(
-        task=task, worker=worker, external_id=assignment_id, backend=MTurkRecruiter.nickname,
-        submit_to=submit_to, external_study_id=task.external_id,
-    )
-    return redirect(external_task_url(assignment))
+    services.mturk_entry_check(task=task, assignment_id=assignment_id, worker_id=worker_id)
+    claim = mturk_claim_token(task=task, assignment_id=assignment_id, worker_id=worker_id, submit_to=submit_to)
+    return redirect(reverse("mturk_task", args=[task.pk]) + "?t=" + claim)
+
+
+@csrf_exempt  # token-authenticated: the signed claim proves the (assignment id, worker id) pair MTurk sent
+@crowd_framable
+@handles_errors
+def mturk_task(request, task_pk: int):
+    """An MTurk worker's task page; the answer is stored (and checked with MTurk) only when it is posted."""
+    if request.method not in ("GET", "POST"):
+        return error_response(request, "use GET to see the task and POST to answer it", 405)
+    task = Task.objects.select_related("study").filter(pk=task_pk, study__backend=MTurkRecruiter.nickname).first()
+    if task is None:
+        raise NotFound("no such HIT")
+    token = request.POST.get("token") if request.method == "POST" else request.GET.get("t")
+    claim = mturk_claim_check(token=token, task=task)
+    if request.method == "GET":
+        return render_external_task(request, None, task=task, claim=token)
+    payload = form_payload(request)
+    try:
+        assignment = services.mturk_answer_submit(task=task, claim=claim, payload=payload)
+    except AnswerInvalid as exc:
+        return render_external_task(request, None, task=task, claim=token, errors=exc.errors, values=payload,
+                                    status=400)
+    assignment = Assignment.objects.select_related("task__study", "worker", "answer").get(pk=assignment.pk)
+    return _follow(request, assignment, recruiter_for(task.study).after_submit(assignment))
 
 
 @require_GET
@@ -128,9 +157,9 @@ def prolific_entry(request, study_pk: int):
     study = Study.objects.filter(pk=study_pk, backend=ProlificRecruiter.nickname).first()
     if study is None:
         raise NotFound("no such study")
-    expected = study.recruitment.get("prolific_study_id")
-    if expected and expected != study_id:
-        raise Forbidden("this link belongs to another Prolific study")
+    if study_id != study.recruitment.get("prolific_study_id"):
+        raise Forbidden("this link belongs to another Prolific study (STUDY_ID does not match)")
+    services.external_entry_confirm(study=study, session_id=session_id, participant_id=pid)
     worker = services.external_worker(backend=ProlificRecruiter.nickname, external_id=pid)
     services.external_session_start(study=study, worker=worker, backend=ProlificRecruiter.nickname,
                                     session_id=session_id, external_study_id=study_id)

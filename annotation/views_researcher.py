@@ -12,7 +12,7 @@ from annotation import exports, quality, selectors, services
 from annotation.artifacts import artifact_open
 from annotation.errors import ApplicationError
 from annotation.forms import StudyForm
-from annotation.models import Assignment, Task, Worker
+from annotation.models import Assignment, Bonus, Task, Worker
 from annotation.permissions import error_response, researcher_required
 from annotation.recruiters import recruiter_for
 from annotation.states import allowed_transitions
@@ -41,7 +41,7 @@ def study_create(request):
                     owner=request.user, name=data["name"], kind=data["kind"], settings=settings_form.cleaned_data,
                     workers_per_task=data["workers_per_task"], reward_cents=data["reward_cents"],
                     assignment_seconds=data["assignment_minutes"] * 60, backend=data["backend"],
-                    **form.quality_settings(),
+                    recruitment=form.recruitment(), **form.quality_settings(),
                 )
             except ApplicationError as exc:
                 field = exc.extra.get("field")
@@ -93,6 +93,7 @@ def study_detail(request, pk: int):
         "gold_choices": _label_choices(study),
         "ready_tasks": study.tasks.filter(is_gold=False).order_by("id")[:200] if study.state in ("draft", "ready") else None,
         "outputs": study.outputs.select_related("artifact"),
+        "bonuses": Bonus.objects.filter(assignment__task__study=study).select_related("paid_by", "assignment__worker")[:200],
     })
 
 

@@ -10,6 +10,7 @@ from django.http import FileResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from analysis.artifact_store import ArtifactNotFoundError
 from annotation import selectors, services
 from annotation.artifacts import artifact_open
 from annotation.errors import AnswerInvalid, ApplicationError
@@ -132,13 +133,27 @@ def _render_task(request, assignment: Assignment, *, errors: dict, values: dict,
     return render(request, "annotation/task_page.html", context, status=status)
 
 
-def _submit(request, pk: int):
-    if request.content_type == "application/json":
+def form_payload(request) -> dict:
+    """The posted form as a dict; a field sent twice is refused rather than silently taking the last value."""
+    repeated = sorted(k for k, values in request.POST.lists() if len(values) > 1)
+    if repeated:
+        raise ApplicationError(f"each field may be sent once; repeated: {', '.join(repeated)}")
+    return {k: request.POST.get(k) for k in request.POST}
+
+
+def json_payload(request) -> dict:
+    """The JSON body as an object; malformed, too deeply nested or not an object is refused."""
+    try:
         payload = json.loads(request.body or b"{}")
-        if not isinstance(payload, dict):
-            return error_response(request, "the answer must be a JSON object", 400)
-    else:
-        payload = {k: request.POST.get(k) for k in request.POST}
+    except (ValueError, RecursionError) as exc:
+        raise ApplicationError("the answer is not valid JSON (or is nested too deeply)") from exc
+    if not isinstance(payload, dict):
+        raise ApplicationError("the answer must be a JSON object")
+    return payload
+
+
+def _submit(request, pk: int):
+    payload = json_payload(request) if request.content_type == "application/json" else form_payload(request)
     token = payload.get("token")
     try:
         answer = services.assignment_submit(assignment_id=pk, worker=request.worker, payload=payload, token=token)
@@ -162,15 +177,20 @@ def assignment_return(request, pk: int):
 
 
 @require_GET
+@handles_errors
 def artifact_file(request, name: str):
-    """An artifact by its content hash: for any signed-in user, and for anyone once a launched study shows it
-    (crowd task pages carry no session; hashes are unguessable)."""
+    """An artifact by its content hash. A public one (a launched study shows it) for anyone: crowd task pages
+    carry no session; a non-public one only for those :func:`selectors.artifact_visible_to` names (else 404)."""
     sha, _, ext = name.partition(".")
     artifact = Artifact.objects.filter(sha256=sha, ext=ext).first()
     if not request.user.is_authenticated and (artifact is None or not artifact.public):
         return error_response(request, "sign in to see this file", 403)
-    if artifact is None:
+    if artifact is None or not selectors.artifact_visible_to(user=request.user, artifact=artifact):
         return error_response(request, "no such artifact", 404)
-    response = FileResponse(artifact_open(artifact), content_type=artifact.content_type)
+    try:
+        handle = artifact_open(artifact)
+    except ArtifactNotFoundError as exc:
+        raise selectors.NotFound("this artifact's file is missing from the store") from exc
+    response = FileResponse(handle, content_type=artifact.content_type)
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response

@@ -124,6 +124,8 @@ RATELIMIT_USE_CACHE = "default"
 RATELIMIT_IP_META_KEY = os.environ.get("RATELIMIT_IP_META_KEY") or None
 SALIENT_SIGNUP_RATE = env_rate("SALIENT_SIGNUP_RATE", "10/m")  # sign-up attempts per client address
 SALIENT_LOGIN_FAILURE_RATE = env_rate("SALIENT_LOGIN_FAILURE_RATE", "10/m")  # per address and per user name
+SALIENT_CROWD_ENTRY_RATE = env_rate("SALIENT_CROWD_ENTRY_RATE", "30/m")  # crowd-site entries per client address
+SALIENT_ANSWER_RATE = env_rate("SALIENT_ANSWER_RATE", "30/m")  # answer posts per worker (crowd pages: per address)
 
 # Artifacts (images, heatmaps, tables) are content addressed under this directory.
 ARTIFACT_DIR = Path(os.environ.get("SALIENT_ARTIFACT_DIR", VAR_DIR / "artifacts"))
@@ -174,6 +176,9 @@ CELERY_BEAT_SCHEDULE = {  # a run not started before the next one is due is drop
 
 # Platform defaults (SPEC §1); each study can override its own.
 SALIENT_ASSIGNMENT_SECONDS = int(os.environ.get("SALIENT_ASSIGNMENT_SECONDS", 30 * 60))
+# A task page's token lasts the assignment's time plus this margin.
+SALIENT_TOKEN_MARGIN_SECONDS = int(os.environ.get("SALIENT_TOKEN_MARGIN_SECONDS", 10 * 60))
+SALIENT_MAX_BONUS_CENTS = int(os.environ.get("SALIENT_MAX_BONUS_CENTS", 1000))  # the most one bonus may pay
 SALIENT_WORKER_SIGNUP_OPEN = env_bool("SALIENT_WORKER_SIGNUP_OPEN", True)
 
 # Crowd backends (SPEC §2). The public https:// address crowd sites send workers to.
@@ -193,6 +198,8 @@ SALIENT_MTURK_MIN_APPROVAL_PERCENT = int(os.environ.get("SALIENT_MTURK_MIN_APPRO
 SALIENT_MTURK_MIN_HITS_APPROVED = int(os.environ.get("SALIENT_MTURK_MIN_HITS_APPROVED", 100))
 SALIENT_MTURK_LOCALES = [c for c in os.environ.get("SALIENT_MTURK_LOCALES", "US").split(",") if c]
 SALIENT_PROLIFIC_FEE_RATE = float(os.environ.get("SALIENT_PROLIFIC_FEE_RATE", 1 / 3))
+# With a token, every Prolific entry is confirmed against Prolific's submissions (SESSION_ID, PROLIFIC_PID).
+SALIENT_PROLIFIC_API_TOKEN = os.environ.get("SALIENT_PROLIFIC_API_TOKEN", "")
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").lower()
 LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "WARNING"))

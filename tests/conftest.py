@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+from tests.mturk_helpers import mturk, mturk_study  # noqa: F401  (fixtures for the crowd-site tests)
+
 # Playwright's sync API runs an event loop in the test thread; the ORM calls around it are safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

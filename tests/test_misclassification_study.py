@@ -4,6 +4,7 @@ exclusion in the assignment logic, and the top-5 page in a real browser."""
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation import selectors, services
 from annotation.models import Assignment, Study, Task
@@ -72,13 +73,14 @@ def test_a_crowd_site_worker_cannot_open_a_second_condition_hit(researcher):
                                         payload={"exclusion_group": "image-1", "classes": [{"rank": 1}]})
                     for c in ("clean", "whole"))
     Study.objects.filter(pk=study.pk).update(state=Study.State.LIVE)
+    study.refresh_from_db()
     worker = services.external_worker(backend="mturk", external_id="W1")
-    first = services.assignment_start_external(task=clean, worker=worker, external_id="A1", backend="mturk")
-    assert services.assignment_start_external(task=clean, worker=worker, external_id="A1", backend="mturk") == first
+    Assignment.objects.create(task=clean, worker=worker, external_id="A1", expires_at=timezone.now())
+    with pytest.raises(Conflict, match="already answered"):
+        services.mturk_entry_check(task=clean, assignment_id="A1", worker_id="W1")
     with pytest.raises(Conflict, match="another version"):
-        services.assignment_start_external(task=whole, worker=worker, external_id="A2", backend="mturk")
-    whole.refresh_from_db()
-    assert whole.filled == 0
+        services.mturk_entry_check(task=whole, assignment_id="A2", worker_id="W1")
+    services.mturk_entry_check(task=whole, assignment_id="A3", worker_id="W3")  # another worker may
 
 
 # -- the three variants end to end --------------------------------------------------------------

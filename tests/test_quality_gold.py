@@ -147,7 +147,8 @@ def test_block_list_keeps_workers_out_of_the_researchers_studies_only(make_study
                         HTTP_ACCEPT="application/json")
     assert reply.status_code == 200 and reply.json()["blocked"] == ["AAA111", "BBB222"]
     assert client.post(reverse("block_list"), {"backend": "internal", "ids": "nobody"}).status_code == 404
-    prolific = make_study(name="on prolific", images=["rocket"], backend="prolific")
+    prolific = make_study(name="on prolific", images=["rocket"], backend="prolific",
+                          recruitment={"prolific_study_id": "x"})
     url = reverse("prolific_entry", args=[prolific.pk]) + "?PROLIFIC_PID=AAA111&STUDY_ID=x&SESSION_ID=s"
     assert Client().get(url).status_code == 403
     assert not Assignment.objects.filter(task__study__in=[mine, prolific], worker__external_id="AAA111").exists()

@@ -57,7 +57,11 @@ class FakeMTurk:
 
 
 def test_framed_hit_stores_the_answer_then_posts_to_turk_submit_to(live_server, page, make_study, settings,
-                                                                   django_capture_on_commit_callbacks):
+                                                                   django_capture_on_commit_callbacks, monkeypatch):
+    from annotation.recruiters.mturk import MTurkRecruiter
+
+    # MTurk cannot be asked from here: the answer is stored unconfirmed (reconciliation confirms it later).
+    monkeypatch.setattr(MTurkRecruiter, "confirm_assignment", lambda self, task, a, w: None)
     study = make_study(images=["astronaut"], workers_per_task=2, backend="mturk", live=False)
     task = study.tasks.get()
     services.task_set_external_id(task=task, external_id="HITFRAMED")
@@ -93,6 +97,7 @@ def test_framed_hit_stores_the_answer_then_posts_to_turk_submit_to(live_server, 
         answer = Answer.objects.get()
         assert turk.posts[0]["answer"] == [str(answer.pk)]  # stored before the post to MTurk
         assert answer.worker.external_id == "WORKER1" and answer.payload["reason"] == "a person in a suit"
+        assert answer.flag == "unconfirmed" and answer.assignment.state == "rejected"
         assert not any(c["name"] in ("sessionid", "csrftoken") for c in page.context.cookies())
 
 

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
 
-import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 from django.test import Client
 from django.urls import reverse
 
@@ -14,71 +12,8 @@ from annotation import services
 from annotation.models import Answer, Assignment, ExternalSession, Task, Worker
 from annotation.recruiters import by_name
 from annotation.recruiters.mturk import MTurkRecruiter, unique_request_token
-from annotation.recruiters.mturk_client import EXPIRE_NOW, SANDBOX_ENDPOINT, MTurkService
-
-PUBLIC = "https://studio.example.org"
-SANDBOX_SUBMIT = "https://workersandbox.mturk.com"
-QUESTION = ('<ExternalQuestion xmlns="http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/'
-            'ExternalQuestion.xsd"><ExternalURL>https://studio.example.org/ext/mturk/{task}/</ExternalURL>'
-            "<FrameHeight>0</FrameHeight></ExternalQuestion>")
-GOOD = {"choice": "person", "reason": "a face", "confidence": "4"}
-
-
-@pytest.fixture
-def mturk(settings, monkeypatch):
-    """A sandbox mturk client wrapped by a Stubber; every recruiter made from now on uses it."""
-    settings.SALIENT_PUBLIC_URL = PUBLIC
-    settings.SALIENT_MTURK_SANDBOX = True
-    client = boto3.client("mturk", region_name="us-east-1", endpoint_url=SANDBOX_ENDPOINT,
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    stubber = Stubber(client)
-    monkeypatch.setattr(MTurkService, "make_client", classmethod(lambda cls, sandbox: client))
-    with stubber:
-        yield stubber
-        stubber.assert_no_pending_responses()
-
-
-def expected_hit(study, task, n=3):
-    return {
-        "Title": study.name,
-        "Description": f"Answer a short question about images ({study.name})",
-        "Keywords": "image, classification, labeling",
-        "Reward": "0.12",
-        "MaxAssignments": n,
-        "AssignmentDurationInSeconds": study.assignment_seconds,
-        "LifetimeInSeconds": 7 * 24 * 3600,
-        "AutoApprovalDelayInSeconds": 3 * 24 * 3600,
-        "Question": QUESTION.format(task=task.pk),
-        "RequesterAnnotation": f"salient study {study.pk} task {task.pk}",
-        "UniqueRequestToken": unique_request_token(study, task),
-        "QualificationRequirements": [
-            {"QualificationTypeId": "000000000000000000L0", "Comparator": "GreaterThanOrEqualTo",
-             "IntegerValues": [95], "ActionsGuarded": "Accept"},
-            {"QualificationTypeId": "00000000000000000040", "Comparator": "GreaterThanOrEqualTo",
-             "IntegerValues": [100], "ActionsGuarded": "Accept"},
-            {"QualificationTypeId": "00000000000000000071", "Comparator": "In",
-             "LocaleValues": [{"Country": "US"}], "ActionsGuarded": "Accept"},
-        ],
-    }
-
-
-@pytest.fixture
-def mturk_study(make_study, mturk, django_capture_on_commit_callbacks):
-    """A live MTurk study of two tasks whose HITs H0, H1 were created at launch (through the stub)."""
-    study = make_study(images=["astronaut", "chelsea"], workers_per_task=3, reward_cents=12, backend="mturk",
-                       live=False)
-    for i, task in enumerate(study.tasks.order_by("id")):
-        mturk.add_response("create_hit", {"HIT": {"HITId": f"H{i}"}}, expected_hit(study, task))
-    with django_capture_on_commit_callbacks(execute=True):
-        services.study_launch(study=study)
-    study.refresh_from_db()
-    return study
-
-
-def entry_url(task, **params):
-    query = {"hitId": task.external_id, "assignmentId": "A1", "workerId": "W1", "turkSubmitTo": SANDBOX_SUBMIT}
-    query.update(params)
-    return reverse("mturk_entry", args=[task.pk]) + "?" + urlencode(query)
+from annotation.recruiters.mturk_client import EXPIRE_NOW, SANDBOX_ENDPOINT
+from tests.mturk_helpers import GOOD, SANDBOX_SUBMIT, claim_of, confirms, entry_url, expected_hit
 
 
 def test_launch_creates_one_hit_per_task_with_the_spec_parameters(mturk_study):
@@ -130,34 +65,37 @@ def test_preview_shows_the_task_without_a_form_and_creates_nothing(mturk_study):
     assert not Worker.objects.filter(backend="mturk").exists() and not Assignment.objects.exists()
 
 
-def test_worker_answers_in_the_frame_and_the_page_posts_to_turk_submit_to(mturk_study):
+def test_worker_answers_in_the_frame_and_the_page_posts_to_turk_submit_to(mturk_study, mturk):
     task = mturk_study.tasks.order_by("id").first()
     client = Client(enforce_csrf_checks=True)  # no session, no CSRF cookie: the token carries the proof
     reply = client.get(entry_url(task))
     assert reply.status_code == 302
+    assert not Worker.objects.filter(backend="mturk").exists() and not Assignment.objects.exists()
     page = client.get(reply["Location"])
     assert page.status_code == 200 and "X-Frame-Options" not in page.headers
     token = re.search(r'name="token" value="([^"]+)"', page.content.decode()).group(1)
-    assignment = Assignment.objects.get()
-    assert (assignment.worker.backend, assignment.worker.external_id, assignment.external_id) == ("mturk", "W1", "A1")
-    reply = client.post(reverse("ext_task", args=[assignment.pk]), {"token": token, **GOOD})
+    confirms(mturk)
+    reply = client.post(reverse("mturk_task", args=[task.pk]), {"token": token, **GOOD})
     assert reply.status_code == 200
     body = reply.content.decode()
     assert f'action="{SANDBOX_SUBMIT}/mturk/externalSubmit"' in body
     assert 'name="assignmentId" value="A1"' in body
+    assignment = Assignment.objects.get()
+    assert (assignment.worker.backend, assignment.worker.external_id, assignment.external_id) == ("mturk", "W1", "A1")
     answer = Answer.objects.get()
-    assert answer.payload["choice"] == "person" and answer.worker.external_id == "W1"
+    assert answer.payload["choice"] == "person" and answer.worker.external_id == "W1" and answer.flag == ""
     assert Assignment.objects.get().state == "approved"
-    # A replay is refused and counted once.
-    assert client.post(reverse("ext_task", args=[assignment.pk]), {"token": token, **GOOD}).status_code == 409
+    # A replay is refused and counted once (MTurk is not asked again).
+    assert client.post(reverse("mturk_task", args=[task.pk]), {"token": token, **GOOD}).status_code == 409
     assert Answer.objects.count() == 1 and Task.objects.get(pk=task.pk).approved == 1
 
 
-def test_returning_to_the_hit_resumes_the_same_assignment(mturk_study):
+def test_entering_stores_nothing_and_holds_no_slot(mturk_study):
     task = mturk_study.tasks.order_by("id").first()
-    first = Client().get(entry_url(task))["Location"]
-    assert Client().get(entry_url(task))["Location"] == first
-    assert Assignment.objects.count() == 1 and Task.objects.get(pk=task.pk).filled == 1
+    for i in range(5):
+        assert Client().get(entry_url(task, assignmentId=f"A{i}", workerId=f"W{i}")).status_code == 302
+    assert not Worker.objects.filter(backend="mturk").exists() and not Assignment.objects.exists()
+    assert Task.objects.get(pk=task.pk).filled == 0
 
 
 @pytest.mark.parametrize("change, status", [
@@ -172,21 +110,20 @@ def test_tampered_entry_parameters_are_refused_and_change_nothing(mturk_study, c
     assert not Assignment.objects.exists() and not Worker.objects.filter(backend="mturk").exists()
 
 
-def test_tampered_token_or_id_on_the_task_page_is_refused(mturk_study):
+def test_tampered_token_or_id_on_the_task_page_is_refused(mturk_study, mturk):
     one, two = mturk_study.tasks.order_by("id")
-    a = Client().get(entry_url(one))["Location"]
-    b = Client().get(entry_url(two, assignmentId="A2", workerId="W2"))["Location"]
-    a_pk, a_token = int(a.split("/")[3]), a.split("t=")[1]
-    b_pk, b_token = int(b.split("/")[3]), b.split("t=")[1]
+    a_token = claim_of(Client().get(entry_url(one))["Location"])
+    b_token = claim_of(Client().get(entry_url(two, assignmentId="A2", workerId="W2"))["Location"])
     client = Client()
-    assert client.get(reverse("ext_task", args=[a_pk]) + "?t=" + b_token).status_code == 403
-    assert client.post(reverse("ext_task", args=[a_pk]), {"token": b_token, **GOOD}).status_code == 403
-    assert client.post(reverse("ext_task", args=[a_pk]), {"token": a_token[:-3] + "abc", **GOOD}).status_code == 403
-    assert client.post(reverse("ext_task", args=[9999]), {"token": a_token, **GOOD}).status_code == 404
+    assert client.get(reverse("mturk_task", args=[one.pk]) + "?t=" + b_token).status_code == 403
+    assert client.post(reverse("mturk_task", args=[one.pk]), {"token": b_token, **GOOD}).status_code == 403
+    assert client.post(reverse("mturk_task", args=[one.pk]), {"token": a_token[:-3] + "abc", **GOOD}).status_code == 403
+    assert client.post(reverse("mturk_task", args=[9999]), {"token": a_token, **GOOD}).status_code == 404
+    assert Answer.objects.count() == 0 and not Worker.objects.filter(backend="mturk").exists()
+    confirms(mturk, "A2", "W2", "H1")
+    assert client.post(reverse("mturk_task", args=[two.pk]), {"token": b_token, **GOOD}).status_code == 200
     # Someone else's assignment id with another worker id on the same HIT.
-    assert Client().get(entry_url(one, workerId="W3")).status_code == 409
-    assert Answer.objects.count() == 0
-    assert client.post(reverse("ext_task", args=[b_pk]), {"token": b_token, **GOOD}).status_code == 200
+    assert Client().get(entry_url(two, assignmentId="A2", workerId="W3")).status_code == 409
 
 
 def test_only_worker_task_pages_may_be_framed(mturk_study, researcher):
@@ -204,21 +141,23 @@ def test_researcher_pages_keep_csrf(mturk_study, researcher):
     assert client.post(reverse("study_action", args=[mturk_study.pk, "close"])).status_code == 403
 
 
-def _answer(study, key_index, assignment_id, worker_id, **submit):
+def _answer(study, key_index, assignment_id, worker_id, stubber=None, **submit):
+    """Enter and answer a HIT; with ``stubber``, MTurk confirms the pair at submit."""
     task = study.tasks.order_by("id")[key_index]
-    location = Client().get(entry_url(task, assignmentId=assignment_id, workerId=worker_id))["Location"]
-    pk, token = int(location.split("/")[3]), location.split("t=")[1]
-    assert Client().post(reverse("ext_task", args=[pk]), {"token": token, **GOOD, **submit}).status_code == 200
-    return Assignment.objects.get(pk=pk)
+    token = claim_of(Client().get(entry_url(task, assignmentId=assignment_id, workerId=worker_id))["Location"])
+    if stubber is not None:
+        confirms(stubber, assignment_id, worker_id, task.external_id)
+    assert Client().post(reverse("mturk_task", args=[task.pk]), {"token": token, **GOOD, **submit}).status_code == 200
+    return Assignment.objects.get(task=task, external_id=assignment_id)
 
 
 def test_periodic_reconcile_approves_stored_answers_and_records_what_mturk_says(mturk_study, mturk):
     from workers.tasks import reconcile_crowd_backends
 
-    good = _answer(mturk_study, 0, "A1", "W1")
-    rejected = _answer(mturk_study, 0, "A2", "W2")
+    good = _answer(mturk_study, 0, "A1", "W1", mturk)
+    rejected = _answer(mturk_study, 0, "A2", "W2", mturk)
     services.assignment_reject(assignment=rejected)
-    already = _answer(mturk_study, 1, "A3", "W1")
+    already = _answer(mturk_study, 1, "A3", "W1", mturk)
     mturk.add_response("list_assignments_for_hit", {"Assignments": [
         {"AssignmentId": "A1", "WorkerId": "W1", "HITId": "H0", "AssignmentStatus": "Submitted"},
         {"AssignmentId": "A2", "WorkerId": "W2", "HITId": "H0", "AssignmentStatus": "Submitted"},
@@ -250,7 +189,7 @@ def test_close_expires_every_hit(mturk_study, mturk, django_capture_on_commit_ca
 
 
 def test_bonus_block_and_more_assignments(mturk_study, mturk, researcher):
-    assignment = _answer(mturk_study, 0, "A1", "W1")
+    assignment = _answer(mturk_study, 0, "A1", "W1", mturk)
     mturk.add_response("send_bonus", {}, {"WorkerId": "W1", "BonusAmount": "0.25", "AssignmentId": "A1",
                                           "Reason": "careful work", "UniqueRequestToken": ANY})
     services.assignment_pay_bonus(researcher=researcher, assignment=assignment, cents=25, reason="careful work")

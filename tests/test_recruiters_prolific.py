@@ -96,7 +96,8 @@ def test_pool_workers_never_get_prolific_tasks_and_vice_versa(prolific_study, ma
 
 
 def test_participant_with_no_task_left_gets_no_completion_code(make_study):
-    study = make_study(images=["astronaut"], workers_per_task=1, backend="prolific")
+    study = make_study(images=["astronaut"], workers_per_task=1, backend="prolific",
+                       recruitment={"prolific_study_id": "P1"})
     answer(Client(), Client().get(entry(study, pid="first"))["Location"])
     reply = Client().get(entry(study, pid="second"))
     assert reply.status_code == 409 and "cc=" not in reply.content.decode()

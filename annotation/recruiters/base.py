@@ -118,6 +118,23 @@ class Recruiter:
         """The crowd site's assignments of ``task`` (reconciliation reads them); none by default."""
         return ()
 
+    def confirm_assignment(self, task: "Task", assignment_id: str, worker_id: str) -> bool | None:
+        """Does the crowd site know ``assignment_id`` as ``worker_id``'s assignment of ``task``?
+
+        True: confirmed; False: the site denies it (unknown id, another worker or task); None: the site could
+        not be asked (it is down, or the backend has no API). The base has nothing to ask: None.
+        """
+        return None
+
+    def confirm_session(self, study: "Study", session_id: str, participant_id: str) -> bool | None:
+        """Does the crowd site know ``session_id`` as ``participant_id``'s session of ``study``? As
+        :meth:`confirm_assignment`, for backends whose participants take a whole study (Prolific)."""
+        return None
+
+    def launch_problem(self, study: "Study") -> str:
+        """Why ``study`` cannot be launched on this backend yet ("" when it can)."""
+        return ""
+
     def after_submit(self, assignment: "Assignment") -> NextStep | None:
         """Where the worker of an external task page goes once the answer is stored; None: the default page."""
         return None

@@ -213,6 +213,22 @@ class MTurkRecruiter(Recruiter):
             if not token or not items:
                 return
 
+    def confirm_assignment(self, task, assignment_id: str, worker_id: str) -> bool | None:
+        """GetAssignment: MTurk confirms when it knows the id as this worker's assignment of the task's HIT.
+
+        An assignment MTurk does not return yet (not submitted there) or denies is False; a failed call None.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            item = self.service.get_assignment(assignment_id)
+        except ClientError:
+            return False
+        except BotoCoreError as exc:
+            log.warning("mturk GetAssignment %s could not be asked: %s", assignment_id, exc)
+            return None
+        return item.get("HITId") == task.external_id and item.get("WorkerId") == worker_id
+
     # --- pages ----------------------------------------------------------------------------
     def after_submit(self, assignment) -> NextStep | None:
         """Post ``assignmentId`` (and the stored answer's id) to ``{turkSubmitTo}/mturk/externalSubmit``."""

@@ -70,6 +70,9 @@ class MTurkService:
             params["NextToken"] = next_token
         return self._call("list_assignments_for_hit", **params)
 
+    def get_assignment(self, assignment_id: str) -> dict[str, Any]:
+        return self._call("get_assignment", AssignmentId=assignment_id)["Assignment"]
+
     def approve_assignment(self, assignment_id: str, feedback: str = "") -> None:
         params: dict[str, Any] = {"AssignmentId": assignment_id}
         if feedback:

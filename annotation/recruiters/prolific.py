@@ -2,14 +2,22 @@
 
 A participant answers tasks of the study one after the other (up to the study's per-worker cap) and
 is then redirected to ``https://app.prolific.com/submissions/complete?cc=CODE``. The same participant
-id cannot start the study twice (a reload of the same session resumes it). Link only: approvals,
+id cannot start the study twice (a reload of the same session resumes it), and ``STUDY_ID`` must be the
+study's configured Prolific id (required at launch). With ``SALIENT_PROLIFIC_API_TOKEN`` set, each entry is
+confirmed with Prolific's API (the submission ``SESSION_ID`` must exist, be ``PROLIFIC_PID``'s and belong to
+the study). Without a token nothing proves that a ``PROLIFIC_PID`` is a real participant: the exported
+answers are then matched to Prolific's submissions in its dashboard. Link only: approvals,
 rejections and bonuses are made in Prolific's own dashboard, from the exported answers.
 """
 from __future__ import annotations
 
+import json
 import logging
 import secrets
-from urllib.parse import urlencode
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 
@@ -20,6 +28,37 @@ log = logging.getLogger(__name__)
 
 COMPLETION_URL = "https://app.prolific.com/submissions/complete"
 ENTRY_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+
+
+API_URL = "https://api.prolific.com/api/v1"
+
+
+class ProlificUnavailable(Exception):
+    """Prolific's API could not be asked (network, server error)."""
+
+
+class ProlificService:
+    """The few Prolific API endpoints the platform reads; one method per endpoint, all through :meth:`_req`."""
+
+    def __init__(self, token: str, base_url: str = API_URL) -> None:
+        self.token = token
+        self.base_url = base_url.rstrip("/")
+
+    def _req(self, path: str) -> dict[str, Any] | None:
+        """GET ``path``: the decoded JSON, None for a 404; :class:`ProlificUnavailable` otherwise."""
+        request = urllib.request.Request(self.base_url + path, headers={"Authorization": f"Token {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return json.load(reply)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise ProlificUnavailable(f"Prolific answered {exc.code} for {path}") from exc
+        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+            raise ProlificUnavailable(f"Prolific could not be asked for {path}: {exc}") from exc
+
+    def get_submission(self, submission_id: str) -> dict[str, Any] | None:
+        return self._req(f"/submissions/{quote(submission_id, safe='')}/")
 
 
 def completion_url(code: str) -> str:
@@ -36,6 +75,10 @@ class ProlificRecruiter(Recruiter):
     fee_rate = 1 / 3
     fee_min_cents = 0
 
+    def __init__(self, service: ProlificService | None = None) -> None:
+        token = getattr(settings, "SALIENT_PROLIFIC_API_TOKEN", "")
+        self.service = service or (ProlificService(token) if token else None)
+
     def fee_cents(self, reward_cents: int, workers_per_task: int) -> float:
         if reward_cents <= 0:
             return 0.0
@@ -44,6 +87,24 @@ class ProlificRecruiter(Recruiter):
     def entry_url(self, study, base_url: str) -> str:
         query = "&".join(f"{p}={{{{%{p}%}}}}" for p in ENTRY_PARAMS)
         return f"{base_url.rstrip('/')}/ext/prolific/{study.pk}/?{query}"
+
+    def confirm_session(self, study, session_id: str, participant_id: str) -> bool | None:
+        """Prolific's submission ``session_id`` is ``participant_id``'s in the study; None without a token."""
+        if self.service is None:
+            return None
+        try:
+            item = self.service.get_submission(session_id)
+        except ProlificUnavailable as exc:
+            log.warning("prolific submission %s could not be checked: %s", session_id, exc)
+            return None
+        return (item is not None and item.get("participant_id") == participant_id
+                and item.get("study_id") == study.recruitment.get("prolific_study_id"))
+
+    def launch_problem(self, study) -> str:
+        if not study.recruitment.get("prolific_study_id"):
+            return ("set the study's Prolific study id before launching on Prolific: "
+                    "entries are checked against it (STUDY_ID)")
+        return ""
 
     def open(self, study, n: int) -> RecruitmentStatus:
         return RecruitmentStatus(recruiting=True, opened=[self.entry_url(study, settings.SALIENT_PUBLIC_URL)],

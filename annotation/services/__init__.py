@@ -15,16 +15,19 @@ from annotation.services.assignments import (  # noqa: F401
     assignment_mark_shown,
     assignment_reject,
     assignment_return,
+    assignment_confirm,
     assignment_submit,
     assignments_expire,
+    mturk_answer_submit,
+    mturk_entry_check,
 )
 from annotation.services.contexts import study_context  # noqa: F401
 from annotation.services.crowd import (  # noqa: F401
     artifacts_make_public,
     assignment_platform_decision,
     assignment_record_platform_status,
-    assignment_start_external,
     enqueue_recruitment,
+    external_entry_confirm,
     external_session_complete,
     external_session_start,
     external_worker,

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from annotation import selectors
 from annotation.errors import Conflict
-from annotation.models import Answer, Assignment, Study, Task, Worker
+from annotation.models import Answer, Assignment, ExternalSession, Study, Task, Worker
 from annotation.services.quality import early_stop_check, gold_check, time_flag
 from annotation.services.slots import release_slot
 from annotation.task_kinds import get_task_kind
@@ -106,37 +106,46 @@ def assignment_submit(
         if assignment.expires_at < timezone.now():
             expired = True
         else:
-            kind = get_task_kind(study.kind)
-            cleaned = kind.validate_answer(payload, selectors.study_conf(study=study))
-            now = timezone.now()
-            shown = assignment.shown_at or assignment.created_at
-            flag = time_flag(study, (now - shown).total_seconds())
-            try:
-                with transaction.atomic():
-                    answer = Answer.objects.create(
-                        assignment=assignment, task=assignment.task, worker=worker, payload=cleaned,
-                        shown_at=shown, submitted_at=now, flag=flag,
-                    )
-            except IntegrityError as exc:
-                raise Conflict("this assignment already has an answer") from exc
-            assignment.state = A.SUBMITTED
-            assignment.submitted_at = now
-            assignment.save(update_fields=["state", "submitted_at", "updated_at"])
-            if flag:
-                # Kept but not counted: the slot goes back so that someone else answers the task.
-                release_slot(assignment_id=assignment.pk, to=A.REJECTED, frm=(A.SUBMITTED,))
-                assignment.state = A.REJECTED
-            elif study.auto_approve:
-                _approve(assignment)
-            if assignment.task.is_gold:
-                gold_check(study=study, worker=worker)
-            elif not flag and study.early_stopping:
-                early_stop_check(task_id=assignment.task_id)
-            return answer
+            cleaned = get_task_kind(study.kind).validate_answer(payload, selectors.study_conf(study=study))
+            return _record_answer(assignment=assignment, worker=worker, study=study, cleaned=cleaned,
+                                  shown=assignment.shown_at or assignment.created_at)
     if expired:
         release_slot(assignment_id=assignment_id, to=A.EXPIRED)
         raise Conflict("this assignment expired before it was submitted; open the next task")
     raise AssertionError("unreachable")
+
+
+def _record_answer(*, assignment: Assignment, worker: Worker, study: Study, cleaned: dict, shown) -> Answer:
+    """Store the validated answer of an assignment holding a slot; flag, approve and run the quality checks."""
+    now = timezone.now()
+    flag = time_flag(study, (now - shown).total_seconds())
+    try:
+        with transaction.atomic():
+            answer = Answer.objects.create(
+                assignment=assignment, task=assignment.task, worker=worker, payload=cleaned,
+                shown_at=shown, submitted_at=now, flag=flag,
+            )
+    except IntegrityError as exc:
+        raise Conflict("this assignment already has an answer") from exc
+    assignment.state = A.SUBMITTED
+    assignment.submitted_at = now
+    assignment.save(update_fields=["state", "submitted_at", "updated_at"])
+    if flag:
+        # Kept but not counted: the slot goes back so that someone else answers the task.
+        release_slot(assignment_id=assignment.pk, to=A.REJECTED, frm=(A.SUBMITTED,))
+        assignment.state = A.REJECTED
+    elif study.auto_approve:
+        _approve(assignment)
+    _quality_checks(assignment=assignment, study=study, worker=worker, counted=not flag)
+    return answer
+
+
+def _quality_checks(*, assignment: Assignment, study: Study, worker: Worker, counted: bool) -> None:
+    """Gold accuracy after a gold answer; early stopping after a counted one."""
+    if assignment.task.is_gold:
+        gold_check(study=study, worker=worker)
+    elif counted and study.early_stopping:
+        early_stop_check(task_id=assignment.task_id)
 
 
 def _approve(assignment: Assignment) -> None:
@@ -172,3 +181,109 @@ def assignment_return(*, assignment_id: int, worker: Worker, token: str | None) 
     if not release_slot(assignment_id=assignment_id, to=A.RETURNED):
         raise Conflict(f"this assignment is {assignment.state} and cannot be returned")
 
+
+
+def mturk_pair_check(*, task: Task, assignment_id: str, worker_id: str) -> None:
+    """Refuse an (assignment id, worker id) pair that would touch another pair's assignment.
+
+    The pair is the identity of an MTurk assignment: an assignment id already stored for another worker,
+    or a worker who already has an assignment of this HIT under another id, is refused (409).
+    """
+    taken = Assignment.objects.filter(task__study_id=task.study_id, external_id=assignment_id).select_related("worker")
+    for other in taken:
+        if other.worker.external_id != worker_id:
+            raise Conflict("this assignment id belongs to another worker")
+        raise Conflict("this assignment was already answered; an answer is taken only once")
+    mine = Assignment.objects.filter(task=task, worker__backend=task.study.backend,
+                                     worker__external_id=worker_id).first()
+    if mine is not None:
+        raise Conflict(f"worker {worker_id} already has an assignment of this HIT under another assignment id")
+
+
+def mturk_entry_check(*, task: Task, assignment_id: str, worker_id: str) -> None:
+    """May this pair start ``task``'s HIT? Refuses (409/403) as the submit would; stores nothing."""
+    from annotation.services.crowd import check_may_work
+
+    study = task.study
+    if study.state != Study.State.LIVE:
+        raise Conflict(f"study {study.name!r} is {study.state} and takes no answers")
+    mturk_pair_check(task=task, assignment_id=assignment_id, worker_id=worker_id)
+    worker = Worker.objects.filter(backend=study.backend, external_id=worker_id).first()
+    if worker is not None:
+        check_may_work(worker=worker, study=study)
+        if selectors.worker_had_exclusion_sibling(worker=worker, task=task):
+            raise Conflict("you already worked on another version of this item in this study; please return it")
+    if task.filled >= task.wanted:
+        raise Conflict("this task has all the answers it wants; please return it")
+
+
+def mturk_answer_submit(*, task: Task, claim: Mapping[str, Any], payload: Mapping[str, Any]) -> Assignment:
+    """Store the answer of an MTurk worker's signed claim; it counts only once MTurk confirms the pair.
+
+    Nothing is stored before this call (no worker row, no slot held at entry). MTurk is asked first
+    (``GetAssignment``): a confirmed answer takes a slot and follows the study's rules like any other; an
+    unconfirmed one (MTurk denies it, does not list it yet, or cannot be asked) is kept with the flag
+    ``unconfirmed``, holds no slot and is never counted until reconciliation confirms it.
+    """
+    from annotation.recruiters import recruiter_for
+    from annotation.services.crowd import external_worker
+
+    task = Task.objects.select_related("study").get(pk=task.pk)
+    study = task.study
+    cleaned = get_task_kind(study.kind).validate_answer(payload, selectors.study_conf(study=study))
+    assignment_id, worker_id = claim["a"], claim["w"]
+    mturk_entry_check(task=task, assignment_id=assignment_id, worker_id=worker_id)  # before asking MTurk
+    counted = recruiter_for(study).confirm_assignment(task, assignment_id, worker_id) is True
+    shown = dt.datetime.fromtimestamp(claim["at"], tz=dt.timezone.utc)
+    now = timezone.now()
+    with transaction.atomic():
+        mturk_entry_check(task=Task.objects.select_for_update().select_related("study").get(pk=task.pk),
+                          assignment_id=assignment_id, worker_id=worker_id)
+        worker = external_worker(backend=study.backend, external_id=worker_id)
+        if counted and not Task.objects.filter(pk=task.pk, filled__lt=F("wanted")).update(filled=F("filled") + 1):
+            raise Conflict("this task has all the answers it wants; please return the HIT")
+        try:
+            with transaction.atomic():
+                assignment = Assignment.objects.create(
+                    task=task, worker=worker, external_id=assignment_id, shown_at=shown,
+                    expires_at=shown + dt.timedelta(seconds=study.assignment_seconds),
+                    state=A.ASSIGNED if counted else A.REJECTED, decided_at=None if counted else now)
+                ExternalSession.objects.create(study=study, worker=worker, backend=study.backend,
+                                               session_id=assignment_id, external_study_id=task.external_id,
+                                               submit_to=claim["s"], assignment=assignment)
+        except IntegrityError as exc:
+            raise Conflict("this HIT was just answered in another window") from exc
+        if counted:
+            _record_answer(assignment=assignment, worker=worker, study=study, cleaned=cleaned, shown=shown)
+        else:
+            Answer.objects.create(assignment=assignment, task=task, worker=worker, payload=cleaned, shown_at=shown,
+                                  submitted_at=now, flag=Answer.Flag.UNCONFIRMED)
+            Assignment.objects.filter(pk=assignment.pk).update(submitted_at=now)
+    return assignment
+
+
+def assignment_confirm(*, assignment: Assignment) -> bool:
+    """The crowd site confirmed an ``unconfirmed`` answer: it counts now (a slot, the time filters, approval).
+
+    Returns False, changing nothing, when the answer is not unconfirmed or its task has no slot left.
+    """
+    with transaction.atomic():
+        assignment = Assignment.objects.select_for_update().select_related("task__study").get(pk=assignment.pk)
+        answer = Answer.objects.filter(assignment=assignment, flag=Answer.Flag.UNCONFIRMED).first()
+        if answer is None or assignment.state != A.REJECTED:
+            return False
+        study = assignment.task.study
+        flag = time_flag(study, (answer.submitted_at - answer.shown_at).total_seconds())
+        Answer.objects.filter(pk=answer.pk).update(flag=flag)
+        if flag:
+            return True
+        if not Task.objects.filter(pk=assignment.task_id, filled__lt=F("wanted")).update(filled=F("filled") + 1):
+            Answer.objects.filter(pk=answer.pk).update(flag=Answer.Flag.UNCONFIRMED)
+            return False
+        assignment.state = A.SUBMITTED
+        assignment.decided_at = None
+        assignment.save(update_fields=["state", "decided_at", "updated_at"])
+        if study.auto_approve:
+            _approve(assignment)
+        _quality_checks(assignment=assignment, study=study, worker=assignment.worker, counted=True)
+    return True

@@ -1,7 +1,6 @@
 """Recruitment: opening and closing crowd sites, external workers and sessions, reconciliation."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from collections.abc import Mapping
@@ -152,70 +151,13 @@ def external_worker(*, backend: str, external_id: str) -> Worker:
         return Worker.objects.get(backend=backend, external_id=external_id)
 
 
-def _check_may_work(*, worker: Worker, study: Study) -> None:
+def check_may_work(*, worker: Worker, study: Study) -> None:
     if worker.blocked:
         raise Forbidden("this worker is blocked on the platform")
     if BlockedWorker.objects.filter(researcher_id=study.owner_id, worker=worker).exists():
         raise Forbidden("this worker is blocked by the study's researcher")
     if study.excluded_workers.filter(pk=worker.pk).exists():
         raise Forbidden("this worker is excluded from the study (quality checks)")
-
-
-def assignment_start_external(
-    *, task: Task, worker: Worker, external_id: str, backend: str, submit_to: str = "", external_study_id: str = ""
-) -> Assignment:
-    """A worker arriving from a crowd site for one task (one HIT): their assignment, made or resumed.
-
-    A returned or expired assignment of the same worker is revived under the new external id; an
-    answered one is refused, and so is an external id that belongs to another worker.
-    """
-    with transaction.atomic():
-        task = Task.objects.select_related("study").get(pk=task.pk)
-        study = task.study
-        if study.state != Study.State.LIVE:
-            raise Conflict(f"study {study.name!r} is {study.state} and takes no answers")
-        _check_may_work(worker=worker, study=study)
-        if Assignment.objects.filter(external_id=external_id, task__study=study).exclude(worker=worker).exists():
-            raise Conflict("this assignment id belongs to another worker")
-        expires = timezone.now() + dt.timedelta(seconds=study.assignment_seconds)
-        assignment = Assignment.objects.select_for_update().filter(task=task, worker=worker).first()
-        if assignment is None and selectors.worker_had_exclusion_sibling(worker=worker, task=task):
-            raise Conflict("you already worked on another version of this item in this study; please return it")
-        if assignment is None:
-            if not Task.objects.filter(pk=task.pk, filled__lt=F("wanted")).update(filled=F("filled") + 1):
-                raise Conflict("this task has all the answers it wants; please return it")
-            try:
-                with transaction.atomic():
-                    assignment = Assignment.objects.create(task=task, worker=worker, external_id=external_id,
-                                                           expires_at=expires)
-            except IntegrityError as exc:
-                raise Conflict("this task was just started by you in another window") from exc
-        elif assignment.state == A.ASSIGNED:
-            if assignment.external_id != external_id:
-                assignment.external_id = external_id
-                assignment.save(update_fields=["external_id", "updated_at"])
-        elif assignment.state in (A.EXPIRED, A.RETURNED):
-            if not Task.objects.filter(pk=task.pk, filled__lt=F("wanted")).update(filled=F("filled") + 1):
-                raise Conflict("this task has all the answers it wants; please return it")
-            assignment.state = A.ASSIGNED
-            assignment.external_id = external_id
-            assignment.expires_at = expires
-            assignment.shown_at = None
-            assignment.decided_at = None
-            assignment.save(update_fields=["state", "external_id", "expires_at", "shown_at", "decided_at",
-                                           "updated_at"])
-        else:
-            raise Conflict(f"you already answered this task (your assignment is {assignment.state})")
-        try:
-            with transaction.atomic():
-                ExternalSession.objects.update_or_create(
-                    assignment=assignment,
-                    defaults={"study": study, "worker": worker, "backend": backend, "session_id": external_id,
-                              "external_study_id": external_study_id, "submit_to": submit_to},
-                )
-        except IntegrityError as exc:
-            raise Conflict("this assignment id is already used for another task") from exc
-    return assignment
 
 
 def external_session_start(
@@ -229,7 +171,7 @@ def external_session_start(
         study = Study.objects.get(pk=study.pk)
         if study.state != Study.State.LIVE:
             raise Conflict(f"study {study.name!r} is {study.state} and takes no participants")
-        _check_may_work(worker=worker, study=study)
+        check_may_work(worker=worker, study=study)
         existing = ExternalSession.objects.filter(study=study, worker=worker, backend=backend).first()
         if existing is not None:
             if existing.session_id == session_id and existing.completed_at is None:
@@ -244,6 +186,13 @@ def external_session_start(
             raise Conflict("this session id was already used") from exc
 
 
+def external_entry_confirm(*, study: Study, session_id: str, participant_id: str) -> None:
+    """Refuse an entry the crowd site denies (Prolific with an API token); one it cannot be asked about passes."""
+    recruiter = recruiter_for(study)
+    if recruiter.confirm_session(study, session_id, participant_id) is False:
+        raise Forbidden(f"{recruiter.title} does not know this session as this participant's")
+
+
 def external_session_complete(*, study: Study, worker: Worker) -> None:
     ExternalSession.objects.filter(study=study, worker=worker, completed_at__isnull=True).update(
         completed_at=timezone.now())
@@ -254,6 +203,7 @@ def assignment_platform_decision(
 ) -> tuple[Assignment | None, str | None, str]:
     """Record what the crowd site says of an assignment and decide: ("approve"|"reject"|None, reason).
 
+    An ``unconfirmed`` answer whose pair the site lists as submitted is confirmed first (it counts from now).
     Approve when the answer is stored, still valid and the assignment approved here; reject when it
     was rejected here (flag or researcher); leave anything else alone.
     """
@@ -267,6 +217,14 @@ def assignment_platform_decision(
     answer = Answer.objects.filter(assignment=assignment).first()
     if answer is None:
         return assignment, None, "no answer stored"
+    if answer.flag == Answer.Flag.UNCONFIRMED:
+        from annotation.services.assignments import assignment_confirm
+
+        # The site lists this pair as submitted: that is the confirmation the answer waited for.
+        if not assignment_confirm(assignment=assignment):
+            return assignment, None, "confirmed, but the task has no slot left"
+        assignment.refresh_from_db()
+        answer.refresh_from_db()
     if assignment.state == A.APPROVED:
         try:
             get_task_kind(task.study.kind).validate_answer(answer.payload, selectors.study_conf(study=task.study))

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
 from analysis.aggregation.early_stopping import label_settled
 from annotation import selectors
 from annotation.errors import ApplicationError, Conflict
-from annotation.models import GOLD_SLOTS, Answer, Assignment, BlockedWorker, Study, Task, Worker
+from annotation.models import GOLD_SLOTS, Answer, Assignment, BlockedWorker, Bonus, Study, Task, Worker
 from annotation.recruiters import by_name, recruiter_for
 from annotation.services.crowd import external_worker
 from annotation.services.slots import release_slot
@@ -149,8 +150,8 @@ def worker_block_list(*, researcher, backend: str, ids: list[str], reason: str =
     return entries
 
 
-def assignment_pay_bonus(*, researcher, assignment: Assignment, cents: int, reason: str) -> None:
-    """Pay a bonus through the study's recruiter (the internal pool only records it in the log)."""
+def assignment_pay_bonus(*, researcher, assignment: Assignment, cents: int, reason: str) -> Bonus:
+    """Pay a bonus of at most ``SALIENT_MAX_BONUS_CENTS`` through the study's recruiter and record it."""
     assignment = Assignment.objects.select_related("task__study", "worker").get(pk=assignment.pk)
     if assignment.task.study.owner_id != researcher.pk:
         raise selectors.NotFound("no such assignment in your studies")
@@ -158,5 +159,11 @@ def assignment_pay_bonus(*, researcher, assignment: Assignment, cents: int, reas
         raise Conflict(f"bonuses go to approved assignments; this one is {assignment.state}")
     if cents < 1:
         raise ApplicationError("a bonus must be at least one cent")
-    recruiter_for(assignment.task.study).pay_bonus(assignment, cents, reason)
+    if cents > settings.SALIENT_MAX_BONUS_CENTS:
+        raise ApplicationError(f"a bonus may be at most {settings.SALIENT_MAX_BONUS_CENTS} cents "
+                               "(SALIENT_MAX_BONUS_CENTS)")
+    with transaction.atomic():
+        bonus = Bonus.objects.create(assignment=assignment, paid_by=researcher, cents=cents, reason=reason)
+        recruiter_for(assignment.task.study).pay_bonus(assignment, cents, reason)
+    return bonus
 

@@ -11,7 +11,7 @@ from annotation import selectors
 from annotation.errors import ApplicationError, Conflict
 from annotation.models import Assignment, Job, Study, StudyResult, Worker
 from annotation.quality import study_quality_report
-from annotation.recruiters import by_name
+from annotation.recruiters import by_name, recruiter_for
 from annotation.recruiters.prolific import new_completion_code
 from annotation.services.crowd import artifacts_make_public, enqueue_recruitment
 from annotation.services.jobs import enqueue_job
@@ -98,6 +98,8 @@ def study_launch(*, study: Study) -> Study:
         study = Study.objects.select_for_update().get(pk=study.pk)
         if study.state == Study.State.READY and not study.tasks.exists():
             raise ApplicationError(f"study {study.name!r} has no tasks to launch")
+        if problem := recruiter_for(study).launch_problem(study):
+            raise ApplicationError(problem)
         study = study_transition(study=study, to=Study.State.LIVE)
         artifacts_make_public(study=study)
         enqueue_recruitment(study=study, verb="open")

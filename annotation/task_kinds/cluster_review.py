@@ -18,6 +18,7 @@ import pandas as pd
 from django import forms
 
 from analysis.aggregation import MajorityVote
+from analysis.exports import safe_csv_bytes
 from analysis.crowd_sim import noisy_choice
 from analysis.spray.benchmark_review import cluster_truth, cue_share, positive_maps, typical_members
 from annotation.task_kinds import (
@@ -160,7 +161,7 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
                      "cluster_sizes": " ".join(str(r["size"]) for r in clusters),
                      "best_cue_purity": round(max(best["cue_share"].values()), 4)})
     table = pd.DataFrame(rows)
-    yield OutputFile("spray_ranking.csv", table.to_csv(index=False).encode(), "Classes ranked by Fisher score τ")
+    yield OutputFile("spray_ranking.csv", safe_csv_bytes(table), "Classes ranked by Fisher score τ")
     yield OutputFile("spray_ranking.png", ranking_plot(spray.ranking, bench.class_names), "Classes ranked by τ")
     summary = {"settings": {k: c[k] for k in ("model", "per_class", "size", "metric", "max_k")},
                "ranking": rows, "classes": [per_class[cls] for cls, _ in spray.ranking]}
@@ -193,7 +194,7 @@ def spray_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -
                      "label": row["label"], "complete": row["complete"], "n_answers": row["n_answers"],
                      **{c: row[c] for c in labels.columns if c.startswith("count_")},
                      **{f"share_{kind}": round(v, 4) for kind, v in share.items()}})
-    files = [OutputFile("cluster_labels.csv", pd.DataFrame(rows).to_csv(index=False).encode(),
+    files = [OutputFile("cluster_labels.csv", safe_csv_bytes(pd.DataFrame(rows)),
                         "Crowd label per cluster with the share of each planted cue")]
     artifacts = [r for r in rows if r["label"] == "artifact"]
     test_images, test_labels = bench.split("test").tensors()
@@ -211,7 +212,7 @@ def spray_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -
                             "mask_pixels": int(mask.sum()), **effect})
     if results:
         table = pd.DataFrame(results)
-        files.append(OutputFile("artifact_tests.csv", table.to_csv(index=False).encode(),
+        files.append(OutputFile("artifact_tests.csv", safe_csv_bytes(table),
                                 "Artifact tests: paste into other classes, remove from the class"))
         files.append(OutputFile("artifact_tests.json", table.to_json(orient="records", indent=1).encode(),
                                 "Artifact tests (JSON)"))

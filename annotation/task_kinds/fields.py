@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import attrs
+
+
+#: C0/C1 control characters other than tab, line feed and carriage return (NUL included: PostgreSQL refuses it).
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _is_blank(raw: Any) -> bool:
@@ -50,6 +55,8 @@ class TextField:
             raw = ""
         if not isinstance(raw, str):
             raise ValueError("must be text")
+        if bad := CONTROL_RE.search(raw):
+            raise ValueError(f"contains the control character U+{ord(bad.group()):04X}; remove it and send again")
         value = raw.strip()
         if not value and self.required:
             raise ValueError("this field is required")

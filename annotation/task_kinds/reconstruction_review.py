@@ -20,6 +20,7 @@ import pandas as pd
 from django import forms
 
 from analysis.aggregation import MajorityVote
+from analysis.exports import safe_csv_bytes
 from analysis.crowd_sim import noisy_choice
 from analysis.reconstruction.data import TRIGGERS
 from analysis.reconstruction.review import best_matched, mask_box, upscaled
@@ -156,14 +157,13 @@ def reconstruction_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Pr
                      "visible": (task.truth or {}).get("pattern") == "yes", "clicks": clicks[task.pk],
                      "box": task.payload["box"] or [0, 0, 0, 0]})
     table = pd.DataFrame(rows)
-    files = [OutputFile("reconstruction_labels.csv", table.assign(clicks=table["clicks"].map(json.dumps),
-                                                                  box=table["box"].map(json.dumps)
-                                                                  ).to_csv(index=False).encode(),
+    files = [OutputFile("reconstruction_labels.csv", safe_csv_bytes(table.assign(
+                            clicks=table["clicks"].map(json.dumps), box=table["box"].map(json.dumps))),
                         "Crowd label and clicks per reviewed reconstruction")]
     reviewed = table[table["level"] != "none"]
     if len(reviewed):
         found = trigger_found_table(reviewed)
-        files += [OutputFile("trigger_found.csv", found.to_csv(index=False).encode(),
+        files += [OutputFile("trigger_found.csv", safe_csv_bytes(found),
                              "How often the crowd finds the trigger, per level"),
                   OutputFile("trigger_found.json", found.to_json(orient="records", indent=1).encode(),
                              "How often the crowd finds the trigger (JSON)"),

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from analysis.exports import safe_csv_bytes
 from annotation.errors import ApplicationError
 from annotation.importer import labels_export_table
 from annotation.models import Study
@@ -33,6 +34,6 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         table = labels_export_table(study=study)
         out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False)
+        out.write_bytes(safe_csv_bytes(table))
         undecided = int(table["label"].isna().sum()) if len(table) else 0
         self.stdout.write(self.style.SUCCESS(f"wrote {len(table)} tasks to {out} ({undecided} without a label)"))
