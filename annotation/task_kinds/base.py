@@ -144,6 +144,8 @@ class TaskKind:
     jobs: ClassVar[Mapping[str, KindJob]] = {}
     #: The kind reads the model's last convolutional map (NAMs): a model without one is refused.
     needs_conv_map: ClassVar[bool] = False
+    #: The study's gold rate when its creator leaves it empty (a kind whose tasks come with gold copies mixes them in).
+    default_gold_rate: ClassVar[float] = 0.0
 
     # -- settings ------------------------------------------------------------------------------
     def default_settings(self) -> dict[str, Any]:
