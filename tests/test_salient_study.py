@@ -116,6 +116,12 @@ def test_feature_panel_study_end_to_end(researcher, make_worker, django_capture_
     assert f"study{study.pk}/outputs/salient_dataset.zip" in full.namelist()
 
 
+def test_feature_panel_gold_copies_can_be_left_out(researcher, django_capture_on_commit_callbacks):
+    study = make_salient_study(researcher, "feature_panel", "no-gold", django_capture_on_commit_callbacks,
+                               live=False, gold_panels="none")
+    assert study.tasks.count() == 8 and not study.tasks.filter(is_gold=True).exists()
+
+
 def test_feature_panel_threshold_is_a_strict_majority_unless_set():
     from annotation.task_kinds import get_task_kind
 

@@ -67,10 +67,10 @@ class FeaturePanelSettingsForm(SalientSettingsForm):
         min_value=1, max_value=50, required=False, initial=None,
         help_text="Spurious answers needed to label a feature spurious; empty = a strict majority of the "
                   "study's workers per task (the paper's 3 of 5).")
-    gold_panels = forms.BooleanField(
-        required=False, initial=True,
-        help_text="Add a gold copy of every panel whose answer is known (the benchmark's truth); they are mixed in "
-                  "at the study's gold rate and workers below its gold bar are not approved.")
+    gold_panels = forms.TypedChoiceField(
+        choices=[("known", "a gold copy of every panel whose answer is known (the benchmark's truth)"),
+                 ("none", "no gold copies")], required=False, initial="known", empty_value="known",
+        help_text="Gold copies are mixed in at the study's gold rate; workers below its gold bar are not approved.")
 
 
 def spurious_threshold(conf: Mapping[str, Any]) -> int:
@@ -120,7 +120,7 @@ class FeaturePanel(TaskKind):
             }
             truth = {"main": truths[panel.key]} if panel.key in truths else None
             yield TaskSpec(key=panel.key, payload=payload, truth=truth)
-            if truth and ctx.conf.get("gold_panels", True):
+            if truth and ctx.conf.get("gold_panels", "known") == "known":
                 yield TaskSpec(key=f"gold-{panel.key}", payload=payload, truth=truth, is_gold=True)
 
     def aggregator(self, conf: Mapping[str, Any]) -> ThresholdVote:

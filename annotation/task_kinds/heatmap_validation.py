@@ -40,9 +40,9 @@ SUMMARY = "validation.json"
 
 class HeatmapValidationSettingsForm(SalientSettingsForm):
     spurious_threshold = None  # labels come from the feature-panel study
-    features = forms.ChoiceField(
+    features = forms.TypedChoiceField(
         choices=[("spurious", "features labelled spurious (App. D)"), ("all", "all top features")],
-        initial="spurious", help_text="Which features to validate.")
+        initial="spurious", required=False, empty_value="spurious", help_text="Which features to validate.")
     labels_from = forms.CharField(
         max_length=200, required=False, initial="",
         help_text="Name of your feature-panel study (aggregated) whose labels choose the features; "

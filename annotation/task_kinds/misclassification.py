@@ -70,8 +70,8 @@ class MisclassificationSettingsForm(BenchmarkOverridesForm):
                  ("test", "test: cues on their own class")],
         initial="flipped", help_text="On 'flipped' many mistakes predict a class whose cue is really in the image.")
     top_k = forms.IntegerField(min_value=2, max_value=10, initial=5, help_text="Classes per top-k task.")
-    top5_protocol = forms.ChoiceField(
-        choices=list(TOPK_PROTOCOLS.items()), initial="topk_mistakes",
+    top5_protocol = forms.TypedChoiceField(
+        choices=list(TOPK_PROTOCOLS.items()), initial="topk_mistakes", required=False, empty_value="topk_mistakes",
         help_text="Top-k variant: which mistakes are shown with the top-k predictions (Stock & Cisse §4: "
                   "ResNet-101 6.44 % top-5 error -> 1.94 % rectified with top-1 mistakes, 1.37 % with top-5 mistakes).")
     max_images = forms.IntegerField(
