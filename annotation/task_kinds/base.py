@@ -18,6 +18,8 @@ registered with :func:`annotation.task_kinds.register_task_kind`. It declares:
 * ``jobs`` — the kind's own Celery jobs, name -> :class:`KindJob`; ``results_template`` and
   :meth:`TaskKind.results_context` — its results page.
 * :meth:`TaskKind.simulate_answer` / :meth:`TaskKind.expected_label` — the simulated crowd.
+* ``default_gold_rate`` — the study's gold rate when its creator leaves it empty (gold tasks are
+  ``TaskSpec(is_gold=True)``; the feature panel yields gold copies of panels whose answer is known).
 
 A kind touches no ORM: it gets plain values (``conf`` dicts, :class:`StudyContext`, DataFrames,
 :class:`TaskRecord`) and writes images through ``ctx.store``. The services build the contexts.
@@ -97,7 +99,8 @@ class StudyContext:
     conf: Mapping[str, Any]
     work_dir: Path
     store: ImageSink
-    #: The registry entries the settings name: ``{"dataset": {...}, "models": {name: {...}}}`` (plain dicts).
+    #: The registry entries the settings name: ``{"dataset": {...}, "models": {name: {...}}}`` (plain dicts),
+    #: and ``"labels_from"`` when the settings name another study of the researcher (its kind and labels by task key).
     inputs: Mapping[str, Any] = attrs.field(factory=dict)
     tasks: Callable[[], list[TaskRecord]] = list
     labels: Callable[[], dict[int, str]] = dict
