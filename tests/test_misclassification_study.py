@@ -251,3 +251,30 @@ def test_worker_answers_a_top5_task_in_the_browser(live_server, page, make_worke
     page.wait_for_selector("text=Answer saved")
     answer = task.answers.get()
     assert answer.payload == {"class_1": "yes", "class_2": "yes", "class_3": "no", "relevant": "1+2"}
+
+
+@pytest.mark.slow
+def test_lime_segment_size_setting_reaches_lime(researcher, monkeypatch, django_capture_on_commit_callbacks):
+    import analysis.misclassification.evidence as evidence
+    from annotation.task_kinds.misclassification import MisclassificationSettingsForm
+
+    defaults = get_task_kind("misclassification").default_settings()
+    assert defaults["lime_segment_size"] == 224 and defaults["top5_protocol"] == "topk_mistakes"
+    form = MisclassificationSettingsForm(data={**{k: v for k, v in defaults.items() if k not in ("models", "benchmark",
+                                                                                             "training")},
+                                               "lime_segment_size": "", "models": ["standard"]})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["lime_segment_size"] is None  # empty: segment at the image's own size
+    seen = {}
+
+    def stop(*args, lime=None, **kwargs):
+        seen.update(lime)
+        raise RuntimeError("stopped after the settings were read")
+
+    monkeypatch.setattr(evidence, "adversarial_with_explanations", stop)
+    study = services.study_create(owner=researcher, name="lime", kind="misclassification",
+                                  settings={**TINY, "variant": "adversarial", "lime_segment_size": 64})
+    with pytest.raises(RuntimeError, match="stopped"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.study_start_computing(study=study)
+    assert seen == {"num_samples": 40, "segment_size": 64}
