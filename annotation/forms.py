@@ -17,8 +17,9 @@ class StudyForm(forms.Form):
     assignment_minutes = forms.IntegerField(min_value=1, max_value=24 * 60, initial=30)
     backend = forms.ChoiceField(choices=(), initial=Worker.Backend.INTERNAL, help_text="Where the workers come from.")
     # Quality control (all optional; empty means the default).
-    gold_rate = forms.FloatField(min_value=0, max_value=0.9, required=False, initial=0,
-                                 help_text="Share of each worker's tasks that are gold tasks (0 = none).")
+    gold_rate = forms.FloatField(min_value=0, max_value=0.9, required=False,
+                                 help_text="Share of each worker's tasks that are gold tasks (0 = none; "
+                                           "empty = the kind's default: 0.2 for feature panels, else 0).")
     gold_min_accuracy = forms.FloatField(min_value=0, max_value=1, required=False, initial=0.6,
                                          help_text="Workers below this gold accuracy are excluded; answers kept, flagged.")
     gold_min_answers = forms.IntegerField(min_value=1, max_value=100, required=False, initial=3,
@@ -57,7 +58,7 @@ class StudyForm(forms.Form):
         """The quality-control keyword arguments of ``study_create``, defaults filled in."""
         data = self.cleaned_data
         return {
-            "gold_rate": data.get("gold_rate") or 0.0,
+            "gold_rate": data.get("gold_rate"),
             "gold_min_accuracy": 0.6 if data.get("gold_min_accuracy") is None else data["gold_min_accuracy"],
             "gold_min_answers": data.get("gold_min_answers") or 3,
             "max_tasks_per_worker": data.get("max_tasks_per_worker"),

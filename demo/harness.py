@@ -100,7 +100,7 @@ def run_demo_study(
     labels = json.loads(paths["labels.json"].read_text())
     study = Study.objects.get(pk=study_id)
     kind = get_task_kind(study.kind)
-    truth = {t.pk: kind.expected_label(t) for t in study.tasks.all()}
+    truth = {t.pk: kind.expected_label(t) for t in study.tasks.filter(is_gold=False)}
     scored = [r for r in labels if truth.get(r["task"]) is not None]
     correct = float(np.mean([r["label"] == truth[r["task"]] for r in scored])) if scored else float("nan")
     for output in study.outputs.all():
@@ -127,7 +127,8 @@ def salient_bias_report(study_id: int) -> list[dict[str, Any]]:
                                    training=conf.get("training"), flavours=[conf.get("model", "robust")])
     rows = []
     for bias in bench.biases:
-        tasks = [t for t in study.tasks.select_related("result") if t.payload.get("cls") == bias.label]
+        tasks = [t for t in study.tasks.filter(is_gold=False).select_related("result")
+                 if t.payload.get("cls") == bias.label]
         pointing = [t for t in tasks if (t.truth or {}).get("main") in ("separate_object", "background")]
         rows.append({
             "bias": bias.kind, "class": bias.class_name, "features_shown": len(tasks),

@@ -1,6 +1,6 @@
 """The prototype/criticism study (class_assignment) on the tiny benchmark: selection, tasks, the
 one-target-per-worker exclusion across conditions, HTTP end to end with the simulated crowd,
-the time filter and Table 3 outputs."""
+the time filter, Table 3 outputs and results page, MMD-critic's gamma setting and the cue shares (§3.4)."""
 import csv
 import datetime
 import io
@@ -12,7 +12,7 @@ from annotation import services
 from annotation.models import Answer, Assignment
 from annotation.task_kinds.class_assignment import class_assignment_outputs
 from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
-from tests.study_helpers import computed_study
+from tests.study_helpers import computed_study, output_files, read_csv
 
 pytestmark = pytest.mark.slow
 
@@ -93,10 +93,22 @@ def test_http_end_to_end_with_simulated_crowd(live_server, researcher, settings)
         targets = [Task.objects.get(pk=t).payload["target_index"] for t in task_ids]
         assert len(targets) == len(set(targets)) == 4, worker
 
-    # The paper's time filter (20 s .. 3 min) discards these instant simulated answers, counted.
+    # The results page: Table 3 with the valid answers per condition, the error-bar plot.
+    from django.test import Client
+    from django.urls import reverse
+
     from annotation.models import Study
 
     study = Study.objects.get(pk=summary["study"])
+    client = Client()
+    client.force_login(study.owner)
+    page = client.get(reverse("study_results", args=[study.pk])).content.decode()
+    assert "Table 3" in page and "accuracy.png" in page
+    for r in rows:
+        assert f'data-condition="{r["condition"]}"><td>{r["title"]}</td>' in page
+        assert f'<td>{r["n_correct"]}</td><td>{r["n_valid"]}</td>' in page
+
+    # The paper's time filter (20 s .. 3 min) discards these instant simulated answers, counted.
     study.settings = {**study.settings, "min_answer_time": 20, "max_answer_time": 180}
     files = {f.name: f for f in class_assignment_outputs(services.study_context(study))}
     counts = json.loads(files["accuracy_table.json"].data)["answers"]
@@ -134,3 +146,27 @@ def test_assignment_page_in_a_browser_keys_choose_a_class(live_server, page, res
     page.wait_for_selector("text=Answer saved")
     assert Answer.objects.get(task__study=study).payload == {"choice": "3"}
     assert assignment.task.payload["groups"][2]["cls"] in range(4)
+
+
+def test_cue_shares_and_the_mmd_gamma_setting(researcher, django_capture_on_commit_callbacks):
+    from annotation.task_kinds.class_assignment import ClassAssignmentSettingsForm
+
+    form = ClassAssignmentSettingsForm(data={"mmd_gamma": "-1"})
+    assert not form.is_valid() and "positive" in str(form.errors["mmd_gamma"])
+    median = make_study(researcher, django_capture_on_commit_callbacks, name="median")
+    paper = make_study(researcher, django_capture_on_commit_callbacks, name="paper", mmd_gamma=1e-5)
+    assert median.settings["mmd_gamma"] is None and paper.settings["mmd_gamma"] == 1e-5
+
+    def shown(study, selector):
+        return {t.key: [g["indices"] for g in t.payload["groups"]] for t in study.tasks.all()
+                if t.payload["selector"] == selector}
+
+    assert shown(median, "adv") == shown(paper, "adv") and shown(median, "probs") == shown(paper, "probs")
+    assert shown(median, "mmd") != shown(paper, "mmd")  # gamma reaches MMD-critic only
+
+    rows = read_csv(output_files(median)["cue_share_table.csv"])  # stored with the evidence
+    assert {(r["selector"], r["role"]) for r in rows} == {(s, role) for s in ("adv", "mmd", "probs")
+                                                          for role in ("prototypes", "criticisms")} | {("random", "prototypes")}
+    for r in rows:
+        assert float(r["cue_share_percent"]) == pytest.approx(100 * int(r["cue_images"]) / int(r["images"]), abs=0.01)
+    assert any(float(r["class_cue_percent"]) > 0 for r in rows)  # the tiny benchmark has biased classes

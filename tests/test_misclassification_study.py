@@ -1,6 +1,6 @@
 """The misclassification-agreement study (SPEC §4) on the tiny benchmark: evidence job, the three
-variants answered by a simulated crowd, rectified error, relevance shares, the cross-condition
-exclusion in the assignment logic, and the top-5 page in a real browser."""
+variants answered by a simulated crowd, rectified error, Table 2, both top-5 protocols, the results
+page, the cross-condition exclusion in the assignment logic, and the top-5 page in a real browser."""
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -20,6 +20,14 @@ TINY = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "max_images": 6,
 def make_study(researcher, capture, name, live=True, workers_per_task=5, **settings):
     return computed_study(researcher, "misclassification", name, {**TINY, **settings}, capture,
                           workers_per_task=workers_per_task, live=live)
+
+
+def results_page(study) -> str:
+    client = Client()
+    client.force_login(study.owner)
+    reply = client.get(reverse("study_results", args=[study.pk]))
+    assert reply.status_code == 200
+    return reply.content.decode()
 
 
 # -- the exclusion lives in the assignment logic ----------------------------------------------
@@ -125,6 +133,10 @@ def test_top1_study_rectifies_images_whose_predicted_class_is_present(researcher
         error = int(row["errors"]) / int(row["images"])
         assert float(row["error_percent"]) == round(100 * error, 2)
         assert float(row["rectified_error_percent"]) == round(100 * error * (1 - rectified / 6), 2)
+    page = results_page(study)
+    assert "Table 1" in page and "yes_histogram.png" in page
+    for row in table.values():
+        assert row["rectified_error_percent"] in page
     images = read_csv(files["images.csv"])
     assert len(images) == 12 and {"image", "true", "predicted", "yes_count", "rectified"} <= set(images[0])
     assert files["yes_histogram.png"][:4] == b"\x89PNG"
@@ -149,6 +161,35 @@ def test_top5_study_asks_one_question_per_class(researcher, make_worker, django_
     for r in study.results.select_related("task"):
         assert r.label == get_task_kind("misclassification").expected_label(r.task)
     assert read_csv(files["rectified_error.csv"])[0]["variant"] == "top5"
+    row = read_csv(files["rectified_topk_table.csv"])[0]
+    assert row["protocol"] == "topk_mistakes" and int(row["judged"]) == len(tasks)
+    assert int(row["mistakes_sampled_from"]) == tasks[0].payload["n_topk_errors"] == tasks[0].payload["n_errors"]
+    images = read_csv(files["images.csv"])
+    assert {r["protocol"] for r in images} == {"topk_mistakes"} and {r["truth_in_topk"] for r in images} == {"False"}
+
+
+@pytest.mark.slow
+def test_top5_protocol_top1_mistakes_shows_the_topk_of_every_top1_mistake(researcher, make_worker,
+                                                                          django_capture_on_commit_callbacks):
+    study = make_study(researcher, django_capture_on_commit_callbacks, "top5-t1", variant="top5",
+                       models=["standard"], workers_per_task=3, threshold=2, top5_protocol="top1_mistakes",
+                       max_images=30)
+    tasks = list(study.tasks.all())
+    p = tasks[0].payload
+    assert p["protocol"] == "top1_mistakes" and len(tasks) == min(p["n_errors"], 30)
+    assert p["n_errors"] >= p["n_topk_errors"]
+    assert all(t.payload["classes"][0]["cls"] != t.payload["true"] for t in tasks)  # top-1 mistakes
+    inside = [t for t in tasks if t.payload["truth_in_topk"]]
+    assert inside, "no top-1 mistake with its truth among the top k"
+    for t in inside:
+        assert t.payload["true"] in [c["cls"] for c in t.payload["classes"]]
+    crowd_answers(study, make_worker, n=3, accuracy=1.0)
+    files = aggregate(study, django_capture_on_commit_callbacks)
+    row = read_csv(files["rectified_topk_table.csv"])[0]
+    assert row["protocol"] == "top1_mistakes" and int(row["judged"]) == len(tasks)
+    wrong = sum(not t.payload["truth_in_topk"] and t.result.label != "rectified" for t in tasks)
+    assert float(row["rectified_topk_error_percent"]) == round(100 * p["n_errors"] / p["n_images"] * wrong / len(tasks), 2)
+    assert float(row["topk_error_percent"]) == round(100 * p["n_topk_errors"] / p["n_images"], 2)
 
 
 @pytest.mark.slow
@@ -168,11 +209,21 @@ def test_adversarial_study_whole_explanation_and_clean(researcher, make_worker, 
     # 2 answers per condition and 3 conditions: 6 workers needed, each sees one condition per image
     assert crowd_answers(study, make_worker, n=6, accuracy=1.0) == 2 * len(tasks)
     files = aggregate(study, django_capture_on_commit_callbacks)
-    shares = {r["condition"]: r for r in read_csv(files["relevance_shares.csv"])}
-    assert set(shares) == {"clean", "whole", "explanation"}
-    assert float(shares["clean"]["share_percent"]) == 100.0
-    for row in shares.values():
-        assert float(row["ci_low_percent"]) <= float(row["share_percent"]) <= float(row["ci_high_percent"])
+    assert "relevance_shares.csv" not in files
+    table = {r["condition"]: r for r in read_csv(files["adversarial_table.csv"])}  # Table 2
+    assert set(table) == {"clean", "whole", "explanation"}
+    assert float(table["clean"]["rectified_share_percent"]) == 100.0 and not table["clean"]["top1_error_percent"]
+    for condition in ("whole", "explanation"):
+        row = table[condition]
+        rectified = sum(r.label == "rectified" for r in study.results.select_related("task")
+                        if r.task.payload["condition"] == condition)
+        error = float(row["top1_error_percent"])
+        assert error > 0 and int(row["judged"]) == len(groups)
+        assert float(row["rectified_error_percent"]) == pytest.approx(error * (1 - rectified / len(groups)), abs=0.02)
+        assert float(row["rectified_error_ci_low_percent"]) <= float(row["rectified_error_percent"]) \
+            <= float(row["rectified_error_ci_high_percent"])
+    page = results_page(study)
+    assert "Table 2" in page and table["whole"]["top1_error_percent"] in page
 
 
 # -- the top-5 page in a real browser --------------------------------------------------------
@@ -202,3 +253,30 @@ def test_worker_answers_a_top5_task_in_the_browser(live_server, page, make_worke
     page.wait_for_selector("text=Answer saved")
     answer = task.answers.get()
     assert answer.payload == {"class_1": "yes", "class_2": "yes", "class_3": "no", "relevant": "1+2"}
+
+
+@pytest.mark.slow
+def test_lime_segment_size_setting_reaches_lime(researcher, monkeypatch, django_capture_on_commit_callbacks):
+    import analysis.misclassification.evidence as evidence
+    from annotation.task_kinds.misclassification import MisclassificationSettingsForm
+
+    defaults = get_task_kind("misclassification").default_settings()
+    assert defaults["lime_segment_size"] == 224 and defaults["top5_protocol"] == "topk_mistakes"
+    form = MisclassificationSettingsForm(data={**{k: v for k, v in defaults.items() if k not in ("models", "benchmark",
+                                                                                             "training")},
+                                               "lime_segment_size": "", "models": ["standard"]})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["lime_segment_size"] is None  # empty: segment at the image's own size
+    seen = {}
+
+    def stop(*args, lime=None, **kwargs):
+        seen.update(lime)
+        raise RuntimeError("stopped after the settings were read")
+
+    monkeypatch.setattr(evidence, "adversarial_with_explanations", stop)
+    study = services.study_create(owner=researcher, name="lime", kind="misclassification",
+                                  settings={**TINY, "variant": "adversarial", "lime_segment_size": 64})
+    with pytest.raises(RuntimeError, match="stopped"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.study_start_computing(study=study)
+    assert seen == {"num_samples": 40, "segment_size": 64}

@@ -1,5 +1,5 @@
 """Salient evidence maths on tiny models and hand-made tables: IV, top images, NAMs, attacks,
-threshold labels, masks and the noise sweep."""
+threshold labels and ground truth (masks and the noise sweep: tests/analysis/test_salient_dataset.py)."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,9 +11,7 @@ from analysis.salient.attack import feature_attack, reference_step
 from analysis.salient.evidence import SalientEvidence, compute_salient_evidence
 from analysis.salient.ground_truth import feature_truth
 from analysis.salient.importance import bottom_of_top, feature_importance, top_features, top_images
-from analysis.salient.masks import combine_masks
 from analysis.salient.nam import heatmap_overlay, neural_activation_maps
-from analysis.salient.noise import core_spurious_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -180,17 +178,6 @@ def test_threshold_vote_threshold_setting_and_ties():
         ThresholdVote(positive_values=SPURIOUS, threshold=6, wanted=5)
 
 
-def test_combine_masks_takes_elementwise_max():
-    nams = np.array([[[0.2, 0.9]], [[0.7, 0.1]], [[0.5, 0.5]]], dtype=np.float32)
-    core, spurious = combine_masks(nams, np.array(["core", "core", "spurious"]))
-    np.testing.assert_allclose(core, [[0.7, 0.9]])
-    np.testing.assert_allclose(spurious, [[0.5, 0.5]])
-    core, spurious = combine_masks(nams[:1], np.array(["spurious"]))
-    assert core.sum() == 0
-    with pytest.raises(ValueError, match="core or spurious"):
-        combine_masks(nams[:1], np.array(["maybe"]))
-
-
 def test_ground_truth_follows_the_hottest_region():
     obj = np.zeros((1, 4, 4), bool)
     obj[0, :2, :2] = True
@@ -206,17 +193,3 @@ def test_ground_truth_follows_the_hottest_region():
     nam[0, 3, 3] = 0.8  # nearly as hot as the garment: read as the cue
     assert feature_truth(nam, obj, cue, "watermark") == "separate_object"
     assert feature_truth(nam, obj, cue, "watermark", object_margin=1.1) == "main_object"
-
-
-def test_noise_sweep(tiny_handle, tiny_data):
-    images, labels = tiny_data
-    ones, zeros = torch.ones(30, 32, 32), torch.zeros(30, 32, 32)
-    with torch.no_grad():
-        clean = float((tiny_handle.predict(images) == labels).float().mean())
-    table = core_spurious_accuracy(tiny_handle, images, labels, core_masks=ones, spurious_masks=zeros,
-                                   sigmas=(0.0, 0.5))
-    assert list(table["sigma"]) == [0.0, 0.5]
-    assert table.loc[0, "core_accuracy"] == pytest.approx(clean) == table.loc[0, "spurious_accuracy"]
-    assert table.loc[1, "core_accuracy"] == pytest.approx(clean)  # noise on an empty spurious mask
-    with pytest.raises(ValueError, match="same number"):
-        core_spurious_accuracy(tiny_handle, images, labels[:3], ones, zeros)

@@ -6,7 +6,7 @@ gets at least ``threshold`` yes answers (paper: 4 of 5).
 
 Tables: :func:`rectified_error_table` (the paper's Table 1), :func:`rectified_topk_table` (both
 top-5 protocols of §4), :func:`adversarial_table` (Table 2, with Wilson intervals and the clean
-control row) and :func:`relevance_shares`.
+control row).
 """
 from __future__ import annotations
 
@@ -231,20 +231,6 @@ def adversarial_table(images: pd.DataFrame) -> pd.DataFrame:
                "rectified_error_ci_low_percent", "rectified_error_ci_high_percent", "rectified_share_percent",
                "rectified_share_ci_low_percent", "rectified_share_ci_high_percent", "yes_answer_percent"]
     return pd.DataFrame(rows, columns=columns)
-
-
-def relevance_shares(images: pd.DataFrame, conditions=("clean", "whole", "explanation")) -> pd.DataFrame:
-    """Share of images judged relevant (rectified) per condition with 95 % CIs (Table 2 / Fig. 4)."""
-    rows = []
-    for condition in conditions:
-        group = images[(images["condition"] == condition) & images["rectified"].notna()]
-        k, n = int(group["rectified"].astype(bool).sum()), len(group)
-        low, high = wilson_interval(k, n)
-        rows.append({"condition": condition, "images": n, "relevant": k,
-                     "share_percent": round(100 * k / n, 2) if n else None,
-                     "ci_low_percent": round(100 * low, 2) if n else None,
-                     "ci_high_percent": round(100 * high, 2) if n else None})
-    return pd.DataFrame(rows)
 
 
 @attrs.define

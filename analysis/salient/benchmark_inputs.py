@@ -99,3 +99,12 @@ def focus_of(bench: PlantedBiasBenchmark, indices: np.ndarray, nams: np.ndarray)
 
 def images_uint8(bench: PlantedBiasBenchmark, indices: np.ndarray) -> np.ndarray:
     return bench.split("train").images[np.asarray(indices)]
+
+
+def example_indices(bench, cls: int, n: int = 3) -> np.ndarray:
+    """``n`` train images of class ``cls`` that carry no planted cue (a class example must not show the
+    answer); the first images of the class when fewer are clean."""
+    train = bench.split("train")
+    of_class = train.labels == cls
+    pick = np.flatnonzero(of_class & (np.asarray(train.bias_kinds) < 0))[:n]
+    return pick if len(pick) >= n else np.flatnonzero(of_class)[:n]

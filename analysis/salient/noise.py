@@ -23,18 +23,11 @@ import pandas as pd
 import torch
 
 from analysis.salient.nam import to_float_images
-from analysis.salient.plots import plot_core_spurious  # noqa: F401  (the outputs import it from here)
 
 DEFAULT_SIGMAS = tuple(round(0.05 * i, 2) for i in range(11))
 PAPER_SIGMA = 0.25
 #: accuracy measure -> the feature label whose sets it is measured on (noise on that label's mask).
 MEASURES = {"core": "spurious", "spurious": "core"}
-
-
-def noisy(images: torch.Tensor, masks: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    """Add N(0, σ²) noise where ``masks`` (N, H, W) is high, weighted by the soft mask."""
-    z = torch.randn(images.shape, generator=generator)
-    return (images + sigma * z * masks[:, None]).clamp(0, 1)
 
 
 def _image_noise(shape: tuple[int, ...], index: int, sigma: float, seed: int) -> torch.Tensor:
@@ -130,33 +123,3 @@ def feature_sensitivity(handle, dataset, images: np.ndarray, *, sigma: float = P
     table = table.sort_values(["drop", "class", "feature"], ascending=[False, True, True], ignore_index=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table
-
-
-@torch.no_grad()
-def core_spurious_accuracy(
-    handle, images: torch.Tensor, labels: torch.Tensor, core_masks: torch.Tensor, spurious_masks: torch.Tensor,
-    *, sigmas: Sequence[float] = DEFAULT_SIGMAS, seed: int = 0, batch_size: int = 256,
-) -> pd.DataFrame:
-    """Superseded (kept until the feature-panel outputs switch to :func:`class_noise_curves`): both
-    accuracies on the same images. A row per σ: ``core_accuracy`` (noise on spurious regions),
-    ``spurious_accuracy`` (on core)."""
-    if not (images.shape[0] == len(labels) == len(core_masks) == len(spurious_masks)):
-        raise ValueError("images, labels and both masks need the same number of samples")
-    if images.shape[-2:] != core_masks.shape[-2:] or core_masks.shape != spurious_masks.shape:
-        raise ValueError("masks must be (N, H, W) with the images' size")
-    rows = []
-    for sigma in sigmas:
-        if sigma < 0:
-            raise ValueError(f"σ must be >= 0, got {sigma}")
-        generator = torch.Generator().manual_seed(seed)
-        correct = {"core": 0, "spurious": 0}
-        for start in range(0, len(images), batch_size):
-            sl = slice(start, start + batch_size)
-            y = labels[sl].to(handle.device)
-            for name, masks in (("core", spurious_masks), ("spurious", core_masks)):
-                x = noisy(images[sl], masks[sl], sigma, generator)
-                correct[name] += int((handle.predict(x) == y).sum())
-        n = len(images)
-        rows.append({"sigma": float(sigma), "core_accuracy": correct["core"] / n,
-                     "spurious_accuracy": correct["spurious"] / n, "n": n})
-    return pd.DataFrame(rows)

@@ -32,7 +32,7 @@ def study_create(
     reward_cents: int = 0,
     assignment_seconds: int | None = None,
     backend: str = Worker.Backend.INTERNAL,
-    gold_rate: float = 0.0,
+    gold_rate: float | None = None,
     gold_min_accuracy: float = 0.6,
     gold_min_answers: int = 3,
     max_tasks_per_worker: int | None = None,
@@ -44,6 +44,7 @@ def study_create(
 ) -> Study:
     task_kind = get_task_kind(kind)
     settings = {**task_kind.default_settings(), **(settings or {})}
+    gold_rate = task_kind.default_gold_rate if gold_rate is None else gold_rate
     inputs = study_inputs(owner=owner, conf=settings, needs_conv_map=task_kind.needs_conv_map)
     if inputs and not inputs["dataset"]["builtin"]:
         settings["num_classes"] = len(inputs["dataset"]["classes"])  # the answer schema of some kinds needs it

@@ -18,6 +18,8 @@ registered with :func:`annotation.task_kinds.register_task_kind`. It declares:
 * ``jobs`` — the kind's own Celery jobs, name -> :class:`KindJob`; ``results_template`` and
   :meth:`TaskKind.results_context` — its results page.
 * :meth:`TaskKind.simulate_answer` / :meth:`TaskKind.expected_label` — the simulated crowd.
+* ``default_gold_rate`` — the study's gold rate when its creator leaves it empty (gold tasks are
+  ``TaskSpec(is_gold=True)``; the feature panel yields gold copies of panels whose answer is known).
 
 A kind touches no ORM: it gets plain values (``conf`` dicts, :class:`StudyContext`, DataFrames,
 :class:`TaskRecord`) and writes images through ``ctx.store``. The services build the contexts.
@@ -97,7 +99,8 @@ class StudyContext:
     conf: Mapping[str, Any]
     work_dir: Path
     store: ImageSink
-    #: The registry entries the settings name: ``{"dataset": {...}, "models": {name: {...}}}`` (plain dicts).
+    #: The registry entries the settings name: ``{"dataset": {...}, "models": {name: {...}}}`` (plain dicts),
+    #: and ``"labels_from"`` when the settings name another study of the researcher (its kind and labels by task key).
     inputs: Mapping[str, Any] = attrs.field(factory=dict)
     #: ``run_pass(spec, progress)``: the result of a streamed pass (:class:`analysis.streaming.PassSpec`),
     #: sharded over the ``evidence`` queue when there is a broker; None: run passes in-process.
@@ -149,6 +152,8 @@ class TaskKind:
     jobs: ClassVar[Mapping[str, KindJob]] = {}
     #: The kind reads the model's last convolutional map (NAMs): a model without one is refused.
     needs_conv_map: ClassVar[bool] = False
+    #: The study's gold rate when its creator leaves it empty (a kind whose tasks come with gold copies mixes them in).
+    default_gold_rate: ClassVar[float] = 0.0
 
     # -- settings ------------------------------------------------------------------------------
     def default_settings(self) -> dict[str, Any]:

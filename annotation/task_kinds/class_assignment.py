@@ -9,7 +9,12 @@ of one target share ``payload["exclusion_group"]``, honoured by the assignment l
 
 Outputs after aggregation: the paper's Table 3 (accuracy per condition with its standard error
 and number of valid answers, after discarding answers faster than ``min_answer_time`` or slower
-than ``max_answer_time``), a bar plot with error bars, the selections and the answer table.
+than ``max_answer_time``), a bar plot with error bars, the selections and the answer table. With the
+evidence, on the benchmark: ``cue_share_table.csv`` (§3.4's attribute shares: planted-cue images among
+each selector's prototypes and criticisms per class, beside the class's cue rate).
+
+MMD-critic's ``mmd_gamma`` is the paper's λ = 1e-5 (the RBF kernel's gamma); empty = the median
+heuristic (:mod:`analysis.prototypes.mmd_critic`).
 """
 from __future__ import annotations
 
@@ -23,8 +28,17 @@ from django import forms
 from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
-from annotation.task_kinds.benchmark import BenchmarkOverridesForm, model_field, model_inputs, num_classes
+from annotation.task_kinds.base import read_json
+from annotation.task_kinds.benchmark import BenchmarkOverridesForm, has_truth, model_field, model_inputs, num_classes
 from annotation.task_kinds.fields import ChoiceField
+
+
+CUE_SHARES = "cue_shares.json"
+
+
+def positive(value) -> None:
+    if value is not None and value <= 0:
+        raise forms.ValidationError("gamma must be positive (empty = the median heuristic)")
 
 
 class ClassAssignmentSettingsForm(BenchmarkOverridesForm):
@@ -38,7 +52,13 @@ class ClassAssignmentSettingsForm(BenchmarkOverridesForm):
                                         help_text="Candidate training images per class the selectors choose from.")
     attack_steps = forms.IntegerField(min_value=1, max_value=100, initial=10, help_text="Adv: IFGSM step cap M.")
     attack_eps = forms.FloatField(min_value=1e-5, max_value=0.1, initial=0.001, help_text="Adv: IFGSM step size.")
-    mmd_reg = forms.FloatField(min_value=0, max_value=100, initial=1.0, help_text="MMD-critic: log-det weight.")
+    mmd_gamma = forms.FloatField(
+        required=False, initial=None, validators=[positive],
+        help_text="MMD-critic: the RBF kernel's gamma, k(x, x') = exp(-gamma |x - x'|^2). The paper's "
+                  "lambda = 1e-5 is this gamma (for ResNet features on ImageNet); empty = the median heuristic, "
+                  "1 / median squared distance of the class's features.")
+    mmd_reg = forms.FloatField(min_value=0, max_value=100, initial=1.0,
+                               help_text="MMD-critic: weight of the criticisms' log-det diversity term (authors: 1).")
     min_answer_time = forms.FloatField(min_value=0, initial=20.0, help_text="Seconds; faster answers are discarded.")
     max_answer_time = forms.FloatField(min_value=1, initial=180.0, help_text="Seconds; slower answers are discarded.")
     seed = forms.IntegerField(min_value=0, initial=0)
@@ -80,7 +100,7 @@ def select_all(bench, handle, c: Mapping[str, Any], progress: Progress) -> dict[
         per = {}
         for selector in SELECTORS:
             sel = select_class(selector, k=k, seed=int(c["seed"]) * 1000 + cls, features=features, probs=probs,
-                               flips=flips, mmd={"reg": float(c["mmd_reg"])})
+                               flips=flips, mmd={"gamma": c.get("mmd_gamma"), "reg": float(c["mmd_reg"])})
             per[selector] = {"prototypes": pool[sel.prototypes].tolist(), "criticisms": pool[sel.criticisms].tolist()}
         out[str(cls)] = {"pool": len(pool), "selections": per,
                          "flip_steps": {int(s): int(n) for s, n in zip(*np.unique(flips.steps, return_counts=True))}}
@@ -107,6 +127,7 @@ class ClassAssignment(TaskKind):
     name = "class_assignment"
     title = "Prototypes and criticisms: assign the target image to a class"
     template = "annotation/kinds/class_assignment.html"
+    results_template = "annotation/kinds/class_assignment_results.html"
     label_field = "choice"
     settings_form = ClassAssignmentSettingsForm
 
@@ -134,6 +155,8 @@ class ClassAssignment(TaskKind):
                 cache.update(zip(missing, store.images(train.images[np.asarray(missing)])))
             return [cache[i] for i in indices]
 
+        if has_truth(bench):
+            yield from cue_share_outputs(bench, selections)
         plan = target_plan(bench, c)
         report = staged(progress, 0.8, 0.2)
         for t, target in enumerate(plan):
@@ -170,6 +193,26 @@ class ClassAssignment(TaskKind):
 
     def build_outputs(self, ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
         return class_assignment_outputs(ctx)
+
+    def results_context(self, ctx: StudyContext) -> dict[str, Any]:
+        cues = read_json(ctx, CUE_SHARES)
+        return {"summary": read_json(ctx, "accuracy_table.json"), "cue_shares": cues}
+
+
+def cue_share_outputs(bench, selections: Mapping[str, Any]) -> list[OutputFile]:
+    """Share of planted-cue images among each selector's prototypes and criticisms per class, beside the
+    class's cue rate, and pooled over the biased classes (Stock & Cisse §3.4 on the benchmark)."""
+    import json
+
+    from analysis.prototypes.cue_shares import cue_share_summary, cue_share_table
+
+    train = bench.split("train")
+    table = cue_share_table(selections, np.asarray(train.bias_kinds) >= 0, train.labels, bench.class_names)
+    pooled = cue_share_summary(table)
+    data = {"classes": json.loads(table.to_json(orient="records")), "pooled": json.loads(pooled.to_json(orient="records"))}
+    return [OutputFile("cue_share_table.csv", table.to_csv(index=False, float_format="%.2f").encode(),
+                       "Planted-cue share among each selector's prototypes and criticisms per class (§3.4)"),
+            OutputFile(CUE_SHARES, json.dumps(data).encode(), "Cue shares per class and pooled over biased classes")]
 
 
 def study_answer_table(ctx: StudyContext) -> pd.DataFrame:

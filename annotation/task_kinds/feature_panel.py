@@ -1,25 +1,40 @@
-"""``feature_panel`` (Salient ImageNet §3.1): is this neural feature core or spurious for the class?
+"""``feature_panel`` (Salient ImageNet §3.1, App. C): is this neural feature core or spurious for the class?
 
-A task shows the class (name, description, 3 examples) and, for one of its top features, the
-top-k images, their NAM heatmaps and feature-attack images. Answer: ``main`` (main object /
-separate object / background), a required reason and a confidence 1-5. Spurious when at least
-``spurious_threshold`` answers say separate object or background.
+A task shows the class (name, synonyms, supercategory, definition, links, 3 example images without
+a planted cue), solved examples of each answer and, for one of the class's top features, the top-k
+images the model predicts as the class, their NAM heatmaps ("highlighted") and feature-attack images
+("amplified"). Answer: ``main`` (main object / separate object / background), a required reason and
+a confidence 1-5. Spurious when at least ``spurious_threshold`` answers say separate object or
+background (default: a strict majority of the study's workers per task).
+
+Where the answer is known (the benchmark's truth) each panel also gets a gold copy (``gold-<key>``),
+mixed into the work at the study's gold rate; a worker below the study's gold bar is excluded and
+their assignments rejected (``services.quality.gold_check``).
+
+Outputs (after aggregation): ``feature_labels.csv`` and ``feature_panels.json`` (the label per
+(class, feature), Salient ImageNet's crowd labels), ``salient_dataset.zip`` (§3.4: D(c, i) with
+per-feature and combined masks), ``core_spurious_accuracy.csv``/``.png`` (§5.1, Fig. 6 top: core
+and spurious accuracy vs σ per model), ``core_spurious_per_class.csv`` and
+``class_core_accuracy_<model>.png`` (Fig. 6 bottom), ``accuracy_drop.png`` (Fig. 6 top: drop vs
+standard accuracy), ``feature_sensitivity.csv`` and ``feature_sensitivity_<model>.png`` (Fig. 5,
+σ = 0.25) and ``salient_summary.json`` (the results page).
 """
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
+from django import forms
 
 from analysis.aggregation import ThresholdVote
 from analysis.crowd_sim import noisy_choice
 from analysis.exports import archive_bytes
-from analysis.salient.masks import build_samples, salient_dataset_files
-from analysis.salient.noise import DEFAULT_SIGMAS, core_spurious_accuracy, plot_core_spurious
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
+from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import class_info, has_truth, heatmaps, model_inputs
 from annotation.task_kinds.fields import ChoiceField, IntField, TextField
 from annotation.task_kinds.salient import SalientSettingsForm, study_evidence
@@ -36,6 +51,33 @@ REASONS = {
     "separate_object": "the highlight sits on a separate thing next to or on top of the garment",
     "background": "the highlight covers the background around the garment",
 }
+#: What a solved example says about each answer (the HIT's instructions).
+SOLVED_NOTES = {
+    "main_object": "The red regions lie on the object of the class itself: part of the main object (core).",
+    "separate_object": "The red regions lie on something that is not the object, e.g. a mark or another item: "
+                       "a separate object (spurious).",
+    "background": "The red regions lie around the object, on the background: background (spurious).",
+}
+SUMMARY = "salient_summary.json"
+PANELS = "feature_panels.json"
+
+
+class FeaturePanelSettingsForm(SalientSettingsForm):
+    spurious_threshold = forms.IntegerField(
+        min_value=1, max_value=50, required=False, initial=None,
+        help_text="Spurious answers needed to label a feature spurious; empty = a strict majority of the "
+                  "study's workers per task (the paper's 3 of 5).")
+    gold_panels = forms.TypedChoiceField(
+        choices=[("known", "a gold copy of every panel whose answer is known (the benchmark's truth)"),
+                 ("none", "no gold copies")], required=False, initial="known", empty_value="known",
+        help_text="Gold copies are mixed in at the study's gold rate; workers below its gold bar are not approved.")
+
+
+def spurious_threshold(conf: Mapping[str, Any]) -> int:
+    """The set threshold, or a strict majority of the study's workers per task."""
+    if conf.get("spurious_threshold"):
+        return int(conf["spurious_threshold"])
+    return int(conf.get("workers_per_task", 5)) // 2 + 1
 
 
 @register_task_kind
@@ -43,9 +85,11 @@ class FeaturePanel(TaskKind):
     name = "feature_panel"
     title = "Salient ImageNet: feature panel (core or spurious?)"
     template = "annotation/kinds/feature_panel.html"
+    results_template = "annotation/kinds/feature_panel_results.html"
     label_field = "main"
-    settings_form = SalientSettingsForm
+    settings_form = FeaturePanelSettingsForm
     needs_conv_map = True
+    default_gold_rate = 0.2
 
     def answer_fields(self, conf) -> list:
         return [
@@ -55,29 +99,32 @@ class FeaturePanel(TaskKind):
         ]
 
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
-        from analysis.salient.benchmark_inputs import images_uint8, panel_truth
+        from analysis.salient.benchmark_inputs import example_indices, images_uint8, panel_truth
 
         bench, _, evidence = study_evidence(ctx, progress)
+        truths = {p.key: panel_truth(bench, p.top, p.top_nams) for p in evidence.panels} if has_truth(bench) else {}
+        solved = solved_examples(ctx, bench, evidence, truths)
         examples = {}
         report = staged(progress, 0.9, 0.1)
         for done, panel in enumerate(evidence.panels):
             report(done, len(evidence.panels), "storing panel images")
             if panel.cls not in examples:
-                examples[panel.cls] = ctx.store.images(images_uint8(bench, evidence.examples[panel.cls]))
+                shown = example_indices(bench, panel.cls) if has_truth(bench) else evidence.examples[panel.cls]
+                examples[panel.cls] = ctx.store.images(images_uint8(bench, shown), kind="example")
             top = images_uint8(bench, panel.top)
-            yield TaskSpec(
-                key=panel.key,
-                payload={
-                    **class_info(bench, panel.cls), "cls": panel.cls, "feature": panel.feature,
-                    "rank": panel.rank + 1, "importance": panel.importance, "examples": examples[panel.cls],
-                    "images": ctx.store.images(top), "heatmaps": heatmaps(ctx, top, panel.top_nams),
-                    "attacks": ctx.store.images(panel.attacked, kind="feature_attack"),
-                },
-                truth={"main": panel_truth(bench, panel.top, panel.top_nams)} if has_truth(bench) else None,
-            )
+            payload = {
+                **class_info(bench, panel.cls), "cls": panel.cls, "feature": panel.feature,
+                "rank": panel.rank + 1, "importance": panel.importance, "examples": examples[panel.cls],
+                "images": ctx.store.images(top), "heatmaps": heatmaps(ctx, top, panel.top_nams),
+                "attacks": ctx.store.images(panel.attacked, kind="feature_attack"), "solved": solved,
+            }
+            truth = {"main": truths[panel.key]} if panel.key in truths else None
+            yield TaskSpec(key=panel.key, payload=payload, truth=truth)
+            if truth and ctx.conf.get("gold_panels", "known") == "known":
+                yield TaskSpec(key=f"gold-{panel.key}", payload=payload, truth=truth, is_gold=True)
 
     def aggregator(self, conf: Mapping[str, Any]) -> ThresholdVote:
-        return ThresholdVote(positive_values=SPURIOUS_ANSWERS, threshold=int(conf["spurious_threshold"]),
+        return ThresholdVote(positive_values=SPURIOUS_ANSWERS, threshold=spurious_threshold(conf),
                              wanted=int(conf.get("workers_per_task", 5)), counts=MAIN_CHOICES)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
@@ -90,55 +137,135 @@ class FeaturePanel(TaskKind):
         return None if main is None else ("spurious" if main in SPURIOUS_ANSWERS else "core")
 
     def build_outputs(self, ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
-        """The feature labels, the Salient dataset and core/spurious accuracy per model."""
-        tasks = {t.pk: t for t in ctx.tasks()}
-        if not any("cls" in t.payload for t in tasks.values()):
-            return []  # answers imported from elsewhere: no evidence to build masks from
-        c = ctx.conf
-        flavours = list(dict.fromkeys([c["model"], *c["eval_models"]]))
-        bench, handles, _ = model_inputs(ctx, flavours, staged(progress, 0.0, 0.3))
-        evidence = study_evidence(ctx, staged(progress, 0.3, 0.1))[2]
-        table = feature_labels_table(tasks, labels)
-        decided = table[table["label"].isin(["core", "spurious"])]
-        feature_labels: dict[int, dict[int, str]] = {}
-        tops: dict[int, list[int]] = {}
-        for _, row in decided.iterrows():
-            feature_labels.setdefault(int(row["class"]), {})[int(row["feature"])] = row["label"]
-            tops.setdefault(int(row["class"]), []).extend(evidence.panel(int(row["class"]), int(row["feature"])).top)
-        train = bench.split("train")
-        progress(450, 1000, "building the Salient dataset masks")
-        samples = build_samples(handles[c["model"]], train.images, feature_labels,
-                                {k: np.asarray(v) for k, v in tops.items()}, bench.class_names)
-        files = [OutputFile("feature_labels.csv", table.to_csv(index=False).encode(), "Label per (class, feature)")]
-        if not samples:
-            return files
-        dataset = salient_dataset_files(samples, {s.index: train.images[s.index] for s in samples}, table)
-        files.append(OutputFile("salient_dataset.zip", archive_bytes(dataset),
-                                f"Salient dataset ({len(samples)} samples)"))
-        images = torch.from_numpy(train.images[[s.index for s in samples]]).permute(0, 3, 1, 2).float() / 255
-        ys = torch.as_tensor([int(train.labels[s.index]) for s in samples])
-        core = torch.from_numpy(np.stack([s.core_mask for s in samples]))
-        spurious = torch.from_numpy(np.stack([s.spurious_mask for s in samples]))
-        tables = {}
-        for i, flavour in enumerate(flavours):
-            progress(500 + 450 * i // len(flavours), 1000, f"core/spurious accuracy of the {flavour} model")
-            tables[flavour] = core_spurious_accuracy(handles[flavour], images, ys, core, spurious,
-                                                     sigmas=DEFAULT_SIGMAS)
-        combined = pd.concat([t.assign(model=m) for m, t in tables.items()], ignore_index=True)
-        files.append(OutputFile("core_spurious_accuracy.csv", combined.to_csv(index=False).encode(),
-                                "Core and spurious accuracy under Gaussian noise"))
-        files.append(OutputFile("core_spurious_accuracy.png", plot_core_spurious(tables), "Core vs spurious accuracy"))
-        progress(1000, 1000, "outputs ready")
-        return files
+        return salient_outputs(ctx, labels, progress)
+
+    def results_context(self, ctx: StudyContext) -> dict[str, Any]:
+        panels = read_json(ctx, PANELS)
+        return {"summary": panels, "accuracy": read_json(ctx, SUMMARY)}
+
+
+def solved_examples(ctx: StudyContext, bench, evidence, truths: Mapping[str, str]) -> list[dict[str, Any]]:
+    """One solved panel per answer whose truth is known (its heatmaps, the answer and why), for the
+    HIT's instructions; the lowest-ranked feature of each answer, so the top features are not given away."""
+    from analysis.salient.benchmark_inputs import images_uint8
+
+    solved = []
+    for answer in MAIN_CHOICES:
+        panels = [p for p in evidence.panels if truths.get(p.key) == answer]
+        if not panels:
+            continue
+        panel = max(panels, key=lambda p: (p.rank, p.cls))
+        solved.append({"answer": answer, "answer_label": MAIN_LABELS[MAIN_CHOICES.index(answer)],
+                       "class_name": bench.class_names[panel.cls], "note": SOLVED_NOTES[answer],
+                       "heatmaps": heatmaps(ctx, images_uint8(bench, panel.top), panel.top_nams)})
+    return solved
 
 
 def feature_labels_table(tasks: Mapping[int, Any], labels: pd.DataFrame) -> pd.DataFrame:
-    """One row per (class, feature) task with its label (``core``/``spurious``/empty)."""
+    """One row per (class, feature) task with its label (``core``/``spurious``/empty); gold copies left out."""
     rows = []
     for _, row in labels.iterrows():
-        task = tasks[row["task"]]
-        rows.append({"class": task.payload["cls"], "class_name": task.payload["class_name"],
+        task = tasks.get(row["task"])
+        if task is None or task.is_gold or "cls" not in task.payload:
+            continue
+        rows.append({"task_key": task.key, "class": task.payload["cls"], "class_name": task.payload["class_name"],
                      "feature": task.payload["feature"], "rank": task.payload["rank"],
-                     "label": row["label"], "complete": row["complete"], "n_answers": row["n_answers"],
-                     **{c: row[c] for c in labels.columns if c.startswith("count_")}})
-    return pd.DataFrame(rows)
+                     "label": row["label"] or "", "tie": bool(row["tie"]), "complete": row["complete"],
+                     "n_answers": row["n_answers"], **{c: row[c] for c in labels.columns if c.startswith("count_")}})
+    return pd.DataFrame(rows, columns=["task_key", "class", "class_name", "feature", "rank", "label", "tie",
+                                       "complete", "n_answers", *(c for c in labels.columns if c.startswith("count_"))])
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
+    """The feature labels, the Salient dataset (§3.4) and its noise analysis (§5.1: Fig. 5 and 6) per model."""
+    from analysis.salient.dataset import build_salient_dataset
+    from analysis.salient.masks import salient_dataset_files
+    from analysis.salient.noise import (
+        DEFAULT_SIGMAS,
+        class_noise_curves,
+        core_spurious_table,
+        feature_sensitivity,
+        overall_curves,
+    )
+    from analysis.salient.plots import (
+        plot_accuracy_drop,
+        plot_class_curves,
+        plot_core_spurious,
+        plot_feature_sensitivity,
+    )
+
+    tasks = {t.pk: t for t in ctx.tasks()}
+    table = feature_labels_table(tasks, labels)
+    by_key = {t.key: t.payload for t in tasks.values()}
+    panels = [{**row, **{view: by_key[row["task_key"]][view] for view in ("images", "heatmaps", "attacks")}}
+              for row in table.to_dict("records")]
+    files = [OutputFile("feature_labels.csv", table.to_csv(index=False).encode(), "Label per (class, feature)"),
+             OutputFile(PANELS, json.dumps({"panels": panels, "threshold": spurious_threshold(ctx.conf)},
+                                           default=_plain).encode(), "Feature panels with their votes and labels")]
+    if table.empty:
+        return files  # answers imported from elsewhere: no evidence to build masks from
+    c = ctx.conf
+    flavours = list(dict.fromkeys([c["model"], *c["eval_models"]]))
+    bench, handles, _ = model_inputs(ctx, flavours, staged(progress, 0.0, 0.3))
+    evidence = study_evidence(ctx, staged(progress, 0.3, 0.1))[2]
+    feature_labels: dict[int, dict[int, str]] = {}
+    for row in table[table["label"].isin(["core", "spurious"])].to_dict("records"):
+        feature_labels.setdefault(int(row["class"]), {})[int(row["feature"])] = row["label"]
+    pools = {(p.cls, p.feature): p.pool for p in evidence.panels}
+    train = bench.split("train")
+    progress(450, 1000, "building the Salient dataset masks")
+    ds = build_salient_dataset(handles[c["model"]], train.images, feature_labels, pools)
+    samples = ds.samples(bench.class_names)
+    if not samples:
+        return files
+    dataset = salient_dataset_files(samples, {s.index: train.images[s.index] for s in samples}, table)
+    files.append(OutputFile("salient_dataset.zip", archive_bytes(dataset),
+                            f"Salient dataset ({len(samples)} images, {len(ds.sets)} sets D(c, i))"))
+    overall, per_class, sensitivity = {}, {}, {}
+    for i, flavour in enumerate(flavours):
+        progress(500 + 450 * i // len(flavours), 1000, f"core/spurious accuracy of the {flavour} model")
+        per_class[flavour] = class_noise_curves(handles[flavour], ds, train.images, sigmas=DEFAULT_SIGMAS)
+        overall[flavour] = overall_curves(per_class[flavour])
+        sensitivity[flavour] = feature_sensitivity(handles[flavour], ds, train.images)
+
+    def combined(tables: Mapping[str, pd.DataFrame]) -> bytes:
+        return pd.concat([t.assign(model=m) for m, t in tables.items()], ignore_index=True).to_csv(index=False).encode()
+
+    names = bench.class_names
+    files += [
+        OutputFile("core_spurious_accuracy.csv", combined(overall),
+                   "Core and spurious accuracy vs σ, pooled over classes, with the drop vs standard accuracy (Fig. 6)"),
+        OutputFile("core_spurious_accuracy.png", plot_core_spurious({m: core_spurious_table(t)
+                                                                     for m, t in overall.items()}),
+                   "Core vs spurious accuracy (Fig. 6)"),
+        OutputFile("accuracy_drop.png", plot_accuracy_drop(overall), "Drop vs standard accuracy (Fig. 6, top)"),
+        OutputFile("core_spurious_per_class.csv", combined(per_class), "Core and spurious accuracy per class"),
+        OutputFile("feature_sensitivity.csv", combined(sensitivity),
+                   "Accuracy drop per (class, feature) at σ = 0.25 (Fig. 5)"),
+    ]
+    for flavour in flavours:
+        files.append(OutputFile(f"class_core_accuracy_{_slug(flavour)}.png",
+                                plot_class_curves(per_class[flavour], names),
+                                f"Core accuracy per class, {flavour} model (Fig. 6, bottom)"))
+        files.append(OutputFile(f"feature_sensitivity_{_slug(flavour)}.png",
+                                plot_feature_sensitivity(sensitivity[flavour], names),
+                                f"Single-feature sensitivity, {flavour} model (Fig. 5)"))
+    summary = {"models": {m: {"overall": overall[m].to_dict("records"), "per_class": per_class[m].to_dict("records"),
+                              "sensitivity": sensitivity[m].head(30).to_dict("records"),
+                              "class_plot": f"class_core_accuracy_{_slug(m)}.png",
+                              "sensitivity_plot": f"feature_sensitivity_{_slug(m)}.png"} for m in flavours},
+               "class_names": list(names), "images": len(samples), "sets": len(ds.sets)}
+    files.append(OutputFile(SUMMARY, json.dumps(summary, default=_plain).encode(), "Core/spurious accuracy summary"))
+    progress(1000, 1000, "outputs ready")
+    return files
+
+
+def _plain(value):
+    """JSON for numpy scalars."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -3,8 +3,10 @@
 Three variants (study setting ``variant``):
 
 * ``top1``: a misclassified image with the predicted class (name, description, 3 examples); yes/no.
-* ``top5``: an image whose true class is not among the model's top-k (k = 5, fewer on a benchmark with
-  few classes) with each of the k classes; one yes/no per class.
+* ``top5``: an image with each of the model's top-k classes (k = 5, fewer on a benchmark with few
+  classes); one yes/no per class. Setting ``top5_protocol`` (SPEC §4): ``topk_mistakes`` shows the
+  images whose truth is not among the top k, ``top1_mistakes`` the top-1 mistakes (their truth may
+  be among the k classes shown).
 * ``adversarial``: a correctly classified image attacked by I-FGSM until its prediction flips, shown
   with the adversarial class either ``whole`` or as its LIME ``explanation``, plus the ``clean``
   image with its (correct) class as the control. The three conditions of one image share a
@@ -13,9 +15,17 @@ Three variants (study setting ``variant``):
 An answer's label (``relevant``) is ``yes``/``no``, or for a top-k task the ranks answered yes
 (``"1+3"``/``"none"``, derived on submit). An image is *rectified* when one shown class gets at
 least ``threshold`` yes answers (default 4 of 5).
+
+Outputs: ``images.csv`` (per image: truth, classes shown, yes count, rectified); ``rectified_error.csv``
+(Table 1: top-1 error -> rectified error per model); for ``top5`` ``rectified_topk_table.csv`` (§4's
+rectified top-5 error for the protocol); for ``adversarial`` ``adversarial_table.csv`` (Table 2: top-1
+error on the adversarial images, rectified error whole vs explanation with Wilson intervals, the clean
+control row); ``yes_histogram.csv``/``.png`` (the histogram of yes answers per image, Fig. 3);
+``misclassification_summary.json`` (the results page).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,8 +33,16 @@ import numpy as np
 import pandas as pd
 from django import forms
 
-from analysis.misclassification.aggregation import NEGATIVE, POSITIVE, Rectify, encode_ranks, yes_ranks
+from analysis.misclassification.aggregation import (
+    NEGATIVE,
+    POSITIVE,
+    TOPK_PROTOCOLS,
+    Rectify,
+    encode_ranks,
+    yes_ranks,
+)
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
+from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import (
     BenchmarkOverridesForm,
     class_info,
@@ -41,6 +59,9 @@ VARIANTS = [("top1", "Top-1: the predicted class of misclassified images"),
             ("top5", "Top-5: the 5 predicted classes of top-5-misclassified images"),
             ("adversarial", "Adversarial examples: whole vs LIME explanation, clean images as control")]
 CONDITIONS = ("clean", "whole", "explanation")
+SUMMARY = "misclassification_summary.json"
+
+
 class MisclassificationSettingsForm(BenchmarkOverridesForm):
     variant = forms.ChoiceField(choices=VARIANTS, initial="top1")
     models = models_field(["standard"], "Models whose mistakes are judged (the adversarial variant attacks the first).")
@@ -49,6 +70,10 @@ class MisclassificationSettingsForm(BenchmarkOverridesForm):
                  ("test", "test: cues on their own class")],
         initial="flipped", help_text="On 'flipped' many mistakes predict a class whose cue is really in the image.")
     top_k = forms.IntegerField(min_value=2, max_value=10, initial=5, help_text="Classes per top-k task.")
+    top5_protocol = forms.TypedChoiceField(
+        choices=list(TOPK_PROTOCOLS.items()), initial="topk_mistakes", required=False, empty_value="topk_mistakes",
+        help_text="Top-k variant: which mistakes are shown with the top-k predictions (Stock & Cisse §4: "
+                  "ResNet-101 6.44 % top-5 error -> 1.94 % rectified with top-1 mistakes, 1.37 % with top-5 mistakes).")
     max_images = forms.IntegerField(
         min_value=1, max_value=100000, initial=40,
         help_text="At most this many images per model (a random sample; errors are scaled).")
@@ -58,6 +83,10 @@ class MisclassificationSettingsForm(BenchmarkOverridesForm):
     fgsm_max_steps = forms.IntegerField(min_value=1, max_value=100, initial=10)
     lime_samples = forms.IntegerField(min_value=10, max_value=10000, initial=1000,
                                       help_text="LIME perturbation samples.")
+    lime_segment_size = forms.IntegerField(
+        min_value=16, max_value=1024, required=False, initial=224,
+        help_text="Quickshift runs on the image resized to this side (the paper's 224 px), so the top 8 superpixels "
+                  "hide at least half of a small image; empty = the image's own size.")
 
 
 def shown_k(conf: Mapping[str, Any]) -> int:
@@ -89,6 +118,7 @@ class Misclassification(TaskKind):
     name = "misclassification"
     title = "Misclassification agreement: is the predicted class relevant?"
     template = "annotation/kinds/misclassification.html"
+    results_template = "annotation/kinds/misclassification_results.html"
     label_field = "relevant"
     settings_form = MisclassificationSettingsForm
 
@@ -132,6 +162,7 @@ class Misclassification(TaskKind):
     # -- evidence ----------------------------------------------------------------------------
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
         from analysis.misclassification.evidence import adversarial_with_explanations, misclassified, predict_topk
+        from analysis.salient.benchmark_inputs import example_indices
 
         c = ctx.conf
         models = list(c["models"]) or ["standard"]
@@ -144,10 +175,7 @@ class Misclassification(TaskKind):
         def class_entry(rank: int, cls: int) -> dict[str, Any]:
             if cls not in examples:
                 train = bench.split("train")
-                pick = np.flatnonzero((train.labels == cls) & (train.bias_kinds < 0))[:3]
-                if len(pick) < 3:
-                    pick = np.flatnonzero(train.labels == cls)[:3]
-                examples[cls] = store.images(train.images[pick], kind="example")
+                examples[cls] = store.images(train.images[example_indices(bench, cls)], kind="example")
             return {"rank": rank, "field": f"class_{rank}", "cls": int(cls), **class_info(bench, int(cls)),
                     "examples": examples[cls]}
 
@@ -158,7 +186,9 @@ class Misclassification(TaskKind):
                 report = staged(progress, 0.3 + 0.7 * m / len(models), 0.7 / len(models))
                 report(0, 1, f"predictions of the {model} model")
                 topk = predict_topk(handles[model], images, k)
-                wrong = misclassified(topk, split.labels, k)
+                topk_wrong = misclassified(topk, split.labels, k)
+                protocol = c["top5_protocol"] if k > 1 else ""
+                wrong = misclassified(topk, split.labels, 1) if protocol == "top1_mistakes" else topk_wrong
                 shown = np.sort(rng.permutation(wrong)[: int(c["max_images"])])
                 for done, index in enumerate(shown):
                     report(done, len(shown), f"storing misclassified images of the {model} model")
@@ -169,7 +199,9 @@ class Misclassification(TaskKind):
                         payload={"variant": c["variant"], "model": model, "image_index": int(index),
                                  "true": int(split.labels[index]), "true_name": bench.class_names[split.labels[index]],
                                  "image": store.images(split.images[[index]])[0], "classes": classes,
-                                 "n_images": len(split), "n_errors": int(len(wrong)), "k": k},
+                                 "n_images": len(split), "n_errors": int(len(wrong)), "k": k,
+                                 "protocol": protocol, "n_topk_errors": int(len(topk_wrong)),
+                                 "truth_in_topk": bool(int(split.labels[index]) in topk[index, :k])},
                         truth={"relevant": ("yes" if ranks else "no") if k == 1 else encode_ranks(ranks)}
                         if has_truth(bench) else None,
                     )
@@ -180,7 +212,8 @@ class Misclassification(TaskKind):
         pool = np.sort(rng.permutation(len(split))[: int(c["max_images"]) * 3])  # attack a few, keep the flipped
         result = adversarial_with_explanations(
             handles[model], images[pool], labels[pool], step=float(c["fgsm_step"]),
-            max_steps=int(c["fgsm_max_steps"]), lime={"num_samples": int(c["lime_samples"])},
+            max_steps=int(c["fgsm_max_steps"]),
+            lime={"num_samples": int(c["lime_samples"]), "segment_size": c["lime_segment_size"]},
             progress=staged(progress, 0.3, 0.6))
         keep = list(range(min(len(result["indices"]), int(c["max_images"]))))
         adv = result["adversarial"]
@@ -209,47 +242,72 @@ class Misclassification(TaskKind):
 
     # -- outputs -----------------------------------------------------------------------------
     def build_outputs(self, ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
-        from analysis.misclassification.aggregation import (
-            plot_yes_histogram,
-            rectified_error_table,
-            relevance_shares,
-            yes_histogram,
-        )
+        return misclassification_outputs(ctx, labels, progress)
 
-        tasks = {t.pk: t for t in ctx.tasks() if "classes" in t.payload}
-        rows = []
-        for _, row in labels.iterrows():
-            task = tasks.get(row["task"])
-            if task is None:
-                continue
-            p = task.payload
-            label = row["label"]
-            rows.append({
-                "task": task.pk, "task_key": task.key, "model": p["model"], "variant": p["variant"],
-                "condition": p.get("condition", ""), "image": p["image_index"], "true": p["true_name"],
-                "predicted": " | ".join(cl["class_name"] for cl in p["classes"]),
-                "yes_count": int(row.get("count_yes", 0) or 0), "n_answers": int(row["n_answers"]),
-                "rectified": None if label is None or label == "" else label == POSITIVE,
-                "n_images": p["n_images"], "n_errors": p["n_errors"],
-            })
-        images = pd.DataFrame(rows)
-        files = [OutputFile("images.csv", images.drop(columns=["n_images", "n_errors"], errors="ignore")
-                            .to_csv(index=False).encode(), "Per-image table (true, predicted, yes-count, rectified)")]
-        if images.empty:
-            return files
-        wanted = int(ctx.conf["workers_per_task"])
-        if (images["variant"] == "adversarial").any():
-            shares = relevance_shares(images)
-            files.append(OutputFile("relevance_shares.csv", shares.to_csv(index=False).encode(),
-                                    "Share judged relevant: clean / adversarial whole / explanation (95% CI)"))
-            hist = yes_histogram(images.assign(variant=images["condition"]), wanted)
-        else:
-            table = rectified_error_table(images)
-            files.append(OutputFile("rectified_error.csv", table.to_csv(index=False).encode(),
-                                    "Plain and rectified error per model (Table 1)"))
-            hist = yes_histogram(images, wanted)
-        files.append(OutputFile("yes_histogram.csv", hist.to_csv(index=False).encode(), "Images per number of yes"))
-        files.append(OutputFile("yes_histogram.png", plot_yes_histogram(hist), "Histogram of yes answers per image"))
-        progress(1, 1, "outputs ready")
+    def results_context(self, ctx: StudyContext) -> dict[str, Any]:
+        return {"summary": read_json(ctx, SUMMARY)}
+
+
+def images_table(ctx: StudyContext, labels: pd.DataFrame) -> pd.DataFrame:
+    """One row per judged image (and condition) with the totals of its model repeated."""
+    tasks = {t.pk: t for t in ctx.tasks() if "classes" in t.payload and not t.is_gold}
+    rows = []
+    for row in labels.to_dict("records"):
+        task = tasks.get(row["task"])
+        if task is None:
+            continue
+        p = task.payload
+        label = row["label"]
+        rows.append({
+            "task": task.pk, "task_key": task.key, "model": p["model"], "variant": p["variant"],
+            "condition": p.get("condition", ""), "protocol": p.get("protocol", ""), "image": p["image_index"],
+            "true": p["true_name"], "predicted": " | ".join(cl["class_name"] for cl in p["classes"]),
+            "truth_in_topk": bool(p.get("truth_in_topk", False)),
+            "yes_count": int(row.get("count_yes", 0) or 0), "n_answers": int(row["n_answers"]),
+            "rectified": None if label is None or label == "" else label == POSITIVE,
+            "n_images": p["n_images"], "n_errors": p["n_errors"], "n_topk_errors": p.get("n_topk_errors"),
+        })
+    return pd.DataFrame(rows, columns=["task", "task_key", "model", "variant", "condition", "protocol", "image", "true",
+                                       "predicted", "truth_in_topk", "yes_count", "n_answers", "rectified",
+                                       "n_images", "n_errors", "n_topk_errors"])
+
+
+def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
+    from analysis.misclassification.aggregation import (
+        adversarial_table,
+        plot_yes_histogram,
+        rectified_error_table,
+        rectified_topk_table,
+        yes_histogram,
+    )
+
+    images = images_table(ctx, labels)
+    files = [OutputFile("images.csv", images.drop(columns=["n_images", "n_errors", "n_topk_errors"])
+                        .to_csv(index=False).encode(), "Per-image table (true, predicted, yes-count, rectified)")]
+    if images.empty:
         return files
-
+    wanted = int(ctx.conf["workers_per_task"])
+    tables: dict[str, pd.DataFrame] = {}
+    if (images["variant"] == "adversarial").any():
+        tables["adversarial_table"] = adversarial_table(images)
+        files.append(OutputFile("adversarial_table.csv", tables["adversarial_table"].to_csv(index=False).encode(),
+                                "Table 2: top-1 error on adversarial images, rectified error whole vs explanation"))
+        hist = yes_histogram(images.assign(variant=images["condition"]), wanted)
+    else:
+        tables["rectified_error"] = rectified_error_table(images)
+        files.append(OutputFile("rectified_error.csv", tables["rectified_error"].to_csv(index=False).encode(),
+                                "Plain and rectified error per model (Table 1)"))
+        topk = images[images["protocol"] != ""]
+        if len(topk):
+            tables["rectified_topk"] = rectified_topk_table(topk)
+            files.append(OutputFile("rectified_topk_table.csv", tables["rectified_topk"].to_csv(index=False).encode(),
+                                    "Top-k error and rectified top-k error per model and protocol (§4)"))
+        hist = yes_histogram(images, wanted)
+    files.append(OutputFile("yes_histogram.csv", hist.to_csv(index=False).encode(), "Images per number of yes"))
+    files.append(OutputFile("yes_histogram.png", plot_yes_histogram(hist), "Histogram of yes answers per image"))
+    summary = {name: json.loads(t.to_json(orient="records")) for name, t in tables.items()}
+    summary["images"] = len(images)
+    summary["variant"] = str(ctx.conf["variant"])
+    files.append(OutputFile(SUMMARY, json.dumps(summary).encode(), "Tables of the results page"))
+    progress(1, 1, "outputs ready")
+    return files

@@ -10,7 +10,6 @@ from analysis.misclassification.aggregation import (
     rectified_error,
     rectified_error_table,
     rectify,
-    relevance_shares,
     wilson_interval,
     yes_histogram,
     yes_ranks,
@@ -85,14 +84,9 @@ def test_rectified_error_table_from_per_image_yes_counts():
     assert hist["images"].tolist() == [1, 1, 0, 1, 1, 1] and hist["percent"].sum() == 100
 
 
-def test_relevance_shares_with_wilson_intervals():
-    images = pd.DataFrame({"condition": ["clean"] * 10 + ["whole"] * 10 + ["explanation"] * 10,
-                           "rectified": [True] * 9 + [False] + [True] * 3 + [False] * 7 + [True] * 5 + [False] * 5})
-    shares = relevance_shares(images).set_index("condition")
-    assert shares.loc["clean", "share_percent"] == 90.0 and shares.loc["whole", "share_percent"] == 30.0
+def test_wilson_intervals():
     low, high = wilson_interval(5, 10)
     assert (round(low, 4), round(high, 4)) == (0.2366, 0.7634)  # the textbook Wilson interval of 5/10
-    assert shares.loc["explanation", "ci_low_percent"] == 23.66
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
