@@ -27,11 +27,11 @@ from django import forms
 
 from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
+from analysis.exports import safe_csv_bytes
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import BenchmarkOverridesForm, has_truth, model_field, model_inputs, num_classes
 from annotation.task_kinds.fields import ChoiceField
-
 
 CUE_SHARES = "cue_shares.json"
 
@@ -210,7 +210,7 @@ def cue_share_outputs(bench, selections: Mapping[str, Any]) -> list[OutputFile]:
     table = cue_share_table(selections, np.asarray(train.bias_kinds) >= 0, train.labels, bench.class_names)
     pooled = cue_share_summary(table)
     data = {"classes": json.loads(table.to_json(orient="records")), "pooled": json.loads(pooled.to_json(orient="records"))}
-    return [OutputFile("cue_share_table.csv", table.to_csv(index=False, float_format="%.2f").encode(),
+    return [OutputFile("cue_share_table.csv", safe_csv_bytes(table, float_format="%.2f"),
                        "Planted-cue share among each selector's prototypes and criticisms per class (§3.4)"),
             OutputFile(CUE_SHARES, json.dumps(data).encode(), "Cue shares per class and pooled over biased classes")]
 
@@ -265,13 +265,13 @@ def class_assignment_outputs(ctx: StudyContext) -> list[OutputFile]:
                                "train_indices": " ".join(map(str, g["indices"]))})
     selections = pd.DataFrame(selections).drop_duplicates() if selections else pd.DataFrame()
     return [
-        OutputFile("accuracy_table.csv", table.to_csv(index=False, float_format="%.2f").encode(),
+        OutputFile("accuracy_table.csv", safe_csv_bytes(table, float_format="%.2f"),
                    f"Accuracy per condition (Table 3): {counts['valid']} valid of {counts['total']} answers, "
                    f"{counts['too_fast']} too fast, {counts['too_slow']} too slow"),
         OutputFile("accuracy_table.json", json.dumps(summary, indent=2).encode(), "Table 3 and the time filter counts"),
         OutputFile("accuracy.png", plot_accuracy(table, chance), "Accuracy per condition (± standard error)"),
-        OutputFile("answers_timed.csv", answers.to_csv(index=False).encode(),
+        OutputFile("answers_timed.csv", safe_csv_bytes(answers),
                    "Answers with condition, correctness, seconds and discard reason"),
-        OutputFile("selections.csv", selections.to_csv(index=False).encode(),
+        OutputFile("selections.csv", safe_csv_bytes(selections),
                    "Images each selector showed per class (train indices)"),
     ]

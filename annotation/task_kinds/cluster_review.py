@@ -18,8 +18,8 @@ import pandas as pd
 from django import forms
 
 from analysis.aggregation import MajorityVote
-from analysis.exports import safe_csv_bytes
 from analysis.crowd_sim import noisy_choice
+from analysis.exports import safe_csv_bytes
 from analysis.spray.benchmark_review import cluster_truth, cue_share, positive_maps, typical_members
 from annotation.task_kinds import (
     KindJob,

@@ -32,7 +32,7 @@ from django import forms
 
 from analysis.aggregation import ThresholdVote
 from analysis.crowd_sim import noisy_choice
-from analysis.exports import archive_bytes
+from analysis.exports import archive_bytes, safe_csv_bytes
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import class_info, has_truth, heatmaps, model_inputs
@@ -203,7 +203,7 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
     by_key = {t.key: t.payload for t in tasks.values()}
     panels = [{**row, **{view: by_key[row["task_key"]][view] for view in ("images", "heatmaps", "attacks")}}
               for row in table.to_dict("records")]
-    files = [OutputFile("feature_labels.csv", table.to_csv(index=False).encode(), "Label per (class, feature)"),
+    files = [OutputFile("feature_labels.csv", safe_csv_bytes(table), "Label per (class, feature)"),
              OutputFile(PANELS, json.dumps({"panels": panels, "threshold": spurious_threshold(ctx.conf)},
                                            default=_plain).encode(), "Feature panels with their votes and labels")]
     if table.empty:
@@ -233,7 +233,7 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
         sensitivity[flavour] = feature_sensitivity(handles[flavour], ds, train.images)
 
     def combined(tables: Mapping[str, pd.DataFrame]) -> bytes:
-        return pd.concat([t.assign(model=m) for m, t in tables.items()], ignore_index=True).to_csv(index=False).encode()
+        return safe_csv_bytes(pd.concat([t.assign(model=m) for m, t in tables.items()], ignore_index=True))
 
     names = bench.class_names
     files += [

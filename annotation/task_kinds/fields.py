@@ -7,7 +7,6 @@ from typing import Any
 
 import attrs
 
-
 #: C0/C1 control characters other than tab, line feed and carriage return (NUL included: PostgreSQL refuses it).
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 

@@ -24,6 +24,7 @@ from django import forms
 
 from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
+from analysis.exports import safe_csv_bytes
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import class_info, has_truth, heatmaps
@@ -118,7 +119,7 @@ class HeatmapValidation(TaskKind):
         table = validation_table(tasks, labels)
         summary = validation_summary(table)
         progress(1, 1, "outputs ready")
-        return [OutputFile("validation.csv", table.to_csv(index=False).encode(),
+        return [OutputFile("validation.csv", safe_csv_bytes(table),
                            "Answer counts and label per feature (App. D)"),
                 OutputFile(SUMMARY, json.dumps({"summary": summary, "features": table.to_dict("records")},
                                                default=str).encode(), "Heatmap validation agreement")]

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from django import forms
 
+from analysis.exports import safe_csv_bytes
 from analysis.misclassification.aggregation import (
     NEGATIVE,
     POSITIVE,
@@ -282,28 +283,28 @@ def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress:
     )
 
     images = images_table(ctx, labels)
-    files = [OutputFile("images.csv", images.drop(columns=["n_images", "n_errors", "n_topk_errors"])
-                        .to_csv(index=False).encode(), "Per-image table (true, predicted, yes-count, rectified)")]
+    files = [OutputFile("images.csv", safe_csv_bytes(images.drop(columns=["n_images", "n_errors", "n_topk_errors"])),
+                        "Per-image table (true, predicted, yes-count, rectified)")]
     if images.empty:
         return files
     wanted = int(ctx.conf["workers_per_task"])
     tables: dict[str, pd.DataFrame] = {}
     if (images["variant"] == "adversarial").any():
         tables["adversarial_table"] = adversarial_table(images)
-        files.append(OutputFile("adversarial_table.csv", tables["adversarial_table"].to_csv(index=False).encode(),
+        files.append(OutputFile("adversarial_table.csv", safe_csv_bytes(tables["adversarial_table"]),
                                 "Table 2: top-1 error on adversarial images, rectified error whole vs explanation"))
         hist = yes_histogram(images.assign(variant=images["condition"]), wanted)
     else:
         tables["rectified_error"] = rectified_error_table(images)
-        files.append(OutputFile("rectified_error.csv", tables["rectified_error"].to_csv(index=False).encode(),
+        files.append(OutputFile("rectified_error.csv", safe_csv_bytes(tables["rectified_error"]),
                                 "Plain and rectified error per model (Table 1)"))
         topk = images[images["protocol"] != ""]
         if len(topk):
             tables["rectified_topk"] = rectified_topk_table(topk)
-            files.append(OutputFile("rectified_topk_table.csv", tables["rectified_topk"].to_csv(index=False).encode(),
+            files.append(OutputFile("rectified_topk_table.csv", safe_csv_bytes(tables["rectified_topk"]),
                                     "Top-k error and rectified top-k error per model and protocol (§4)"))
         hist = yes_histogram(images, wanted)
-    files.append(OutputFile("yes_histogram.csv", hist.to_csv(index=False).encode(), "Images per number of yes"))
+    files.append(OutputFile("yes_histogram.csv", safe_csv_bytes(hist), "Images per number of yes"))
     files.append(OutputFile("yes_histogram.png", plot_yes_histogram(hist), "Histogram of yes answers per image"))
     summary = {name: json.loads(t.to_json(orient="records")) for name, t in tables.items()}
     summary["images"] = len(images)

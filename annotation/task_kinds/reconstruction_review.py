@@ -20,8 +20,8 @@ import pandas as pd
 from django import forms
 
 from analysis.aggregation import MajorityVote
-from analysis.exports import safe_csv_bytes
 from analysis.crowd_sim import noisy_choice
+from analysis.exports import safe_csv_bytes
 from analysis.reconstruction.data import TRIGGERS
 from analysis.reconstruction.review import best_matched, mask_box, upscaled
 from annotation.errors import AnswerInvalid

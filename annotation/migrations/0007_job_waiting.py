@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0005_registry'),
+        ('annotation', '0006_bonuses_and_unconfirmed_answers'),
     ]
 
     operations = [
