@@ -18,5 +18,6 @@ urlpatterns = [
     path("accounts/login/", login_throttled(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("work/signup/", signup_limited(views_worker.signup)),
+    path("api/", include("annotation.api.urls")),
     path("", include("annotation.urls")),
 ]
