@@ -112,14 +112,7 @@ def worker_study_counts(*, worker: Worker, study: Study) -> tuple[int, int]:
 
 def study_progress(*, study: Study) -> dict[str, Any]:
     """Answers received and wanted, per task and in total, and the latest job's progress."""
-    tasks = study.tasks.filter(is_gold=False).annotate(
-        received=Count("assignments", filter=Q(assignments__state__in=COUNTED)),
-        open=Count("assignments", filter=Q(assignments__state=A.ASSIGNED)),
-    ).order_by("id")
-    rows = [
-        {"id": t.pk, "key": t.key, "received": t.received, "open": t.open, "wanted": t.wanted, "approved": t.approved}
-        for t in tasks
-    ]
+    rows = task_progress_rows(tasks=study.tasks.filter(is_gold=False).order_by("id"))
     wanted = sum(r["wanted"] for r in rows)
     received = sum(r["received"] for r in rows)
     job = study.jobs.order_by("-created_at").first()
@@ -129,13 +122,18 @@ def study_progress(*, study: Study) -> dict[str, Any]:
         "wanted": wanted,
         "fraction": received / wanted if wanted else 0.0,
         "tasks": rows,
-        "job": None
-        if job is None
-        else {
-            "name": job.name, "state": job.state, "done": job.done, "total": job.total,
-            "fraction": job.fraction, "message": job.message, "error": job.error,
-        },
+        "job": None if job is None else job_summary(job),
     }
+
+
+def task_progress_rows(*, tasks: QuerySet[Task]) -> list[dict[str, Any]]:
+    """Answers received (submitted or approved) and open per task of ``tasks``, in one query."""
+    tasks = tasks.annotate(
+        received=Count("assignments", filter=Q(assignments__state__in=COUNTED)),
+        open=Count("assignments", filter=Q(assignments__state=A.ASSIGNED)),
+    )
+    return [{"id": t.pk, "key": t.key, "received": t.received, "open": t.open, "wanted": t.wanted,
+             "approved": t.approved, "is_gold": t.is_gold, "truth": t.truth} for t in tasks]
 
 
 def study_answers(*, study: Study) -> QuerySet[Answer]:
