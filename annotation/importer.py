@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation import selectors
@@ -30,6 +30,8 @@ from annotation.task_kinds.fields import IntField, TextField
 IMPORT_BACKEND = Worker.Backend.IMPORTED
 KEY_SEPARATOR = "|"
 BATCH = 5000
+#: Imports at least this large refresh the planner statistics afterwards.
+ANALYZE_ROWS = 5000
 
 #: The fixed columns of an MTurk batch-results CSV (answers are ``Answer.<field>``, inputs ``Input.<name>``).
 MTURK = {"worker": "WorkerId", "assignment": "AssignmentId", "hit": "HITId", "status": "AssignmentStatus",
@@ -186,11 +188,21 @@ def answers_import(
 
     with transaction.atomic():
         summary = _write(study=study, rows=rows, owner=owner, name=name, kind=kind, task_key=task_key,
-                         kept=kept, now=now)
+                         key_values=list(zip(*key_parts)), now=now)
+    if len(rows) >= ANALYZE_ROWS:
+        _analyze()
     return {**summary, "rows": len(rows), "skipped_rejected": int(skipped.sum()), "short_answers": short}
 
 
-def _write(*, study, rows, owner, name, kind, task_key, kept, now) -> dict[str, int]:
+def _analyze() -> None:
+    """Refresh PostgreSQL's statistics after a large import: without them its planner joins the new rows
+    with nested loops, and the dashboard's counts take seconds instead of milliseconds (bench/dashboard_scale.py)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE annotation_task, annotation_assignment, annotation_answer, annotation_worker")
+
+
+def _write(*, study, rows, owner, name, kind, task_key, key_values, now) -> dict[str, int]:
     """Insert tasks, workers, assignments and answers in bulk (the rows are valid)."""
     task_kind = get_task_kind(kind)
     if study is None:
@@ -208,7 +220,7 @@ def _write(*, study, rows, owner, name, kind, task_key, kept, now) -> dict[str, 
     if clash is not None:
         raise ApplicationError(f"worker {clash[1]!r} already has an answer to task {clash[0]!r} "
                                f"in study {name!r}; nothing was imported")
-    key_columns = [dict(zip(task_key, (str(kept[c].iloc[first_row[k]]) for c in task_key))) for k in per_task]
+    key_columns = [dict(zip(task_key, key_values[first_row[k]])) for k in per_task]
     new = [Task(study=study, key=key, payload={"key_columns": cols, "imported": True}, wanted=per_task[key],
                 filled=per_task[key], approved=per_task[key], external_id=rows[first_row[key]][6])
            for key, cols in zip(per_task, key_columns) if key not in tasks]
