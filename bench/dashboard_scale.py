@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from intake import admin_sql, setup_django  # noqa: E402
+from scratch import ADMIN_URL, scratch_database  # noqa: E402
 
 DB_NAME = "salient_bench_dashboard"
 
@@ -74,17 +73,13 @@ def timed(client, url: str, repeats: int) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--admin-url", default="postgres://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--admin-url", default=ADMIN_URL)
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000, 20000])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--analyze", action="store_true", help="ANALYZE the tables after the bulk inserts")
     parser.add_argument("--show-queries", action="store_true", help="print each query's time of one poll")
     args = parser.parse_args()
-    base_url = args.admin_url.rsplit("/", 1)[0]
-    admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    admin_sql(args.admin_url, f"CREATE DATABASE {DB_NAME}")
-    try:
-        setup_django(f"{base_url}/{DB_NAME}")
+    with scratch_database(args.admin_url, DB_NAME):
         from django.core.management import call_command
         from django.test import Client
         from django.test.utils import setup_test_environment
@@ -93,7 +88,6 @@ def main() -> None:
         from annotation import services
         from annotation.models import Worker
 
-        call_command("migrate", verbosity=0)
         setup_test_environment()
         owner = services.researcher_create(username="bench", password=None)
         workers = [Worker.objects.create(backend="imported", external_id=f"W{i}") for i in range(3)]
@@ -118,11 +112,6 @@ def main() -> None:
             anchor = anchor or (page, poll)
             print(f"{size:>7} {page:>8.3f} {page_q:>8} {poll:>8.4f} {poll_q:>8} {page / anchor[0]:>15.2f} "
                   f"{poll / anchor[1]:>15.2f}")
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
 
 if __name__ == "__main__":

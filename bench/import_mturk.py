@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from intake import admin_sql, setup_django  # noqa: E402
+from scratch import ADMIN_URL, scratch_database  # noqa: E402
 
 DB_NAME = "salient_bench_import"
 MAIN = ["main_object", "separate_object", "background"]
@@ -42,17 +41,12 @@ def write_batch(path: Path, rows: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--admin-url", default="postgres://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--admin-url", default=ADMIN_URL)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 25000])
     args = parser.parse_args()
-    base_url = args.admin_url.rsplit("/", 1)[0]
-    admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    admin_sql(args.admin_url, f"CREATE DATABASE {DB_NAME}")
-    try:
-        setup_django(f"{base_url}/{DB_NAME}")
+    with scratch_database(args.admin_url, DB_NAME):
         from django.core.management import call_command
 
-        call_command("migrate", verbosity=0)
         print(f"PostgreSQL scratch db {DB_NAME}; {os.cpu_count()} CPUs shared with PostgreSQL\n")
         print(f"{'rows':>7} {'imported':>9} {'seconds':>8} {'rows/s':>8} {'time/row vs anchor':>19}")
         anchor = None
@@ -67,11 +61,6 @@ def main() -> None:
                 per_row = seconds / size
                 anchor = anchor or per_row
                 print(f"{size:>7} {size - size // 10:>9} {seconds:>8.2f} {size / seconds:>8.0f} {per_row / anchor:>19.2f}")
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
 
 if __name__ == "__main__":

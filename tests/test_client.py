@@ -58,3 +58,4 @@ def test_a_study_start_to_finish_through_the_client(live_server, researcher, mak
     with pytest.raises(StudioError) as missing:
         studio.study(study["id"] + 1000)
     assert missing.value.status == 404
+    studio.session.close()  # no kept-alive connection holds the live server's database session
