@@ -35,6 +35,7 @@ def study_routes(study_id: int, assignment_id: int) -> list[tuple[str, str]]:
     return [("get", base), ("get", f"{base}/progress"), ("get", f"{base}/jobs"), ("get", f"{base}/jobs/1"),
             ("get", f"{base}/tasks"), ("get", f"{base}/answers"), ("get", f"{base}/labels"),
             ("get", f"{base}/outputs"), ("get", f"{base}/outputs/x.csv"), ("get", f"{base}/archive"),
+            ("get", f"{base}/exports/labels.csv"),
             *[("post", f"{base}/{verb}") for verb in ("compute", "launch", "close", "aggregate")],
             *[("post", f"/api/assignments/{assignment_id}/{verb}") for verb in ("approve", "reject")]]
 
@@ -147,6 +148,11 @@ def test_a_study_through_its_lifecycle(owner, researcher, make_worker, django_ca
     assert owner.get(f"/api/studies/{sid}/outputs/none.csv").status_code == 404
     archive = zipfile.ZipFile(io.BytesIO(owner.get(f"/api/studies/{sid}/archive").content))
     assert f"study{sid}/labels.csv" in archive.namelist()
+    crowdkit = owner.get(f"/api/studies/{sid}/exports/answers_crowdkit.csv").content.decode().splitlines()
+    assert crowdkit[0] == "task,worker,label" and len(crowdkit) == 9  # the 8 accepted answers
+    studio_tasks = owner.get(f"/api/studies/{sid}/exports/label_studio.json").json()
+    assert {t["id"] for t in studio_tasks} == {r["task"] for r in labels}
+    assert owner.get(f"/api/studies/{sid}/exports/secrets.txt").status_code == 404
     assert [s["id"] for s in owner.get("/api/studies").json()] == [sid]
 
 

@@ -55,3 +55,27 @@ def test_command_errors_name_the_problem(researcher, args, message):
     with pytest.raises(CommandError, match=message.replace("(", r"\(")):
         run(*args)
     assert Study.objects.count() == 1
+
+
+def test_export_for_crowdkit_and_label_studio(researcher, make_study, make_worker, tmp_path,
+                                              django_capture_on_commit_callbacks):
+    import pandas as pd
+    from crowdkit.aggregation import MajorityVote
+
+    from annotation import services
+
+    study = make_study()
+    crowd_answers(study, make_worker, n=3, accuracy=1.0)
+    services.study_close(study=study)
+    services.study_aggregate(study=study)
+    run("export", str(study.pk), "--out", str(tmp_path), "--base-url", "https://studio.example.org")
+    answers = pd.read_csv(tmp_path / "answers_crowdkit.csv")
+    assert list(answers.columns) == ["task", "worker", "label"] and len(answers) == 9
+    labels = dict(study.results.values_list("task_id", "label"))
+    assert MajorityVote().fit_predict(answers).to_dict() == labels
+    tasks = json.loads((tmp_path / "label_studio.json").read_text())
+    assert len(tasks) == 3 and all(t["data"]["image"].startswith("https://studio.example.org/artifacts/") for t in tasks)
+    result = tasks[0]["annotations"][0]["result"][0]
+    assert result["from_name"] == "choice" and result["value"]["choices"] == [labels[tasks[0]["id"]]]
+    config = (tmp_path / "label_studio_config.xml").read_text()
+    assert '<Choices name="choice" toName="image"' in config and '<Choice value="animal"/>' in config

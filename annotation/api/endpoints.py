@@ -19,6 +19,7 @@ from annotation.api.creation import study_create_from_json
 from annotation.api.tokens import token_user
 from annotation.artifacts import artifact_open
 from annotation.errors import ApplicationError
+from annotation.exports_ecosystem import ecosystem_files
 from annotation.models import Assignment, RegisteredDataset, RegisteredModel
 from annotation.selectors import FilterError, NotFound
 from annotation.task_kinds import TASK_KINDS
@@ -245,6 +246,23 @@ def archive(request, study_id: int):
                             content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{slug}-archive.zip"'
     return response
+
+
+@studies.get("/{study_id}/exports/{filename}", response={404: s.ErrorOut})
+def export_file(request, study_id: int, filename: str):
+    """One export file: answers/labels (.csv, .json), workers.csv, quality.json, answers_crowdkit.csv,
+    label_studio.json, label_studio_config.xml."""
+    study = _study(request, study_id)
+    files = {**exports.study_export_files(study=study),
+             **ecosystem_files(study=study, base_url=request.build_absolute_uri("/"))}
+    if filename not in files:
+        raise NotFound(f"unknown export {filename!r}; exports are {', '.join(sorted(files))}")
+    response = HttpResponse(files[filename], content_type=EXPORT_TYPES[filename.rsplit(".", 1)[-1]])
+    response["Content-Disposition"] = f'attachment; filename="study{study.pk}-{filename}"'
+    return response
+
+
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "xml": "application/xml"}
 
 
 # -- assignments ---------------------------------------------------------------------------------------

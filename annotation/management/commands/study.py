@@ -1,7 +1,7 @@
 """``manage.py study create|list|compute|launch|close|aggregate|export``: a study's lifecycle from the shell.
 
 ``create`` validates as the form and the API do (``annotation.api.creation``); the verbs call the same
-services as the dashboard. A study is named by its id, or by its name (``--owner`` when names repeat).
+services as the dashboard; ``export`` adds crowd-kit's and Label Studio's files (``annotation.exports_ecosystem``). A study is named by its id, or by its name (``--owner`` when names repeat).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from analysis.exports import archive_bytes
 from annotation import exports, selectors, services
 from annotation.api.creation import study_create_from_json
 from annotation.errors import ApplicationError
+from annotation.exports_ecosystem import ecosystem_files
 from annotation.models import Study
 
 VERBS = {
@@ -56,6 +57,8 @@ class Command(BaseCommand):
         parser.add_argument("--option", action="append", default=[], metavar="FIELD=VALUE",
                             help="create: a field of the study form (workers_per_task=5, reward_cents=10, …)")
         parser.add_argument("--out", type=Path, help="export: a folder, or a file ending in .zip (with outputs)")
+        parser.add_argument("--base-url", default="http://localhost:8000",
+                            help="export: the site's address, for the image URLs of label_studio.json")
 
     def handle(self, *args, verb: str, study: str | None, owner: str | None, kind: str | None, out: Path | None,
                **options):
@@ -66,7 +69,7 @@ class Command(BaseCommand):
                 for row in selectors.study_list(user=self._owner(owner)):
                     self.stdout.write(f"{row.pk}\t{row.name}\t{row.kind}\t{row.state}")
             elif verb == "export":
-                self._export(self._study(study, owner), out)
+                self._export(self._study(study, owner), out, options["base_url"])
             else:
                 target = self._study(study, owner)
                 VERBS[verb](study=target)
@@ -102,10 +105,11 @@ class Command(BaseCommand):
         created = study_create_from_json(owner=self._owner(owner), data=data)
         self.stdout.write(f"study {created.pk} ({created.name}) created, {created.state}")
 
-    def _export(self, study: Study, out: Path | None):
+    def _export(self, study: Study, out: Path | None, base_url: str):
         if out is None:
             raise CommandError("give --out FOLDER or --out FILE.zip")
-        files = exports.study_export_files(study=study, with_outputs=out.suffix == ".zip")
+        files = {**exports.study_export_files(study=study, with_outputs=out.suffix == ".zip"),
+                 **ecosystem_files(study=study, base_url=base_url)}
         if out.suffix == ".zip":
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(archive_bytes({f"study{study.pk}/{k}": v for k, v in files.items()}))
