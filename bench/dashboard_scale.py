@@ -80,7 +80,6 @@ def main() -> None:
     parser.add_argument("--show-queries", action="store_true", help="print each query's time of one poll")
     args = parser.parse_args()
     with scratch_database(args.admin_url, DB_NAME):
-        from django.core.management import call_command
         from django.test import Client
         from django.test.utils import setup_test_environment
         from django.urls import reverse
