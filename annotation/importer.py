@@ -1,15 +1,23 @@
-"""Importing answers collected elsewhere into a study, all rows or none.
+"""Importing answers collected elsewhere into a study, all rows or none; and the labels table it exports.
 
-Every row is checked first (columns, answer values through the kind's schema, duplicates); only
-then are tasks, workers, assignments and answers written, in one transaction.
+Every row is checked first (columns, answer values through the kind's schema, duplicates); a bad row
+names its row number (the header is row 1), column and value, and nothing is written. Then tasks,
+workers, assignments and answers are written in one transaction with bulk inserts (a fixed number of
+queries, whatever the number of rows).
+
+Imported answers are held to the kind's schema but not to live-HIT rules: a free-text answer shorter
+than the study's minimum is kept and counted (``short_answers``). Whole numbers written as ``4.0`` are
+read as ``4``. With :func:`mturk_mapping`, an MTurk batch-results file is read as downloaded:
+``Rejected`` assignments are skipped and counted, ``AcceptTime``/``SubmitTime`` become the times.
 """
 from __future__ import annotations
 
-import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation import selectors
@@ -17,113 +25,231 @@ from annotation.errors import AnswerInvalid, ApplicationError
 from annotation.models import Answer, Assignment, Study, Task, Worker
 from annotation.services import researcher_create
 from annotation.task_kinds import get_task_kind
+from annotation.task_kinds.fields import IntField, TextField
 
 IMPORT_BACKEND = Worker.Backend.IMPORTED
 KEY_SEPARATOR = "|"
+BATCH = 5000
+#: Imports at least this large refresh the planner statistics afterwards.
+ANALYZE_ROWS = 5000
+
+#: The fixed columns of an MTurk batch-results CSV (answers are ``Answer.<field>``, inputs ``Input.<name>``).
+MTURK = {"worker": "WorkerId", "assignment": "AssignmentId", "hit": "HITId", "status": "AssignmentStatus",
+         "shown_at": "AcceptTime", "submitted_at": "SubmitTime"}
+MTURK_SKIPPED = {"Rejected"}
+#: MTurk writes times as ``Wed Nov 29 06:23:44 PST 2026``; the zone is one of these abbreviations.
+MTURK_ZONES = {"UTC": 0, "GMT": 0, "PST": -8, "PDT": -7, "MST": -7, "MDT": -6, "CST": -6, "CDT": -5,
+               "EST": -5, "EDT": -4}
+MTURK_TIME = re.compile(r"^\w{3} (\w{3} \d{1,2} \d{2}:\d{2}:\d{2}) (\w{3,4}) (\d{4})$")
 
 
-def _parse_time(value, column: str, row: int) -> dt.datetime:
-    stamp = pd.to_datetime(value, utc=True, errors="coerce")
-    if pd.isna(stamp):
-        raise ApplicationError(f"row {row}: column {column!r} holds {value!r}, which is not a date and time")
-    return stamp.to_pydatetime()
-
-
-def answers_import(
-    *, table: pd.DataFrame, kind: str, name: str, task_key: Sequence[str], worker: str, fields: Mapping[str, str],
-    owner: str = "importer", shown_at: str | None = None, submitted_at: str | None = None,
-) -> dict[str, int]:
-    """Create (or extend) study ``name`` from ``table``; returns counts of what was created."""
+def mturk_mapping(columns: Sequence[str], *, kind: str, task_key: Sequence[str] = (),
+                  fields: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The :func:`answers_import` arguments for an MTurk batch file: the worker, assignment, status and
+    time columns; the task key (given, else every ``Input.*`` column, else ``HITId``); the answer fields
+    (given, else each field ``f`` of the kind read from ``Answer.f``)."""
+    missing = [c for c in MTURK.values() if c not in columns]
+    if missing:
+        raise ApplicationError(f"not an MTurk batch-results file: no column(s) {', '.join(missing)}")
     task_kind = get_task_kind(kind)
-    wanted_columns = [*task_key, worker, *fields.values(), *(c for c in (shown_at, submitted_at) if c)]
-    missing = [c for c in wanted_columns if c not in table.columns]
+    if not fields:
+        schema = task_kind.answer_fields({**task_kind.default_settings(), "workers_per_task": 1})
+        fields = {f.name: f"Answer.{f.name}" for f in schema if f"Answer.{f.name}" in columns}
+        if not fields:
+            answers = [c for c in columns if c.startswith("Answer.")]
+            raise ApplicationError(f"no Answer.<field> column for the {kind} fields "
+                                   f"{', '.join(f.name for f in schema)}; the file has {', '.join(answers) or 'none'}"
+                                   "; map them with --field FIELD=COLUMN")
+    inputs = [c for c in columns if c.startswith("Input.")]
+    return {"task_key": list(task_key) or inputs or [MTURK["hit"]], "worker": MTURK["worker"],
+            "fields": dict(fields), "shown_at": MTURK["shown_at"], "submitted_at": MTURK["submitted_at"],
+            "status": MTURK["status"], "assignment": MTURK["assignment"], "hit": MTURK["hit"],
+            "time_format": "mturk"}
+
+
+def _mturk_times(values: pd.Series) -> pd.Series:
+    parts = values.astype("string").str.strip().str.extract(MTURK_TIME)
+    offsets = parts[1].map(MTURK_ZONES)
+    stamps = pd.to_datetime(parts[0] + " " + parts[2], format="%b %d %H:%M:%S %Y", errors="coerce")
+    return (stamps - pd.to_timedelta(offsets, unit="h")).dt.tz_localize("UTC")
+
+
+def _times(table: pd.DataFrame, column: str, time_format: str) -> list:
+    values = table[column]
+    stamps = (_mturk_times(values) if time_format == "mturk"
+              else pd.to_datetime(values, utc=True, errors="coerce", format="mixed"))
+    bad = stamps.isna()
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise ApplicationError(f"row {row + 2}: column {column!r} holds {values.iloc[row]!r}, "
+                               "which is not a date and time")
+    return list(stamps.dt.to_pydatetime())
+
+
+def _raw_value(field, raw):
+    """A CSV cell as the field expects it: ``None`` when empty, ``4`` for ``4.0`` on an integer scale."""
+    if raw is None or (isinstance(raw, float) and pd.isna(raw)):
+        return None
+    if isinstance(field, IntField) and isinstance(raw, str):
+        try:
+            number = float(raw)
+        except ValueError:
+            return raw
+        return int(number) if number.is_integer() else raw
+    return raw if isinstance(raw, str) else str(raw)
+
+
+def _cell(field_values: Mapping[str, list], field: str, i: int):
+    value = field_values[field][i] if field in field_values else None
+    return None if isinstance(value, float) and pd.isna(value) else value
+
+
+def _relaxed(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """The study's settings without its live-HIT minimum lengths (``*_min_length`` settings set to 0)."""
+    return {k: (0 if k.endswith("_min_length") else v) for k, v in conf.items()}
+
+
+def _check_columns(table: pd.DataFrame, wanted: Sequence[str]) -> None:
+    missing = [c for c in wanted if c not in table.columns]
     if missing:
         raise ApplicationError(
             f"unknown column(s) {', '.join(missing)}; the file has {', '.join(map(str, table.columns))}"
         )
-    if not task_key:
-        raise ApplicationError("give at least one --task-key column")
 
+
+def _target_study(*, owner: str, name: str, kind: str) -> Study | None:
     study = Study.objects.filter(owner__username=owner, name=name).first()
     if study is not None and study.kind != kind:
         raise ApplicationError(f"study {name!r} is a {study.kind} study, not {kind}")
     if study is not None and study.state not in (Study.State.CLOSED, Study.State.AGGREGATED):
         raise ApplicationError(f"study {name!r} is {study.state}; answers are imported only into closed studies")
+    return study
+
+
+def answers_import(
+    *, table: pd.DataFrame, kind: str, name: str, task_key: Sequence[str], worker: str, fields: Mapping[str, str],
+    owner: str = "importer", shown_at: str | None = None, submitted_at: str | None = None,
+    status: str | None = None, assignment: str | None = None, hit: str | None = None, time_format: str = "any",
+) -> dict[str, int]:
+    """Create (or extend) study ``name`` from ``table``; returns counts of what was created and skipped.
+
+    ``status`` names a column of crowd-site assignment states (rows whose state is ``Rejected`` are skipped);
+    ``assignment`` and ``hit`` columns are kept as the assignments' and new tasks' external ids.
+    """
+    task_kind = get_task_kind(kind)
+    if not task_key:
+        raise ApplicationError("give at least one --task-key column")
+    _check_columns(table, [*task_key, worker, *fields.values(),
+                           *(c for c in (shown_at, submitted_at, status, assignment, hit) if c)])
+    study = _target_study(owner=owner, name=name, kind=kind)
     conf = selectors.study_conf(study=study) if study else {**task_kind.default_settings(), "workers_per_task": 1}
-    schema_names = {f.name for f in task_kind.answer_fields(conf)}
-    unknown_fields = set(fields) - schema_names
+    schema = {f.name: f for f in task_kind.answer_fields(conf)}
+    unknown_fields = set(fields) - set(schema)
     if unknown_fields:
         raise ApplicationError(
             f"unknown answer field(s) {', '.join(sorted(unknown_fields))} for {kind}; "
-            f"its fields are {', '.join(sorted(schema_names))}"
+            f"its fields are {', '.join(sorted(schema))}"
         )
 
+    skipped = table[status].isin(MTURK_SKIPPED) if status else pd.Series(False, index=table.index)
+    rows_kept = table.index[~skipped.to_numpy()]
+    numbers = [int(i) + 2 for i in rows_kept]  # row 1 is the header
+    kept = table.loc[rows_kept]
     now = timezone.now()
-    rows = []
-    seen: set[tuple[str, str]] = set()
-    for number, record in enumerate(table.to_dict(orient="records"), start=2):  # row 1 is the header
-        key_values = {c: str(record[c]) for c in task_key}
-        key = KEY_SEPARATOR.join(key_values[c] for c in task_key)
-        worker_id = str(record[worker]).strip()
-        if not worker_id or worker_id == "nan":
+    shown = _times(kept, shown_at, time_format) if shown_at else [now] * len(kept)
+    submitted = _times(kept, submitted_at, time_format) if submitted_at else [now] * len(kept)
+    minimums = {f: field.min_length for f, field in schema.items()
+                if f in fields and isinstance(field, TextField) and field.min_length}
+    relaxed = _relaxed(conf)
+
+    key_parts = [kept[c].astype("string").fillna("").tolist() for c in task_key]
+    keys = [KEY_SEPARATOR.join(p) for p in zip(*key_parts)]
+    workers_col = kept[worker].astype("string").fillna("").str.strip().tolist()
+    field_values = {f: kept[c].tolist() for f, c in fields.items()}
+    extra = {c: kept[c].fillna("").astype(str).tolist() if c else None for c in (assignment, hit)}
+    rows, seen, short = [], set(), 0
+    for i, (number, key, worker_id) in enumerate(zip(numbers, keys, workers_col)):
+        if not worker_id:
             raise ApplicationError(f"row {number}: the worker column {worker!r} is empty")
         if (key, worker_id) in seen:
             raise ApplicationError(f"row {number}: worker {worker_id!r} answered task {key!r} twice")
         seen.add((key, worker_id))
-        payload = {f: (None if pd.isna(record[c]) else record[c]) for f, c in fields.items()}
-        payload = {f: (str(v) if f != "confidence" and v is not None else v) for f, v in payload.items()}
+        payload = {f: _raw_value(schema[f], values[i]) for f, values in field_values.items()}
         try:
-            cleaned = task_kind.validate_answer(payload, conf)
+            cleaned = task_kind.validate_answer(payload, relaxed)
         except AnswerInvalid as exc:
-            detail = "; ".join(f"{fields.get(f, f)} ({f}): {m}" for f, m in exc.errors.items())
+            detail = "; ".join(f"column {fields[f]!r} ({f}) holds {_cell(field_values, f, i)!r}: {m}" if f in fields
+                               else f"field {f!r} has no column (map it with --field {f}=COLUMN): {m}"
+                               for f, m in exc.errors.items())
             raise ApplicationError(f"row {number}: {detail}") from exc
-        rows.append({
-            "key": key, "key_values": key_values, "worker": worker_id, "answer": cleaned,
-            "shown_at": _parse_time(record[shown_at], shown_at, number) if shown_at else now,
-            "submitted_at": _parse_time(record[submitted_at], submitted_at, number) if submitted_at else now,
-        })
+        short += any(0 < len(cleaned.get(f) or "") < n for f, n in minimums.items())
+        rows.append((key, worker_id, cleaned, shown[i], submitted[i],
+                     extra[assignment][i] if assignment else "", extra[hit][i] if hit else ""))
 
     with transaction.atomic():
-        if study is None:
-            user = researcher_create(username=owner, password=None)
-            study = Study.objects.create(owner=user, name=name, kind=kind, state=Study.State.CLOSED,
-                                         settings=task_kind.default_settings())
-        per_task = pd.Series([r["key"] for r in rows]).value_counts().to_dict() if rows else {}
-        tasks: dict[str, Task] = {}
-        created_tasks = 0
-        for key in per_task:
-            values = next(r["key_values"] for r in rows if r["key"] == key)
-            task, created = Task.objects.get_or_create(
-                study=study, key=key, defaults={"payload": {"key_columns": values, "imported": True}, "wanted": 0},
-            )
-            created_tasks += created
-            tasks[key] = task
-        workers: dict[str, Worker] = {}
-        for worker_id in {r["worker"] for r in rows}:
-            workers[worker_id], _ = Worker.objects.get_or_create(backend=IMPORT_BACKEND, external_id=worker_id)
-        existing = set(Assignment.objects.filter(task__study=study).values_list("task__key", "worker__external_id"))
-        clash = next((r for r in rows if (r["key"], r["worker"]) in existing), None)
-        if clash is not None:
-            raise ApplicationError(f"worker {clash['worker']!r} already has an answer to task {clash['key']!r} "
-                                   f"in study {name!r}; nothing was imported")
-        for key, count in per_task.items():
-            task = tasks[key]
-            Task.objects.filter(pk=task.pk).update(
-                wanted=max(task.wanted, task.approved + count), filled=task.filled + count,
-                approved=task.approved + count,
-            )
-        for r in rows:
-            assignment = Assignment.objects.create(
-                task=tasks[r["key"]], worker=workers[r["worker"]], state=Assignment.State.APPROVED,
-                expires_at=r["submitted_at"], shown_at=r["shown_at"], submitted_at=r["submitted_at"],
-                decided_at=now,
-            )
-            Answer.objects.create(assignment=assignment, task=tasks[r["key"]], worker=workers[r["worker"]],
-                                  payload=r["answer"], shown_at=r["shown_at"], submitted_at=r["submitted_at"])
-        Study.objects.filter(pk=study.pk).update(
-            workers_per_task=max(study.workers_per_task, max(per_task.values(), default=1))
-        )
-    return {"study": study.pk, "rows": len(rows), "tasks_created": created_tasks, "workers": len(workers)}
+        summary = _write(study=study, rows=rows, owner=owner, name=name, kind=kind, task_key=task_key,
+                         key_values=list(zip(*key_parts)), now=now)
+    if len(rows) >= ANALYZE_ROWS:
+        _analyze()
+    return {**summary, "rows": len(rows), "skipped_rejected": int(skipped.sum()), "short_answers": short}
+
+
+def _analyze() -> None:
+    """Refresh PostgreSQL's statistics after a large import: without them its planner joins the new rows
+    with nested loops, and the dashboard's counts take seconds instead of milliseconds (bench/dashboard_scale.py)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE annotation_task, annotation_assignment, annotation_answer, annotation_worker")
+
+
+def _write(*, study, rows, owner, name, kind, task_key, key_values, now) -> dict[str, int]:
+    """Insert tasks, workers, assignments and answers in bulk (the rows are valid)."""
+    task_kind = get_task_kind(kind)
+    if study is None:
+        user = researcher_create(username=owner, password=None)
+        study = Study.objects.create(owner=user, name=name, kind=kind, state=Study.State.CLOSED,
+                                     settings=task_kind.default_settings())
+    per_task: dict[str, int] = {}
+    first_row: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        per_task[row[0]] = per_task.get(row[0], 0) + 1
+        first_row.setdefault(row[0], i)
+    tasks = {t.key: t for t in Task.objects.filter(study=study, key__in=list(per_task))}
+    existing = set(Assignment.objects.filter(task__study=study).values_list("task__key", "worker__external_id"))
+    clash = next((r for r in rows if (r[0], r[1]) in existing), None)
+    if clash is not None:
+        raise ApplicationError(f"worker {clash[1]!r} already has an answer to task {clash[0]!r} "
+                               f"in study {name!r}; nothing was imported")
+    key_columns = [dict(zip(task_key, key_values[first_row[k]])) for k in per_task]
+    new = [Task(study=study, key=key, payload={"key_columns": cols, "imported": True}, wanted=per_task[key],
+                filled=per_task[key], approved=per_task[key], external_id=rows[first_row[key]][6])
+           for key, cols in zip(per_task, key_columns) if key not in tasks]
+    for task in Task.objects.bulk_create(new, batch_size=BATCH):
+        tasks[task.key] = task
+    new_keys = {t.key for t in new}
+    old = [tasks[k] for k in per_task if k not in new_keys]
+    for task in old:
+        count = per_task[task.key]
+        task.wanted, task.filled, task.approved = (max(task.wanted, task.approved + count), task.filled + count,
+                                                   task.approved + count)
+    Task.objects.bulk_update(old, ["wanted", "filled", "approved"], batch_size=BATCH)
+
+    ids = {r[1] for r in rows}
+    workers = {w.external_id: w for w in Worker.objects.filter(backend=IMPORT_BACKEND, external_id__in=ids)}
+    Worker.objects.bulk_create([Worker(backend=IMPORT_BACKEND, external_id=w) for w in ids - set(workers)],
+                               batch_size=BATCH, ignore_conflicts=True)
+    workers = {w.external_id: w for w in Worker.objects.filter(backend=IMPORT_BACKEND, external_id__in=ids)}
+    assignments = Assignment.objects.bulk_create([
+        Assignment(task=tasks[key], worker=workers[w], state=Assignment.State.APPROVED, expires_at=sub,
+                   shown_at=shown, submitted_at=sub, decided_at=now, external_id=ext)
+        for key, w, _, shown, sub, ext, _ in rows], batch_size=BATCH)
+    Answer.objects.bulk_create([
+        Answer(assignment=a, task_id=a.task_id, worker_id=a.worker_id, payload=r[2], shown_at=r[3],
+               submitted_at=r[4]) for a, r in zip(assignments, rows)], batch_size=BATCH)
+    Study.objects.filter(pk=study.pk).update(
+        workers_per_task=max(study.workers_per_task, max(per_task.values(), default=1))
+    )
+    return {"study": study.pk, "tasks_created": len(new), "workers": len(ids)}
 
 
 def labels_export_table(*, study: Study) -> pd.DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
@@ -126,14 +126,7 @@ def worker_study_counts(*, worker: Worker, study: Study) -> tuple[int, int]:
 
 def study_progress(*, study: Study) -> dict[str, Any]:
     """Answers received and wanted, per task and in total, and the latest job's progress."""
-    tasks = study.tasks.filter(is_gold=False).annotate(
-        received=Count("assignments", filter=Q(assignments__state__in=COUNTED)),
-        open=Count("assignments", filter=Q(assignments__state=A.ASSIGNED)),
-    ).order_by("id")
-    rows = [
-        {"id": t.pk, "key": t.key, "received": t.received, "open": t.open, "wanted": t.wanted, "approved": t.approved}
-        for t in tasks
-    ]
+    rows = task_progress_rows(tasks=study.tasks.filter(is_gold=False).order_by("id"))
     wanted = sum(r["wanted"] for r in rows)
     received = sum(r["received"] for r in rows)
     job = study.jobs.order_by("-created_at").first()
@@ -143,13 +136,18 @@ def study_progress(*, study: Study) -> dict[str, Any]:
         "wanted": wanted,
         "fraction": received / wanted if wanted else 0.0,
         "tasks": rows,
-        "job": None
-        if job is None
-        else {
-            "name": job.name, "state": job.state, "done": job.done, "total": job.total,
-            "fraction": job.fraction, "message": job.message, "error": job.error,
-        },
+        "job": None if job is None else job_summary(job),
     }
+
+
+def task_progress_rows(*, tasks: QuerySet[Task]) -> list[dict[str, Any]]:
+    """Answers received (submitted or approved) and open per task of ``tasks``, in one query."""
+    tasks = tasks.annotate(
+        received=Count("assignments", filter=Q(assignments__state__in=COUNTED)),
+        open=Count("assignments", filter=Q(assignments__state=A.ASSIGNED)),
+    )
+    return [{"id": t.pk, "key": t.key, "received": t.received, "open": t.open, "wanted": t.wanted,
+             "approved": t.approved, "is_gold": t.is_gold, "truth": t.truth} for t in tasks]
 
 
 def study_answers(*, study: Study) -> QuerySet[Answer]:
@@ -170,3 +168,81 @@ def study_label_answers(*, study: Study, label_field: str) -> pd.DataFrame:
 def study_conf(*, study: Study) -> dict[str, Any]:
     """The study's settings as its kind sees them: the kind's defaults, the study's settings, workers per task."""
     return {**get_task_kind(study.kind).default_settings(), **study.settings, "workers_per_task": study.workers_per_task}
+
+
+#: Sort orders of the answers table (API and dashboard); newest first by default.
+ANSWER_ORDERS = {
+    "newest": ("-submitted_at", "-id"), "oldest": ("submitted_at", "id"),
+    "task": ("task_id", "id"), "worker": ("worker_id", "id"),
+}
+TASK_ORDERS = {"id": ("id",), "key": ("key", "id"), "received": ("-filled", "id"), "missing": ("filled", "id")}
+
+
+def _order(orders: dict[str, tuple[str, ...]], order: str) -> tuple[str, ...]:
+    if order not in orders:
+        raise FilterError(f"unknown order {order!r}; use one of {', '.join(orders)}", "order")
+    return orders[order]
+
+
+class FilterError(Exception):
+    """A filter value that names nothing; ``field`` is the parameter at fault."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+def _json_value(field: str, value: str) -> Q:
+    """Match a JSON answer field holding ``value`` as text or as the number it spells."""
+    condition = Q(**{f"payload__{field}": value})
+    try:
+        number = float(value)
+    except ValueError:
+        return condition
+    return condition | Q(**{f"payload__{field}": int(number) if number.is_integer() else number})
+
+
+def study_answers_filtered(*, study: Study, task: str = "", worker: str = "", state: str = "", label: str = "",
+                           order: str = "newest") -> QuerySet[Answer]:
+    """The study's answers filtered by task (id or key), worker (name, crowd id or id), assignment state and
+    label value, sorted by ``order`` (see :data:`ANSWER_ORDERS`)."""
+    answers = Answer.objects.filter(task__study=study).select_related("task", "worker__user", "assignment")
+    if task:
+        answers = answers.filter(Q(task__key=task) | (Q(task_id=int(task)) if task.isdigit() else Q()))
+    if worker:
+        by_name = Q(worker__user__username=worker) | Q(worker__external_id=worker)
+        answers = answers.filter(by_name | (Q(worker_id=int(worker)) if worker.isdigit() else Q()))
+    if state:
+        if state not in A.values:
+            raise FilterError(f"unknown status {state!r}; use one of {', '.join(A.values)}", "status")
+        answers = answers.filter(assignment__state=state)
+    if label:
+        answers = answers.filter(_json_value(get_task_kind(study.kind).label_field, label))
+    return answers.order_by(*_order(ANSWER_ORDERS, order))
+
+
+def study_tasks_filtered(*, study: Study, key: str = "", gold: bool | None = None, order: str = "id") -> QuerySet[Task]:
+    """The study's tasks whose key contains ``key``, gold or not, sorted by ``order`` (:data:`TASK_ORDERS`)."""
+    tasks = study.tasks.all()
+    if key:
+        tasks = tasks.filter(key__icontains=key)
+    if gold is not None:
+        tasks = tasks.filter(is_gold=gold)
+    return tasks.order_by(*_order(TASK_ORDERS, order))
+
+
+def study_progress_summary(*, study: Study) -> dict[str, Any]:
+    """The poll's figures in a constant number of queries: answers received/wanted and the latest job."""
+    totals = study.tasks.filter(is_gold=False).aggregate(wanted=Sum("wanted"), tasks=Count("id"))
+    received = Assignment.objects.filter(task__study=study, task__is_gold=False, state__in=COUNTED).count()
+    wanted = totals["wanted"] or 0
+    job = study.jobs.order_by("-created_at").first()
+    return {
+        "state": study.state, "tasks": totals["tasks"], "received": received, "wanted": wanted,
+        "fraction": received / wanted if wanted else 0.0, "job": None if job is None else job_summary(job),
+    }
+
+
+def job_summary(job) -> dict[str, Any]:
+    return {"id": job.pk, "name": job.name, "state": job.state, "done": job.done, "total": job.total,
+            "fraction": job.fraction, "message": job.message, "error": job.error}

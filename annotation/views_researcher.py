@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -74,27 +75,82 @@ def registry_choices(form, user) -> None:
         field.widget.choices = choices
 
 
+#: Rows per page of the dashboard's task and answer tables.
+PAGE_SIZE = 50
+
+
+def _task_filters(request) -> dict:
+    return {"key": request.GET.get("tkey", "").strip(), "gold": {"yes": True, "no": False}.get(request.GET.get("tgold")),
+            "order": request.GET.get("torder") or "id"}
+
+
+def _answer_filters(data) -> dict:
+    """The answers table's filters from a query string or a bulk-decision form (same names)."""
+    return {"task": data.get("task", "").strip(), "worker": data.get("worker", "").strip(),
+            "state": data.get("state", "").strip(), "label": data.get("label", "").strip(),
+            "order": data.get("order") or "newest"}
+
+
 @require_GET
 @researcher_required
 def study_detail(request, pk: int):
     study = selectors.study_get(user=request.user, pk=pk)
-    answers = selectors.study_answers(study=study)[:200]
+    try:
+        tasks = selectors.study_tasks_filtered(study=study, **_task_filters(request))
+        answers = selectors.study_answers_filtered(study=study, **_answer_filters(request.GET))
+    except selectors.FilterError as exc:
+        return error_response(request, exc.message, 400, {"field": exc.field})
+    task_page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("tpage"))
+    task_rows = selectors.task_progress_rows(tasks=tasks.filter(pk__in=[t.pk for t in task_page]))
     return render(request, "annotation/study_detail.html", {
         "study": study,
-        "progress": selectors.study_progress(study=study),
+        "progress": selectors.study_progress_summary(study=study),
         "allowed": allowed_transitions(study.state),
-        "answers": answers,
-        "results": study.results.select_related("task").order_by("task_id"),
+        "answers": Paginator(answers, PAGE_SIZE).get_page(request.GET.get("page")),
+        "answer_filters": _answer_filters(request.GET),
+        "answer_states": Assignment.State.values,
+        "answer_orders": list(selectors.ANSWER_ORDERS),
+        "task_orders": list(selectors.TASK_ORDERS),
+        "task_page": task_page,
+        "task_rows": task_rows,
+        "task_filters": _task_filters(request),
+        "results": study.results.select_related("task").filter(task__in=[r["id"] for r in task_rows]).order_by("task_id"),
         "kind": get_task_kind(study.kind),
         "cost": quality.study_cost_estimate(study=study),
         "recruitment": recruiter_for(study).describe(study, request.build_absolute_uri("/").rstrip("/")),
         "qc": quality.study_quality_live(study=study),
-        "gold_tasks": study.tasks.filter(is_gold=True).order_by("id") if study.state in ("draft", "ready") else None,
+        "gold_editable": study.state in ("draft", "ready"),
         "gold_choices": _label_choices(study),
-        "ready_tasks": study.tasks.filter(is_gold=False).order_by("id")[:200] if study.state in ("draft", "ready") else None,
         "outputs": study.outputs.select_related("artifact"),
         "bonuses": Bonus.objects.filter(assignment__task__study=study).select_related("paid_by", "assignment__worker")[:200],
     })
+
+
+@require_POST
+@researcher_required
+def answers_decide(request, pk: int):
+    """Approve or reject every answer the dashboard's filters select (those whose state allows it)."""
+    study = selectors.study_get(user=request.user, pk=pk)
+    decision = request.POST.get("decision")
+    allowed = {"approve": (Assignment.State.SUBMITTED,),
+               "reject": (Assignment.State.SUBMITTED, Assignment.State.APPROVED)}
+    if decision not in allowed:
+        return error_response(request, f"unknown decision {decision!r}; use approve or reject", 400)
+    try:
+        answers = selectors.study_answers_filtered(study=study, **_answer_filters(request.POST))
+    except selectors.FilterError as exc:
+        return error_response(request, exc.message, 400, {"field": exc.field})
+    decide = services.assignment_approve if decision == "approve" else services.assignment_reject
+    targets = Assignment.objects.filter(pk__in=answers.filter(assignment__state__in=allowed[decision])
+                                        .values("assignment_id")).order_by("id")
+    done = 0
+    for assignment in targets:
+        decide(assignment=assignment)
+        done += 1
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"decision": decision, "assignments": done})
+    messages.success(request, f"{done} answers {decision}d.")
+    return redirect(request.POST.get("next") if _safe_next(request) else reverse("study_detail", args=[study.pk]))
 
 
 @require_GET
@@ -137,8 +193,12 @@ def study_job_start(request, pk: int, name: str):
 @require_GET
 @researcher_required
 def study_progress(request, pk: int):
+    """The dashboard's poll: totals and the latest job, plus the rows of the tasks named in ``?tasks=1,2``
+    (the page on screen, at most :data:`PAGE_SIZE`), in a number of queries that does not grow with the study."""
     study = selectors.study_get(user=request.user, pk=pk)
-    return JsonResponse(selectors.study_progress(study=study))
+    ids = [int(t) for t in request.GET.get("tasks", "").split(",") if t.strip().isdigit()][:PAGE_SIZE]
+    rows = selectors.task_progress_rows(tasks=study.tasks.filter(pk__in=ids)) if ids else []
+    return JsonResponse({**selectors.study_progress_summary(study=study), "task_rows": rows})
 
 
 ACTIONS = {

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "studio.apps.StudioConfig",
     "annotation",
+    "annotation.api",
+    "ninja",
 ]
 
 MIDDLEWARE = [

@@ -24,5 +24,6 @@ urlpatterns = [
     path("ext/mturk/<int:task_pk>/", crowd_entry_limited(views_external.mturk_entry)),
     path("ext/mturk/<int:task_pk>/answer/", answer_limited(views_external.mturk_task)),
     path("ext/prolific/<int:study_pk>/", crowd_entry_limited(views_external.prolific_entry)),
+    path("api/", include("annotation.api.urls")),
     path("", include("annotation.urls")),
 ]

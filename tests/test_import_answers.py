@@ -32,7 +32,7 @@ def test_import_then_export_labels(db, tmp_path):
     study = Study.objects.get(name="paper")
     assert study.tasks.count() == 3 and Answer.objects.count() == 14
     out = tmp_path / "labels.csv"
-    call_command("export_labels", "paper", "--out", str(out))
+    call_command("export_labels", "paper", "--out", str(out), "--aggregate")
     table = {(r["wnid"], r["feature_index"]): r for r in csv.DictReader(open(out))}
     assert list(next(iter(table.values()))) == ["wnid", "feature_index", "label", "count_main_object",
                                                 "count_separate_object", "count_background"]
@@ -43,7 +43,7 @@ def test_import_then_export_labels(db, tmp_path):
     # Adding to the study: the fifth answer of the open task.
     more = [["n02", 7, "W9", "background", 2, "a sky behind"]]
     call_command("import_answers", str(write_csv(tmp_path / "b.csv", more)), *COMMON)
-    call_command("export_labels", "paper", "--out", str(out))
+    call_command("export_labels", "paper", "--out", str(out), "--aggregate")
     table = {(r["wnid"], r["feature_index"]): r for r in csv.DictReader(open(out))}
     assert table[("n02", "7")]["label"] == "spurious"
     assert Task.objects.get(key="n02|7").approved == 5
@@ -53,9 +53,9 @@ def test_import_then_export_labels(db, tmp_path):
     ("rows", "args", "message"),
     [
         (panel_rows("n01", 1, ["background"]), ["--worker", "Worker"], "unknown column(s) Worker"),
-        (panel_rows("n01", 1, ["sky"]), [], "row 2: Answer.main (main): 'sky' is not one of"),
-        ([["n01", 1, "W1", "background", 9, "the sky"]], [], "row 2: Answer.confidence (confidence)"),
-        ([["n01", 1, "W1", "background", 3, ""]], [], "reason (reason): this field is required"),
+        (panel_rows("n01", 1, ["sky"]), [], "row 2: column 'Answer.main' (main) holds 'sky': 'sky' is not one of"),
+        ([["n01", 1, "W1", "background", 9, "the sky"]], [], "row 2: column 'Answer.confidence' (confidence) holds '9'"),
+        ([["n01", 1, "W1", "background", 3, ""]], [], "column 'Answer.reason' (reason) holds None: this field is required"),
         (panel_rows("n01", 1, ["background"]) * 2, [], "row 3: worker 'W0' answered task 'n01|1' twice"),
         (panel_rows("n01", 1, ["background"]), ["--field", "colour=Answer.main"], "unknown answer field(s) colour"),
     ],
@@ -92,3 +92,17 @@ def test_build_benchmark_command_reuses_the_cached_models(db, capsys, benchmark_
     assert {p.name: p.stat().st_mtime_ns for p in (benchmark_dir / "models").glob("*.pt")} == models  # not retrained
     with pytest.raises(CommandError, match="unknown model flavour"):
         call_command("build_benchmark", *args, "--flavours", "huge")
+
+
+def test_export_labels_changes_no_state_unless_asked(db, tmp_path, capsys):
+    call_command("import_answers", str(write_csv(tmp_path / "a.csv", panel_rows("n01", 7, ["background"] * 3))),
+                 *COMMON)
+    out = tmp_path / "labels.csv"
+    with pytest.raises(CommandError, match="closed, not aggregated.*--aggregate"):
+        call_command("export_labels", "paper", "--out", str(out))
+    assert Study.objects.get().state == "closed" and not out.exists()
+    call_command("export_labels", "paper", "--out", str(out), "--aggregate")
+    assert "aggregated study 'paper' (closed → aggregated)" in capsys.readouterr().out
+    assert Study.objects.get().state == "aggregated"
+    call_command("export_labels", "paper", "--out", str(out))  # an aggregated study exports as it is
+    assert "aggregated study" not in capsys.readouterr().out

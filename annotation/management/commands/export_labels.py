@@ -1,4 +1,8 @@
-"""``manage.py export_labels NAME --out labels.csv``: aggregate a study and write one row per task."""
+"""``manage.py export_labels NAME --out labels.csv [--aggregate]``: one row per task of an aggregated study.
+
+The labels are those of the study's last aggregation. A study not yet aggregated (or whose answers changed)
+is aggregated only when ``--aggregate`` says so, and the command then reports the change of state.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,14 +17,16 @@ from annotation.services import study_aggregate
 
 
 class Command(BaseCommand):
-    help = "Aggregate a closed study and write its labels: key columns, label, one count column per answer value."
+    help = "Write an aggregated study's labels: key columns, label, one count column per answer value."
 
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--out", type=Path, required=True)
         parser.add_argument("--owner", help="owner's user name, when several researchers use the same name")
+        parser.add_argument("--aggregate", action="store_true",
+                            help="aggregate the study first (a closed study becomes aggregated)")
 
-    def handle(self, *args, name: str, out: Path, owner: str | None, **options):
+    def handle(self, *args, name: str, out: Path, owner: str | None, aggregate: bool, **options):
         studies = Study.objects.filter(name=name)
         if owner:
             studies = studies.filter(owner__username=owner)
@@ -28,10 +34,17 @@ class Command(BaseCommand):
             raise CommandError(f"{studies.count()} studies are named {name!r}; give --owner" if studies.exists()
                                else f"no study named {name!r}")
         study = studies.get()
-        try:
-            study = study_aggregate(study=study)
-        except ApplicationError as exc:
-            raise CommandError(exc.message) from exc
+        if aggregate:
+            before = study.state
+            try:
+                study = study_aggregate(study=study)
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from exc
+            study.refresh_from_db()
+            self.stdout.write(f"aggregated study {name!r} ({before} → {study.state})")
+        elif study.state != Study.State.AGGREGATED:
+            raise CommandError(f"study {name!r} is {study.state}, not aggregated: its labels come from an "
+                               "aggregation; pass --aggregate to aggregate it now (it becomes aggregated)")
         table = labels_export_table(study=study)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(safe_csv_bytes(table))

@@ -1,0 +1,297 @@
+"""The REST API: every route answers JSON, reads through ``selectors`` and writes through ``services``.
+
+Authentication is ``Authorization: Bearer <token>`` with a researcher's API token (``/api/tokens/`` or
+``manage.py api_token``). A study of another researcher is answered 404, like one that does not exist.
+Errors are ``{"error": message, "field": name}`` with the service's HTTP status.
+"""
+from __future__ import annotations
+
+from django.http import FileResponse, HttpResponse
+from django.urls import reverse
+from ninja import NinjaAPI, Query, Router, Status
+from ninja.errors import AuthenticationError, ValidationError
+from ninja.security import HttpBearer
+
+from analysis.exports import archive_bytes
+from annotation import exports, selectors, services
+from annotation.api import schemas as s
+from annotation.api.creation import study_create_from_json
+from annotation.api.tokens import token_user
+from annotation.artifacts import artifact_open
+from annotation.errors import ApplicationError
+from annotation.exports_ecosystem import ecosystem_files
+from annotation.models import Assignment, RegisteredDataset, RegisteredModel
+from annotation.selectors import FilterError, NotFound
+from annotation.task_kinds import TASK_KINDS
+
+MAX_PAGE = 1000
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request, token):
+        user = token_user(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(title="Salient Studio API", version="1", auth=TokenAuth(), urls_namespace="api", docs_url="/docs")
+
+
+def _error(request, message: str, status: int, field: str = "", **extra):
+    return api.create_response(request, {"error": message, "field": field, **extra}, status=status)
+
+
+@api.exception_handler(ApplicationError)
+def _application_error(request, exc: ApplicationError):
+    extra = {k: v for k, v in exc.extra.items() if k != "field"}
+    return _error(request, exc.message, exc.status, exc.extra.get("field", ""), **extra)
+
+
+@api.exception_handler(NotFound)
+def _not_found(request, exc: NotFound):
+    return _error(request, str(exc) or "not found", 404)
+
+
+@api.exception_handler(FilterError)
+def _bad_filter(request, exc: FilterError):
+    return _error(request, exc.message, 400, exc.field)
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc: ValidationError):
+    first = exc.errors[0] if exc.errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "payload")]
+    field = ".".join(loc)
+    return _error(request, f"{field or 'request'}: {first.get('msg', 'invalid')}", 400, field, errors=exc.errors)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request, exc):
+    return _error(request, "give a researcher's API token: Authorization: Bearer <token>", 401, "Authorization")
+
+
+def _study(request, study_id: int):
+    return selectors.study_get(user=request.auth, pk=study_id)
+
+
+def _assignment(request, assignment_id: int) -> Assignment:
+    assignment = (Assignment.objects.select_related("task__study")
+                  .filter(pk=assignment_id, task__study__owner=request.auth).first())
+    if assignment is None:
+        raise NotFound("no such assignment in your studies")
+    return assignment
+
+
+def _page(offset: int, limit: int) -> tuple[int, int]:
+    if offset < 0:
+        raise FilterError("offset must be 0 or more", "offset")
+    if not 1 <= limit <= MAX_PAGE:
+        raise FilterError(f"limit must be between 1 and {MAX_PAGE}", "limit")
+    return offset, limit
+
+
+# -- registry and kinds --------------------------------------------------------------------------------
+registry = Router(tags=["registry"])
+
+
+@registry.get("/models", response=list[s.RegistryModelOut])
+def registry_models(request):
+    return [{"name": m.name, "title": m.title, "shared": m.owner_id is None, "architecture": m.architecture,
+             "num_classes": m.num_classes, "input_size": m.input_size}
+            for m in services.registry.visible(RegisteredModel, request.auth)]
+
+
+@registry.get("/datasets", response=list[s.RegistryDatasetOut])
+def registry_datasets(request):
+    return [{"name": d.name, "title": d.title, "shared": d.owner_id is None, "builtin": d.builtin,
+             "num_classes": d.num_classes} for d in services.registry.visible(RegisteredDataset, request.auth)]
+
+
+@registry.get("/kinds", response=list[s.KindOut])
+def kinds(request):
+    return [{"name": k.name, "title": k.title, "label_field": k.label_field, "defaults": k.default_settings()}
+            for k in sorted(TASK_KINDS.values(), key=lambda k: k.name)]
+
+
+# -- studies -------------------------------------------------------------------------------------------
+studies = Router(tags=["studies"])
+ERRORS = {400: s.ErrorOut, 404: s.ErrorOut, 409: s.ErrorOut}
+
+
+@studies.get("", response=list[s.StudyOut])
+def study_list(request):
+    return selectors.study_list(user=request.auth)
+
+
+@studies.post("", response={201: s.StudyOut, **ERRORS})
+def study_create(request, body: s.StudyIn):
+    return Status(201, study_create_from_json(owner=request.auth, data=body.dict()))
+
+
+@studies.get("/{study_id}", response={200: s.StudyOut, **ERRORS})
+def study_detail(request, study_id: int):
+    return _study(request, study_id)
+
+
+ACTIONS = {
+    "compute": lambda study: services.study_start_computing(study=study),
+    "launch": lambda study: services.study_launch(study=study),
+    "close": lambda study: services.study_close(study=study),
+    "aggregate": lambda study: services.study_aggregate(study=study),
+}
+
+
+def _action_route(action: str):
+    def run(request, study_id: int):
+        study = _study(request, study_id)
+        ACTIONS[action](study)
+        study.refresh_from_db()
+        return study
+
+    run.__name__ = f"study_{action}"
+    studies.post(f"/{{study_id}}/{action}", response={200: s.StudyOut, **ERRORS}, operation_id=f"study_{action}",
+                 summary=f"{action.capitalize()} the study")(run)
+
+
+for _action in ACTIONS:
+    _action_route(_action)
+
+
+@studies.get("/{study_id}/progress", response={200: s.ProgressOut, **ERRORS})
+def study_progress(request, study_id: int):
+    return selectors.study_progress_summary(study=_study(request, study_id))
+
+
+@studies.get("/{study_id}/jobs", response={200: list[s.JobOut], **ERRORS})
+def job_list(request, study_id: int):
+    return [selectors.job_summary(j) for j in _study(request, study_id).jobs.order_by("-created_at")]
+
+
+@studies.get("/{study_id}/jobs/{job_id}", response={200: s.JobOut, **ERRORS})
+def job_detail(request, study_id: int, job_id: int):
+    job = _study(request, study_id).jobs.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("no such job in this study")
+    return selectors.job_summary(job)
+
+
+@studies.get("/{study_id}/tasks", response={200: s.TaskPage, **ERRORS})
+def task_list(request, study_id: int, key: str = "", gold: bool | None = None, order: str = "id",
+              offset: int = 0, limit: int = 100):
+    offset, limit = _page(offset, limit)
+    tasks = selectors.study_tasks_filtered(study=_study(request, study_id), key=key, gold=gold, order=order)
+    return {"count": tasks.count(), "offset": offset, "limit": limit, "items": list(tasks[offset:offset + limit])}
+
+
+class AnswerFilters(s.Schema):
+    task: str = ""
+    worker: str = ""
+    status: str = ""
+    label: str = ""
+    order: str = "newest"
+    offset: int = 0
+    limit: int = 100
+
+
+@studies.get("/{study_id}/answers", response={200: s.AnswerPage, **ERRORS})
+def answer_list(request, study_id: int, filters: Query[AnswerFilters]):
+    """Answers, newest first; filter by task (id or key), worker (name or crowd id), status, label."""
+    offset, limit = _page(filters.offset, filters.limit)
+    study = _study(request, study_id)
+    answers = selectors.study_answers_filtered(study=study, task=filters.task, worker=filters.worker,
+                                               state=filters.status, label=filters.label, order=filters.order)
+    label_field = TASK_KINDS[study.kind].label_field
+    items = [{"id": a.pk, "task": a.task_id, "task_key": a.task.key, "worker": str(a.worker),
+              "worker_id": a.worker_id, "assignment": a.assignment_id, "status": a.assignment.state,
+              "flag": a.flag, "gold": a.task.is_gold, "label": a.payload.get(label_field), "fields": a.payload,
+              "shown_at": a.shown_at, "submitted_at": a.submitted_at}
+             for a in answers[offset:offset + limit]]
+    return {"count": answers.count(), "offset": offset, "limit": limit, "items": items}
+
+
+@studies.get("/{study_id}/labels", response={200: list[dict], **ERRORS})
+def label_list(request, study_id: int):
+    """One row per task from the last aggregation (``label``, ``tie``, ``count_<value>``, Dawid-Skene)."""
+    table = exports.study_labels_table(study=_study(request, study_id))
+    return table.astype(object).where(table.notna(), None).to_dict(orient="records")
+
+
+@studies.get("/{study_id}/outputs", response={200: list[s.OutputOut], **ERRORS})
+def output_list(request, study_id: int):
+    study = _study(request, study_id)
+    return [{"name": o.name, "title": o.title, "stage": o.stage, "content_type": o.artifact.content_type,
+             "size": o.artifact.size, "url": reverse("api:output_download", args=[study.pk, o.name])}
+            for o in study.outputs.select_related("artifact").order_by("name")]
+
+
+@studies.get("/{study_id}/outputs/{name}", url_name="output_download", response={404: s.ErrorOut})
+def output_download(request, study_id: int, name: str):
+    study = _study(request, study_id)
+    output = study.outputs.select_related("artifact").filter(name=name).first()
+    if output is None:
+        raise NotFound(f"study {study.name!r} has no output {name!r}")
+    response = FileResponse(artifact_open(output.artifact), content_type=output.artifact.content_type)
+    response["Content-Disposition"] = f'attachment; filename="study{study.pk}-{name}"'
+    return response
+
+
+@studies.get("/{study_id}/archive", response={404: s.ErrorOut})
+def archive(request, study_id: int):
+    """A zip of the study's export files (answers, labels, workers, quality) and its outputs."""
+    study = _study(request, study_id)
+    files = exports.study_export_files(study=study, with_outputs=True)
+    slug = f"study{study.pk}"
+    response = HttpResponse(archive_bytes({f"{slug}/{k}": v for k, v in files.items()}),
+                            content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{slug}-archive.zip"'
+    return response
+
+
+@studies.get("/{study_id}/exports/{filename}", response={404: s.ErrorOut})
+def export_file(request, study_id: int, filename: str):
+    """One export file: answers/labels (.csv, .json), workers.csv, quality.json, answers_crowdkit.csv,
+    label_studio.json, label_studio_config.xml."""
+    study = _study(request, study_id)
+    files = {**exports.study_export_files(study=study),
+             **ecosystem_files(study=study, base_url=request.build_absolute_uri("/"))}
+    if filename not in files:
+        raise NotFound(f"unknown export {filename!r}; exports are {', '.join(sorted(files))}")
+    response = HttpResponse(files[filename], content_type=EXPORT_TYPES[filename.rsplit(".", 1)[-1]])
+    response["Content-Disposition"] = f'attachment; filename="study{study.pk}-{filename}"'
+    return response
+
+
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "xml": "application/xml"}
+
+
+# -- assignments ---------------------------------------------------------------------------------------
+assignments = Router(tags=["assignments"])
+
+
+@assignments.post("/{assignment_id}/approve", response={200: s.AssignmentOut, **ERRORS})
+def assignment_approve(request, assignment_id: int):
+    assignment = services.assignment_approve(assignment=_assignment(request, assignment_id))
+    assignment.refresh_from_db()
+    return {"id": assignment.pk, "status": assignment.state}
+
+
+@assignments.post("/{assignment_id}/reject", response={200: s.AssignmentOut, **ERRORS})
+def assignment_reject(request, assignment_id: int):
+    assignment = _assignment(request, assignment_id)
+    services.assignment_reject(assignment=assignment)
+    assignment.refresh_from_db()
+    return {"id": assignment.pk, "status": assignment.state}
+
+
+@assignments.post("/{assignment_id}/bonus", response={200: s.AssignmentOut, **ERRORS})
+def assignment_bonus(request, assignment_id: int, body: s.BonusIn):
+    assignment = _assignment(request, assignment_id)
+    services.assignment_pay_bonus(researcher=request.auth, assignment=assignment, cents=body.cents,
+                                  reason=body.reason[:255])
+    return {"id": assignment.pk, "status": assignment.state}
+
+
+api.add_router("/registry", registry)
+api.add_router("/studies", studies)
+api.add_router("/assignments", assignments)

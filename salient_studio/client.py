@@ -1,0 +1,178 @@
+"""A Python client of Salient Studio's REST API (requests + pandas, no Django).
+
+>>> from salient_studio.client import Studio
+>>> studio = Studio("https://studio.example.org", token="ss_…")   # token from /api/tokens/
+>>> study = studio.create("Subjects", "image_choice", settings={"images": ["astronaut", "coffee"]},
+...                       workers_per_task=5)
+>>> studio.compute(study); studio.wait(study, "ready"); studio.launch(study)
+>>> studio.wait(study, "answered"); studio.close(study); studio.aggregate(study)
+>>> studio.labels(study)             # one row per task: label, tie, count_<value>, ...
+>>> studio.answers(study)            # task, worker, label, ... : crowd-kit's input as it is
+
+Errors of the server are raised as :class:`StudioError` with its status, message and the field at fault.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import requests
+
+#: Columns crowd-kit's aggregators read, first in :meth:`Studio.answers`.
+CROWD_KIT_COLUMNS = ["task", "worker", "label"]
+PAGE = 1000
+
+
+class StudioError(Exception):
+    """A refused request: ``status`` (HTTP), ``message`` and ``field`` (the parameter at fault, or "")."""
+
+    def __init__(self, status: int, message: str, field: str = "") -> None:
+        super().__init__(f"{status}: {message}")
+        self.status, self.message, self.field = status, message, field
+
+
+def _study_id(study: int | dict) -> int:
+    return int(study["id"]) if isinstance(study, dict) else int(study)
+
+
+class Studio:
+    """One researcher's connection: ``Studio(base_url, token)``; studies are given as ids or as returned dicts."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 60.0,
+                 session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs) -> requests.Response:
+        reply = self.session.request(method, f"{self.base_url}/api{path}", timeout=self.timeout, **kwargs)
+        if reply.status_code >= 400:
+            try:
+                body = reply.json()
+            except ValueError:
+                raise StudioError(reply.status_code, reply.text[:500]) from None
+            raise StudioError(reply.status_code, body.get("error", str(body)), body.get("field", ""))
+        return reply
+
+    def _get(self, path: str, **params) -> Any:
+        return self._request("GET", path, params=params).json()
+
+    def _post(self, path: str, body: dict | None = None) -> Any:
+        return self._request("POST", path, json=body).json()
+
+    def _pages(self, path: str, **params) -> Iterator[dict]:
+        offset = 0
+        while True:
+            page = self._get(path, **params, offset=offset, limit=PAGE)
+            yield from page["items"]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["count"]:
+                return
+
+    # -- registry ------------------------------------------------------------------------------------
+    def kinds(self) -> pd.DataFrame:
+        return pd.DataFrame(self._get("/registry/kinds"))
+
+    def models(self) -> pd.DataFrame:
+        return pd.DataFrame(self._get("/registry/models"))
+
+    def datasets(self) -> pd.DataFrame:
+        return pd.DataFrame(self._get("/registry/datasets"))
+
+    # -- studies -------------------------------------------------------------------------------------
+    def studies(self) -> pd.DataFrame:
+        return pd.DataFrame(self._get("/studies"))
+
+    def create(self, name: str, kind: str, settings: dict | None = None, **options) -> dict:
+        """Create a draft study; ``options`` are the form's fields (``workers_per_task``, ``reward_cents``,
+        ``backend``, ``gold_rate``, ``early_stopping``, …)."""
+        return self._post("/studies", {"name": name, "kind": kind, "settings": settings or {}, **options})
+
+    def study(self, study: int | dict) -> dict:
+        return self._get(f"/studies/{_study_id(study)}")
+
+    def compute(self, study: int | dict) -> dict:
+        return self._post(f"/studies/{_study_id(study)}/compute")
+
+    def launch(self, study: int | dict) -> dict:
+        return self._post(f"/studies/{_study_id(study)}/launch")
+
+    def close(self, study: int | dict) -> dict:
+        return self._post(f"/studies/{_study_id(study)}/close")
+
+    def aggregate(self, study: int | dict) -> dict:
+        return self._post(f"/studies/{_study_id(study)}/aggregate")
+
+    def progress(self, study: int | dict) -> dict:
+        return self._get(f"/studies/{_study_id(study)}/progress")
+
+    def jobs(self, study: int | dict) -> pd.DataFrame:
+        return pd.DataFrame(self._get(f"/studies/{_study_id(study)}/jobs"))
+
+    def wait(self, study: int | dict, until: str = "ready", *, timeout: float = 3600.0, poll: float = 3.0) -> dict:
+        """Poll until the study is in state ``until`` (e.g. ``"ready"``, ``"aggregated"``) or, with
+        ``until="answered"``, until every answer wanted is in; returns the last progress. A failed job raises
+        :class:`StudioError`; so does the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            progress = self.progress(study)
+            job = progress.get("job") or {}
+            if job.get("state") == "failed":
+                raise StudioError(409, f"the {job.get('name')} job failed: {job.get('error')}")
+            if (progress["state"] == until if until != "answered"
+                    else progress["wanted"] > 0 and progress["received"] >= progress["wanted"]):
+                return progress
+            if time.monotonic() > deadline:
+                raise StudioError(408, f"waited {timeout:.0f} s for {until!r}; the study is {progress['state']} "
+                                       f"with {progress['received']}/{progress['wanted']} answers")
+            time.sleep(poll)
+
+    # -- tables --------------------------------------------------------------------------------------
+    def tasks(self, study: int | dict, **filters) -> pd.DataFrame:
+        return pd.DataFrame(list(self._pages(f"/studies/{_study_id(study)}/tasks", **filters)))
+
+    def answers(self, study: int | dict, **filters) -> pd.DataFrame:
+        """Every answer (filters: ``task``, ``worker``, ``status``, ``label``, ``order``), first columns
+        ``task, worker, label`` as crowd-kit reads them, then the answer's own fields as columns."""
+        rows = list(self._pages(f"/studies/{_study_id(study)}/answers", **filters))
+        table = pd.DataFrame(rows, columns=[*CROWD_KIT_COLUMNS, "task_key", "assignment", "status", "flag", "gold",
+                                            "fields", "shown_at", "submitted_at"])
+        fields = pd.DataFrame(list(table.pop("fields")), index=table.index) if len(table) else pd.DataFrame()
+        fields = fields.drop(columns=[c for c in fields.columns if c in table.columns])
+        return pd.concat([table, fields], axis=1)
+
+    def labels(self, study: int | dict) -> pd.DataFrame:
+        return pd.DataFrame(self._get(f"/studies/{_study_id(study)}/labels"))
+
+    # -- decisions -----------------------------------------------------------------------------------
+    def approve(self, assignment: int) -> dict:
+        return self._post(f"/assignments/{int(assignment)}/approve")
+
+    def reject(self, assignment: int) -> dict:
+        return self._post(f"/assignments/{int(assignment)}/reject")
+
+    def bonus(self, assignment: int, cents: int, reason: str = "") -> dict:
+        return self._post(f"/assignments/{int(assignment)}/bonus", {"cents": cents, "reason": reason})
+
+    # -- files ---------------------------------------------------------------------------------------
+    def outputs(self, study: int | dict) -> pd.DataFrame:
+        return pd.DataFrame(self._get(f"/studies/{_study_id(study)}/outputs"))
+
+    def output(self, study: int | dict, name: str, path: str | Path | None = None) -> bytes:
+        """An output file's bytes (also written to ``path`` when given)."""
+        return self._download(f"/studies/{_study_id(study)}/outputs/{name}", path)
+
+    def archive(self, study: int | dict, path: str | Path | None = None) -> bytes:
+        """The study's export archive (zip of answers, labels, workers, quality and outputs)."""
+        return self._download(f"/studies/{_study_id(study)}/archive", path)
+
+    def _download(self, path: str, target: str | Path | None) -> bytes:
+        data = self._request("GET", path).content
+        if target is not None:
+            Path(target).write_bytes(data)
+        return data
