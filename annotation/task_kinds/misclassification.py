@@ -45,6 +45,8 @@ from analysis.misclassification.aggregation import (
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import (
+    data_source,
+    model_source,
     BenchmarkOverridesForm,
     class_info,
     has_truth,
@@ -162,14 +164,14 @@ class Misclassification(TaskKind):
 
     # -- evidence ----------------------------------------------------------------------------
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
-        from analysis.misclassification.evidence import adversarial_with_explanations, misclassified, predict_topk
+        from analysis.misclassification.evidence import adversarial_with_explanations
         from analysis.salient.benchmark_inputs import example_indices
+        from analysis.streaming import PassSpec
 
         c = ctx.conf
         models = list(c["models"]) or ["standard"]
-        bench, handles, _ = model_inputs(ctx, models, staged(progress, 0.0, 0.3))
+        bench, handles, paths = model_inputs(ctx, models, staged(progress, 0.0, 0.3))
         split = bench.split(c["split"])
-        images, labels = split.tensors()
         store = ctx.store
         examples: dict[int, list[str]] = {}
 
@@ -186,10 +188,14 @@ class Misclassification(TaskKind):
             for m, model in enumerate(models):
                 report = staged(progress, 0.3 + 0.7 * m / len(models), 0.7 / len(models))
                 report(0, 1, f"predictions of the {model} model")
-                topk = predict_topk(handles[model], images, k)
-                topk_wrong = misclassified(topk, split.labels, k)
+                spec = PassSpec(kind="predictions", model=model_source(ctx, model, paths[model]),
+                                data=data_source(ctx, bench, c["split"]), params={"k": k})
+                predictions = ctx.run_pass(spec, report)
+                topk = np.zeros((len(split), k), dtype=np.int64)  # streamed, in pass order: back to dataset order
+                topk[predictions.indices] = predictions.topk
+                topk_wrong = predictions.misclassified(k)
                 protocol = c["top5_protocol"] if k > 1 else ""
-                wrong = misclassified(topk, split.labels, 1) if protocol == "top1_mistakes" else topk_wrong
+                wrong = predictions.misclassified(1) if protocol == "top1_mistakes" else topk_wrong
                 shown = np.sort(rng.permutation(wrong)[: int(c["max_images"])])
                 for done, index in enumerate(shown):
                     report(done, len(shown), f"storing misclassified images of the {model} model")
@@ -200,7 +206,7 @@ class Misclassification(TaskKind):
                         payload={"variant": c["variant"], "model": model, "image_index": int(index),
                                  "true": int(split.labels[index]), "true_name": bench.class_names[split.labels[index]],
                                  "image": store.images(split.images[[index]])[0], "classes": classes,
-                                 "n_images": len(split), "n_errors": int(len(wrong)), "k": k,
+                                 "n_images": len(predictions.indices), "n_errors": int(len(wrong)), "k": k,
                                  "protocol": protocol, "n_topk_errors": int(len(topk_wrong)),
                                  "truth_in_topk": bool(int(split.labels[index]) in topk[index, :k])},
                         truth={"relevant": ("yes" if ranks else "no") if k == 1 else encode_ranks(ranks)}
@@ -211,8 +217,9 @@ class Misclassification(TaskKind):
             raise ValueError(f"unknown variant {c['variant']!r}")
         model = models[0]
         pool = np.sort(rng.permutation(len(split))[: int(c["max_images"]) * 3])  # attack a few, keep the flipped
+        pool_images, pool_labels = split.tensors(pool)
         result = adversarial_with_explanations(
-            handles[model], images[pool], labels[pool], step=float(c["fgsm_step"]),
+            handles[model], pool_images, pool_labels, step=float(c["fgsm_step"]),
             max_steps=int(c["fgsm_max_steps"]),
             lime={"num_samples": int(c["lime_samples"]), "segment_size": c["lime_segment_size"]},
             progress=staged(progress, 0.3, 0.6))
