@@ -1,7 +1,8 @@
 """The demo study, end to end: a researcher and a simulated crowd use the real HTTP views.
 
 Steps: create the study from the form, compute its evidence (a Celery job), launch, let
-5 simulated workers answer every task, close, aggregate, and download the exports.
+simulated workers (by default as many as workers per task) answer every task, close, aggregate,
+and download the exports.
 """
 from __future__ import annotations
 
@@ -69,20 +70,31 @@ def answer_all(base_url: str, workers: int, accuracy: float, seed: int, password
 
 
 def run_demo_study(
-    base_url: str, *, form: dict[str, Any], out_dir: Path, accuracy: float = 0.85, seed: int = 0
+    base_url: str, *, form: dict[str, Any], out_dir: Path, accuracy: float = 0.85, seed: int = 0,
+    workers: int | None = None, password: str | None = None,
 ) -> dict[str, Any]:
-    """Run one study end to end through ``base_url``; exports land in ``out_dir``."""
-    password = secrets.token_urlsafe(12)
+    """Run one study end to end through ``base_url``; exports land in ``out_dir``.
+
+    ``workers`` simulated workers answer (default: the study's workers per task); ``password`` becomes the
+    demo researcher's and the workers' password (default: a random one). The summary's ``seconds`` splits
+    the time into evidence, crowd and outputs (aggregation, output job and downloads).
+    """
+    password = password or secrets.token_urlsafe(12)
     ensure_researcher(password)
+    clock = time.monotonic()
     researcher = ResearcherClient(base_url)
     researcher.login(RESEARCHER, password)
     Study.objects.filter(owner__username=RESEARCHER, name=form["name"]).delete()
     study_id = researcher.create_study(form)
     researcher.action(study_id, "compute")
     researcher.wait_for_state(study_id, {"ready"})
+    seconds = {"evidence": time.monotonic() - clock}
+    clock = time.monotonic()
     researcher.action(study_id, "launch")
-    workers = int(form.get("workers_per_task", 5))
+    workers = workers or int(form.get("workers_per_task", 5))
     given = answer_all(base_url, workers, accuracy, seed, password)
+    seconds["crowd"] = time.monotonic() - clock
+    clock = time.monotonic()
     progress = researcher.progress(study_id)
     researcher.action(study_id, "close")
     researcher.action(study_id, "aggregate")
@@ -108,10 +120,11 @@ def run_demo_study(
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(researcher.get(f"/studies/{study_id}/outputs/{output.name}").content)
         paths[f"outputs/{output.name}"] = path
+    seconds["outputs"] = time.monotonic() - clock
     return {
         "study": study_id, "answers": given, "received": progress["received"], "wanted": progress["wanted"],
         "tasks": len(labels), "ties": sum(bool(r["tie"]) for r in labels), "label_accuracy": correct,
-        "files": paths,
+        "scored": len(scored), "files": paths, "seconds": seconds,
     }
 
 
