@@ -3,6 +3,8 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
 
 from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
 
@@ -12,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     call_command("demo", out=tmp_path, accuracy=0.85, seed=1, benchmark=TINY_BENCHMARK, training=TINY_TRAINING,
                  salient={"k_features": 3, "attack_steps": 10},
-                 reconstruction={"per_side": 4, "size": 8, "steps": 30, "review_k": 2})
+                 reconstruction={"per_side": 4, "size": 8, "steps": 30, "review_k": 2}, password="demo-pass-1")
     out = capsys.readouterr().out
     assert "image_choice: 55 answers (55/55) on 11 tasks" in out
     folder = tmp_path / "image_choice"
@@ -37,8 +39,10 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     assert {row["label"] for row in panel_labels} <= {"core", "spurious"}
     assert out.count("planted ") == 3  # one line per planted bias
 
-    # Prototypes/criticisms: 4 targets x 7 conditions; 5 workers see each target once across conditions.
-    assert "class_assignment: 20 answers (20/140) on 28 tasks" in out
+    # Prototypes/criticisms: 4 targets x 7 conditions; 35 workers (7 x 5) see each target once across conditions,
+    # so every task gets its 5 answers and the label figure covers every task.
+    assert "class_assignment: 140 answers (140/140) on 28 tasks" in out
+    assert "label = expected on " in out.split("class_assignment: ")[1].split("\n")[0]
     table = (tmp_path / "class_assignment" / "outputs" / "accuracy_table.csv").read_text().splitlines()
     assert len(table) == 1 + 7 and (tmp_path / "class_assignment" / "outputs" / "accuracy.png").stat().st_size > 0
 
@@ -65,3 +69,11 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     assert "reconstruction_review: " in out and "best-" in out
     found = (tmp_path / "reconstruction_review" / "outputs" / "trigger_found.csv").read_text().splitlines()
     assert found[0].startswith("level,reviewed,crowd_yes,found") and len(found) == 1 + 3
+
+    # Stage timings, peak memory, and a login that opens a dashboard listing every demo study.
+    assert out.count(" wall ") == 1 + 7 + 1 and "peak RSS" in out
+    assert "sign in as 'demo-researcher' with password 'demo-pass-1'" in out
+    client = Client()
+    assert client.login(username="demo-researcher", password="demo-pass-1")
+    listing = client.get(reverse("study_list")).content.decode()
+    assert listing.count("Demo: ") == 7
