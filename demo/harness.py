@@ -71,6 +71,14 @@ def answer_all(base_url: str, workers: int, accuracy: float, seed: int, password
     return given
 
 
+def clear_demo_studies(rerun: list[str]) -> None:
+    """Before a run: delete the demo researcher's earlier studies of the names about to run, and close any other
+    of theirs still live (an interrupted run leaves one), whose tasks would otherwise go to this run's crowd."""
+    Study.objects.filter(owner__username=RESEARCHER, name__in=rerun).delete()
+    for study in Study.objects.filter(owner__username=RESEARCHER, state=Study.State.LIVE):
+        services.study_close(study=study)
+
+
 def run_demo_study(
     base_url: str, *, form: dict[str, Any], out_dir: Path, accuracy: float = 0.85, seed: int = 0,
     workers: int | None = None, password: str | None = None,

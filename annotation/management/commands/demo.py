@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from annotation.management.progress import tqdm_progress
-from demo.harness import RESEARCHER, reconstruction_report, run_demo_study, salient_bias_report, spray_report
+from demo.harness import RESEARCHER, clear_demo_studies, reconstruction_report, run_demo_study, salient_bias_report, spray_report
 from demo.live_server import serving
 
 STUDY_DEFAULTS = {"workers_per_task": 5, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal"}
@@ -184,6 +184,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  ready in {timings[-1][1]:.0f}s "
                               f"(cached under {settings.SALIENT_BENCHMARK_DIR})")
         password = password or secrets.token_urlsafe(12)
+        clear_demo_studies([form["name"] for form in studies.values()])
         with serving() as base_url:
             self.stdout.write(f"serving on {base_url}")
             for name, form in studies.items():
