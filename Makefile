@@ -36,7 +36,7 @@ migrate: install
 	$(BIN)/python manage.py collectstatic --noinput -v0
 
 demo: migrate fashion-mnist
-	$(BIN)/python manage.py demo
+	$(BIN)/python manage.py demo $(if $(FULL),--full)
 
 # gunicorn on GUNICORN_BIND (127.0.0.1:8000); WEB_CONCURRENCY workers x GUNICORN_THREADS threads.
 serve: migrate

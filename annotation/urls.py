@@ -2,6 +2,7 @@
 from django.urls import path
 
 from annotation import views_external as e
+from annotation import views_preview
 from annotation import views_registry
 from annotation import views_researcher as r
 from annotation import views_worker as w
@@ -22,6 +23,7 @@ urlpatterns = [
     path("assignments/<int:pk>/bonus/", r.assignment_bonus, name="assignment_bonus"),
     path("assignments/<int:pk>/<str:decision>/", r.assignment_decide, name="assignment_decide"),
     path("tasks/<int:pk>/gold/", r.task_gold, name="task_gold"),
+    path("tasks/<int:pk>/preview/", views_preview.task_preview, name="task_preview"),
     path("workers/<int:pk>/block/", r.worker_block, name="worker_block"),
     path("blocklist/", r.block_list, name="block_list"),
     path("invitations/", r.invitation_create, name="invitation_create"),

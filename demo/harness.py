@@ -1,7 +1,8 @@
 """The demo study, end to end: a researcher and a simulated crowd use the real HTTP views.
 
 Steps: create the study from the form, compute its evidence (a Celery job), launch, let
-5 simulated workers answer every task, close, aggregate, and download the exports.
+simulated workers (by default as many as workers per task) answer every task, close, aggregate,
+and download the exports.
 """
 from __future__ import annotations
 
@@ -31,13 +32,15 @@ def ensure_researcher(password: str) -> None:
 
 
 def ensure_worker(client: WorkerClient, name: str, password: str) -> None:
+    """A simulated worker's account with this run's password, signed in over HTTP. The accounts come from the
+    service, not the sign-up page, which lets one address sign up only a few a minute (``SALIENT_SIGNUP_RATE``)."""
     user = get_user_model().objects.filter(username=name).first()
-    if user is not None:  # a demo account from an earlier study: give it this run's password
+    if user is None:
+        services.worker_signup(username=name, password=password)
+    else:  # a demo account from an earlier study or run
         user.set_password(password)
         user.save(update_fields=["password"])
-        client.login(name, password)
-    else:
-        client.signup(name, password)
+    client.login(name, password)
 
 
 def answer_all(base_url: str, workers: int, accuracy: float, seed: int, password: str) -> int:
@@ -68,21 +71,40 @@ def answer_all(base_url: str, workers: int, accuracy: float, seed: int, password
     return given
 
 
+def clear_demo_studies(rerun: list[str]) -> None:
+    """Before a run: delete the demo researcher's earlier studies of the names about to run, and close any other
+    of theirs still live (an interrupted run leaves one), whose tasks would otherwise go to this run's crowd."""
+    Study.objects.filter(owner__username=RESEARCHER, name__in=rerun).delete()
+    for study in Study.objects.filter(owner__username=RESEARCHER, state=Study.State.LIVE):
+        services.study_close(study=study)
+
+
 def run_demo_study(
-    base_url: str, *, form: dict[str, Any], out_dir: Path, accuracy: float = 0.85, seed: int = 0
+    base_url: str, *, form: dict[str, Any], out_dir: Path, accuracy: float = 0.85, seed: int = 0,
+    workers: int | None = None, password: str | None = None,
 ) -> dict[str, Any]:
-    """Run one study end to end through ``base_url``; exports land in ``out_dir``."""
-    password = secrets.token_urlsafe(12)
+    """Run one study end to end through ``base_url``; exports land in ``out_dir``.
+
+    ``workers`` simulated workers answer (default: the study's workers per task); ``password`` becomes the
+    demo researcher's and the workers' password (default: a random one). The summary's ``seconds`` splits
+    the time into evidence, crowd and outputs (aggregation, output job and downloads).
+    """
+    password = password or secrets.token_urlsafe(12)
     ensure_researcher(password)
+    clock = time.monotonic()
     researcher = ResearcherClient(base_url)
     researcher.login(RESEARCHER, password)
     Study.objects.filter(owner__username=RESEARCHER, name=form["name"]).delete()
     study_id = researcher.create_study(form)
     researcher.action(study_id, "compute")
     researcher.wait_for_state(study_id, {"ready"})
+    seconds = {"evidence": time.monotonic() - clock}
+    clock = time.monotonic()
     researcher.action(study_id, "launch")
-    workers = int(form.get("workers_per_task", 5))
+    workers = workers or int(form.get("workers_per_task", 5))
     given = answer_all(base_url, workers, accuracy, seed, password)
+    seconds["crowd"] = time.monotonic() - clock
+    clock = time.monotonic()
     progress = researcher.progress(study_id)
     researcher.action(study_id, "close")
     researcher.action(study_id, "aggregate")
@@ -108,10 +130,11 @@ def run_demo_study(
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(researcher.get(f"/studies/{study_id}/outputs/{output.name}").content)
         paths[f"outputs/{output.name}"] = path
+    seconds["outputs"] = time.monotonic() - clock
     return {
         "study": study_id, "answers": given, "received": progress["received"], "wanted": progress["wanted"],
         "tasks": len(labels), "ties": sum(bool(r["tie"]) for r in labels), "label_accuracy": correct,
-        "files": paths,
+        "scored": len(scored), "files": paths, "seconds": seconds,
     }
 
 

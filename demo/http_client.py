@@ -93,11 +93,6 @@ class ResearcherClient(SiteClient):
 
 
 class WorkerClient(SiteClient):
-    def signup(self, username: str, password: str) -> None:
-        reply = self.post("/work/signup/", {"username": username, "password": password}, allow_redirects=False)
-        if reply.status_code != 302:
-            raise ClientError(reply, f"sign-up of {username!r}")
-
     def next_assignment(self) -> int | None:
         reply = self.post("/work/next/", json_reply=True)
         if reply.status_code != 200:

@@ -4,6 +4,8 @@ import re
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
 
 from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
 
@@ -13,9 +15,9 @@ pytestmark = pytest.mark.slow
 def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     call_command("demo", out=tmp_path, accuracy=0.85, seed=1, benchmark=TINY_BENCHMARK, training=TINY_TRAINING,
                  salient={"k_features": 3, "attack_steps": 10},
-                 reconstruction={"per_side": 4, "size": 8, "steps": 30, "review_k": 2})
+                 reconstruction={"per_side": 4, "size": 8, "steps": 30, "review_k": 2}, password="demo-pass-1")
     out = capsys.readouterr().out
-    assert "image_choice: 55 answers (55/55) on 11 tasks" in out
+    assert "image_choice: 55 answers (55/55) on 11 tasks" in out  # 55 given: no earlier study's tasks
     folder = tmp_path / "image_choice"
     for name in ["answers.csv", "answers.json", "labels.csv", "labels.json", "archive.zip"]:
         assert (folder / name).stat().st_size > 0
@@ -40,8 +42,10 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     assert {row["label"] for row in panel_labels if not row["gold"]} <= {"core", "spurious"}
     assert out.count("planted ") == 3  # one line per planted bias
 
-    # Prototypes/criticisms: 4 targets x 7 conditions; 5 workers see each target once across conditions.
-    assert "class_assignment: 20 answers (20/140) on 28 tasks" in out
+    # Prototypes/criticisms: 4 targets x 7 conditions; 35 workers (7 x 5) see each target once across conditions,
+    # so every task gets its 5 answers and the label figure covers every task.
+    assert "class_assignment: 140 answers (140/140) on 28 tasks" in out
+    assert "label = expected on " in out.split("class_assignment: ")[1].split("\n")[0]
     table = (tmp_path / "class_assignment" / "outputs" / "accuracy_table.csv").read_text().splitlines()
     assert len(table) == 1 + 7 and (tmp_path / "class_assignment" / "outputs" / "accuracy.png").stat().st_size > 0
 
@@ -68,3 +72,39 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     assert "reconstruction_review: " in out and "best-" in out
     found = (tmp_path / "reconstruction_review" / "outputs" / "trigger_found.csv").read_text().splitlines()
     assert found[0].startswith("level,reviewed,crowd_yes,found") and len(found) == 1 + 3
+
+    # Stage timings, peak memory, and a login that opens a dashboard listing every demo study.
+    assert out.count(" wall ") == 1 + 1 + 7 + 1 and "peak RSS" in out  # header, benchmark, 7 studies, total
+    assert "sign in as 'demo-researcher' with password 'demo-pass-1'" in out
+    client = Client()
+    assert client.login(username="demo-researcher", password="demo-pass-1")
+    listing = client.get(reverse("study_list")).content.decode()
+    assert listing.count("Demo: ") == 7
+
+
+def test_a_rerun_replaces_its_study_and_closes_one_an_interrupted_run_left_live(
+        transactional_db, tmp_path, capsys, django_capture_on_commit_callbacks):
+    from annotation import services
+    from annotation.models import Answer, Study
+    from demo.harness import RESEARCHER
+    from annotation.management.commands.demo import image_choice_form
+
+    owner = services.researcher_create(username=RESEARCHER, password="old-pass")
+
+    def live_study(name):
+        study = services.study_create(owner=owner, name=name, kind="image_choice", workers_per_task=5,
+                                      settings={"images": ["astronaut", "chelsea"], "image_size": 48})
+        with django_capture_on_commit_callbacks(execute=True):
+            services.study_start_computing(study=study)
+        study.refresh_from_db()
+        services.study_launch(study=study)
+        return study
+
+    earlier, interrupted = live_study(image_choice_form()["name"]), live_study("Demo: prototypes and criticisms")
+    call_command("demo", out=tmp_path, only=["image_choice"], password="demo-pass-2")
+    out = capsys.readouterr().out
+    assert "image_choice: 55 answers (55/55) on 11 tasks" in out  # none went to the other live study's tasks
+    assert not Study.objects.filter(pk=earlier.pk).exists()
+    interrupted.refresh_from_db()
+    assert interrupted.state == "closed" and not Answer.objects.filter(task__study=interrupted).exists()
+    assert "sign in as 'demo-researcher' with password 'demo-pass-2'" in out

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import resource
+import secrets
 import time
 from pathlib import Path
 
@@ -9,10 +11,26 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from annotation.management.progress import tqdm_progress
-from demo.harness import reconstruction_report, run_demo_study, salient_bias_report, spray_report
+from demo.harness import RESEARCHER, clear_demo_studies, reconstruction_report, run_demo_study, salient_bias_report, spray_report
 from demo.live_server import serving
 
 STUDY_DEFAULTS = {"workers_per_task": 5, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal"}
+
+#: The default (quick) demo: the same studies on a 32 px benchmark of 600 train images per class, width-16
+#: models and shorter schedules, so a cold run fits ten minutes on 2 cores. ``--full`` (``make demo FULL=1``)
+#: runs today's full sizes (64 px, 1,000 per class, width 32; about 27 minutes).
+QUICK = {
+    "benchmark": {"train_per_class": 600, "test_per_class": 100, "image_size": 32, "garment_size": 16},
+    "training": {"standard": {"width": 16, "epochs": 6},
+                 "robust": {"width": 16, "epochs": 2, "eps": 0.25, "robust_eval_images": 200}},
+    "salient": {"pool": 40, "attack_steps": 40},
+    "spray": {"per_class": 300},
+    "misclassification": {"lime_samples": 300},
+    "reconstruction": {"per_side": 15, "steps": 400},
+}
+#: The simulated crowd of a kind, as a multiple of workers per task: a class_assignment worker sees each
+#: target under one of its 7 conditions, so every task gets its answers only from 7x as many workers.
+CROWD_MULTIPLE = {"class_assignment": 7}
 
 
 def image_choice_form() -> dict:
@@ -36,6 +54,11 @@ def salient_form(kind: str, name: str, benchmark: dict, training: dict, override
     return {**form, **{f"s-{k}": v for k, v in overrides.items()}}
 
 
+def crowd_size(form: dict) -> int:
+    """Simulated workers for a demo study so that every task gets its ``workers_per_task`` answers."""
+    return CROWD_MULTIPLE.get(form["kind"], 1) * int(form["workers_per_task"])
+
+
 def class_assignment_form(benchmark: dict, training: dict) -> dict:
     """Prototypes/criticisms study, small: one target per class, permissive time window (instant simulated crowd)."""
     return {
@@ -47,17 +70,18 @@ def class_assignment_form(benchmark: dict, training: dict) -> dict:
     }
 
 
-def misclassification_form(benchmark: dict, training: dict) -> dict:
+def misclassification_form(benchmark: dict, training: dict, overrides: dict) -> dict:
     """Top-1 misclassification agreement on the flipped split (planted cues on other classes), both models."""
     return {
         **STUDY_DEFAULTS, "name": "Demo: misclassification agreement", "kind": "misclassification",
         "s-dataset": "benchmark", "s-variant": "top1", "s-models": ["standard", "robust"], "s-split": "flipped",
         "s-top_k": 5, "s-max_images": 6, "s-threshold": 4, "s-fgsm_step": 0.001, "s-fgsm_max_steps": 10,
         "s-lime_samples": 1000, "s-benchmark": json.dumps(benchmark), "s-training": json.dumps(training),
+        **{f"s-{k}": v for k, v in overrides.items()},
     }
 
 
-def cluster_review_form(benchmark: dict, training: dict) -> dict:
+def cluster_review_form(benchmark: dict, training: dict, overrides: dict) -> dict:
     """SpRAy on the standard model's heatmaps of SpRAy's benchmark variant (the cues as a minority strategy);
     the crowd reviews the clusters of the top 3 classes by tau and, as a researcher who suspects them
     would, those of the three classes with a planted cue."""
@@ -69,6 +93,7 @@ def cluster_review_form(benchmark: dict, training: dict) -> dict:
         "s-metric": "euclidean", "s-max_k": 30, "s-review_classes": 3, "s-review_also": "", "s-examples": 8,
         "s-min_cluster_size": 5, "s-reason_min_length": 5,
         "s-benchmark": json.dumps({**SPRAY_BENCHMARK, **benchmark}), "s-training": json.dumps(training),
+        **{f"s-{k}": v for k, v in overrides.items()},
     }
 
 
@@ -81,6 +106,23 @@ def reconstruction_review_form(overrides: dict) -> dict:
             **{f"s-{k}": v for k, v in settings.items()}}
 
 
+def with_profile(full: bool, overrides: dict[str, dict]) -> dict[str, dict]:
+    """Each group of settings: the quick profile (unless ``full``) under the command line's overrides."""
+    profile = {} if full else QUICK
+    merged = {group: {**profile.get(group, {}), **overrides[group]} for group in overrides}
+    quick, given = profile.get("training", {}), overrides["training"]
+    merged["training"] = {flavour: {**quick.get(flavour, {}), **given.get(flavour, {})}
+                          for flavour in sorted(set(quick) | set(given))}
+    return merged
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and its finished children, in MB (Linux reports KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
 class Command(BaseCommand):
     help = "Run the demo studies end to end with a simulated crowd through the real HTTP views."
 
@@ -89,33 +131,48 @@ class Command(BaseCommand):
         parser.add_argument("--accuracy", type=float, default=0.85, help="simulated workers' accuracy")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--only", nargs="*", help="run only these kinds")
+        parser.add_argument("--full", action="store_true",
+                            help="today's full sizes (64 px benchmark, width-32 models; ~27 min on 2 cores) "
+                                 "instead of the quick profile (~10 min)")
+        parser.add_argument("--password", default="",
+                            help=f"password of the demo researcher {RESEARCHER!r} (default: a random one, printed)")
         parser.add_argument("--benchmark", type=json.loads, default={},
                             help="benchmark overrides as JSON (e.g. a smaller benchmark for a quick look)")
         parser.add_argument("--training", type=json.loads, default={}, help="training overrides as JSON per model")
         parser.add_argument("--salient", type=json.loads, default={},
                             help='Salient study settings as JSON, e.g. {"k_features": 3, "attack_steps": 20}')
+        parser.add_argument("--spray", type=json.loads, default={},
+                            help='SpRAy study settings as JSON, e.g. {"per_class": 300}')
+        parser.add_argument("--misclassification", type=json.loads, default={},
+                            help='misclassification study settings as JSON, e.g. {"lime_samples": 300}')
         parser.add_argument("--reconstruction", type=json.loads, default={},
                             help='reconstruction study settings as JSON, e.g. {"per_side": 10, "steps": 200}')
 
-    def handle(self, *args, out: Path, accuracy: float, seed: int, only, benchmark: dict, training: dict,
-               salient: dict, reconstruction: dict, **options):
+    def handle(self, *args, out: Path, accuracy: float, seed: int, only, full: bool, password: str, **options):
         from analysis.salient.benchmark_inputs import benchmark_inputs
 
+        started = time.monotonic()
+        groups = with_profile(full, {g: options[g] for g in
+                                     ("benchmark", "training", "salient", "spray", "misclassification",
+                                      "reconstruction")})
+        benchmark, training = groups["benchmark"], groups["training"]
         studies = {
             "image_choice": image_choice_form(),
             "feature_panel": salient_form("feature_panel", "Demo: Salient feature panels", benchmark, training,
-                                          salient),
+                                          groups["salient"]),
             "heatmap_validation": salient_form("heatmap_validation", "Demo: Salient heatmap validation",
-                                               benchmark, training, salient),
+                                               benchmark, training, groups["salient"]),
             "class_assignment": class_assignment_form(benchmark, training),
-            "misclassification": misclassification_form(benchmark, training),
-            "cluster_review": cluster_review_form(benchmark, training),
-            "reconstruction_review": reconstruction_review_form(reconstruction),
+            "misclassification": misclassification_form(benchmark, training, groups["misclassification"]),
+            "cluster_review": cluster_review_form(benchmark, training, groups["spray"]),
+            "reconstruction_review": reconstruction_review_form(groups["reconstruction"]),
         }
         if only:
             studies = {k: v for k, v in studies.items() if k in only}
+        self.stdout.write(f"demo profile: {'full' if full else 'quick (make demo FULL=1 for the full sizes)'}")
+        timings = []
         if {"feature_panel", "heatmap_validation", "cluster_review"} & set(studies):
-            start = time.monotonic()
+            start, cpu = time.monotonic(), time.process_time()
             self.stdout.write("built-in benchmark: generating (or reusing) it and training both models…")
             bench, _, _ = benchmark_inputs(Path(settings.SALIENT_BENCHMARK_DIR), benchmark=benchmark,
                                            training=training, flavours=("standard", "robust"),
@@ -123,38 +180,50 @@ class Command(BaseCommand):
             if "cluster_review" in studies:
                 studies["cluster_review"]["s-review_also"] = ",".join(
                     str(label) for label in sorted(bench.biased_labels().values()))
-            self.stdout.write(f"  ready in {time.monotonic() - start:.0f}s "
+            timings.append(("benchmark + both models", time.monotonic() - start, time.process_time() - cpu, {}))
+            self.stdout.write(f"  ready in {timings[-1][1]:.0f}s "
                               f"(cached under {settings.SALIENT_BENCHMARK_DIR})")
+        password = password or secrets.token_urlsafe(12)
+        clear_demo_studies([form["name"] for form in studies.values()])
         with serving() as base_url:
             self.stdout.write(f"serving on {base_url}")
             for name, form in studies.items():
-                start = time.monotonic()
-                summary = run_demo_study(base_url, form=form, out_dir=out / name, accuracy=accuracy, seed=seed)
-                accuracy_text = ("no ground truth exists for these tasks (simulated answers drawn at random)"
-                                 if summary["label_accuracy"] != summary["label_accuracy"]
-                                 else f"label = expected on {summary['label_accuracy']:.0%} of tasks")
-                self.stdout.write(self.style.SUCCESS(
-                    f"{name}: {summary['answers']} answers ({summary['received']}/{summary['wanted']}) on "
-                    f"{summary['tasks']} tasks, {summary['ties']} ties, {accuracy_text}, "
-                    f"{time.monotonic() - start:.1f}s"
-                ))
-                for file, path in summary["files"].items():
-                    self.stdout.write(f"  {file:32s} {path}")
-                if name == "reconstruction_review":
-                    for line in reconstruction_report(summary["study"]):
-                        self.stdout.write(f"  {line}")
-                if name == "cluster_review":
-                    for line in spray_report(summary["study"]):
-                        self.stdout.write(f"  {line}")
-                if name == "feature_panel":
-                    for row in salient_bias_report(summary["study"]):
-                        self.stdout.write(
-                            f"  planted {row['bias']:10s} ({row['class']}): features on the cue among the top "
-                            f"{row['features_shown']}: {row['features_on_cue'] or 'none'} at ranks {row['ranks']}, "
-                            f"crowd labels {row['crowd_labels']}"
-                        )
+                start, cpu = time.monotonic(), time.process_time()
+                summary = run_demo_study(base_url, form=form, out_dir=out / name, accuracy=accuracy, seed=seed,
+                                         workers=crowd_size(form), password=password)
+                timings.append((name, time.monotonic() - start, time.process_time() - cpu, summary["seconds"]))
+                self.report_study(name, summary, timings[-1][1])
+        self.stdout.write("\nstage timings: wall and CPU seconds (CPU = all threads of this process)")
+        for name, seconds, cpu_seconds, parts in timings:
+            detail = ", ".join(f"{part} {value:.0f}" for part, value in parts.items())
+            self.stdout.write(f"  {name:26s} wall {seconds:7.1f}  cpu {cpu_seconds:7.1f}"
+                              + (f"  (wall: {detail})" if detail else ""))
+        self.stdout.write(f"  {'total':26s} wall {time.monotonic() - started:7.1f}  cpu {time.process_time():7.1f}"
+                          f"  peak RSS {peak_rss_mb():.0f} MB")
         self.stdout.write(
-            "\nOpen the dashboard: `make serve`, then http://127.0.0.1:8000/ — sign in as a researcher "
-            "(create one with `.venv/bin/python manage.py create_researcher NAME`)."
+            f"\nOpen the dashboard: `make serve`, then http://127.0.0.1:8000/ and sign in as {RESEARCHER!r} "
+            f"with password {password!r} (every demo study is theirs; `manage.py demo --password …` sets your own)."
         )
 
+    def report_study(self, name: str, summary: dict, seconds: float) -> None:
+        accuracy_text = ("no ground truth exists for these tasks (simulated answers drawn at random)"
+                         if summary["label_accuracy"] != summary["label_accuracy"]
+                         else f"label = expected on {summary['label_accuracy']:.0%} of "
+                              f"{summary['scored']} tasks with ground truth")
+        self.stdout.write(self.style.SUCCESS(
+            f"{name}: {summary['answers']} answers ({summary['received']}/{summary['wanted']}) on "
+            f"{summary['tasks']} tasks, {summary['ties']} ties, {accuracy_text}, {seconds:.1f}s"
+        ))
+        for file, path in summary["files"].items():
+            self.stdout.write(f"  {file:32s} {path}")
+        reports = {"reconstruction_review": reconstruction_report, "cluster_review": spray_report}
+        if name in reports:
+            for line in reports[name](summary["study"]):
+                self.stdout.write(f"  {line}")
+        if name == "feature_panel":
+            for row in salient_bias_report(summary["study"]):
+                self.stdout.write(
+                    f"  planted {row['bias']:10s} ({row['class']}): features on the cue among the top "
+                    f"{row['features_shown']}: {row['features_on_cue'] or 'none'} at ranks {row['ranks']}, "
+                    f"crowd labels {row['crowd_labels']}"
+                )
