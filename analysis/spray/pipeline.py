@@ -46,7 +46,7 @@ class SprayResult:
 
 def spray_class(heatmaps, *, size: int = 32, metric: str = "euclidean", n_neighbors: int = 10,
                 n_eigval: int = 32, ks: Iterable[int] = DEFAULT_KS, agglomerative: bool = True,
-                umap: bool = True, seed: int = 0) -> SprayResult:
+                umap: bool = True, seed: int = 0, gw_options: Mapping | None = None) -> SprayResult:
     """Run SpRAy on the relevance maps of one class.
 
     Parameters
@@ -54,8 +54,11 @@ def spray_class(heatmaps, *, size: int = 32, metric: str = "euclidean", n_neighb
     heatmaps : array-like, shape (N, C, H, W) or (N, H, W)
         Relevance maps (e.g. from :func:`analysis.spray.lrp.relevance`).
     size : int
-        Downsampled grid side (use a small one, e.g. 8, with Gromov-Wasserstein).
+        Downsampled grid side (use a small one, 8 or 16, with Gromov-Wasserstein).
     metric : {"euclidean", "gromov_wasserstein"}
+    gw_options : mapping, optional
+        Keyword options of :func:`analysis.spray.distances.gromov_wasserstein` (solver, mass,
+        prune_above, candidates, device, ...).
     n_neighbors : int
         k of the kNN affinity graph.
     n_eigval : int
@@ -73,7 +76,11 @@ def spray_class(heatmaps, *, size: int = 32, metric: str = "euclidean", n_neighb
     flat = preprocess(heatmaps, size)
     if len(flat) < 3:
         raise ValueError("SpRAy needs at least 3 heatmaps")
-    eigenvalues, embedding = spectral_embedding(knn_affinity(pairwise(flat, metric), n_neighbors), n_eigval)
+    options = dict(gw_options or {}) if metric == "gromov_wasserstein" else {}
+    if gw_options and metric != "gromov_wasserstein":
+        raise ValueError("gw_options apply to metric='gromov_wasserstein' only")
+    distances = pairwise(flat, metric, **options)
+    eigenvalues, embedding = spectral_embedding(knn_affinity(distances, n_neighbors), n_eigval)
     ks = list(ks)
     labels = kmeans_labels(embedding, ks, seed=seed)
     tau_per_k = {k: fisher_score(embedding, lab) for k, lab in labels.items()}

@@ -43,3 +43,28 @@ def preprocess(relevance, size: int = 32, *, positive: bool = False) -> np.ndarr
     uniform = torch.full_like(x, 1.0 / x.shape[1])
     x = torch.where(total > 0, x / total.clamp(min=1e-300), uniform)
     return x.numpy()
+
+
+def mass_support(weights, mass: float = 0.99) -> np.ndarray:
+    """Per row, the largest entries that together reach ``mass`` of the row's positive total.
+
+    Pixels are taken from the largest down until the share is reached (Anders et al. §2.2: the
+    point set of a heatmap for Gromov-Wasserstein). Rows without positive mass keep every entry.
+
+    Returns
+    -------
+    ndarray of bool, same shape as ``weights``
+    """
+    w = np.clip(np.asarray(weights, dtype=np.float64), 0, None)
+    if w.ndim != 2:
+        raise ValueError(f"weights must be 2-D (N, points), got shape {w.shape}")
+    if not 0.0 < mass <= 1.0:
+        raise ValueError(f"mass must lie in (0, 1], got {mass}")
+    order = np.argsort(-w, axis=1, kind="stable")
+    ranked = np.take_along_axis(w, order, axis=1)
+    total = ranked.sum(axis=1, keepdims=True)
+    before = np.cumsum(ranked, axis=1) - ranked  # mass of the strictly larger pixels
+    keep_ranked = (before < mass * total) & (ranked > 0) | (total == 0)
+    keep = np.zeros_like(keep_ranked)
+    np.put_along_axis(keep, order, keep_ranked, axis=1)
+    return keep
