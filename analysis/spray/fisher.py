@@ -7,8 +7,8 @@ import numpy as np
 import scipy.linalg
 
 
-def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3) -> float:
-    """Largest eigenvalue of ``S_w^-1 S_b`` for one clustering.
+def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3, *, weighted: bool = False) -> float:
+    """Largest eigenvalue of ``S_w^-1 S_b`` for one clustering (Anders et al. Eqs. 6-8).
 
     Parameters
     ----------
@@ -17,6 +17,10 @@ def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3) -
         Cluster per sample.
     reg : float
         Ridge added to S_w, relative to its mean diagonal (plus a tiny absolute term).
+    weighted : bool
+        False (default, Eq. 7): ``S_b = sum_k (mu_k - mu)(mu_k - mu)^T``, every cluster counts
+        alike, so a small isolated Clever-Hans cluster weighs as much as a big one. True: the
+        textbook form with each term weighted by the cluster's size.
 
     Returns
     -------
@@ -38,16 +42,17 @@ def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3) -
         centred = xc - mc
         s_w += centred.T @ centred
         diff = (mc - mean)[:, None]
-        s_b += len(xc) * diff @ diff.T
+        s_b += (len(xc) if weighted else 1) * diff @ diff.T
     s_w += (reg * np.trace(s_w) / d + 1e-12) * np.eye(d)
     return float(scipy.linalg.eigh(s_b, s_w, eigvals_only=True)[-1])
 
 
-def mean_fisher_score(embedding: np.ndarray, labels_per_k: Mapping[int, np.ndarray], reg: float = 1e-3) -> float:
+def mean_fisher_score(embedding: np.ndarray, labels_per_k: Mapping[int, np.ndarray], reg: float = 1e-3, *,
+                      weighted: bool = False) -> float:
     """tau: :func:`fisher_score` averaged over the clusterings (one per k)."""
     if not labels_per_k:
         return 0.0
-    return float(np.mean([fisher_score(embedding, labels, reg) for labels in labels_per_k.values()]))
+    return float(np.mean([fisher_score(embedding, labels, reg, weighted=weighted) for labels in labels_per_k.values()]))
 
 
 def rank_by_tau(taus: Mapping) -> list[tuple]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 import numpy as np
 
-from .clustering import DEFAULT_KS, agglomerative_labels, kmeans_labels, umap_2d
+from .clustering import DEFAULT_KS, agglomerative_labels, cluster_space, kmeans_labels, umap_2d
 from .distances import pairwise
 from .embedding import knn_affinity, spectral_embedding
 from .fisher import fisher_score, rank_by_tau
@@ -46,7 +46,8 @@ class SprayResult:
 
 def spray_class(heatmaps, *, size: int = 32, metric: str = "euclidean", n_neighbors: int = 10,
                 n_eigval: int = 32, ks: Iterable[int] = DEFAULT_KS, agglomerative: bool = True,
-                umap: bool = True, seed: int = 0, gw_options: Mapping | None = None) -> SprayResult:
+                umap: bool = True, seed: int = 0, gw_options: Mapping | None = None, space: str = "embedding",
+                weighted_tau: bool = False) -> SprayResult:
     """Run SpRAy on the relevance maps of one class.
 
     Parameters
@@ -68,6 +69,12 @@ def spray_class(heatmaps, *, size: int = 32, metric: str = "euclidean", n_neighb
     agglomerative, umap : bool
         Also compute agglomerative clusterings / the UMAP 2-D view.
     seed : int
+    space : {"embedding", "per_k"}
+        What is clustered (:func:`analysis.spray.clustering.cluster_space`): the row-normalised
+        32-d embedding for every k (default, as the paper and CoRelAy), tau measured there too; or
+        the first k eigenvectors per k, tau on the raw embedding (the former behaviour).
+    weighted_tau : bool
+        Weight the between-cluster scatter by cluster size (default False: Eq. 7).
 
     Returns
     -------
@@ -82,11 +89,12 @@ def spray_class(heatmaps, *, size: int = 32, metric: str = "euclidean", n_neighb
     distances = pairwise(flat, metric, **options)
     eigenvalues, embedding = spectral_embedding(knn_affinity(distances, n_neighbors), n_eigval)
     ks = list(ks)
-    labels = kmeans_labels(embedding, ks, seed=seed)
-    tau_per_k = {k: fisher_score(embedding, lab) for k, lab in labels.items()}
+    labels = kmeans_labels(embedding, ks, seed=seed, space=space)
+    measured = cluster_space(embedding, 0, "embedding") if space == "embedding" else embedding
+    tau_per_k = {k: fisher_score(measured, lab, weighted=weighted_tau) for k, lab in labels.items()}
     return SprayResult(
         eigenvalues=eigenvalues, embedding=embedding, labels=labels,
-        agglomerative=agglomerative_labels(embedding, ks) if agglomerative else {},
+        agglomerative=agglomerative_labels(embedding, ks, space=space) if agglomerative else {},
         tau_per_k=tau_per_k, tau=float(np.mean(list(tau_per_k.values()))) if tau_per_k else 0.0,
         umap=umap_2d(embedding, seed=seed) if umap else None,
     )
