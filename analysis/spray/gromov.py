@@ -22,8 +22,8 @@ problem leaving the batch when it converges:
   blur of the entropic plan).
 
 With many heatmaps only candidate pairs are solved (:func:`candidate_pairs`: each heatmap's
-nearest neighbours by euclidean distance); the kNN graph of SpRAy then picks its neighbours among
-them.
+nearest neighbours by a cheap lower bound of GW that shares its invariances, or by euclidean
+distance); the kNN graph of SpRAy then picks its neighbours among them.
 """
 from __future__ import annotations
 
@@ -189,14 +189,55 @@ def point_sets(heatmaps: np.ndarray, mass: float = 0.99) -> np.ndarray:
     return w / w.sum(axis=1, keepdims=True)
 
 
-def candidate_pairs(heatmaps: np.ndarray, neighbors: int) -> np.ndarray:
-    """Pairs ``(i, j)``, i < j, where j is among i's ``neighbors`` nearest rows by euclidean distance or vice versa."""
+def distance_quantiles(weights: np.ndarray, cost: np.ndarray, levels: int = 64) -> np.ndarray:
+    """Quantile function of each point set's pairwise distances, shape (N, levels).
+
+    Row i holds the quantiles, at ``levels`` evenly spaced probabilities, of ``cost[a, b]`` with
+    (a, b) drawn from ``weights[i] x weights[i]``. The squared euclidean distance between two rows
+    (divided by ``levels``) approximates the 1-D Wasserstein distance between the two distance
+    distributions, Memoli's "second lower bound" of GW (2011, Thm. 6.3): like GW it ignores where the
+    points lie, so neighbours under it are GW candidates also for shifted or mirrored maps.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    values, inverse = np.unique(np.round(np.asarray(cost, dtype=np.float64), 12), return_inverse=True)
+    inverse = inverse.reshape(cost.shape)
+    hist = np.stack([np.einsum("ia,ab,ib->i", w, (inverse == v).astype(np.float64), w) for v in range(len(values))],
+                    axis=1)
+    cdf = np.cumsum(hist, axis=1)
+    cdf /= cdf[:, -1:]
+    probs = (np.arange(levels) + 0.5) / levels
+    idx = np.stack([np.searchsorted(row, probs) for row in cdf])
+    return values[np.minimum(idx, len(values) - 1)]
+
+
+CANDIDATE_RULES = ("slb", "euclidean", "both")
+
+
+def candidate_pairs(heatmaps: np.ndarray, neighbors: int, *, by: str = "euclidean", weights=None,
+                    cost=None) -> np.ndarray:
+    """Pairs ``(i, j)``, i < j, where j is among i's ``neighbors`` nearest or vice versa.
+
+    ``by``: ``"euclidean"`` -- nearest rows of ``heatmaps``; ``"slb"`` -- nearest by the
+    distance-distribution bound of :func:`distance_quantiles` (needs the GW ``weights`` and
+    ``cost``); ``"both"`` -- the union of ``neighbors // 2`` of each (at least one each).
+    """
     from sklearn.neighbors import NearestNeighbors
 
+    if by not in CANDIDATE_RULES:
+        raise ValueError(f"by must be one of {CANDIDATE_RULES}, got {by!r}")
     h = np.asarray(heatmaps, dtype=np.float64)
     k = min(int(neighbors), len(h) - 1)
     if k < 1:
         raise ValueError(f"neighbors must be at least 1 and below the number of heatmaps ({len(h)}), got {neighbors}")
+    if by == "both":
+        half = max(1, k // 2)
+        pairs = np.concatenate([candidate_pairs(h, half, by="euclidean"),
+                                candidate_pairs(h, k - half, by="slb", weights=weights, cost=cost)])
+        return np.unique(pairs, axis=0)
+    if by == "slb":
+        if weights is None or cost is None:
+            raise ValueError("candidates by 'slb' need the GW weights and cost")
+        h = distance_quantiles(weights, cost)
     _, idx = NearestNeighbors(n_neighbors=k + 1).fit(h).kneighbors(h)
     rows = np.repeat(np.arange(len(h)), k + 1)
     pairs = np.stack([rows, idx.ravel()], axis=1)

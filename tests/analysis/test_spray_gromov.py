@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 from analysis.spray.distances import gromov_wasserstein
-from analysis.spray.gromov import all_pairs, candidate_pairs, grid_distances, gw_pairs, point_sets
+from analysis.spray.gromov import all_pairs, candidate_pairs, distance_quantiles, grid_distances, gw_pairs, point_sets
 from analysis.spray.pipeline import spray_class
 from analysis.spray.preprocess import mass_support
 
@@ -107,10 +107,36 @@ def test_pruning_solves_only_euclidean_candidates():
     listed = {tuple(p) for p in pairs.tolist()}
     assert all((min(i, j), max(i, j)) in listed for i in range(40) for j in nearest[i])
     full = gromov_wasserstein(maps)
-    pruned = gromov_wasserstein(maps, prune_above=10, candidates=5)
+    pruned = gromov_wasserstein(maps, prune_above=10, candidates=5, candidates_by="euclidean")
     finite = np.isfinite(pruned)
     assert finite.sum() == 2 * len(pairs) + 40 < 40 * 40
     np.testing.assert_allclose(pruned[finite], full[finite], rtol=1e-9, atol=1e-15)
+
+
+def test_slb_candidates_find_shifted_copies():
+    """The distance-distribution bound ignores position: a shifted copy is a candidate, a near blob is not."""
+    side = 10
+    yy, xx = np.mgrid[0:side, 0:side]
+
+    def blob(cy, cx, s):
+        return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s)).ravel()
+
+    maps = np.stack([blob(2, 2, 0.8), blob(7, 7, 0.8), blob(2.5, 2.5, 2.0), blob(7, 2, 2.0), blob(5, 5, 1.3)])
+    weights, cost = point_sets(maps), grid_distances(side)
+    q = distance_quantiles(weights, cost)
+    np.testing.assert_allclose(q[0], q[1])  # same shape elsewhere: the same distance distribution
+    slb_pairs = {tuple(p) for p in candidate_pairs(maps, 1, by="slb", weights=weights, cost=cost)}
+    assert {(0, 1), (2, 3)} <= slb_pairs and (0, 2) not in slb_pairs
+    assert (0, 2) in {tuple(p) for p in candidate_pairs(maps, 1, by="euclidean")}  # overlap, not shape
+    both = candidate_pairs(maps, 2, by="both", weights=weights, cost=cost)
+    assert (0, 1) in {tuple(p) for p in both}
+    with pytest.raises(ValueError, match="weights"):
+        candidate_pairs(maps, 1, by="slb")
+    with pytest.raises(ValueError, match="by must"):
+        candidate_pairs(maps, 1, by="wasserstein")
+    # SLB is a lower bound of GW (up to its quantile discretisation).
+    slb = ((q[0] - q[4]) ** 2).mean()
+    assert slb <= gw_pairs(weights, cost, np.array([[0, 4]]))[0] * 1.05
 
 
 def _strategies(per_group: int, side: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
