@@ -5,8 +5,8 @@ border, ...).  :func:`artifact_mask` turns the cluster's relevance into a pixel 
 :func:`artifact_patch` cuts the artifact out of the cluster's images, and
 :func:`artifact_tests` measures the model's response when the patch is *pasted* into
 other classes' images (does it pull them towards the artifact class?) and when it is
-*removed* from the class's own images (inpainted or blurred away: does the class lose
-probability?).
+*removed* from the class's own images that carry it (inpainted or blurred away: does the class
+lose probability?). Δ rank is signed as the paper's tables: positive = toward the class.
 """
 from __future__ import annotations
 
@@ -186,8 +186,9 @@ def artifact_effect(handle, before, after, target_class: int, *, batch_size: int
     -------
     dict
         ``prob_before``, ``prob_after``, ``delta_prob`` (mean softmax probability of the
-        artifact class), ``rank_before``, ``rank_after``, ``delta_rank`` (mean rank of the
-        class among all classes, 1 = top; a negative delta moves it up),
+        artifact class, after minus before), ``rank_before``, ``rank_after`` (mean rank of the
+        class among all classes, 1 = top), ``delta_rank`` (signed as the paper's Tables 3-4:
+        ``rank_before - rank_after``, positive = the images moved toward the class),
         ``predicted_before``, ``predicted_after`` (share of images predicted as the
         class) and ``n``.
     """
@@ -202,12 +203,12 @@ def artifact_effect(handle, before, after, target_class: int, *, batch_size: int
     a = _target_stats(_probabilities(handle, after, batch_size), int(target_class))
     return {
         "prob_before": b["prob"], "prob_after": a["prob"], "delta_prob": a["prob"] - b["prob"],
-        "rank_before": b["rank"], "rank_after": a["rank"], "delta_rank": a["rank"] - b["rank"],
+        "rank_before": b["rank"], "rank_after": a["rank"], "delta_rank": b["rank"] - a["rank"],
         "predicted_before": b["predicted"], "predicted_after": a["predicted"], "n": int(len(before)),
     }
 
 
-def artifact_tests(handle, images, labels, cls: int, mask, patch, *, max_images: int = 500,
+def artifact_tests(handle, images, labels, cls: int, mask, patch, *, affected=None, max_images: int = 500,
                    method: str = "inpaint") -> dict:
     """Paste and removal tests of one artifact (SPEC section 6).
 
@@ -224,6 +225,11 @@ def artifact_tests(handle, images, labels, cls: int, mask, patch, *, max_images:
         See :func:`artifact_mask`.
     patch : Tensor, shape (3, H, W)
         See :func:`artifact_patch`.
+    affected : array-like of bool, shape (N,), optional
+        The images that carry the artifact (a cluster's images; on the benchmark, the images
+        with the planted cue). The removal test inpaints only the images of ``cls`` among them,
+        as Anders et al. do; None: every image of ``cls`` (a blunter test: images without the
+        artifact dilute the effect).
     max_images : int
         At most this many images per test (the first ones of each group).
     method : {"inpaint", "blur"}
@@ -233,8 +239,7 @@ def artifact_tests(handle, images, labels, cls: int, mask, patch, *, max_images:
     -------
     dict
         ``{"paste": effect, "remove": effect}`` with :func:`artifact_effect` dicts:
-        ``paste`` on the images of *other* classes, ``remove`` on the images of ``cls``
-        (pass only a cluster's images to restrict it to the artifact's carriers).
+        ``paste`` on the images of *other* classes, ``remove`` on the affected images of ``cls``.
         A group without images gives None.
     """
     x = _check_images(images)
@@ -243,8 +248,11 @@ def artifact_tests(handle, images, labels, cls: int, mask, patch, *, max_images:
         raise ValueError(f"{len(x)} images but {len(y)} labels")
     if max_images < 1:
         raise ValueError(f"max_images must be positive, got {max_images}")
+    carriers = np.ones(len(y), bool) if affected is None else np.asarray(affected, dtype=bool).reshape(-1)
+    if len(carriers) != len(y):
+        raise ValueError(f"{len(y)} images but {len(carriers)} affected flags")
     others = np.flatnonzero(y != cls)[:max_images]
-    own = np.flatnonzero(y == cls)[:max_images]
+    own = np.flatnonzero((y == cls) & carriers)[:max_images]
     out = {"paste": None, "remove": None}
     if len(others):
         before = x[torch.from_numpy(others)]

@@ -7,11 +7,28 @@ import numpy as np
 from sklearn.cluster import AgglomerativeClustering, KMeans
 
 DEFAULT_KS = range(2, 31)
+#: Coordinates the clusterings run on (see :func:`cluster_space`).
+SPACES = ("embedding", "per_k")
 
 
-def _spectral_rows(embedding: np.ndarray, k: int) -> np.ndarray:
-    """The first k eigenvector columns, rows normalized to unit length (Ng-Jordan-Weiss)."""
-    rows = embedding[:, :k]
+def cluster_space(embedding: np.ndarray, k: int, space: str = "embedding") -> np.ndarray:
+    """The coordinates that are clustered into k groups, rows normalised to unit length.
+
+    Parameters
+    ----------
+    embedding : ndarray, shape (N, E)
+        Spectral embedding, leading eigenvector first.
+    k : int
+    space : {"embedding", "per_k"}
+        ``"embedding"`` (default): all E eigenvectors (32 by default), the same space for every k,
+        as Anders et al. and CoRelAy do (its ``EigenDecomposition`` normalises the rows, then
+        k-means runs on them), so the Fisher scores averaged into tau are measured in one space.
+        ``"per_k"``: the first k eigenvectors only (Ng, Jordan & Weiss 2002), the classic recipe for
+        exactly k clusters and this module's former default.
+    """
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    rows = embedding if space == "embedding" else embedding[:, :k]
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     return rows / np.maximum(norms, 1e-12)
 
@@ -21,8 +38,9 @@ def valid_ks(ks: Iterable[int], n_samples: int, n_dims: int) -> list[int]:
     return [int(k) for k in ks if 2 <= k < n_samples and k <= n_dims]
 
 
-def kmeans_labels(embedding: np.ndarray, ks: Iterable[int] = DEFAULT_KS, seed: int = 0) -> dict[int, np.ndarray]:
-    """k-means labels per k on the first k spectral coordinates (row-normalized).
+def kmeans_labels(embedding: np.ndarray, ks: Iterable[int] = DEFAULT_KS, seed: int = 0,
+                  space: str = "embedding") -> dict[int, np.ndarray]:
+    """k-means labels per k on the row-normalised spectral embedding (see :func:`cluster_space`).
 
     Parameters
     ----------
@@ -32,19 +50,21 @@ def kmeans_labels(embedding: np.ndarray, ks: Iterable[int] = DEFAULT_KS, seed: i
         Cluster counts; default 2..30 (those that do not fit N or E are skipped).
     seed : int
         k-means random state.
+    space : {"embedding", "per_k"}
+        All eigenvectors (default) or the first k per k.
 
     Returns
     -------
     dict of int to ndarray, shape (N,)
     """
-    return {k: KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(_spectral_rows(embedding, k))
+    return {k: KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(cluster_space(embedding, k, space))
             for k in valid_ks(ks, *embedding.shape)}
 
 
-def agglomerative_labels(embedding: np.ndarray, ks: Iterable[int] = DEFAULT_KS,
-                         linkage: str = "ward") -> dict[int, np.ndarray]:
+def agglomerative_labels(embedding: np.ndarray, ks: Iterable[int] = DEFAULT_KS, linkage: str = "ward",
+                         space: str = "embedding") -> dict[int, np.ndarray]:
     """Agglomerative clustering labels per k, on the same coordinates as :func:`kmeans_labels`."""
-    return {k: AgglomerativeClustering(n_clusters=k, linkage=linkage).fit_predict(_spectral_rows(embedding, k))
+    return {k: AgglomerativeClustering(n_clusters=k, linkage=linkage).fit_predict(cluster_space(embedding, k, space))
             for k in valid_ks(ks, *embedding.shape)}
 
 

@@ -6,7 +6,7 @@ rule that picks the k shown to people (:func:`display_k`).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 import numpy as np
@@ -82,6 +82,7 @@ def spray_classes(handle, images: torch.Tensor, labels, classes: Iterable[int] |
                   per_class: int | None = None, size: int = 32, metric: str = "euclidean",
                   n_neighbors: int = 10, ks: Iterable[int] = DEFAULT_KS, batch_size: int = 64,
                   umap: bool = True, agglomerative: bool = True, seed: int = 0,
+                  gw_options: Mapping | None = None, space: str = "per_k", weighted_tau: bool = False,
                   progress: Progress | None = None) -> DatasetSpray:
     """LRP relevance and SpRAy for each class, and the classes ranked by tau.
 
@@ -97,7 +98,7 @@ def spray_classes(handle, images: torch.Tensor, labels, classes: Iterable[int] |
         Classes to analyse; default every class present in ``labels``.
     per_class : int, optional
         At most this many images per class (the first ones); default all.
-    size, metric, n_neighbors, ks, umap, agglomerative, seed
+    size, metric, n_neighbors, ks, umap, agglomerative, seed, gw_options, space, weighted_tau
         Passed to :func:`analysis.spray.pipeline.spray_class`.
     batch_size : int
         Images per LRP backward pass.
@@ -133,13 +134,14 @@ def spray_classes(handle, images: torch.Tensor, labels, classes: Iterable[int] |
         if progress is not None:
             progress(done, total, f"class {cls}: LRP on {len(idx)} images")
         result = spray_class(maps, size=size, metric=metric, n_neighbors=n_neighbors, ks=ks,
-                             agglomerative=agglomerative, umap=umap, seed=seed)
+                             agglomerative=agglomerative, umap=umap, seed=seed, gw_options=gw_options,
+                             space=space, weighted_tau=weighted_tau)
         out[cls] = ClassSpray(cls=cls, indices=idx, relevance=maps, result=result)
         done += 1
         if progress is not None:
             progress(done, total, f"class {cls}: tau {result.tau:.3g}")
     settings = {"size": size, "metric": metric, "n_neighbors": n_neighbors, "ks": ks, "per_class": per_class,
-                "seed": seed}
+                "seed": seed, "gw_options": dict(gw_options or {}), "space": space, "weighted_tau": weighted_tau}
     return DatasetSpray(classes=out, ranking=rank_classes({c: s.result for c, s in out.items()}),
                         settings=settings)
 

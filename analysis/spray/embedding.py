@@ -13,7 +13,8 @@ def knn_affinity(distances: np.ndarray, k: int = 10) -> sp.csr_matrix:
     Parameters
     ----------
     distances : ndarray, shape (N, N)
-        Pairwise distances.
+        Pairwise distances; ``inf`` marks pairs that were not computed (pruned), and each row
+        needs at least k finite ones.
     k : int
         Neighbours per point (self excluded); clipped to N - 1.
 
@@ -26,6 +27,9 @@ def knn_affinity(distances: np.ndarray, k: int = 10) -> sp.csr_matrix:
     k = min(k, n - 1)
     np.fill_diagonal(d, np.inf)
     neighbours = np.argsort(d, axis=1, kind="stable")[:, :k]
+    short = np.flatnonzero(~np.isfinite(np.take_along_axis(d, neighbours, axis=1)).all(axis=1))
+    if len(short):
+        raise ValueError(f"row {short[0]} has fewer than k={k} finite distances (were too few pairs computed?)")
     rows = np.repeat(np.arange(n), k)
     a = sp.csr_matrix((np.ones(n * k), (rows, neighbours.ravel())), shape=(n, n))
     return ((a + a.T) / 2).tocsr()

@@ -7,8 +7,8 @@ import numpy as np
 import scipy.linalg
 
 
-def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3) -> float:
-    """Largest eigenvalue of ``S_w^-1 S_b`` for one clustering.
+def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3, *, weighted: bool = False) -> float:
+    """Largest eigenvalue of ``S_w^-1 S_b`` for one clustering (Anders et al. Eqs. 6-8).
 
     Parameters
     ----------
@@ -17,6 +17,10 @@ def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3) -
         Cluster per sample.
     reg : float
         Ridge added to S_w, relative to its mean diagonal (plus a tiny absolute term).
+    weighted : bool
+        False (default, Eq. 7): ``S_b = sum_k (mu_k - mu)(mu_k - mu)^T``, every cluster counts
+        alike, so a small isolated Clever-Hans cluster weighs as much as a big one. True: the
+        textbook form with each term weighted by the cluster's size.
 
     Returns
     -------
@@ -38,7 +42,7 @@ def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3) -
         centred = xc - mc
         s_w += centred.T @ centred
         diff = (mc - mean)[:, None]
-        s_b += len(xc) * diff @ diff.T
+        s_b += (len(xc) if weighted else 1) * diff @ diff.T
     s_w += (reg * np.trace(s_w) / d + 1e-12) * np.eye(d)
     return float(scipy.linalg.eigh(s_b, s_w, eigvals_only=True)[-1])
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,8 +81,6 @@ def test_a_cluster_is_dominated_by_watermark_images(demo_spray):
 def test_watermark_artifact_found_pasted_and_removed(demo_spray):
     """The mask of the watermark cluster covers the planted watermark; pasting it pulls other classes'
     test images towards Coat, removing it (inpainting) pushes Coat's own watermarked images away."""
-    import torch
-
     from analysis.datasets.benchmark import BIAS_KINDS
     from analysis.spray.artifacts import artifact_mask, artifact_patch, artifact_tests
     from analysis.spray.dataset import cluster_purity, display_k
@@ -102,17 +99,15 @@ def test_watermark_artifact_found_pasted_and_removed(demo_spray):
     test = bench.split("test")
     images, _ = test.tensors()
     carriers = (test.labels == cls) & (test.bias_kinds == BIAS_KINDS.index("watermark"))
-    keep = np.flatnonzero((test.labels != cls) | carriers)  # other classes, and Coat images with the watermark
-    result = artifact_tests(handle, images[torch.from_numpy(keep)], test.labels[keep], cls, mask, patch,
-                            max_images=200)
+    result = artifact_tests(handle, images, test.labels, cls, mask, patch, affected=carriers, max_images=200)
     paste, remove = result["paste"], result["remove"]
     print(f"mask {int(mask.sum())} px, IoU with the planted watermark {iou:.2f}; paste: P(Coat) "
           f"{paste['prob_before']:.3f} -> {paste['prob_after']:.3f}, rank {paste['rank_before']:.2f} -> "
           f"{paste['rank_after']:.2f}; remove: P(Coat) {remove['prob_before']:.3f} -> {remove['prob_after']:.3f}, "
           f"rank {remove['rank_before']:.2f} -> {remove['rank_after']:.2f}")
     assert iou >= 0.5
-    assert paste["delta_prob"] > 0.3 and paste["delta_rank"] < -2
+    assert paste["delta_prob"] > 0.3 and paste["delta_rank"] > 2  # positive: toward Coat
     assert paste["predicted_after"] > 0.3 > paste["predicted_before"]
     # The model also uses the coat itself (70 % of coats carry no watermark): removal lowers P(Coat) a lot
     # and pushes it off the top for part of the images.
-    assert remove["delta_prob"] < -0.3 and remove["delta_rank"] > 0.3
+    assert remove["delta_prob"] < -0.3 and remove["delta_rank"] < -0.3
