@@ -65,7 +65,7 @@ def test_worker_answers_a_feature_panel(live_server, page, make_worker, research
     sign_in(page, live_server.url, "oracle")
     page.click("#next-task")
     page.wait_for_selector("text=How to read the panel")
-    rows = page.locator(".panel-row")
+    rows = page.locator(".panel-row:has(.panel-label)")  # the panel itself, not the solved examples
     assert rows.count() == 3
     for i in range(3):  # images, highlighted, amplified: every picture loads
         assert rows.nth(i).locator("img").count() == 3

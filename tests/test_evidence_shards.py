@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.celery_worker]
 
 SHARDS, BATCH = 4, 16  # the tiny benchmark's 320 training images: 4 shards of 80
 SALIENT = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "k_features": 2, "k_images": 3, "pool": 10,
+           "gold_panels": "none",
            "attack_steps": 2}
 STORED = re.compile(r"evidence shard \d+ of job \d+: computed (salient/\S+)")
 
