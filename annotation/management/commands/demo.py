@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.test import override_settings
 from django.core.management.base import BaseCommand
 
 from annotation.management.progress import tqdm_progress
@@ -185,7 +186,9 @@ class Command(BaseCommand):
                               f"(cached under {settings.SALIENT_BENCHMARK_DIR})")
         password = password or secrets.token_urlsafe(12)
         clear_demo_studies([form["name"] for form in studies.values()])
-        with serving() as base_url:
+        # The simulated crowd answers far faster than people: the per-worker answer limit is lifted for the run.
+        with serving() as base_url, override_settings(SALIENT_ANSWER_RATE="1000000/s",
+                                                      SALIENT_CROWD_ENTRY_RATE="1000000/s"):
             self.stdout.write(f"serving on {base_url}")
             for name, form in studies.items():
                 start, cpu = time.monotonic(), time.process_time()
