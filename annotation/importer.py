@@ -64,7 +64,7 @@ def mturk_mapping(columns: Sequence[str], *, kind: str, task_key: Sequence[str] 
     return {"task_key": list(task_key) or inputs or [MTURK["hit"]], "worker": MTURK["worker"],
             "fields": dict(fields), "shown_at": MTURK["shown_at"], "submitted_at": MTURK["submitted_at"],
             "status": MTURK["status"], "assignment": MTURK["assignment"], "hit": MTURK["hit"],
-            "time_format": "mturk"}
+            "time_format": "batch_results"}
 
 
 def _mturk_times(values: pd.Series) -> pd.Series:
@@ -76,7 +76,7 @@ def _mturk_times(values: pd.Series) -> pd.Series:
 
 def _times(table: pd.DataFrame, column: str, time_format: str) -> list:
     values = table[column]
-    stamps = (_mturk_times(values) if time_format == "mturk"
+    stamps = (_mturk_times(values) if time_format == "batch_results"
               else pd.to_datetime(values, utc=True, errors="coerce", format="mixed"))
     bad = stamps.isna()
     if bad.any():

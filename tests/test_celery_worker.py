@@ -32,7 +32,8 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory, 
     artifacts = tmp_path_factory.getbasetemp() / "artifacts"
     with django_db_blocker.unblock():
         env = {**os.environ, "DATABASE_URL": database_url(), "SALIENT_ARTIFACT_DIR": str(artifacts),
-               "CELERY_BROKER_URL": broker, "SALIENT_BENCHMARK_DIR": str(benchmark_dir)}
+               "CELERY_BROKER_URL": broker, "SALIENT_BENCHMARK_DIR": str(benchmark_dir),
+               "SALIENT_ONE_QUEUE": queue}  # tasks the worker itself sends (evidence shards) stay on its queue
     log = tmp_path_factory.mktemp("celery") / "worker.log"
     proc = start_worker(queue, log, env)
     with routed_to(queue):
