@@ -140,6 +140,20 @@ class NamedObjects:
         self.store.put_named(self.prefix + name, data)
 
 
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Write then rename: a reader never sees a half-written file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 class LocalArtifactStore(ArtifactStore):
     """Artifacts under ``root/<2 hex>/<2 hex>/<key>``, written atomically.
 
@@ -167,18 +181,8 @@ class LocalArtifactStore(ArtifactStore):
             raise TypeError(f"put() takes bytes, got {type(data).__name__}")
         key = content_key(bytes(data), ext)
         target = self.path(key)
-        if target.is_file():
-            return key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        if not target.is_file():
+            _write_atomically(target, bytes(data))
         return key
 
     def put_file(self, source: str | os.PathLike | BinaryIO, ext: str | None = None) -> str:
@@ -225,17 +229,7 @@ class LocalArtifactStore(ArtifactStore):
             pass
 
     def put_named(self, name: str, data: bytes) -> None:
-        target = self.root / "named" / validate_name(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        _write_atomically(self.root / "named" / validate_name(name), bytes(data))
 
     def get_named(self, name: str) -> bytes | None:
         path = self.root / "named" / validate_name(name)
