@@ -44,7 +44,7 @@ def test_a_study_through_the_command(researcher, make_worker, tmp_path, django_c
      "workers_per_task"),
     (["create", "S", "--owner", "alice", "--kind", "image_choice", "--set", "size"], "KEY=VALUE"),
     (["create", "S", "--owner", "nobody", "--kind", "image_choice"], "no user named 'nobody'"),
-    (["launch", "ghost"], "no study 'ghost'"),
+    (["launch", "ghost"], "no study named 'ghost'"),
     (["aggregate", "S0"], "cannot go from draft"),
     (["export", "S0"], "--out"),
 ])

@@ -8,11 +8,18 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.test import override_settings
 from django.core.management.base import BaseCommand
+from django.test import override_settings
 
 from annotation.management.progress import tqdm_progress
-from demo.harness import RESEARCHER, clear_demo_studies, reconstruction_report, run_demo_study, salient_bias_report, spray_report
+from demo.harness import (
+    RESEARCHER,
+    clear_demo_studies,
+    reconstruction_report,
+    run_demo_study,
+    salient_bias_report,
+    spray_report,
+)
 from demo.live_server import serving
 
 STUDY_DEFAULTS = {"workers_per_task": 5, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal"}

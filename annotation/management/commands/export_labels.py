@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from analysis.exports import safe_csv_bytes
 from annotation.errors import ApplicationError
 from annotation.importer import labels_export_table
+from annotation.management.lookup import study_named
 from annotation.models import Study
 from annotation.services import study_aggregate
 
@@ -27,13 +28,7 @@ class Command(BaseCommand):
                             help="aggregate the study first (a closed study becomes aggregated)")
 
     def handle(self, *args, name: str, out: Path, owner: str | None, aggregate: bool, **options):
-        studies = Study.objects.filter(name=name)
-        if owner:
-            studies = studies.filter(owner__username=owner)
-        if studies.count() != 1:
-            raise CommandError(f"{studies.count()} studies are named {name!r}; give --owner" if studies.exists()
-                               else f"no study named {name!r}")
-        study = studies.get()
+        study = study_named(name, owner)
         if aggregate:
             before = study.state
             try:

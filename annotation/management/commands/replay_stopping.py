@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from analysis.aggregation.early_stopping import label_settled
 from annotation import selectors
-from annotation.models import Study
+from annotation.management.lookup import study_named
 from annotation.task_kinds import get_task_kind
 
 POLICIES = ("settled", "bayes")
@@ -68,15 +68,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, name: str, owner: str | None, policy: str, orders: int, threshold: float, seed: int,
                **options):
-        studies = Study.objects.filter(name=name)
-        if owner:
-            studies = studies.filter(owner__username=owner)
-        if studies.count() != 1:
-            raise CommandError(f"{studies.count()} studies are named {name!r}; give --owner" if studies.exists()
-                               else f"no study named {name!r}")
         if orders < 1:
             raise CommandError("--orders must be at least 1")
-        study = studies.get()
+        study = study_named(name, owner)
         kind = get_task_kind(study.kind)
         conf = selectors.study_conf(study=study)
         answers = selectors.study_label_answers(study=study, label_field=kind.label_field).dropna(subset=["label"])

@@ -16,6 +16,7 @@ from annotation import exports, selectors, services
 from annotation.api.creation import study_create_from_json
 from annotation.errors import ApplicationError
 from annotation.exports_ecosystem import ecosystem_files
+from annotation.management.lookup import study_named
 from annotation.models import Study
 
 VERBS = {
@@ -69,9 +70,9 @@ class Command(BaseCommand):
                 for row in selectors.study_list(user=self._owner(owner)):
                     self.stdout.write(f"{row.pk}\t{row.name}\t{row.kind}\t{row.state}")
             elif verb == "export":
-                self._export(self._study(study, owner), out, options["base_url"])
+                self._export(study_named(study, owner), out, options["base_url"])
             else:
-                target = self._study(study, owner)
+                target = study_named(study, owner)
                 VERBS[verb](study=target)
                 target.refresh_from_db()
                 self.stdout.write(f"study {target.pk} ({target.name}) is {target.state}")
@@ -85,17 +86,6 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"no user named {username!r}")
         return user
-
-    def _study(self, ref: str | None, owner: str | None) -> Study:
-        if not ref:
-            raise CommandError("name the study (its id or name)")
-        studies = Study.objects.filter(pk=int(ref)) if ref.isdigit() else Study.objects.filter(name=ref)
-        if owner:
-            studies = studies.filter(owner__username=owner)
-        found = list(studies[:2])
-        if len(found) != 1:
-            raise CommandError(f"no study {ref!r}" if not found else f"several studies are named {ref!r}; give --owner")
-        return found[0]
 
     def _create(self, name, owner, kind, settings, fields):
         if not name or not kind:
