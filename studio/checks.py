@@ -1,4 +1,5 @@
-"""``check --deploy`` warnings for a production site: shared cache, shared secret key, broker, static manifest."""
+"""``check --deploy`` warnings for a production site: shared cache, shared secret key, broker, static manifest,
+registry folders."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,4 +34,9 @@ def check_production_services(app_configs, **kwargs) -> list[checks.CheckMessage
         found.append(checks.Warning(
             f"no static files manifest in {settings.STATIC_ROOT}", hint="run `manage.py collectstatic` "
             "(make migrate does)", id="studio.W004"))
+    if not settings.SALIENT_REGISTRY_ROOTS:
+        found.append(checks.Warning(
+            "researchers can register any file or folder this server can read as a model or a dataset",
+            hint="set SALIENT_REGISTRY_ROOTS to the folders that hold checkpoints and image folders",
+            id="studio.W005"))
     return found

@@ -92,7 +92,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["ENGINE"] = "studio.sqlite3"  # makes var/ on the first connection
     # A file, not memory, so that a real Celery worker process can share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # WAL: readers never wait for the writer, and a commit needs no fsync of a rollback journal; IMMEDIATE:
+    # a writing transaction takes the lock at BEGIN, so two writers queue instead of failing mid-transaction.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=30, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -145,6 +148,9 @@ SALIENT_JOB_STALE_SECONDS = env_int("SALIENT_JOB_STALE_SECONDS", 900, minimum=30
 SALIENT_ARTIFACT_URL = os.environ.get("SALIENT_ARTIFACT_URL", "")
 SALIENT_S3_ENDPOINT_URL = os.environ.get("SALIENT_S3_ENDPOINT_URL", "")
 EXPORT_DIR = Path(os.environ.get("SALIENT_EXPORT_DIR", VAR_DIR / "exports"))
+# Folders researchers may register checkpoints and image folders from (os.pathsep-separated); empty = any
+# path this process can read (the embedded default; `check --deploy` warns).
+SALIENT_REGISTRY_ROOTS = [p for p in os.environ.get("SALIENT_REGISTRY_ROOTS", "").split(os.pathsep) if p]
 
 # Celery: without a broker, tasks run eagerly in-process (the embedded default).
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")

@@ -170,3 +170,48 @@ def test_cue_shares_and_the_mmd_gamma_setting(researcher, django_capture_on_comm
     for r in rows:
         assert float(r["cue_share_percent"]) == pytest.approx(100 * int(r["cue_images"]) / int(r["images"]), abs=0.01)
     assert any(float(r["class_cue_percent"]) > 0 for r in rows)  # the tiny benchmark has biased classes
+
+
+def test_selections_come_from_a_sharded_prototype_features_pass_equal_to_in_memory(
+        researcher, settings, tmp_path, django_capture_on_commit_callbacks):
+    """The pools' features, probabilities and flip steps are one streamed pass in shards; the selections
+    equal the whole-pool in-memory computation, class by class."""
+    import numpy as np
+    import torch
+
+    from analysis.prototypes.adversarial import bim_flip_steps
+    from analysis.prototypes.selectors import SELECTORS, Selection, select_class, shown_images
+    from analysis.salient.benchmark_inputs import benchmark_inputs
+    from annotation.task_kinds.class_assignment import class_pools
+
+    settings.SALIENT_EVIDENCE_SHARDS, settings.SALIENT_EVIDENCE_BATCH = 3, 8
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"  # this study's shards only
+    study = make_study(researcher, django_capture_on_commit_callbacks, name="sharded")
+    shards = sorted((settings.ARTIFACT_DIR / "named" / "shards" / "prototype_features").rglob("*.npz"))
+    assert len(shards) == 3
+
+    bench, handles, _ = benchmark_inputs(settings.SALIENT_BENCHMARK_DIR, benchmark=TINY_BENCHMARK,
+                                         training=TINY_TRAINING, flavours=["standard"])
+    handle, conf = handles["standard"], study.settings
+    train = bench.split("train")
+    expected = {}
+    for cls, pool in class_pools(bench, conf).items():
+        images, labels = train.tensors(pool)
+        with torch.no_grad():
+            features = handle.features(images).double().numpy()
+            probs = torch.softmax(handle.logits(images).double(), 1)[:, cls].numpy()
+        flips = bim_flip_steps(handle, images, labels, max_steps=conf["attack_steps"], eps=conf["attack_eps"])
+        for selector in SELECTORS:
+            sel = select_class(selector, k=conf["images_per_class"], seed=conf["seed"] * 1000 + cls, features=features,
+                               probs=probs, flips=flips, mmd={"gamma": conf["mmd_gamma"], "reg": conf["mmd_reg"]})
+            expected[cls, selector] = (pool[sel.prototypes].tolist(), pool[sel.criticisms].tolist())
+    seen = {}
+    for task in study.tasks.all():
+        for group in task.payload["groups"]:
+            seen.setdefault((group["cls"], task.payload["selector"], task.payload["shown"]), group["indices"])
+
+    for (cls, selector, shown), indices in seen.items():
+        prototypes, criticisms = expected[cls, selector]
+        want = shown_images(Selection(np.asarray(prototypes), np.asarray(criticisms)), shown,
+                            conf["images_per_class"])
+        assert indices == [int(i) for i in want], (cls, selector, shown)

@@ -62,7 +62,7 @@ def test_check_deploy_passes_with_the_documented_production_variables(tmp_path, 
 
 SWITCHES = {"SESSION_COOKIE_SECURE": "security.W012", "CSRF_COOKIE_SECURE": "security.W016",
             "SECURE_HSTS_SECONDS": "security.W004", "SECURE_SSL_REDIRECT": "security.W008",
-            "CACHE_URL": "studio.W001", "CELERY_BROKER_URL": "studio.W003"}
+            "CACHE_URL": "studio.W001", "CELERY_BROKER_URL": "studio.W003", "SALIENT_REGISTRY_ROOTS": "studio.W005"}
 
 
 @pytest.mark.slow
@@ -194,3 +194,10 @@ def test_static_urls_are_hashed_once_collectstatic_wrote_the_manifest(tmp_path):
     assert after.url("admin/css/base.css") == "/static/admin/css/base.0123abcd.css"
     with pytest.raises(ValueError, match="Missing staticfiles manifest entry"):
         after.url("admin/css/not-collected.css")
+
+
+def test_a_fresh_clone_migrates_its_embedded_sqlite_database_into_a_new_var_dir(tmp_path):
+    """The embedded default: no ``var/`` yet, no DATABASE_URL; ``migrate`` makes the folder and the file."""
+    done = run(["manage.py", "migrate", "-v0"], {}, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "var" / "db.sqlite3").stat().st_size > 0

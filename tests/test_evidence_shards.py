@@ -23,6 +23,7 @@ SALIENT = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "k_features":
            "attack_steps": 2}
 SHARD_RECEIVED = re.compile(r"Task workers\.tasks\.compute_evidence_shard\[\S+\] received")
 STORED = re.compile(r"evidence shard \d+ of job \d+: computed (salient/\S+)")
+PANELS = re.compile(r"evidence shard \d+ of job \d+: computed (salient_panels/\S+)")
 
 
 @pytest.fixture
@@ -46,8 +47,8 @@ def queue():
         yield name
 
 
-def stored_shards(*logs) -> list[str]:
-    return [name for log in logs for name in STORED.findall(log.read_text())]
+def stored_shards(*logs, pattern=STORED) -> list[str]:
+    return [name for log in logs for name in pattern.findall(log.read_text())]
 
 
 def computed_study(researcher, name: str):
@@ -79,7 +80,10 @@ def test_two_workers_share_one_studys_shards(transactional_db, shard_settings, n
     per_worker = [stored_shards(log) for log in logs]
     assert all(per_worker), f"each worker should compute some shards, got {[len(p) for p in per_worker]}"
     assert sorted(sum(per_worker, [])) == sorted(set(sum(per_worker, []))) and len(sum(per_worker, [])) == SHARDS
-    assert job.state == "done" and study.tasks.count() == 8 and job.attempts == 2  # ran, waited, ran again
+    panels = [stored_shards(log, pattern=PANELS) for log in logs]
+    assert len(sum(panels, [])) == len(set(sum(panels, []))) == SHARDS  # the panels' fan-out: 8 (class, feature) jobs
+    # ran, waited for the features shards, ran, waited for the panel shards, ran
+    assert job.state == "done" and study.tasks.count() == 8 and job.attempts == 3
 
 
 @pytest.mark.timeout(1800)

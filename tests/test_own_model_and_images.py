@@ -100,6 +100,30 @@ def test_dataset_registration_refusals(db, researcher, own_files, tmp_path, case
     assert not RegisteredDataset.objects.filter(name="d").exists()
 
 
+def test_registry_roots_refuse_paths_outside_them_symlinks_included(db, researcher, own_files, tmp_path, settings):
+    """With ``SALIENT_REGISTRY_ROOTS`` set, only files under those folders register (a symlink out is refused)."""
+    settings.SALIENT_REGISTRY_ROOTS = [str(own_files["dir"])]
+    escape = own_files["dir"] / "escape"
+    escape.symlink_to(tmp_path, target_is_directory=True)
+    shutil.copy(own_files["plain"], tmp_path / "outside.pt")
+    try:
+        for checkpoint in (tmp_path / "outside.pt", escape / "outside.pt"):
+            with pytest.raises(ApplicationError, match="outside the folders .*SALIENT_REGISTRY_ROOTS") as refused:
+                services.registry.model_register(owner=researcher, name="out", architecture="resnet18",
+                                                 checkpoint=str(checkpoint), input_size=SIZE)
+            assert refused.value.field == "checkpoint"
+        with pytest.raises(ApplicationError, match="outside the folders") as refused:
+            services.registry.dataset_register(owner=researcher, name="out", root=str(own_files["root"]),
+                                               class_metadata="/etc/passwd")
+        assert refused.value.field == "class_metadata"
+        assert not RegisteredModel.objects.filter(name="out").exists()
+        assert not RegisteredDataset.objects.filter(name="out").exists()
+        services.registry.model_register(owner=researcher, name="in", architecture="resnet18",
+                                         checkpoint=str(own_files["plain"]), input_size=SIZE)
+    finally:
+        escape.unlink()
+
+
 def test_the_commands_register_and_refuse_with_a_non_zero_exit(db, own_files, capsys):
     call_command("register_model", "cli-model", "--arch", "resnet18", "--checkpoint", str(own_files["robust"]),
                  "--input-size", str(SIZE))

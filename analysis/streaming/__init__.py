@@ -18,6 +18,7 @@ from .device import DEVICE_ENV, autocast, resolve_device
 from .lrp import Heatmaps, LrpPass
 from .panels import (
     PanelJob,
+    PanelsSpec,
     assemble_evidence,
     class_examples,
     default_attack_step,
@@ -25,6 +26,7 @@ from .panels import (
     panels_digest,
     run_panels,
     salient_evidence,
+    work_from_dict,
 )
 from .partial import Partial
 from .predictions import Predictions, PredictionsPass
@@ -41,6 +43,7 @@ from .shards import (
     plan_shards,
     run_pass,
     run_shard,
+    run_work,
     shard_name,
 )
 from .sources import DataSource, ModelSource, register_data_source
@@ -49,9 +52,10 @@ from .topk import GroupedTopK
 
 __all__ = [
     "DEVICE_ENV", "Batch", "DataSource", "DirectoryShardStore", "Execution", "GroupedTopK", "Heatmaps", "LrpPass",
-    "ModelSource", "PanelJob", "Partial", "PassSpec", "PerImagePass", "Predictions", "PredictionsPass", "ProgressSum",
+    "ModelSource", "PanelJob", "PanelsSpec", "Partial", "PassSpec", "PerImagePass", "Predictions", "PredictionsPass", "ProgressSum",
     "PrototypeFeatures", "PrototypeFeaturesPass", "SalientPass", "SalientStats", "Shard", "ShardStore",
     "StreamPass", "assemble_evidence", "autocast", "class_examples", "default_attack_step", "finish",
     "image_loader", "merge", "panel_jobs", "panels_digest", "pass_kinds", "plan_shards", "register_data_source", "register_pass",
-    "resolve_device", "run_pass", "run_panels", "run_shard", "salient_evidence", "shard_name",
+    "resolve_device", "run_pass", "run_panels", "run_shard", "run_work", "salient_evidence", "shard_name",
+    "work_from_dict",
 ]

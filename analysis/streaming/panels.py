@@ -4,6 +4,7 @@
 (class, top feature); :func:`run_panels` computes any slice of the jobs (a Celery task each, or
 all at once) into a :class:`Partial`; :func:`assemble_evidence` joins the slices into the
 :class:`analysis.salient.evidence.SalientEvidence` the study kinds already read.
+:class:`PanelsSpec` shards the jobs like a pass (a Celery task per shard on the platform);
 :func:`salient_evidence` runs the whole chain in this process.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from analysis.salient.nam import neural_activation_maps, to_uint8_images
 
 from .device import resolve_device
 from .partial import Partial
-from .shards import ShardStore, image_loader, in_order, run_pass
+from .shards import ShardStore, image_loader, in_order, run_pass, run_work
 from .sources import DataSource, ModelSource, cached_dataset, cached_handle, cached_labels, canonical_json
 from .spec import Execution, PassSpec
 
@@ -142,6 +143,67 @@ def run_panels(spec: PassSpec, jobs: Sequence[PanelJob], *, start: int = 0, atta
                            "attack_step_size": np.array(step)})
 
 
+@attrs.frozen
+class PanelsSpec:
+    """The panels fan-out of one Salient pass, sharded over job positions like a pass over images.
+
+    It has a pass's surface (``kind``, ``digest``, ``len``, ``plan``, ``compute``, ``result``,
+    ``to_dict``), so :func:`analysis.streaming.run_work` and the platform's shard tasks run either.
+    """
+
+    source: PassSpec
+    jobs: tuple[PanelJob, ...] = attrs.field(converter=tuple)
+    attack_steps: int = 100
+    attack_step_size: float | None = None
+    kind = PANEL_KIND
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def settings(self) -> dict:
+        return {"attack_steps": self.attack_steps, "attack_step_size": self.attack_step_size}
+
+    def digest(self) -> str:
+        return panels_digest(self.source, self.jobs, self.settings())
+
+    def plan(self, n_shards: int, execution: Execution) -> list:
+        from .shards import plan_shards
+
+        return plan_shards(len(self), n_shards)
+
+    def compute(self, shard, *, execution: Execution = Execution(), progress=None, handle=None,
+                digest: str | None = None) -> Partial:
+        partial = run_panels(self.source, self.jobs[shard.start:shard.stop], start=shard.start,
+                             attack_steps=self.attack_steps, attack_step_size=self.attack_step_size,
+                             execution=execution, handle=handle, progress=progress)
+        return attrs.evolve(partial, digest=digest or self.digest())
+
+    def result(self, partials: Sequence[Partial], digest: str | None = None) -> list[Partial]:
+        """The partials in job order, checked to be this fan-out's and to cover every job."""
+        digest = digest or self.digest()
+        foreign = [p for p in partials if p.digest != digest or p.kind != self.kind]
+        if foreign:
+            raise ValueError(f"{len(foreign)} partial(s) belong to other panels than {digest[:12]}")
+        ordered = in_order(partials)
+        if not ordered or ordered[0].start != 0 or ordered[-1].stop != len(self):
+            raise ValueError(f"the panel partials do not cover all {len(self)} jobs")
+        return ordered
+
+    def to_dict(self) -> dict:
+        return {"work": PANEL_KIND, "source": self.source.to_dict(), "jobs": [j.to_dict() for j in self.jobs],
+                "attack_steps": self.attack_steps, "attack_step_size": self.attack_step_size}
+
+    @classmethod
+    def from_dict(cls, value: dict) -> "PanelsSpec":
+        return cls(source=PassSpec.from_dict(value["source"]), jobs=[PanelJob.from_dict(j) for j in value["jobs"]],
+                   attack_steps=int(value["attack_steps"]), attack_step_size=value.get("attack_step_size"))
+
+
+def work_from_dict(value: dict):
+    """A :class:`PassSpec` or a :class:`PanelsSpec` from its ``to_dict()`` (e.g. a Celery task argument)."""
+    return PanelsSpec.from_dict(value) if value.get("work") == PANEL_KIND else PassSpec.from_dict(value)
+
+
 def class_examples(labels: np.ndarray, num_classes: int, n_examples: int = 3, seed: int = 0) -> np.ndarray:
     """(C, n_examples) seeded random images of each class by label; (0, n_examples) if a class has too few."""
     if any((labels == c).sum() < n_examples for c in range(num_classes)):
@@ -185,15 +247,16 @@ def salient_evidence(model: ModelSource, data: DataSource, *, n_shards: int = 1,
                      seed: int = 0, panel_by: str = "prediction", amp: bool = False,
                      execution: Execution = Execution(), progress=None, store: ShardStore | None = None
                      ) -> SalientEvidence:
-    """Streamed, sharded Salient evidence in this process: features pass, merge, panels, assembly."""
+    """Streamed, sharded Salient evidence in this process: features pass, merge, panels (in as many shards),
+    assembly."""
     spec = PassSpec(kind="salient", model=model, data=data, params={"pool": max(pool, k_images)}, indices=indices,
                     amp=amp)
     stats = run_pass(spec, n_shards, execution=execution, progress=progress, store=store)
     weight_classes = len(stats.importance)
     classes = list(range(weight_classes)) if classes is None else [int(c) for c in classes]
     jobs = panel_jobs(stats, classes=classes, k_features=k_features, k_images=k_images, pool=pool, panel_by=panel_by)
-    partial = run_panels(spec, jobs, attack_steps=attack_steps, attack_step_size=attack_step_size,
-                         execution=execution, progress=progress)
+    panels = PanelsSpec(source=spec, jobs=jobs, attack_steps=attack_steps, attack_step_size=attack_step_size)
+    partials = run_work(panels, min(n_shards, len(jobs)), execution=execution, progress=progress, store=store)
     labels = cached_labels(data)
     labels = labels if indices is None else labels[np.asarray(indices)]
     examples = class_examples(labels, weight_classes, n_examples, seed)
@@ -201,4 +264,4 @@ def salient_evidence(model: ModelSource, data: DataSource, *, n_shards: int = 1,
         examples = np.asarray(indices)[examples]
     settings = {"k_features": k_features, "k_images": k_images, "pool": pool, "attack_steps": attack_steps,
                 "classes": classes, "panel_by": panel_by}
-    return assemble_evidence(stats, jobs, [partial], examples=examples, settings=settings)
+    return assemble_evidence(stats, jobs, partials, examples=examples, settings=settings)

@@ -54,8 +54,8 @@ def plan_shards(n: int, n_shards: int, align: int = 1) -> list[Shard]:
     return [Shard(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
-def shard_name(spec: PassSpec, shard: Shard, digest: str | None = None) -> str:
-    """Storage name of a shard's partial: ``<kind>/<spec digest>/<start>-<stop>.npz``."""
+def shard_name(spec, shard: Shard, digest: str | None = None) -> str:
+    """Storage name of a shard's partial: ``<kind>/<spec digest>/<start>-<stop>.npz`` (a pass or panels)."""
     return f"{spec.kind}/{digest or spec.digest()}/{shard.start:010d}-{shard.stop:010d}.npz"
 
 
@@ -192,26 +192,33 @@ class DirectoryShardStore:
         os.replace(tmp.name, path)
 
 
-def run_pass(spec: PassSpec, n_shards: int = 1, *, execution: Execution = Execution(),
-             progress: Progress | None = None, store: ShardStore | None = None, handle=None) -> Any:
-    """Every shard in this process (finished shards in ``store`` are reused), merged and finished.
+def run_work(work, n_shards: int = 1, *, execution: Execution = Execution(), progress: Progress | None = None,
+             store: ShardStore | None = None, handle=None) -> Any:
+    """Every shard of ``work`` (a :class:`PassSpec`, or any spec with its surface such as
+    :class:`~analysis.streaming.panels.PanelsSpec`) in this process, reusing finished shards in ``store``.
 
     Each partial goes through its byte form, as it does between Celery tasks.  ``progress`` gets
-    ``(images done, images in the pass, message)`` summed over the shards.
+    ``(units done, units in the work, message)`` summed over the shards.
     """
-    digest = spec.digest()
-    shards = plan_shards(len(spec), n_shards, execution.batch_size)
+    digest = work.digest()
+    shards = work.plan(n_shards, execution)
     summed = ProgressSum(progress, [len(s) for s in shards])
     partials = []
     for i, shard in enumerate(shards):
-        name = shard_name(spec, shard, digest)
+        name = shard_name(work, shard, digest)
         data = store.get(name) if store is not None else None
         if data is None:
-            data = run_shard(spec, shard, execution=execution, progress=summed.shard(i), handle=handle,
-                             digest=digest).to_bytes()
+            data = work.compute(shard, execution=execution, progress=summed.shard(i), handle=handle,
+                                digest=digest).to_bytes()
             if store is not None:
                 store.put(name, data)
         else:
-            summed.shard(i)(len(shard), len(shard), f"{spec.kind} pass: reused shard {shard.start}-{shard.stop}")
+            summed.shard(i)(len(shard), len(shard), f"{work.kind}: reused shard {shard.start}-{shard.stop}")
         partials.append(Partial.from_bytes(data))
-    return finish(spec, merge(spec, partials, digest))
+    return work.result(partials, digest)
+
+
+def run_pass(spec: PassSpec, n_shards: int = 1, *, execution: Execution = Execution(),
+             progress: Progress | None = None, store: ShardStore | None = None, handle=None) -> Any:
+    """Every shard of the pass in this process (finished shards in ``store`` are reused), merged and finished."""
+    return run_work(spec, n_shards, execution=execution, progress=progress, store=store, handle=handle)

@@ -182,6 +182,24 @@ class PassSpec:
     def make_pass(self) -> StreamPass:
         return make_pass(self.kind, self.params)
 
+    def plan(self, n_shards: int, execution: "Execution") -> list:
+        """Shards aligned to the batch size (see :func:`analysis.streaming.plan_shards`)."""
+        from .shards import plan_shards
+
+        return plan_shards(len(self), n_shards, execution.batch_size)
+
+    def compute(self, shard, *, execution: "Execution", progress=None, handle=None, digest: str | None = None):
+        """One shard's :class:`Partial` (:func:`analysis.streaming.run_shard`)."""
+        from .shards import run_shard
+
+        return run_shard(self, shard, execution=execution, progress=progress, handle=handle, digest=digest)
+
+    def result(self, partials, digest: str | None = None) -> Any:
+        """The pass's result from partials covering it (merged, then finished)."""
+        from .shards import finish, merge
+
+        return finish(self, merge(self, partials, digest))
+
     def index(self) -> np.ndarray:
         """Dataset indices of the pass, position by position."""
         if self.indices is not None:

@@ -1,8 +1,10 @@
 """Evidence passes over a study's images: streamed, sharded, and spread over the ``evidence`` queue.
 
-A kind asks for a pass with ``ctx.run_pass(spec, progress)`` (a :class:`analysis.streaming.PassSpec`).
-Shard results are named objects of the one artifact store (``shards/<kind>/<digest>/<start>-<stop>.npz``,
-local or S3), so a finished shard is never recomputed, whichever host made it.
+A kind asks for a pass with ``ctx.run_pass(spec, progress)``: a :class:`analysis.streaming.PassSpec`
+(a pass over images) or a :class:`analysis.streaming.PanelsSpec` (the Salient panels' second fan-out,
+sharded over (class, feature) jobs). Shard results are named objects of the one artifact store
+(``shards/<kind>/<digest>/<start>-<stop>.npz``, local or S3), so a finished shard is never recomputed,
+whichever host made it.
 
 * Embedded default (Celery eager, no broker): every shard runs in this process.
 * With a broker: the missing shards go to the ``evidence`` queue as one Celery task each and the
@@ -38,11 +40,10 @@ class EvidenceDeferred(Exception):
 
 
 def all_stored(spec, n_shards: int) -> bool:
-    from analysis.streaming import plan_shards, shard_name
+    from analysis.streaming import shard_name
 
     store, digest = shard_store(), spec.digest()
-    return all(store.get(shard_name(spec, s, digest)) is not None
-               for s in plan_shards(len(spec), n_shards, execution().batch_size))
+    return all(store.get(shard_name(spec, s, digest)) is not None for s in spec.plan(n_shards, execution()))
 
 
 def shard_store() -> NamedObjects:
@@ -70,24 +71,24 @@ class PassRunner:
         self.job_id = job_id
 
     def __call__(self, spec, progress) -> Any:
-        from analysis.streaming import Partial, finish, merge, plan_shards, run_pass, shard_name
+        from analysis.streaming import Partial, PassSpec, run_work, shard_name
 
         run = execution()
         n_shards = max(1, int(settings.SALIENT_EVIDENCE_SHARDS))
         store = shard_store()
-        if settings.SALIENT_AMP and spec.make_pass().forward_only:
+        if settings.SALIENT_AMP and isinstance(spec, PassSpec) and spec.make_pass().forward_only:
             spec = attrs.evolve(spec, amp=True)
         if self.job_id is None or not distributed():
-            return run_pass(spec, n_shards, execution=run, progress=progress, store=store)
+            return run_work(spec, n_shards, execution=run, progress=progress, store=store)
         digest = spec.digest()
-        shards = plan_shards(len(spec), n_shards, run.batch_size)
+        shards = spec.plan(n_shards, run)
         found = {i: store.get(shard_name(spec, s, digest)) for i, s in enumerate(shards)}
         missing = [i for i, data in found.items() if data is None]
         if missing:
             self._dispatch(spec, missing, len(shards))
             raise EvidenceDeferred(spec, len(shards), len(missing))
-        progress(len(spec), len(spec), f"{spec.kind} pass: {len(shards)} shards merged")
-        return finish(spec, merge(spec, [Partial.from_bytes(found[i]) for i in range(len(shards))], digest))
+        progress(len(spec), len(spec), f"{spec.kind}: {len(shards)} shards merged")
+        return spec.result([Partial.from_bytes(found[i]) for i in range(len(shards))], digest)
 
     def _dispatch(self, spec, missing: list[int], n_shards: int) -> None:
         from workers.tasks import compute_evidence_shard
@@ -105,22 +106,21 @@ def evidence_shard_run(*, job_id: int, spec: dict, index: int, n_shards: int) ->
     Returns what was done (``"computed <name>"`` or ``"reused <name>"``) and whether the shard completed
     its pass's set, in which case the waiting evidence job has been put back in line (``pending``).
     """
-    from analysis.streaming import PassSpec, plan_shards, run_shard, shard_name
+    from analysis.streaming import shard_name, work_from_dict
 
-    pass_spec = PassSpec.from_dict(spec)
+    work = work_from_dict(spec)
     run = execution()
-    digest = pass_spec.digest()
-    shards = plan_shards(len(pass_spec), n_shards, run.batch_size)
-    shard = shards[index]
+    digest = work.digest()
+    shard = work.plan(n_shards, run)[index]
     store = shard_store()
-    name = shard_name(pass_spec, shard, digest)
+    name = shard_name(work, shard, digest)
     done = f"reused {name}"
     if store.get(name) is None:
-        partial = run_shard(pass_spec, shard, execution=run, digest=digest)
+        partial = work.compute(shard, execution=run, digest=digest)
         store.put(name, partial.to_bytes())
-        done = f"computed {name} ({len(shard)} images, {len(partial.skipped)} unreadable)"
+        done = f"computed {name} ({len(shard)} items, {len(partial.skipped)} unreadable)"
     Job.objects.filter(pk=job_id).update(done=F("done") + len(shard))
     Job.objects.filter(pk=job_id, done__gt=F("total")).update(done=F("total"))
-    if not all_stored(pass_spec, n_shards):
+    if not all_stored(work, n_shards):
         return done, False
     return done, bool(Job.objects.filter(pk=job_id, state=Job.State.WAITING).update(state=Job.State.PENDING))

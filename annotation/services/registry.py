@@ -40,6 +40,18 @@ def _load_errors() -> tuple[type[BaseException], ...]:
     return CheckpointError, UnknownArchitectureError, ClassMetadataError, OSError, ValueError, RuntimeError
 
 
+def allowed_path(value: str, field: str) -> None:
+    """Refuse a path outside ``SALIENT_REGISTRY_ROOTS`` (symlinks resolved first); any path when unset."""
+    from django.conf import settings
+
+    roots = [Path(r).resolve() for r in settings.SALIENT_REGISTRY_ROOTS]
+    if not value or not roots or value.startswith("s3://"):
+        return
+    if not any(Path(value).resolve().is_relative_to(root) for root in roots):
+        raise RegistryError(f"{value} is outside the folders this server registers from "
+                            f"({', '.join(map(str, roots))}: SALIENT_REGISTRY_ROOTS)", field)
+
+
 def _check_name(model, owner, name: str) -> None:
     if not name or len(name) > 100:
         raise RegistryError("give a name of 1 to 100 characters", "name")
@@ -77,6 +89,7 @@ def model_register(*, owner, name: str, architecture: str, checkpoint: str, form
     for label, values in (("mean", mean), ("std", std)):
         if values is not None and len(values) != 3:
             raise RegistryError(f"{label} needs 3 values (one per channel), got {len(values)}", label)
+    allowed_path(checkpoint, "checkpoint")
     path = checkpoint_path(checkpoint)
     try:
         found = describe_checkpoint(architecture, path, fmt=format, input_size=input_size, mean=mean, std=std)
@@ -100,6 +113,8 @@ def dataset_register(*, owner, name: str, root: str, val_root: str = "", class_m
     from analysis.datasets.metadata import read_class_metadata
 
     _check_name(RegisteredDataset, owner, name)
+    for field, value in (("root", root), ("val_root", val_root), ("class_metadata", class_metadata)):
+        allowed_path(value, field)
     try:
         classes = read_class_metadata(class_metadata) if class_metadata else None
     except _load_errors() as exc:

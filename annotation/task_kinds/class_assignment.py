@@ -30,7 +30,8 @@ from analysis.crowd_sim import noisy_choice
 from analysis.exports import safe_csv_bytes
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
-from annotation.task_kinds.benchmark import BenchmarkOverridesForm, has_truth, model_field, model_inputs, num_classes
+from annotation.task_kinds.benchmark import (BenchmarkOverridesForm, data_source, has_truth, model_field, model_inputs,
+                                             model_source, num_classes)
 from annotation.task_kinds.fields import ChoiceField
 
 CUE_SHARES = "cue_shares.json"
@@ -76,30 +77,46 @@ def groups_shown(conf: Mapping[str, Any]) -> int:
     return min(int(conf["n_classes"]), num_classes(conf))
 
 
-def select_all(bench, handle, c: Mapping[str, Any], progress: Progress) -> dict[str, Any]:
-    """Per class: candidate train indices and each selector's prototypes/criticisms (train indices)."""
-    import torch
-
-    from analysis.prototypes.adversarial import bim_flip_steps
-    from analysis.prototypes.selectors import SELECTORS, select_class
-
+def class_pools(bench, c: Mapping[str, Any]) -> dict[int, np.ndarray]:
+    """Per class: the seeded, sorted sample of ``pool_per_class`` train indices the selectors choose from."""
     rng = np.random.default_rng(int(c["seed"]))
-    train = bench.split("train")
+    labels = bench.split("train").labels
+    pools = {}
+    for cls in range(bench.num_classes):
+        members = np.flatnonzero(labels == cls)
+        pools[cls] = np.sort(rng.choice(members, min(int(c["pool_per_class"]), len(members)), replace=False))
+    return pools
+
+
+def select_all(ctx: StudyContext, bench, model_path, c: Mapping[str, Any], progress: Progress) -> dict[str, Any]:
+    """Per class: candidate train indices and each selector's prototypes/criticisms (train indices).
+
+    Features, true-class probabilities and BIM flip steps of every class's pool come from one streamed,
+    sharded ``prototype_features`` pass (``ctx.run_pass``); an unreadable image leaves its pool.
+    """
+    from analysis.prototypes.adversarial import FlipSteps
+    from analysis.prototypes.selectors import SELECTORS, select_class
+    from analysis.streaming import PassSpec
+
+    pools = class_pools(bench, c)
+    spec = PassSpec(kind="prototype_features", model=model_source(ctx, c["model"], model_path),
+                    data=data_source(ctx, bench, "train"),
+                    params={"attack_steps": int(c["attack_steps"]), "attack_eps": float(c["attack_eps"])},
+                    indices=np.concatenate([pools[cls] for cls in range(bench.num_classes)]))
+    evidence = ctx.run_pass(spec, staged(progress, 0.0, 0.9))
+    row = {int(index): r for r, index in enumerate(evidence.indices)}
     k = int(c["images_per_class"])
+    progress = staged(progress, 0.9, 0.1)
     out: dict[str, Any] = {}
-    for done, cls in enumerate(range(bench.num_classes)):
-        progress(done, bench.num_classes, f"selecting prototypes and criticisms of {bench.class_names[cls]}")
-        members = np.flatnonzero(train.labels == cls)
-        pool = np.sort(rng.choice(members, min(int(c["pool_per_class"]), len(members)), replace=False))
-        images, labels = train.tensors(pool)
-        with torch.no_grad():
-            logits = handle.logits(images)
-            features = handle.features(images).double().numpy()
-        probs = torch.softmax(logits.double(), 1)[:, cls].numpy()
-        flips = bim_flip_steps(handle, images, labels, max_steps=int(c["attack_steps"]), eps=float(c["attack_eps"]))
+    for cls in range(bench.num_classes):
+        progress(cls, bench.num_classes, f"selecting prototypes and criticisms of {bench.class_names[cls]}")
+        pool = np.asarray([i for i in pools[cls] if int(i) in row], dtype=np.int64)
+        rows = [row[int(i)] for i in pool]
+        flips = FlipSteps(evidence.flips.steps[rows], evidence.flips.margin[rows], evidence.flips.max_steps)
         per = {}
         for selector in SELECTORS:
-            sel = select_class(selector, k=k, seed=int(c["seed"]) * 1000 + cls, features=features, probs=probs,
+            sel = select_class(selector, k=k, seed=int(c["seed"]) * 1000 + cls,
+                               features=evidence.features[rows].astype(np.float64), probs=evidence.probs[rows],
                                flips=flips, mmd={"gamma": c.get("mmd_gamma"), "reg": float(c["mmd_reg"])})
             per[selector] = {"prototypes": pool[sel.prototypes].tolist(), "criticisms": pool[sel.criticisms].tolist()}
         out[str(cls)] = {"pool": len(pool), "selections": per,
@@ -141,9 +158,8 @@ class ClassAssignment(TaskKind):
         from analysis.prototypes.selectors import CONDITIONS, Selection, condition_name, condition_title, shown_images
 
         c = ctx.conf
-        bench, handles, _ = model_inputs(ctx, [c["model"]], staged(progress, 0.0, 0.4))
-        handle = handles[c["model"]]
-        selections = select_all(bench, handle, c, staged(progress, 0.4, 0.4))
+        bench, _, paths = model_inputs(ctx, [c["model"]], staged(progress, 0.0, 0.3))
+        selections = select_all(ctx, bench, paths[c["model"]], c, staged(progress, 0.3, 0.5))
         store = ctx.store
         train, test = bench.split("train"), bench.split("test")
         k = int(c["images_per_class"])

@@ -39,18 +39,10 @@ class SalientSettingsForm(BenchmarkOverridesForm):
 def study_evidence(ctx: StudyContext, progress: Progress):
     """The dataset, the studied model's handle and its Salient evidence.
 
-    The features pass is streamed and sharded (``ctx.run_pass``); the panels (NAMs, feature attacks) of
-    the chosen (class, feature) pairs are computed once and kept in ``ctx.cache``.
+    The features pass is streamed and sharded (``ctx.run_pass``), and so are the panels (NAMs, feature
+    attacks) of the chosen (class, feature) pairs: a second fan-out over the evidence queue.
     """
-    from analysis.streaming import (
-        Partial,
-        PassSpec,
-        assemble_evidence,
-        class_examples,
-        panel_jobs,
-        panels_digest,
-        run_panels,
-    )
+    from analysis.streaming import PanelsSpec, PassSpec, assemble_evidence, class_examples, panel_jobs
 
     c = ctx.conf
     bench, handles, paths = model_inputs(ctx, [c["model"]], staged(progress, 0.0, 0.3))
@@ -61,15 +53,10 @@ def study_evidence(ctx: StudyContext, progress: Progress):
                     params={"pool": max(c["pool"], c["k_images"])})
     stats = ctx.run_pass(spec, staged(progress, 0.3, 0.4))
     jobs = panel_jobs(stats, classes=classes, k_features=c["k_features"], k_images=c["k_images"], pool=c["pool"])
-    name = f"panels/{panels_digest(spec, jobs, {'attack_steps': c['attack_steps']})}.npz"
-    data = ctx.cache.get(name) if ctx.cache is not None else None
-    if data is None:
-        data = run_panels(spec, jobs, attack_steps=c["attack_steps"], handle=handles[c["model"]],
-                          progress=staged(progress, 0.7, 0.2)).to_bytes()
-        if ctx.cache is not None:
-            ctx.cache.put(name, data)
+    panels = ctx.run_pass(PanelsSpec(source=spec, jobs=jobs, attack_steps=c["attack_steps"]),
+                          staged(progress, 0.7, 0.2))
     settings = {"classes": classes, "k_features": c["k_features"], "k_images": c["k_images"], "pool": c["pool"],
                 "attack_steps": c["attack_steps"]}
-    evidence = assemble_evidence(stats, jobs, [Partial.from_bytes(data)], settings=settings,
+    evidence = assemble_evidence(stats, jobs, panels, settings=settings,
                                  examples=class_examples(np.asarray(bench.split("train").labels), bench.num_classes))
     return bench, handles[c["model"]], evidence

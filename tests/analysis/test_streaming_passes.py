@@ -152,3 +152,25 @@ def test_amp_runs_forward_passes_in_reduced_precision(tiny_data, tiny_model):
     assert not np.array_equal(exact.features, mixed.features)  # bfloat16 on the CPU, float16 on CUDA
     scale = np.abs(exact.features).max()
     np.testing.assert_allclose(mixed.features, exact.features, atol=0.05 * scale)
+
+
+def test_panels_spec_round_trips_and_refuses_partials_of_other_panels(tiny_data, tiny_model, tmp_path):
+    """The panels fan-out travels as JSON (a Celery argument) with the same digest; its shards cover the jobs."""
+    from analysis.streaming import DirectoryShardStore, PanelsSpec, panel_jobs, run_work, work_from_dict
+
+    source, _, _ = tiny_data
+    model, _ = tiny_model
+    spec = PassSpec(kind="salient", model=model, data=source, params={"pool": 6})
+    jobs = panel_jobs(run_pass(spec, 1, execution=Execution(batch_size=32)), k_features=2, k_images=2, pool=6)
+    panels = PanelsSpec(source=spec, jobs=jobs, attack_steps=1, attack_step_size=0.05)
+    again = work_from_dict(panels.to_dict())
+    assert again == panels and again.digest() == panels.digest() and isinstance(work_from_dict(spec.to_dict()), PassSpec)
+    store = DirectoryShardStore(tmp_path)
+    partials = run_work(panels, 3, execution=Execution(batch_size=32), store=store)
+    assert [(p.start, p.stop) for p in partials] == [(s.start, s.stop) for s in panels.plan(3, Execution())]
+    assert len(list(tmp_path.rglob("*.npz"))) == 3 and partials[-1].stop == len(jobs)
+    other = PanelsSpec(source=spec, jobs=jobs, attack_steps=2, attack_step_size=0.05)
+    with pytest.raises(ValueError, match="belong to other panels"):
+        other.result(partials)
+    with pytest.raises(ValueError, match="do not cover all"):
+        panels.result(partials[:-1])
