@@ -182,9 +182,13 @@ class Task(TimestampedModel):
     approved = models.PositiveSmallIntegerField(default=0)
     external_id = models.CharField(max_length=128, blank=True, default="", db_index=True, help_text="e.g. MTurk HITId")
     stopped_early = models.BooleanField(default=False, help_text="Early stopping lowered ``wanted``: label settled.")
+    exclusion_group = models.CharField(
+        max_length=200, blank=True, default="", editable=False,
+        help_text="``payload['exclusion_group']``, kept on save: a worker gets one task of a group per study.")
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["study", "exclusion_group"], name="task_study_exclusion_group")]
         constraints = [
             models.UniqueConstraint(fields=["study", "key"], name="task_unique_key_per_study"),
             models.CheckConstraint(condition=Q(filled__lte=F("wanted")), name="task_filled_le_wanted"),
@@ -193,6 +197,13 @@ class Task(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.study_id}/{self.key}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.exclusion_group = str((self.payload or {}).get("exclusion_group") or "")[:200]
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "payload" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "exclusion_group"}
+        super().save(*args, **kwargs)
 
 
 class Assignment(TimestampedModel):

@@ -81,9 +81,8 @@ def tasks_open_for(*, worker: Worker, study: Study | None = None) -> QuerySet[Ta
         .exclude(study__excluded_workers=worker)
         .exclude(study__owner__blocked_workers__worker=worker)
         .exclude(Exists(Assignment.objects.filter(
-            worker=worker, task__study=OuterRef("study"),
-            task__payload__exclusion_group=OuterRef("payload__exclusion_group"),
-        )))
+            worker=worker, task__study=OuterRef("study"), task__exclusion_group=OuterRef("exclusion_group"),
+        ).exclude(task__exclusion_group="")))
     )
     if study is not None:
         tasks = tasks.filter(study=study)
@@ -95,11 +94,10 @@ def tasks_open_for(*, worker: Worker, study: Study | None = None) -> QuerySet[Ta
 
 def worker_had_exclusion_sibling(*, worker: Worker, task: Task) -> bool:
     """Whether the worker had another task of ``task``'s ``exclusion_group`` in its study (see above)."""
-    group = (task.payload or {}).get("exclusion_group")
-    if group is None:
+    if not task.exclusion_group:
         return False
     return Assignment.objects.filter(worker=worker, task__study_id=task.study_id,
-                                     task__payload__exclusion_group=group).exclude(task=task).exists()
+                                     task__exclusion_group=task.exclusion_group).exclude(task=task).exists()
 
 
 #: Assignment states that count towards a per-worker cap and the gold mix (returned/expired do not).

@@ -66,11 +66,11 @@ def assignment_claim_next(*, worker: Worker, study: Study | None = None) -> Assi
 def _claim_candidates(*, worker: Worker, study: Study | None) -> list[Task]:
     """Up to 25 tasks of the first study with work for the worker; gold first when one is due."""
     open_tasks = selectors.tasks_open_for(worker=worker, study=study).select_related("study")
-    target = open_tasks.filter(is_gold=False).values_list("study", flat=True).first()
-    if target is None:
+    first = list(open_tasks.filter(is_gold=False)[:25])  # in study order: the first rows are the target study's
+    if not first:
         return []
-    in_study = open_tasks.filter(study_id=target)
-    normal = list(in_study.filter(is_gold=False)[:25])
+    in_study = open_tasks.filter(study_id=first[0].study_id)
+    normal = [task for task in first if task.study_id == first[0].study_id]
     rate = normal[0].study.gold_rate
     if rate > 0:
         taken, gold_taken = selectors.worker_study_counts(worker=worker, study=normal[0].study)
