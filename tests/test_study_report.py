@@ -253,3 +253,11 @@ def test_the_report_opens_from_disk_with_every_image(researcher, make_worker, dj
     assert len(sizes) == len(Page(path.read_text()).images) > 10 and all(w > 0 for w in sizes), sizes
     assert not requested, requested
     assert page.locator("#feature-grid .fp-item img").count() > 0
+
+
+def test_what_people_typed_is_escaped_in_the_report(make_study, make_worker, django_capture_on_commit_callbacks):
+    study = make_study(name='<script>alert("name")</script>', workers_per_task=1)
+    crowd_answers(study, make_worker, n=1, accuracy=1.0)
+    html = study_report_html(study=study)
+    assert check_self_contained(html).scripts == 0
+    assert "&lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;" in html
