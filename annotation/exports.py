@@ -82,18 +82,25 @@ def study_quality_summary(*, study: Study) -> dict:
         **report,
         "early_stopping": study_savings(study=study),
         "cost_estimate": study_cost_estimate(study=study),
-        "settings": {
-            "backend": study.backend, "gold_rate": study.gold_rate, "gold_min_accuracy": study.gold_min_accuracy,
-            "gold_min_answers": study.gold_min_answers, "max_tasks_per_worker": study.max_tasks_per_worker,
-            "min_answer_seconds": study.min_answer_seconds, "max_answer_seconds": study.max_answer_seconds,
-            "early_stopping": study.early_stopping,
-        },
+        "settings": study_quality_settings(study=study),
+    }
+
+
+def study_quality_settings(*, study: Study) -> dict:
+    """The study's crowd backend and quality-control settings."""
+    return {
+        "backend": study.backend, "gold_rate": study.gold_rate, "gold_min_accuracy": study.gold_min_accuracy,
+        "gold_min_answers": study.gold_min_answers, "max_tasks_per_worker": study.max_tasks_per_worker,
+        "min_answer_seconds": study.min_answer_seconds, "max_answer_seconds": study.max_answer_seconds,
+        "early_stopping": study.early_stopping,
     }
 
 
 def study_export_files(*, study: Study, with_outputs: bool = False) -> dict[str, str | bytes]:
-    """Name -> content of every export file of the study (and its output files under ``outputs/``)."""
+    """Name -> content of every export file of the study; ``with_outputs`` (the archive): also its output files
+    under ``outputs/`` and ``report.html``, the findings in one self-contained page (:mod:`annotation.report`)."""
     from annotation.artifacts import artifact_read
+    from annotation.report import study_report_html
 
     labels = study_labels_table(study=study)
     files: dict[str, str | bytes] = {
@@ -107,4 +114,5 @@ def study_export_files(*, study: Study, with_outputs: bool = False) -> dict[str,
     if with_outputs:
         for output in study.outputs.select_related("artifact"):
             files[f"outputs/{output.name}"] = artifact_read(output.artifact)
+        files["report.html"] = study_report_html(study=study)
     return files

@@ -16,6 +16,7 @@ from annotation.forms import StudyForm
 from annotation.models import Assignment, Bonus, Task, Worker
 from annotation.permissions import error_response, researcher_required
 from annotation.recruiters import recruiter_for
+from annotation.report import PageImages, study_report_html
 from annotation.states import allowed_transitions
 from annotation.task_kinds import TASK_KINDS, get_task_kind
 
@@ -164,8 +165,8 @@ def study_results(request, pk: int):
     outputs = {o.name: o for o in study.outputs.select_related("artifact")}
     ctx = services.study_context(study)
     job_forms = {name: (job.title, job.form(ctx)(prefix=name)) for name, job in kind.jobs.items()}
-    return render(request, kind.results_template, {
-        "study": study, "kind": kind, "outputs": outputs, "job_forms": job_forms,
+    return render(request, "annotation/study_results.html", {
+        "study": study, "kind": kind, "outputs": outputs, "job_forms": job_forms, "images": PageImages(study),
         "jobs": study.jobs.exclude(name__in=("evidence", "outputs")).order_by("-created_at")[:10],
         **kind.results_context(ctx),
     })
@@ -264,12 +265,15 @@ EXPORTS = {
 @researcher_required
 def study_export(request, pk: int, filename: str):
     study = selectors.study_get(user=request.user, pk=pk)
-    files = exports.study_export_files(study=study, with_outputs=filename == "archive.zip")
     slug = f"study{study.pk}"
-    if filename == "archive.zip":
+    if filename == "report.html":  # the study report alone, as the archive has it
+        response = HttpResponse(study_report_html(study=study), content_type="text/html; charset=utf-8")
+    elif filename == "archive.zip":
+        files = exports.study_export_files(study=study, with_outputs=True)
         response = HttpResponse(archive_bytes({f"{slug}/{k}": v for k, v in files.items()}), content_type="application/zip")
     elif filename in EXPORTS:
-        response = HttpResponse(files[filename], content_type=f"{EXPORTS[filename]}; charset=utf-8")
+        response = HttpResponse(exports.study_export_files(study=study)[filename],
+                                content_type=f"{EXPORTS[filename]}; charset=utf-8")
     else:
         return error_response(request, f"unknown export {filename!r}", 404)
     response["Content-Disposition"] = f'attachment; filename="{slug}-{filename}"'

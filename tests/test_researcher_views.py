@@ -89,7 +89,7 @@ def test_exports_are_long_format_with_labels(make_study, make_worker, researcher
     assert all(row["complete"] == "True" and row["tie"] == "False" for row in labels)
     archive = zipfile.ZipFile(io.BytesIO(client.get(reverse("study_export", args=[study.pk, "archive.zip"])).content))
     assert sorted(n.split("/")[-1] for n in archive.namelist()) == ["answers.csv", "answers.json", "labels.csv", "labels.json",
-                                                                       "quality.json", "workers.csv"]
+                                                                       "quality.json", "report.html", "workers.csv"]
     assert client.get(reverse("study_export", args=[study.pk, "secrets.txt"])).status_code == 404
 
 

@@ -147,7 +147,8 @@ class TaskKind:
     #: The answer field whose value is the task's label for aggregation.
     label_field: ClassVar[str]
     settings_form: ClassVar[type["forms.Form"]]
-    #: A page of the analysis results (``studies/<id>/results/``), or None.
+    #: The partial of the analysis results, or None: the results page (``studies/<id>/results/``) and the
+    #: archive's ``report.html`` render it; its images go through ``{% output_img %}`` / ``{% artifact_img %}``.
     results_template: ClassVar[str | None] = None
     jobs: ClassVar[Mapping[str, KindJob]] = {}
     #: The kind reads the model's last convolutional map (NAMs): a model without one is refused.
