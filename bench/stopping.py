@@ -37,7 +37,8 @@ def space(per_task: int) -> VoteSpace:
 def run(tasks: int, per_task: int, mix: CrowdMix, orders: int, seed: int, confidence: float, prior: bool) -> dict:
     rng = np.random.default_rng(seed)
     truths = [VALUES[i] for i in rng.choice(3, size=tasks, p=[0.5, 0.25, 0.25])]
-    rows = pd.DataFrame(mixed_crowd_answers(truths, VALUES, per_task, mix, seed=seed), columns=["task", "worker", "label"])
+    rows = pd.DataFrame(mixed_crowd_answers(truths, VALUES, per_task, mix, seed=seed),
+                        columns=["task", "worker", "label"])
     vs = space(per_task)
     model = (CrowdModel(n_labels=len(vs.labels)) if prior else
              fit_crowd_model(rows["task"], rows["worker"], [vs.vote[v] for v in rows["label"]], len(vs.labels)))

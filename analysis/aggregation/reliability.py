@@ -76,12 +76,17 @@ class CrowdModel:
         total = crowd.sum()
         future = (sum(c.sum() * confusion[w] for w, c in self.counts.items()) / total if total > 1e-9
                   else _normalise(centre))
-        label_sum = self.label_sum if self.label_sum is not None else sum(self.posterior.values(), np.zeros(L))
-        n_tasks = self.n_tasks if self.n_tasks is not None else len(self.posterior)
+        label_sum, n_tasks = self._label_totals()
         object.__setattr__(self, "centre", centre)
         object.__setattr__(self, "confusion", confusion)
         object.__setattr__(self, "future", future)
         object.__setattr__(self, "prior", (label_sum + 1.0) / (n_tasks + L))
+
+    def _label_totals(self) -> tuple[np.ndarray, int]:
+        """The summed posteriors and the number of the tasks the model counts."""
+        if self.label_sum is not None and self.n_tasks is not None:
+            return self.label_sum, self.n_tasks
+        return sum(self.posterior.values(), np.zeros(self.n_labels)), len(self.posterior)
 
     def of(self, worker: Hashable) -> np.ndarray:
         """The worker's confusion matrix (the prior's centre for a worker not seen yet)."""
@@ -103,8 +108,7 @@ class CrowdModel:
             if worker in counts:
                 counts[worker] = counts[worker].copy()
                 counts[worker][:, vote] = np.maximum(counts[worker][:, vote] - post, 0.0)
-        label_sum = self.label_sum if self.label_sum is not None else sum(self.posterior.values(), np.zeros(self.n_labels))
-        n_tasks = self.n_tasks if self.n_tasks is not None else len(self.posterior)
+        label_sum, n_tasks = self._label_totals()
         return attrs.evolve(self, counts=counts, label_sum=label_sum - post, n_tasks=n_tasks - 1)
 
 

@@ -139,7 +139,7 @@ def full_label_chances(space: VoteSpace, values: Sequence[str], workers: Sequenc
 class Predictive:
     """Stop once the full-answer label is predicted with probability >= ``confidence``."""
 
-    confidence: float = 0.98
+    confidence: float = 0.975
     min_answers: int = 2
     name = "predictive"
 
