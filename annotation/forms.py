@@ -28,7 +28,9 @@ class StudyForm(forms.Form):
     min_answer_seconds = forms.FloatField(min_value=0, required=False, initial=0,
                                           help_text="Faster answers are kept but flagged and not counted.")
     max_answer_seconds = forms.FloatField(min_value=1, required=False, help_text="Slower answers are flagged; empty = none.")
-    early_stopping = forms.BooleanField(required=False, help_text="Stop a task once its remaining answers cannot change its label.")
+    early_stopping = forms.BooleanField(
+        required=False, help_text="Stop a task once its label with all answers is predicted with 97.5% confidence "
+                                  "(answers weighted by worker reliability).")
     completion_code = forms.RegexField(regex=r"^[A-Za-z0-9]{0,64}$", required=False,
                                        help_text="Prolific completion code; empty = made for you.")
     prolific_study_id = forms.RegexField(regex=r"^[A-Za-z0-9]{0,64}$", required=False,

@@ -102,7 +102,7 @@ class Study(TimestampedModel):
     min_answer_seconds = models.FloatField(default=0.0, help_text="Faster answers are kept but flagged, not counted.")
     max_answer_seconds = models.FloatField(null=True, blank=True, help_text="Slower answers are flagged; empty = none.")
     early_stopping = models.BooleanField(
-        default=False, help_text="Stop collecting a task's answers once the rest cannot change its label."
+        default=False, help_text="Stop collecting a task's answers once its full-answer label is predicted well enough."
     )
     completion_code = models.CharField(max_length=64, blank=True, default="", help_text="Prolific completion code.")
     recruitment = models.JSONField(default=dict, blank=True, help_text="The recruiter's own state and options.")
@@ -181,7 +181,9 @@ class Task(TimestampedModel):
     filled = models.PositiveSmallIntegerField(default=0)
     approved = models.PositiveSmallIntegerField(default=0)
     external_id = models.CharField(max_length=128, blank=True, default="", db_index=True, help_text="e.g. MTurk HITId")
-    stopped_early = models.BooleanField(default=False, help_text="Early stopping lowered ``wanted``: label settled.")
+    stopped_early = models.BooleanField(default=False, help_text="Early stopping lowered ``wanted``: label predicted.")
+    stop_label = models.CharField(max_length=200, blank=True, default="",
+                                  help_text="The label early stopping predicted when it stopped the task.")
     exclusion_group = models.CharField(
         max_length=200, blank=True, default="", editable=False,
         help_text="``payload['exclusion_group']``, kept on save: a worker gets one task of a group per study.")

@@ -1,23 +1,16 @@
-"""Adaptive early stopping: is a task's label settled whatever its remaining answers say?
+"""Majority vote settled: the closed form ``top > second + remaining`` (the leader stays ahead whatever follows).
 
-Generic over the aggregation rule: every multiset of ``remaining`` further answers is appended to
-the current ones as a pseudo-task, all pseudo-tasks are aggregated in one call, and the label is
-settled when they all get the same label (no tie, no ``None``). For plain majority vote the closed
-form ``top > second + remaining`` gives the same answer (:func:`majority_settled`).
+The generic check over any aggregation rule, and the policies live studies use, are in
+:mod:`analysis.aggregation.stopping` (``Settled``, ``Predictive``).
 """
 from __future__ import annotations
 
-import itertools
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["label_settled", "majority_settled", "majority_settled_counts", "MAX_COMPLETIONS"]
-
-#: Above this many possible completions the check answers "not settled" rather than enumerate.
-MAX_COMPLETIONS = 5000
+__all__ = ["majority_settled", "majority_settled_counts"]
 
 
 def majority_settled(labels: Sequence[str], remaining: int) -> bool:
@@ -35,31 +28,3 @@ def majority_settled_counts(counts: np.ndarray, remaining: np.ndarray) -> np.nda
     second = ordered[:, -2] if ordered.shape[1] > 1 else np.zeros_like(top)
     remaining = np.asarray(remaining)
     return (remaining > 0) & (top > second + remaining)
-
-
-def label_settled(labels: Sequence[str], remaining: int, values: Sequence[str],
-                  aggregate: Callable[[pd.DataFrame], pd.DataFrame]) -> bool:
-    """True when every way the ``remaining`` answers could go leaves the aggregated label unchanged.
-
-    ``aggregate`` maps a long ``task, worker, label`` table to a table with ``label`` (and
-    optionally ``tie``) per task, as the task kinds' aggregation does.
-    """
-    if remaining <= 0 or not values:
-        return False
-    n_completions = math.comb(remaining + len(values) - 1, remaining)
-    if n_completions > MAX_COMPLETIONS:
-        return False
-    current = list(labels)
-    rows = []
-    for i, extra in enumerate(itertools.combinations_with_replacement(values, remaining)):
-        for j, label in enumerate([*current, *extra]):
-            rows.append((i, f"w{j}", label))
-    table = aggregate(pd.DataFrame(rows, columns=["task", "worker", "label"]))
-    if len(table) != n_completions:
-        return False
-    outcome = table["label"]
-    if outcome.isna().any():
-        return False
-    if "tie" in table.columns and table["tie"].astype(bool).any():
-        return False
-    return outcome.astype(str).nunique() == 1

@@ -12,7 +12,7 @@ from django.utils import timezone
 from annotation import selectors
 from annotation.errors import Conflict
 from annotation.models import Answer, Assignment, ExternalSession, Study, Task, Worker
-from annotation.services.quality import early_stop_check, gold_check, time_flag
+from annotation.services.quality import early_stop_check, gold_check, stopped_task_recheck, time_flag
 from annotation.services.slots import release_slot
 from annotation.task_kinds import get_task_kind
 from annotation.tokens import assignment_token_check
@@ -170,6 +170,7 @@ def assignment_reject(*, assignment: Assignment) -> bool:
     """Reject a submitted or approved answer: it stays stored but no longer counts."""
     if not release_slot(assignment_id=assignment.pk, to=A.REJECTED, frm=(A.SUBMITTED, A.APPROVED)):
         raise Conflict(f"only submitted or approved assignments can be rejected; this one is {assignment.state}")
+    stopped_task_recheck(task_id=assignment.task_id)
     return True
 
 

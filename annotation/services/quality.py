@@ -7,13 +7,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from analysis.aggregation.early_stopping import label_settled
-from annotation import selectors
+from annotation import selectors, stopping
 from annotation.errors import ApplicationError, Conflict
 from annotation.models import GOLD_SLOTS, Answer, Assignment, BlockedWorker, Bonus, Study, Task, Worker
 from annotation.recruiters import by_name, recruiter_for
 from annotation.services.crowd import external_worker
-from annotation.services.slots import release_slot
+from annotation.services.slots import release_slot, task_reopen
 from annotation.task_kinds import get_task_kind
 
 log = logging.getLogger(__name__)
@@ -58,9 +57,7 @@ def worker_exclude_from_study(*, study: Study, worker: Worker, flag: str = Answe
         for assignment_id, task_id in list(counted):
             flagged += Answer.objects.filter(assignment_id=assignment_id, flag="").update(flag=flag)
             release_slot(assignment_id=assignment_id, to=A.REJECTED, frm=(A.SUBMITTED, A.APPROVED))
-            # An early-stopped task whose label rested on this answer collects answers again.
-            Task.objects.filter(pk=task_id, stopped_early=True).update(
-                stopped_early=False, wanted=study.workers_per_task)
+            stopped_task_recheck(task_id=task_id)
         for assignment_id in list(Assignment.objects.filter(worker=worker, task__study=study, state=A.ASSIGNED)
                                   .values_list("pk", flat=True)):
             release_slot(assignment_id=assignment_id, to=A.EXPIRED)
@@ -68,28 +65,49 @@ def worker_exclude_from_study(*, study: Study, worker: Worker, flag: str = Answe
 
 
 def early_stop_check(*, task_id: int) -> bool:
-    """Stop collecting answers for a task once the rest cannot change its label; True if stopped."""
+    """Stop collecting answers for a task once the stopping policy predicts its full-answer label; True if stopped.
+
+    The policy (``annotation.stopping.policy``) weighs each answer by its worker's reliability. A stopped task
+    keeps being checked as the answers of assignments still open when it stopped arrive: it is reopened when
+    they make its label uncertain again (or complete it), else its label follows them.
+    """
     task = Task.objects.select_for_update().select_related("study").get(pk=task_id)
-    if task.stopped_early or task.is_gold:
+    if task.is_gold:
         return False
     study = task.study
     kind = get_task_kind(study.kind)
-    payloads = Answer.objects.filter(task=task, assignment__state__in=selectors.COUNTED).values_list(
-        "payload", flat=True)
-    labels = [p.get(kind.label_field) for p in payloads]
-    remaining = task.wanted - len(labels)
-    conf = selectors.study_conf(study=study)
-    values = kind.label_choices(conf)
-    if remaining <= 0 or not values or any(label is None for label in labels):
+    rows = list(Answer.objects.filter(task=task, assignment__state__in=selectors.COUNTED)
+                .order_by("submitted_at", "id").values_list("worker_id", "payload"))
+    values = [payload.get(kind.label_field) for _, payload in rows]
+    space = stopping.vote_space(study.kind, selectors.study_conf(study=study))
+    if not space.labels or any(value is None for value in values):
         return False
-    if not label_settled(labels, remaining, values, lambda table: kind.aggregate(table, conf)):
+    values = [str(value) for value in values]
+    workers = [worker for worker, _ in rows]
+    model = stopping.crowd_model(study, space, workers).without(task.pk)
+    decision = stopping.policy().decide(space, values, workers, study.workers_per_task - len(values), model)
+    if task.stopped_early:
+        if not decision.stop:
+            task_reopen(task_id=task.pk)
+        elif decision.label != task.stop_label:
+            Task.objects.filter(pk=task.pk, stopped_early=True).update(stop_label=decision.label)
         return False
-    stopped = Task.objects.filter(pk=task.pk, stopped_early=False).update(wanted=F("filled"), stopped_early=True)
+    if not decision.stop:
+        return False
+    stopped = Task.objects.filter(pk=task.pk, stopped_early=False).update(
+        wanted=F("filled"), stopped_early=True, stop_label=decision.label)
     if stopped:
         from workers.tasks import stop_external_task
 
         transaction.on_commit(lambda: stop_external_task.delay(task.pk))
     return bool(stopped)
+
+
+def stopped_task_recheck(*, task_id: int) -> None:
+    """An answer of a task stopped early no longer counts: the task reopens unless its label is still predicted."""
+    with transaction.atomic():
+        if Task.objects.filter(pk=task_id, stopped_early=True).exists():
+            early_stop_check(task_id=task_id)
 
 
 def task_set_gold(*, researcher, task: Task, truth_label: str | None) -> Task:

@@ -1,4 +1,4 @@
-"""Task slots: an assignment that leaves a slot-holding state gives its task the slot back, once."""
+"""Task slots: an assignment that leaves a slot-holding state gives its task the slot back, once; reopening."""
 from __future__ import annotations
 
 from django.db import transaction
@@ -24,5 +24,15 @@ def release_slot(*, assignment_id: int, to: str, frm: tuple[str, ...] = (A.ASSIG
         if was_approved:
             changes["approved"] = F("approved") - 1
         Task.objects.filter(pk=assignment.task_id).update(**changes)
+        # A task stopped early does not offer the slot again; if an answer it rested on stops counting,
+        # ``services.quality.early_stop_check`` decides whether it reopens.
+        Task.objects.filter(pk=assignment.task_id, stopped_early=True).update(wanted=F("filled"))
     return True
+
+
+def task_reopen(*, task_id: int) -> bool:
+    """An early-stopped task offers its slots again, up to the study's workers per task; False if not stopped."""
+    wanted = Task.objects.filter(pk=task_id).values_list("study__workers_per_task", flat=True).first()
+    return bool(Task.objects.filter(pk=task_id, stopped_early=True).update(
+        stopped_early=False, wanted=wanted, stop_label=""))
 

@@ -18,6 +18,7 @@ from annotation.services.jobs import enqueue_job
 from annotation.services.registry import study_inputs
 from annotation.services.slots import release_slot
 from annotation.states import study_transition
+from annotation.stopping import with_stop_labels
 from annotation.task_kinds import get_task_kind
 
 A = Assignment.State
@@ -122,7 +123,7 @@ def study_aggregate(*, study: Study) -> Study:
     """Aggregate the accepted answers into one result per task and move to ``aggregated``."""
     kind = get_task_kind(study.kind)
     answers = selectors.study_label_answers(study=study, label_field=kind.label_field)
-    table = kind.aggregate(answers, selectors.study_conf(study=study))
+    table = with_stop_labels(study, kind.aggregate(answers, selectors.study_conf(study=study)))
     report, ds = study_quality_report(study=study, majority=table["label"] if len(table) else table.get("label"))
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=study.pk)

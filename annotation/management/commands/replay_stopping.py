@@ -1,124 +1,74 @@
-"""``manage.py replay_stopping NAME [--policy P] [--orders N]``: replay a finished study's answers under a
-stopping policy and print, per policy, the share of answers saved and the label agreement with the labels
-of all the answers. The last line is ``saved=<fraction> agreement=<fraction>`` for the default policy.
+"""``manage.py replay_stopping NAME [--policy P] [--orders N]``: replay a study's answers under stopping policies
+and print, per policy, the share of answers saved and the label agreement with the labels of all the answers.
+The last line is ``saved=<fraction> agreement=<fraction>`` for the default policy.
 
-Policies:
-
-* ``settled`` (default; what live studies use, ``services.early_stop_check``): stop once no way the remaining
-  answers could go changes the aggregated label (``analysis.aggregation.early_stopping.label_settled``).
-* ``bayes``: stop once the posterior of the leading label reaches ``--threshold``, each answer weighted by
-  its worker's reliability (a one-coin model: right with probability p, else any other value alike), p from
-  the worker's agreement with Dawid-Skene labels of the whole study, shrunk towards 0.8 by 2 pseudo-answers.
-
-Tasks without a label from all their answers count as agreeing only when the policy used every answer.
+Policies (``analysis.aggregation.stopping``): ``predictive`` (the default, and what live studies use:
+``annotation.stopping.policy``), ``settled``, ``bayes`` and ``margin``. Each non-gold task's answers are
+replayed in ``--orders`` random orders (the same orders for every policy). Worker reliability
+(``--reliability answers``) is the live study's Dawid-Skene fit, here over all the study's answers with each
+task's own answers left out; ``--reliability prior`` gives every worker the prior accuracy, as at a study's start.
 """
 from __future__ import annotations
 
-import functools
-import math
-
+import attrs
 import numpy as np
-import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 
-from analysis.aggregation.early_stopping import label_settled
-from annotation import selectors
+from analysis.aggregation.stopping import POLICIES, replay
+from annotation import selectors, stopping
 from annotation.management.lookup import study_named
 from annotation.task_kinds import get_task_kind
 
-POLICIES = ("settled", "bayes")
-PRIOR_ACCURACY, PRIOR_WEIGHT = 0.8, 2.0
-
-
-def worker_reliability(answers: pd.DataFrame) -> dict:
-    """Each worker's chance of giving the Dawid-Skene label, shrunk towards :data:`PRIOR_ACCURACY`."""
-    from crowdkit.aggregation import DawidSkene
-
-    ds = DawidSkene(n_iter=100).fit_predict(answers)
-    right = answers["label"].to_numpy() == answers["task"].map(ds).to_numpy()
-    per = pd.DataFrame({"worker": answers["worker"], "right": right}).groupby("worker")["right"].agg(["sum", "count"])
-    p = (per["sum"] + PRIOR_ACCURACY * PRIOR_WEIGHT) / (per["count"] + PRIOR_WEIGHT)
-    return p.clip(0.5, 0.99).to_dict()
-
-
-def bayes_leader(labels, workers, values, reliability) -> tuple[str, float]:
-    """The leading value and its posterior under the one-coin model with a uniform prior."""
-    k = len(values)
-    logp = dict.fromkeys(values, 0.0)
-    for label, worker in zip(labels, workers):
-        p = reliability.get(worker, PRIOR_ACCURACY)
-        for value in values:
-            logp[value] += math.log(p) if value == label else math.log((1 - p) / (k - 1))
-    top = max(logp.values())
-    weights = {v: math.exp(x - top) for v, x in logp.items()}
-    leader = max(weights, key=weights.get)
-    return leader, weights[leader] / sum(weights.values())
+DEFAULT = "predictive"
 
 
 class Command(BaseCommand):
-    help = "Replay a finished study's answers under stopping policies: answers saved, agreement with all answers."
+    help = "Replay a study's answers under stopping policies: answers saved, agreement with all answers."
 
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--owner", help="owner's user name, when several researchers use the same name")
         parser.add_argument("--policy", choices=[*POLICIES, "all"], default="all")
         parser.add_argument("--orders", type=int, default=10, help="random orders of each task's answers")
+        parser.add_argument("--reliability", choices=["answers", "prior"], default="answers",
+                            help="worker reliability: Dawid-Skene on the study's answers, or the prior for all")
+        parser.add_argument("--confidence", type=float, default=None,
+                            help="predictive: probability of the full-answer label needed to stop "
+                                 "(default: SALIENT_STOP_CONFIDENCE, as live studies)")
         parser.add_argument("--threshold", type=float, default=0.99, help="bayes: posterior needed to stop")
         parser.add_argument("--seed", type=int, default=0)
 
-    def handle(self, *args, name: str, owner: str | None, policy: str, orders: int, threshold: float, seed: int,
-               **options):
+    def handle(self, *args, name: str, owner: str | None, policy: str, orders: int, reliability: str,
+               confidence: float | None, threshold: float, seed: int, **options):
         if orders < 1:
             raise CommandError("--orders must be at least 1")
+        if confidence is not None and not 0.5 < confidence <= 1:
+            raise CommandError("--confidence must be within (0.5, 1]")
         study = study_named(name, owner)
         kind = get_task_kind(study.kind)
-        conf = selectors.study_conf(study=study)
         answers = selectors.study_label_answers(study=study, label_field=kind.label_field).dropna(subset=["label"])
-        values = kind.label_choices(conf)
-        if answers.empty or not values:
+        answers = answers.astype({"label": str})
+        if answers.empty or not kind.label_choices(selectors.study_conf(study=study)):
             raise CommandError(f"study {name!r} has no accepted answers with a label to replay")
-        conf = {**conf, "workers_per_task": int(answers.groupby("task").size().max())}
-        full = kind.aggregate(answers, conf)["label"].to_dict()
-        reliability = worker_reliability(answers)
+        conf = {**selectors.study_conf(study=study), "workers_per_task": int(answers.groupby("task").size().max())}
+        space = stopping.vote_space(study.kind, conf)
+        gold = stopping.study_gold_values(study, kind.label_field)
+        model = stopping.fit_model(answers, space, gold) if reliability == "answers" else stopping.prior_model(space)
+        replayed = answers[~answers["task"].isin(list(study.tasks.filter(is_gold=True).values_list("pk", flat=True)))]
+        tasks = [(task, g["label"].tolist(), g["worker"].tolist()) for task, g in replayed.groupby("task")]
+        if not tasks:
+            raise CommandError(f"study {name!r} has answers on gold tasks only; nothing to replay")
         rng = np.random.default_rng(seed)
-        label_of = functools.lru_cache(maxsize=None)(lambda labels: _label(kind, conf, labels))
-        groups = [(task, g["label"].astype(str).tolist(), g["worker"].tolist()) for task, g in answers.groupby("task")]
-
-        def stop_at(policy_name, labels, workers) -> tuple[int, object]:
-            """How many answers the policy uses and the label it ends with."""
-            n = len(labels)
-            for k in range(1, n):
-                if policy_name == "settled":
-                    if label_settled(labels[:k], conf["workers_per_task"] - k, values,
-                                     lambda table: kind.aggregate(table, conf)):
-                        return k, label_of(tuple(labels[:k]))
-                else:
-                    leader, posterior = bayes_leader(labels[:k], workers[:k], values, reliability)
-                    if posterior >= threshold:  # the label the kind gives a unanimous leader (e.g. background: spurious)
-                        return k, label_of((leader,) * conf["workers_per_task"])
-            return n, full.get(task)
-
-        chosen = POLICIES if policy == "all" else (policy,)
+        perms = [[rng.permutation(len(values)) for _ in range(orders)] for _, values, _ in tasks]
+        policies = {"predictive": stopping.policy(), "settled": POLICIES["settled"](),
+                    "bayes": POLICIES["bayes"](threshold=threshold), "margin": POLICIES["margin"]()}
+        if confidence is not None:
+            policies["predictive"] = attrs.evolve(policies["predictive"], confidence=confidence)
+        chosen = list(POLICIES) if policy == "all" else [policy]
         results = {}
         for policy_name in chosen:
-            used = total = agree = cases = 0
-            for task, labels, workers in groups:
-                for _ in range(orders):
-                    order = rng.permutation(len(labels))
-                    k, label = stop_at(policy_name, [labels[i] for i in order], [workers[i] for i in order])
-                    used, total, cases = used + k, total + len(labels), cases + 1
-                    truth = full.get(task)
-                    agree += (k == len(labels)) if truth is None else (str(label) == str(truth))
-            results[policy_name] = (1 - used / total, agree / cases)
-            self.stdout.write(f"{policy_name:<8} saved {results[policy_name][0]:.3f}  "
-                              f"agreement {results[policy_name][1]:.4f}  ({len(groups)} tasks x {orders} orders)")
-        default = "settled" if "settled" in results else chosen[0]
-        saved, agreement = results[default]
-        self.stdout.write(f"saved={saved:.4f} agreement={agreement:.4f}")
-
-
-def _label(kind, conf, labels: tuple):
-    """The kind's label of these answers alone."""
-    table = kind.aggregate(pd.DataFrame({"task": 0, "worker": [f"w{i}" for i in range(len(labels))],
-                                         "label": list(labels)}), {**conf, "workers_per_task": len(labels)})
-    return table["label"].iloc[0] if len(table) else None
+            results[policy_name] = replay(space, tasks, policies[policy_name], model, perms)
+            self.stdout.write(f"{policy_name:<10} saved {results[policy_name].saved:.3f}  "
+                              f"agreement {results[policy_name].agreement:.4f}  ({len(tasks)} tasks x {orders} orders)")
+        last = results[DEFAULT if DEFAULT in results else chosen[0]]
+        self.stdout.write(f"saved={last.saved:.4f} agreement={last.agreement:.4f}")
