@@ -159,8 +159,9 @@ def study_answers(*, study: Study) -> QuerySet[Answer]:
 
 def study_label_answers(*, study: Study, label_field: str) -> pd.DataFrame:
     """Accepted answers as a long ``task, worker, label`` table (rejected answers left out)."""
-    rows = study_answers(study=study).filter(assignment__state__in=COUNTED)
-    data = [{"task": a.task_id, "worker": a.worker_id, "label": a.payload.get(label_field)} for a in rows]
+    rows = (Answer.objects.filter(task__study=study, assignment__state__in=COUNTED)
+            .order_by("task_id", "submitted_at", "id").values_list("task_id", "worker_id", "payload"))
+    data = [{"task": task, "worker": worker, "label": payload.get(label_field)} for task, worker, payload in rows]
     return pd.DataFrame(data, columns=["task", "worker", "label"])
 
 
