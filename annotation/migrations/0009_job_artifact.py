@@ -5,7 +5,7 @@ import django.db.models.deletion
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0007_job_waiting'),
+        ('annotation', '0008_task_exclusion_group'),
     ]
 
     operations = [
