@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dashboard_scale import make_study  # noqa: E402
+from dashboard_scale import bench_researcher, make_study  # noqa: E402
 from scratch import ADMIN_URL, scratch_database  # noqa: E402
 
 DB_NAME = "salient_bench_aggregate"
@@ -29,20 +29,15 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_database(args.admin_url, DB_NAME):
         from django.db import connection
-        from django.test import Client
-        from django.test.utils import CaptureQueriesContext, setup_test_environment
+        from django.test.utils import CaptureQueriesContext
         from django.urls import reverse
 
         from annotation import services
-        from annotation.models import Job, Study, Worker
+        from annotation.models import Job, Study
         from workers.celery import app
 
-        setup_test_environment()
+        owner, workers, client = bench_researcher()
         app.conf.task_always_eager = False  # a broker holds the job's message; no worker takes it here
-        owner = services.researcher_create(username="bench", password=None)
-        workers = [Worker.objects.create(backend="imported", external_id=f"W{i}") for i in range(3)]
-        client = Client()
-        client.force_login(owner)
         print(f"PostgreSQL scratch db {DB_NAME}; {os.cpu_count()} CPUs; one run each\n")
         print(f"{'tasks':>7} {'answers':>8} {'request s':>10} {'queries':>8} {'job s':>8} {'job state':>10} "
               f"{'answers.csv s':>14} {'archive job s':>14} {'archive MB':>11}")
