@@ -86,7 +86,10 @@ def study_close_recruitment(*, study: Study) -> None:
     """Close the study on its crowd site, then reconcile it a last time: the periodic run covers live studies only."""
     recruiter_for(study).close(study)
     if study.tasks.exclude(external_id="").exists():
-        study_reconcile(study=study, wait=RECONCILE_WAIT_SECONDS)
+        try:
+            study_reconcile(study=study, wait=RECONCILE_WAIT_SECONDS)
+        except Exception:  # the site is closed all the same; reopening the study reconciles it again
+            log.exception("the last reconciliation of study %s failed", study.pk)
 
 
 def task_stop_external(*, task: Task) -> None:
