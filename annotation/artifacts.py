@@ -14,7 +14,7 @@ import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from analysis.artifact_store import ArtifactStore, LocalArtifactStore, make_artifact_store
+from analysis.artifact_store import ArtifactNotFoundError, ArtifactStore, LocalArtifactStore, make_artifact_store
 from annotation.models import Artifact
 
 
@@ -58,6 +58,21 @@ def artifact_store_image(*, image: np.ndarray, kind: str = "image") -> Artifact:
 def artifact_open(artifact: Artifact) -> BinaryIO:
     """The stored file of ``artifact``, open for reading."""
     return artifact_store().open(artifact.name)
+
+
+def artifact_download(artifact: Artifact, *, filename: str):
+    """A download of ``artifact`` as ``filename``; :class:`annotation.selectors.NotFound` when its file is gone."""
+    from django.http import FileResponse
+
+    from annotation.selectors import NotFound
+
+    try:
+        handle = artifact_open(artifact)
+    except ArtifactNotFoundError as exc:
+        raise NotFound("this file is missing from the artifact store; make it again") from exc
+    response = FileResponse(handle, content_type=artifact.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def artifact_read(artifact: Artifact) -> bytes:

@@ -151,6 +151,8 @@ class Job(TimestampedModel):
     attempts = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    artifact = models.ForeignKey("Artifact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 help_text="The file the job made (an export archive), downloaded by the study's owner")
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(done__lte=F("total")) | Q(total=0), name="job_done_le_total")]

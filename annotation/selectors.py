@@ -6,6 +6,7 @@ from typing import Any
 import pandas as pd
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import Answer, Assignment, Study, Task, Worker
@@ -158,8 +159,9 @@ def study_answers(*, study: Study) -> QuerySet[Answer]:
 
 def study_label_answers(*, study: Study, label_field: str) -> pd.DataFrame:
     """Accepted answers as a long ``task, worker, label`` table (rejected answers left out)."""
-    rows = study_answers(study=study).filter(assignment__state__in=COUNTED)
-    data = [{"task": a.task_id, "worker": a.worker_id, "label": a.payload.get(label_field)} for a in rows]
+    rows = (Answer.objects.filter(task__study=study, assignment__state__in=COUNTED)
+            .order_by("task_id", "submitted_at", "id").values_list("task_id", "worker_id", "payload"))
+    data = [{"task": task, "worker": worker, "label": payload.get(label_field)} for task, worker, payload in rows]
     return pd.DataFrame(data, columns=["task", "worker", "label"])
 
 
@@ -229,18 +231,22 @@ def study_tasks_filtered(*, study: Study, key: str = "", gold: bool | None = Non
     return tasks.order_by(*_order(TASK_ORDERS, order))
 
 
-def study_progress_summary(*, study: Study) -> dict[str, Any]:
-    """The poll's figures in a constant number of queries: answers received/wanted and the latest job."""
+def study_progress_summary(*, study: Study, file_url: str = "study_job_file") -> dict[str, Any]:
+    """The poll's figures in a constant number of queries: answers received/wanted and the latest job
+    (with the address of the file it made, by the URL name ``file_url``)."""
     totals = study.tasks.filter(is_gold=False).aggregate(wanted=Sum("wanted"), tasks=Count("id"))
     received = Assignment.objects.filter(task__study=study, task__is_gold=False, state__in=COUNTED).count()
     wanted = totals["wanted"] or 0
     job = study.jobs.order_by("-created_at").first()
     return {
         "state": study.state, "tasks": totals["tasks"], "received": received, "wanted": wanted,
-        "fraction": received / wanted if wanted else 0.0, "job": None if job is None else job_summary(job),
+        "fraction": received / wanted if wanted else 0.0,
+        "job": None if job is None else job_summary(job, file_url=file_url),
     }
 
 
-def job_summary(job) -> dict[str, Any]:
+def job_summary(job, *, file_url: str = "study_job_file") -> dict[str, Any]:
+    """A job's state and progress; ``file`` is the address of the file it made (an export), else ""."""
     return {"id": job.pk, "name": job.name, "state": job.state, "done": job.done, "total": job.total,
-            "fraction": job.fraction, "message": job.message, "error": job.error}
+            "fraction": job.fraction, "message": job.message, "error": job.error,
+            "file": reverse(file_url, args=[job.study_id, job.pk]) if job.artifact_id else ""}

@@ -24,16 +24,21 @@ def allowed_transitions(state: str) -> frozenset[str]:
     return TRANSITIONS.get(state, frozenset())
 
 
-def study_transition(*, study: Study, to: str, error: str = "") -> Study:
-    """Move ``study`` to state ``to`` or raise :class:`IllegalTransition` and change nothing."""
+def transition_check(*, study: Study, to: str) -> None:
+    """Raise :class:`IllegalTransition` unless ``study`` may go from its state to ``to``."""
     if to not in S.values:
         raise IllegalTransition(f"unknown study state {to!r}; states are {', '.join(S.values)}")
-    current = study.state
-    if to not in allowed_transitions(current):
-        allowed = ", ".join(sorted(allowed_transitions(current))) or "none"
+    if to not in allowed_transitions(study.state):
+        allowed = ", ".join(sorted(allowed_transitions(study.state))) or "none"
         raise IllegalTransition(
-            f"study {study.name!r} cannot go from {current} to {to} (allowed from {current}: {allowed})"
+            f"study {study.name!r} cannot go from {study.state} to {to} (allowed from {study.state}: {allowed})"
         )
+
+
+def study_transition(*, study: Study, to: str, error: str = "") -> Study:
+    """Move ``study`` to state ``to`` or raise :class:`IllegalTransition` and change nothing."""
+    transition_check(study=study, to=to)
+    current = study.state
     updated = Study.objects.filter(pk=study.pk, state=current).update(state=to, error=error)
     if not updated:
         study.refresh_from_db(fields=["state"])

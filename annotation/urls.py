@@ -16,6 +16,7 @@ urlpatterns = [
     path("studies/<int:pk>/progress.json", r.study_progress, name="study_progress"),
     path("studies/<int:pk>/results/", r.study_results, name="study_results"),
     path("studies/<int:pk>/answers/decide/", r.answers_decide, name="answers_decide"),
+    path("studies/<int:pk>/jobs/<int:job_id>/file", r.study_job_file, name="study_job_file"),
     path("studies/<int:pk>/jobs/<str:name>/", r.study_job_start, name="study_job_start"),
     path("studies/<int:pk>/<str:action>/", r.study_action, name="study_action"),
     path("studies/<int:pk>/export/<str:filename>", r.study_export, name="study_export"),

@@ -6,17 +6,17 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from analysis.exports import archive_bytes
 from annotation import exports, quality, selectors, services
-from annotation.artifacts import artifact_open
+from annotation.artifacts import artifact_download, artifact_open
 from annotation.errors import ApplicationError
 from annotation.forms import StudyForm
-from annotation.models import Assignment, Bonus, Task, Worker
+from annotation.models import Assignment, Bonus, Job, Task, Worker
 from annotation.permissions import error_response, researcher_required
 from annotation.recruiters import recruiter_for
 from annotation.report import PageImages, study_report_html
+from annotation.services.export_jobs import JOB_EXPORTS
 from annotation.states import allowed_transitions
 from annotation.task_kinds import TASK_KINDS, get_task_kind
 
@@ -123,6 +123,7 @@ def study_detail(request, pk: int):
         "gold_editable": study.state in ("draft", "ready"),
         "gold_choices": _label_choices(study),
         "outputs": study.outputs.select_related("artifact"),
+        "archive": services.study_export_latest(study=study),
         "bonuses": Bonus.objects.filter(assignment__task__study=study).select_related("paid_by", "assignment__worker")[:200],
     })
 
@@ -206,21 +207,26 @@ ACTIONS = {
     "compute": lambda study: services.study_start_computing(study=study),
     "launch": lambda study: services.study_launch(study=study),
     "close": lambda study: services.study_close(study=study),
-    "aggregate": lambda study: services.study_aggregate(study=study),
+    "aggregate": lambda study: services.study_start_aggregation(study=study),
 }
 
 
 @require_POST
 @researcher_required
 def study_action(request, pk: int, action: str):
+    """A lifecycle verb; compute and aggregate queue a job (its progress shows on the dashboard)."""
     study = selectors.study_get(user=request.user, pk=pk)
     if action not in ACTIONS:
         return error_response(request, f"unknown action {action!r}; actions are {', '.join(ACTIONS)}", 400)
-    ACTIONS[action](study)
+    job = ACTIONS[action](study)
+    job = job if isinstance(job, Job) else None
     study.refresh_from_db()
+    if job is not None:
+        job.refresh_from_db()
     if request.headers.get("Accept", "").startswith("application/json"):
-        return JsonResponse({"state": study.state})
-    messages.success(request, f"{action}: study is now {study.state}.")
+        return JsonResponse({"state": study.state, **({"job": selectors.job_summary(job)} if job else {})})
+    queued = f" ({job.name} job {job.state})" if job is not None and job.state != Job.State.DONE else ""
+    messages.success(request, f"{action}: study is now {study.state}{queued}.")
     return redirect("study_detail", pk=study.pk)
 
 
@@ -261,24 +267,54 @@ EXPORTS = {
 }
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @researcher_required
 def study_export(request, pk: int, filename: str):
+    """One export file, made in the request; the archive is made by a job (POST) and served when it is done (GET)."""
     study = selectors.study_get(user=request.user, pk=pk)
-    slug = f"study{study.pk}"
+    if filename in JOB_EXPORTS:
+        return _export_job(request, study, filename)
+    if filename != "report.html" and filename not in EXPORTS:
+        return error_response(request, f"unknown export {filename!r}", 404)
+    if request.method != "GET":
+        return error_response(request, f"{filename} is downloaded directly (GET); a job makes "
+                                       f"{', '.join(JOB_EXPORTS)}", 405)
     if filename == "report.html":  # the study report alone, as the archive has it
         response = HttpResponse(study_report_html(study=study), content_type="text/html; charset=utf-8")
-    elif filename == "archive.zip":
-        files = exports.study_export_files(study=study, with_outputs=True)
-        response = HttpResponse(archive_bytes({f"{slug}/{k}": v for k, v in files.items()}), content_type="application/zip")
-    elif filename in EXPORTS:
+    else:
         response = HttpResponse(exports.study_export_files(study=study)[filename],
                                 content_type=f"{EXPORTS[filename]}; charset=utf-8")
-    else:
-        return error_response(request, f"unknown export {filename!r}", 404)
-    response["Content-Disposition"] = f'attachment; filename="{slug}-{filename}"'
+    response["Content-Disposition"] = f'attachment; filename="study{study.pk}-{filename}"'
     return response
 
+
+def _export_job(request, study, filename: str):
+    if request.method == "POST":
+        job = services.study_start_export(study=study, file=filename)
+        job.refresh_from_db()
+        if request.headers.get("Accept", "").startswith("application/json"):
+            return JsonResponse({"job": selectors.job_summary(job)}, status=202)
+        messages.success(request, f"{filename}: {'ready' if job.state == Job.State.DONE else 'being made'}.")
+        return redirect(reverse("study_detail", args=[study.pk]) + "#exports")
+    latest = services.study_export_latest(study=study, file=filename)
+    if latest is None:
+        return error_response(request, f"no {filename} was made yet: make one on the study's page", 404)
+    return _job_file(study, latest)
+
+
+@require_GET
+@researcher_required
+def study_job_file(request, pk: int, job_id: int):
+    """The file a job of the study made (an export archive)."""
+    study = selectors.study_get(user=request.user, pk=pk)
+    job = study.jobs.filter(pk=job_id, artifact__isnull=False).select_related("artifact").first()
+    if job is None:
+        return error_response(request, "this job made no file", 404)
+    return _job_file(study, job)
+
+
+def _job_file(study, job):
+    return artifact_download(job.artifact, filename=f"study{study.pk}-{job.params.get('file', job.name)}")
 
 
 @require_GET

@@ -42,6 +42,22 @@ def make_study(owner, size: int, workers):
     return study
 
 
+def bench_researcher():
+    """(researcher, 3 imported workers, a test client signed in as the researcher) in the scratch database."""
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+
+    from annotation import services
+    from annotation.models import Worker
+
+    setup_test_environment()
+    owner = services.researcher_create(username="bench", password=None)
+    workers = [Worker.objects.create(backend="imported", external_id=f"W{i}") for i in range(3)]
+    client = Client()
+    client.force_login(owner)
+    return owner, workers, client
+
+
 def show_queries(client, study) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -80,18 +96,9 @@ def main() -> None:
     parser.add_argument("--show-queries", action="store_true", help="print each query's time of one poll")
     args = parser.parse_args()
     with scratch_database(args.admin_url, DB_NAME):
-        from django.test import Client
-        from django.test.utils import setup_test_environment
         from django.urls import reverse
 
-        from annotation import services
-        from annotation.models import Worker
-
-        setup_test_environment()
-        owner = services.researcher_create(username="bench", password=None)
-        workers = [Worker.objects.create(backend="imported", external_id=f"W{i}") for i in range(3)]
-        client = Client()
-        client.force_login(owner)
+        owner, workers, client = bench_researcher()
         print(f"PostgreSQL scratch db {DB_NAME}; {os.cpu_count()} CPUs; median of {args.repeats}\n")
         print(f"{'tasks':>7} {'page s':>8} {'queries':>8} {'poll s':>8} {'queries':>8} {'page vs anchor':>15} "
               f"{'poll vs anchor':>15}")

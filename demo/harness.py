@@ -122,12 +122,10 @@ def run_demo_study(
     clock = time.monotonic()
     progress = researcher.progress(study_id)
     researcher.action(study_id, "close")
-    researcher.action(study_id, "aggregate")
-    progress = researcher.progress(study_id)
-    if progress["job"] and progress["job"]["name"] == "outputs":
-        researcher.wait_for_state(study_id, {"aggregated"})
-        while researcher.progress(study_id)["job"]["state"] in ("pending", "running"):
-            time.sleep(0.5)
+    researcher.action(study_id, "aggregate")  # a job: with a broker it runs on a worker
+    researcher.wait_for_state(study_id, {"aggregated"})
+    while researcher.progress(study_id)["job"]["state"] in ("pending", "running"):  # the outputs job, if any
+        time.sleep(0.5)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name in EXPORT_FILES:

@@ -5,7 +5,7 @@
 >>> study = studio.create("Subjects", "image_choice", settings={"images": ["astronaut", "coffee"]},
 ...                       workers_per_task=5)
 >>> studio.compute(study); studio.wait(study, "ready"); studio.launch(study)
->>> studio.wait(study, "answered"); studio.close(study); studio.aggregate(study)
+>>> studio.wait(study, "answered"); studio.close(study); studio.aggregate(study)   # waits for the job
 >>> studio.labels(study)             # one row per task: label, tie, count_<value>, ...
 >>> studio.answers(study)            # task, worker, label, ... : crowd-kit's input as it is
 
@@ -105,14 +105,35 @@ class Studio:
     def close(self, study: int | dict) -> dict:
         return self._post(f"/studies/{_study_id(study)}/close")
 
-    def aggregate(self, study: int | dict) -> dict:
-        return self._post(f"/studies/{_study_id(study)}/aggregate")
+    def aggregate(self, study: int | dict, *, wait: bool = True, timeout: float = 3600.0, poll: float = 1.0) -> dict:
+        """Aggregate (a job on the server); returns the study once the job is done, or with ``wait=False`` at
+        once with the queued job under ``"job"``. A failed job raises :class:`StudioError`."""
+        reply = self._post(f"/studies/{_study_id(study)}/aggregate")
+        if not wait:
+            return reply
+        self.wait_job(study, reply["job"], timeout=timeout, poll=poll)
+        return self.study(study)
 
     def progress(self, study: int | dict) -> dict:
         return self._get(f"/studies/{_study_id(study)}/progress")
 
     def jobs(self, study: int | dict) -> pd.DataFrame:
         return pd.DataFrame(self._get(f"/studies/{_study_id(study)}/jobs"))
+
+    def wait_job(self, study: int | dict, job: int | dict, *, timeout: float = 3600.0, poll: float = 1.0) -> dict:
+        """Poll a job of the study until it is done and return it; a failed job or the timeout raises."""
+        job_id = int(job["id"]) if isinstance(job, dict) else int(job)
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self._get(f"/studies/{_study_id(study)}/jobs/{job_id}")
+            if job["state"] == "done":
+                return job
+            if job["state"] == "failed":
+                raise StudioError(409, f"the {job['name']} job failed: {job['error']}")
+            if time.monotonic() > deadline:
+                raise StudioError(408, f"waited {timeout:.0f} s for the {job['name']} job; it is {job['state']} "
+                                       f"({job['done']}/{job['total']} {job['message']})")
+            time.sleep(poll)
 
     def wait(self, study: int | dict, until: str = "ready", *, timeout: float = 3600.0, poll: float = 3.0) -> dict:
         """Poll until the study is in state ``until`` (e.g. ``"ready"``, ``"aggregated"``) or, with
@@ -167,9 +188,11 @@ class Studio:
         """An output file's bytes (also written to ``path`` when given)."""
         return self._download(f"/studies/{_study_id(study)}/outputs/{name}", path)
 
-    def archive(self, study: int | dict, path: str | Path | None = None) -> bytes:
-        """The study's export archive (zip of answers, labels, workers, quality and outputs)."""
-        return self._download(f"/studies/{_study_id(study)}/archive", path)
+    def archive(self, study: int | dict, path: str | Path | None = None, *, timeout: float = 3600.0,
+                poll: float = 1.0) -> bytes:
+        """The study's export archive (zip of answers, labels, workers, quality and outputs), made now by a job."""
+        job = self.wait_job(study, self._post(f"/studies/{_study_id(study)}/archive"), timeout=timeout, poll=poll)
+        return self._download(f"/studies/{_study_id(study)}/jobs/{job['id']}/file", path)
 
     def _download(self, path: str, target: str | Path | None) -> bytes:
         data = self._request("GET", path).content

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 
 from django.test import Client
 from django.urls import reverse
@@ -37,6 +38,15 @@ def aggregate(study, capture) -> dict[str, bytes]:
     job = study.jobs.get(name="outputs")
     assert job.state == "done", job.error
     return output_files(study)
+
+
+def made_archive(client, study, capture) -> zipfile.ZipFile:
+    """Make the study's archive through the dashboard's button (a job, run here) and download it."""
+    with capture(execute=True):
+        assert client.post(reverse("study_export", args=[study.pk, "archive.zip"])).status_code == 302
+    reply = client.get(reverse("study_export", args=[study.pk, "archive.zip"]))
+    assert reply.status_code == 200, reply.content
+    return zipfile.ZipFile(io.BytesIO(b"".join(reply.streaming_content)))
 
 
 def output_files(study) -> dict[str, bytes]:

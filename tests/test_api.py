@@ -35,6 +35,7 @@ def study_routes(study_id: int, assignment_id: int) -> list[tuple[str, str]]:
     return [("get", base), ("get", f"{base}/progress"), ("get", f"{base}/jobs"), ("get", f"{base}/jobs/1"),
             ("get", f"{base}/tasks"), ("get", f"{base}/answers"), ("get", f"{base}/labels"),
             ("get", f"{base}/outputs"), ("get", f"{base}/outputs/x.csv"), ("get", f"{base}/archive"),
+            ("post", f"{base}/archive"), ("get", f"{base}/jobs/1/file"),
             ("get", f"{base}/exports/labels.csv"),
             *[("post", f"{base}/{verb}") for verb in ("compute", "launch", "close", "aggregate")],
             *[("post", f"/api/assignments/{assignment_id}/{verb}") for verb in ("approve", "reject")]]
@@ -140,14 +141,24 @@ def test_a_study_through_its_lifecycle(owner, researcher, make_worker, django_ca
 
     assert owner.post(f"/api/studies/{sid}/close").json()["state"] == "closed"
     with django_capture_on_commit_callbacks(execute=True):
-        assert owner.post(f"/api/studies/{sid}/aggregate").json()["state"] == "aggregated"
+        aggregated = owner.post(f"/api/studies/{sid}/aggregate")
+    assert aggregated.status_code == 202 and aggregated.json()["job"]["name"] == "aggregate"
+    job = owner.get(f"/api/studies/{sid}/jobs/{aggregated.json()['job']['id']}").json()
+    assert job["state"] == "done" and owner.get(f"/api/studies/{sid}").json()["state"] == "aggregated"
     labels = owner.get(f"/api/studies/{sid}/labels").json()
     assert len(labels) == 3 and {"task", "label", "tie", "complete", "n_answers"} <= set(labels[0])
     assert sum(r["n_answers"] for r in labels) == 8  # the rejected answer does not count
     assert owner.get(f"/api/studies/{sid}/outputs").json() == []  # image_choice has no output files
     assert owner.get(f"/api/studies/{sid}/outputs/none.csv").status_code == 404
-    archive = zipfile.ZipFile(io.BytesIO(owner.get(f"/api/studies/{sid}/archive").content))
+    assert owner.get(f"/api/studies/{sid}/archive").status_code == 404  # none made yet
+    with django_capture_on_commit_callbacks(execute=True):
+        made = owner.post(f"/api/studies/{sid}/archive")
+    assert made.status_code == 202 and made.json()["name"] == "export"
+    job = owner.get(f"/api/studies/{sid}/jobs/{made.json()['id']}").json()
+    assert job["state"] == "done" and job["file"] == f"/api/studies/{sid}/jobs/{job['id']}/file"
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(owner.get(job["file"]).streaming_content)))
     assert f"study{sid}/labels.csv" in archive.namelist()
+    assert b"".join(owner.get(f"/api/studies/{sid}/archive").streaming_content) == archive.fp.getvalue()
     crowdkit = owner.get(f"/api/studies/{sid}/exports/answers_crowdkit.csv").content.decode().splitlines()
     assert crowdkit[0] == "task,worker,label" and len(crowdkit) == 9  # the 8 accepted answers
     studio_tasks = owner.get(f"/api/studies/{sid}/exports/label_studio.json").json()

@@ -23,6 +23,8 @@ EXPECTED_QUEUE = {
     "workers.tasks.open_recruitment": "default",
     "workers.tasks.close_recruitment": "default",
     "workers.tasks.stop_external_task": "default",
+    "workers.tasks.aggregate_study": "default",
+    "workers.tasks.export_study": "default",
 }
 
 

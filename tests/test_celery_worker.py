@@ -56,6 +56,45 @@ def test_real_worker_computes_the_evidence(transactional_db, celery_worker_proce
     assert "compute_study_evidence[" in celery_worker_process["log"].read_text()
 
 
+def test_real_worker_aggregates_and_makes_the_archive(transactional_db, celery_worker_process, not_eager, researcher,
+                                                      make_worker):
+    """The Aggregate button and the archive button only queue: the worker process runs both jobs."""
+    import io
+    import zipfile
+
+    from django.test import Client
+    from django.urls import reverse
+
+    from annotation.models import Job
+    from tests.study_helpers import crowd_answers
+
+    study = services.study_create(owner=researcher, name="agg", kind="image_choice",
+                                  settings={"images": ["astronaut", "coins"], "image_size": 40}, workers_per_task=2)
+    services.study_start_computing(study=study)
+    wait_for(study, {"ready", "draft"})
+    services.study_launch(study=study)
+    crowd_answers(study, make_worker, n=2, accuracy=1.0)
+    services.study_close(study=study)
+    client = Client()
+    client.force_login(researcher)
+    reply = client.post(reverse("study_action", args=[study.pk, "aggregate"]), HTTP_ACCEPT="application/json")
+    assert reply.status_code == 200 and reply.json()["job"]["name"] == "aggregate"
+    wait_for(study, {"aggregated"})
+    job = Job.objects.get(pk=reply.json()["job"]["id"])
+    assert job.state == "done" and study.results.exclude(label="").count() == 2
+    made = client.post(reverse("study_export", args=[study.pk, "archive.zip"]), HTTP_ACCEPT="application/json")
+    export = Job.objects.get(pk=made.json()["job"]["id"])
+    deadline = time.monotonic() + 60
+    while export.state not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        export.refresh_from_db()
+    assert export.state == "done", export.error
+    archive = client.get(reverse("study_export", args=[study.pk, "archive.zip"]))
+    assert f"study{study.pk}/labels.csv" in zipfile.ZipFile(io.BytesIO(b"".join(archive.streaming_content))).namelist()
+    log = celery_worker_process["log"].read_text()
+    assert "aggregate_study[" in log and "export_study[" in log
+
+
 def test_real_worker_failure_returns_the_study_to_draft(transactional_db, celery_worker_process, not_eager, researcher):
     study = services.study_create(owner=researcher, name="broken", kind="image_choice",
                                   settings={"images": ["no_such_image"]})

@@ -48,7 +48,8 @@ def test_a_study_start_to_finish_through_the_client(live_server, researcher, mak
     assert studio.answers(study, status="rejected")["assignment"].tolist() == [answers.iloc[0]["assignment"]]
 
     studio.close(study)
-    assert studio.aggregate(study)["state"] == "aggregated"
+    assert studio.aggregate(study)["state"] == "aggregated"  # the client waits for the aggregation job
+    assert studio.jobs(study)["name"].tolist()[:1] == ["aggregate"]
     labels = studio.labels(study).set_index("task")
     accepted = studio.answers(study, status="approved")
     crowd = MajorityVote().fit_predict(accepted[["task", "worker", "label"]])

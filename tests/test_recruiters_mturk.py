@@ -181,11 +181,22 @@ def test_reconcile_is_in_the_beat_schedule(settings):
     assert "workers.tasks.reconcile_crowd_backends" in tasks
 
 
-def test_close_expires_every_hit(mturk_study, mturk, django_capture_on_commit_callbacks):
+LISTED = {"MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved", "Rejected"]}
+
+
+def test_close_expires_every_hit_and_reconciles_a_last_time(mturk_study, mturk, django_capture_on_commit_callbacks):
+    """The periodic reconciliation covers live studies only: closing approves what was submitted before."""
+    _answer(mturk_study, 0, "A1", "W1", mturk)
     for hit in ["H0", "H1"]:
         mturk.add_response("update_expiration_for_hit", {}, {"HITId": hit, "ExpireAt": EXPIRE_NOW})
+    mturk.add_response("list_assignments_for_hit", {"Assignments": [
+        {"AssignmentId": "A1", "WorkerId": "W1", "HITId": "H0", "AssignmentStatus": "Submitted"}], "NumResults": 1},
+        {"HITId": "H0", **LISTED})
+    mturk.add_response("approve_assignment", {}, {"AssignmentId": "A1", "RequesterFeedback": "Thank you!"})
+    mturk.add_response("list_assignments_for_hit", {"Assignments": [], "NumResults": 0}, {"HITId": "H1", **LISTED})
     with django_capture_on_commit_callbacks(execute=True):
         services.study_close(study=mturk_study)
+    assert Assignment.objects.get(external_id="A1").platform_status == "Approved"
 
 
 def test_bonus_block_and_more_assignments(mturk_study, mturk, researcher):
@@ -234,6 +245,8 @@ def test_cost_estimate_adds_the_platform_fee(make_study, researcher):
 def test_expired_hit_entry_after_close_is_refused(mturk_study, mturk, django_capture_on_commit_callbacks):
     for hit in ["H0", "H1"]:
         mturk.add_response("update_expiration_for_hit", {}, {"HITId": hit, "ExpireAt": EXPIRE_NOW})
+    for hit in ["H0", "H1"]:
+        mturk.add_response("list_assignments_for_hit", {"Assignments": [], "NumResults": 0}, {"HITId": hit, **LISTED})
     with django_capture_on_commit_callbacks(execute=True):
         services.study_close(study=mturk_study)
     assert Client().get(entry_url(mturk_study.tasks.order_by("id").first())).status_code == 409

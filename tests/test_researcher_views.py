@@ -2,7 +2,6 @@
 import csv
 import io
 import json
-import zipfile
 
 from django.test import Client
 from django.urls import reverse
@@ -10,6 +9,7 @@ from django.urls import reverse
 from annotation.models import Study
 from annotation.services import assignment_claim_next, assignment_submit, study_aggregate, study_close
 from annotation.tokens import assignment_token
+from tests.study_helpers import made_archive
 
 
 def answer_all(study, workers, reason="ok"):
@@ -69,7 +69,7 @@ def test_researchers_see_only_their_own_studies(make_study, other_researcher):
     assert Study.objects.get(pk=study.pk).state == "live"
 
 
-def test_exports_are_long_format_with_labels(make_study, make_worker, researcher):
+def test_exports_are_long_format_with_labels(make_study, make_worker, researcher, django_capture_on_commit_callbacks):
     study = make_study(workers_per_task=2)
     answer_all(study, [make_worker(), make_worker()])
     study_close(study=study)
@@ -87,7 +87,7 @@ def test_exports_are_long_format_with_labels(make_study, make_worker, researcher
     truth = {str(t.pk): t.truth["choice"] for t in study.tasks.all()}
     assert {row["task"]: row["label"] for row in labels} == truth
     assert all(row["complete"] == "True" and row["tie"] == "False" for row in labels)
-    archive = zipfile.ZipFile(io.BytesIO(client.get(reverse("study_export", args=[study.pk, "archive.zip"])).content))
+    archive = made_archive(client, study, django_capture_on_commit_callbacks)
     assert sorted(n.split("/")[-1] for n in archive.namelist()) == ["answers.csv", "answers.json", "labels.csv", "labels.json",
                                                                        "quality.json", "report.html", "workers.csv"]
     assert client.get(reverse("study_export", args=[study.pk, "secrets.txt"])).status_code == 404

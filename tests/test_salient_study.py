@@ -17,7 +17,7 @@ from annotation import services
 from annotation.models import Answer, Assignment, Study
 from annotation.tokens import assignment_token
 from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
-from tests.study_helpers import computed_study, crowd_answers, output_files, read_csv
+from tests.study_helpers import computed_study, crowd_answers, made_archive, output_files, read_csv
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +112,7 @@ def test_feature_panel_study_end_to_end(researcher, make_worker, django_capture_
         assert item and item.group(1) == r["label"], r["task_key"]
     assert all(f'id="fp-{f}"' in page for f in ("core", "spurious", "ties"))
     assert "core_spurious_accuracy.png" in page and "feature_sensitivity_robust.png" in page
-    full = zipfile.ZipFile(io.BytesIO(rclient.get(reverse("study_export", args=[study.pk, "archive.zip"])).content))
+    full = made_archive(rclient, study, django_capture_on_commit_callbacks)
     assert f"study{study.pk}/outputs/salient_dataset.zip" in full.namelist()
 
 

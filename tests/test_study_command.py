@@ -30,7 +30,12 @@ def test_a_study_through_the_command(researcher, make_worker, tmp_path, django_c
     assert "is live" in run("launch", str(study.pk))
     crowd_answers(study, make_worker, n=2)
     assert "is closed" in run("close", "Subjects", "--owner", "alice")
-    assert "is aggregated" in run("aggregate", "Subjects")
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        out = run("aggregate", "Subjects")
+    assert ": pending" in out and "is closed" in out  # queued for a worker, not run in the command
+    assert len(queued) == 1 and not study.results.exists()
+    queued[0]()  # the worker runs the job (eagerly here)
+    assert study.results.count() == 2 and study.jobs.get(name="aggregate").state == "done"
     assert run("list", "--owner", "alice").strip().split("\t")[1:4] == ["Subjects", "image_choice", "aggregated"]
     run("export", "Subjects", "--out", str(tmp_path / "files"))
     assert (tmp_path / "files" / "labels.csv").read_text().count("\n") == 3

@@ -89,6 +89,22 @@ def compute_study_outputs(self, job_id: int) -> None:
     _run_job(self, job_id, study_compute_outputs)
 
 
+@shared_task(name="workers.tasks.aggregate_study", **JOB_OPTIONS)
+def aggregate_study(self, job_id: int) -> None:
+    """Aggregate a study's answers: majority vote, Dawid-Skene, agreement, one label per task."""
+    from annotation.services import study_run_aggregation
+
+    _run_job(self, job_id, study_run_aggregation)
+
+
+@shared_task(name="workers.tasks.export_study", **JOB_OPTIONS)
+def export_study(self, job_id: int) -> None:
+    """Make a study's export archive in the artifact store."""
+    from annotation.services import study_run_export
+
+    _run_job(self, job_id, study_run_export)
+
+
 @shared_task(name="workers.tasks.run_kind_job", **JOB_OPTIONS)
 def run_kind_job(self, job_id: int) -> None:
     """Run one of a study kind's own jobs (e.g. SpRAy's un-Hans retrain) and store its files."""

@@ -12,16 +12,16 @@ from ninja import NinjaAPI, Query, Router, Status
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.security import HttpBearer
 
-from analysis.exports import archive_bytes
 from annotation import exports, selectors, services
 from annotation.api import schemas as s
 from annotation.api.creation import study_create_from_json
 from annotation.api.tokens import token_user
-from annotation.artifacts import artifact_open
+from annotation.artifacts import artifact_download, artifact_open
 from annotation.errors import ApplicationError
 from annotation.exports_ecosystem import ecosystem_files
 from annotation.models import Assignment, RegisteredDataset, RegisteredModel
 from annotation.selectors import FilterError, NotFound
+from annotation.services.export_jobs import ARCHIVE
 from annotation.task_kinds import TASK_KINDS
 
 MAX_PAGE = 1000
@@ -138,7 +138,6 @@ ACTIONS = {
     "compute": lambda study: services.study_start_computing(study=study),
     "launch": lambda study: services.study_launch(study=study),
     "close": lambda study: services.study_close(study=study),
-    "aggregate": lambda study: services.study_aggregate(study=study),
 }
 
 
@@ -158,14 +157,34 @@ for _action in ACTIONS:
     _action_route(_action)
 
 
+@studies.post("/{study_id}/aggregate", response={202: s.StudyJobOut, **ERRORS}, operation_id="study_aggregate",
+              summary="Aggregate the study (a job)")
+def study_aggregate(request, study_id: int):
+    """Queue the aggregation job (majority vote, Dawid-Skene, agreement) of a closed or aggregated study.
+
+    Answers at once with the study and the job; poll ``/studies/{id}/jobs/{job.id}`` until the job is done (the
+    study is then ``aggregated``). Without a broker the job has run already. A job already queued is returned.
+    """
+    study = _study(request, study_id)
+    job = services.study_start_aggregation(study=study)
+    study.refresh_from_db()
+    job.refresh_from_db()
+    study.job = _job(job)
+    return Status(202, study)
+
+
+def _job(job) -> dict:
+    return selectors.job_summary(job, file_url="api:job_file")
+
+
 @studies.get("/{study_id}/progress", response={200: s.ProgressOut, **ERRORS})
 def study_progress(request, study_id: int):
-    return selectors.study_progress_summary(study=_study(request, study_id))
+    return selectors.study_progress_summary(study=_study(request, study_id), file_url="api:job_file")
 
 
 @studies.get("/{study_id}/jobs", response={200: list[s.JobOut], **ERRORS})
 def job_list(request, study_id: int):
-    return [selectors.job_summary(j) for j in _study(request, study_id).jobs.order_by("-created_at")]
+    return [_job(j) for j in _study(request, study_id).jobs.order_by("-created_at")]
 
 
 @studies.get("/{study_id}/jobs/{job_id}", response={200: s.JobOut, **ERRORS})
@@ -173,7 +192,21 @@ def job_detail(request, study_id: int, job_id: int):
     job = _study(request, study_id).jobs.filter(pk=job_id).first()
     if job is None:
         raise NotFound("no such job in this study")
-    return selectors.job_summary(job)
+    return _job(job)
+
+
+@studies.get("/{study_id}/jobs/{job_id}/file", url_name="job_file", response={404: s.ErrorOut})
+def job_file(request, study_id: int, job_id: int):
+    """The file a job made (an export archive), once the job is done."""
+    study = _study(request, study_id)
+    job = study.jobs.filter(pk=job_id, artifact__isnull=False).select_related("artifact").first()
+    if job is None:
+        raise NotFound("this job made no file (yet)")
+    return _job_download(study, job)
+
+
+def _job_download(study, job):
+    return artifact_download(job.artifact, filename=f"study{study.pk}-{job.params.get('file', job.name)}")
 
 
 @studies.get("/{study_id}/tasks", response={200: s.TaskPage, **ERRORS})
@@ -236,16 +269,23 @@ def output_download(request, study_id: int, name: str):
     return response
 
 
+@studies.post("/{study_id}/archive", response={202: s.JobOut, **ERRORS})
+def archive_make(request, study_id: int):
+    """Queue the job that makes a zip of the study's export files (answers, labels, workers, quality) and its
+    outputs; poll ``/studies/{id}/jobs/{job.id}`` and download its ``file`` when it is done."""
+    job = services.study_start_export(study=_study(request, study_id), file=ARCHIVE)
+    job.refresh_from_db()
+    return Status(202, _job(job))
+
+
 @studies.get("/{study_id}/archive", response={404: s.ErrorOut})
 def archive(request, study_id: int):
-    """A zip of the study's export files (answers, labels, workers, quality) and its outputs."""
+    """The newest archive made (``POST`` to this address makes one)."""
     study = _study(request, study_id)
-    files = exports.study_export_files(study=study, with_outputs=True)
-    slug = f"study{study.pk}"
-    response = HttpResponse(archive_bytes({f"{slug}/{k}": v for k, v in files.items()}),
-                            content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{slug}-archive.zip"'
-    return response
+    latest = services.study_export_latest(study=study, file=ARCHIVE)
+    if latest is None:
+        raise NotFound(f"no archive was made yet: POST /api/studies/{study.pk}/archive makes one")
+    return _job_download(study, latest)
 
 
 @studies.get("/{study_id}/exports/{filename}", response={404: s.ErrorOut})

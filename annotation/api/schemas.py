@@ -54,6 +54,11 @@ class JobOut(Schema):
     fraction: float
     message: str
     error: str
+    file: str = ""
+
+
+class StudyJobOut(StudyOut):
+    job: JobOut
 
 
 class ProgressOut(Schema):

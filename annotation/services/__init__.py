@@ -4,7 +4,8 @@ Services take keyword arguments, check the current state first and raise
 :class:`annotation.errors.ApplicationError` subclasses; views stay thin. Counters that guard
 invariants are changed with conditional UPDATEs, which the database serialises. One module per
 concern: ``people``, ``studies`` (lifecycle verbs), ``jobs`` (Celery jobs), ``assignments``,
-``quality`` (gold, exclusion, early stopping, blocks, bonuses) and ``crowd`` (recruitment).
+``quality`` (gold, exclusion, early stopping, blocks, bonuses), ``crowd`` (recruitment) and
+``export_jobs`` (the archive made by a job).
 Use them as ``from annotation import services; services.study_launch(...)``.
 """
 from annotation import selectors  # noqa: F401 - services.selectors is used by callers
@@ -40,11 +41,18 @@ from annotation.services.crowd import (  # noqa: F401
     task_set_external_id,
     task_stop_external,
 )
+from annotation.services.export_jobs import (  # noqa: F401
+    study_export_latest,
+    study_run_export,
+    study_start_export,
+)
 from annotation.services.jobs import (  # noqa: F401
     enqueue_job,
     job_fail,
     job_progress,
     job_release,
+    job_run,
+    jobs_active,
     study_compute_evidence,
     study_compute_outputs,
     study_run_kind_job,
@@ -70,5 +78,7 @@ from annotation.services.studies import (  # noqa: F401
     study_close,
     study_create,
     study_launch,
+    study_run_aggregation,
+    study_start_aggregation,
     study_start_computing,
 )

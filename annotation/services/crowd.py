@@ -12,12 +12,16 @@ from django.utils import timezone
 
 from annotation import selectors
 from annotation.errors import ApplicationError, Conflict, Forbidden
+from annotation.locks import exclusive
 from annotation.models import Answer, Artifact, Assignment, BlockedWorker, ExternalSession, Job, Study, Task, Worker
 from annotation.recruiters import RecruiterError, RecruitmentStatus, recruiter_for
 from annotation.task_kinds import get_task_kind
 
 log = logging.getLogger(__name__)
 A = Assignment.State
+#: The periodic reconciliation runs one at a time; each study's reconciliation too (the last one at close).
+RECONCILE_LOCK = "reconcile-crowd-backends"
+RECONCILE_WAIT_SECONDS = 120
 
 
 def artifacts_make_public(*, study: Study) -> int:
@@ -79,7 +83,13 @@ def recruitment_open(*, study: Study) -> RecruitmentStatus:
 
 
 def study_close_recruitment(*, study: Study) -> None:
+    """Close the study on its crowd site, then reconcile it a last time: the periodic run covers live studies only."""
     recruiter_for(study).close(study)
+    if study.tasks.exclude(external_id="").exists():
+        try:
+            study_reconcile(study=study, wait=RECONCILE_WAIT_SECONDS)
+        except Exception:  # the site is closed all the same; reopening the study reconciles it again
+            log.exception("the last reconciliation of study %s failed", study.pk)
 
 
 def task_stop_external(*, task: Task) -> None:
@@ -87,21 +97,38 @@ def task_stop_external(*, task: Task) -> None:
 
 
 def recruitment_reconcile_all() -> int:
-    """Let each recruiting study's recruiter reconcile with its crowd site; returns changes made."""
-    changed = 0
-    studies = Study.objects.filter(
-        state__in=(Study.State.LIVE, Study.State.CLOSED, Study.State.AGGREGATED)
-    ).filter(tasks__external_id__gt="").distinct()
-    for study in studies:
-        try:
-            changed += study_reconcile(study=study).changed
-        except Exception:
-            log.exception("reconciling study %s failed", study.pk)
-    return changed
+    """Let each live study's recruiter reconcile with its crowd site; returns the changes made.
+
+    A run that finds another one in progress does nothing (0): beat's next run comes soon.
+    """
+    with exclusive(RECONCILE_LOCK) as held:
+        if not held:
+            log.info("crowd reconciliation skipped: another run is in progress")
+            return 0
+        changed = 0
+        studies = Study.objects.filter(state=Study.State.LIVE, tasks__external_id__gt="").distinct().order_by("id")
+        for study in studies:
+            try:
+                changed += study_reconcile(study=study).changed
+            except Exception:
+                log.exception("reconciling study %s failed", study.pk)
+        return changed
 
 
-def study_reconcile(*, study: Study) -> RecruitmentStatus:
-    """Read every assignment the crowd site lists; approve/reject the submitted ones as the platform decided."""
+def study_reconcile(*, study: Study, wait: float = 0.0) -> RecruitmentStatus:
+    """Read every assignment the crowd site lists; approve/reject the submitted ones as the platform decided.
+
+    Never two at once for one study: one that waits ``wait`` seconds for another in vain does nothing.
+    """
+    with exclusive(f"{RECONCILE_LOCK}:study:{study.pk}", wait=wait) as held:
+        if not held:
+            log.warning("study %s not reconciled: another reconciliation of it is in progress", study.pk)
+            return RecruitmentStatus(recruiting=study.state == Study.State.LIVE,
+                                     messages=["another reconciliation of this study is in progress"])
+        return _reconcile(study)
+
+
+def _reconcile(study: Study) -> RecruitmentStatus:
     recruiter = recruiter_for(study)
     status = RecruitmentStatus(recruiting=study.state == Study.State.LIVE)
     for task in study.tasks.exclude(external_id="").order_by("id"):

@@ -87,13 +87,35 @@ def job_fail(*, job_id: int, error: str) -> None:
 
 
 def enqueue_job(*, study: Study, name: str, params: dict | None = None) -> Job:
+    """Create the job's row and send its Celery task after the commit (run there and then without a broker)."""
     from workers import tasks
 
     job = Job.objects.create(study=study, name=name, message="queued", params=params or {})
-    task = {"evidence": tasks.compute_study_evidence, "outputs": tasks.compute_study_outputs}.get(
-        name, tasks.run_kind_job)
+    task = {"evidence": tasks.compute_study_evidence, "outputs": tasks.compute_study_outputs,
+            "aggregate": tasks.aggregate_study, "export": tasks.export_study}.get(name, tasks.run_kind_job)
     transaction.on_commit(lambda: task.delay(job.pk))
     return job
+
+
+def jobs_active(*, study: Study, name: str):
+    """The study's jobs of ``name`` queued or running, last heard of within ``SALIENT_JOB_STALE_SECONDS``
+    (a message the broker lost, or a worker killed, does not block a new job: running one twice is harmless)."""
+    stale = timezone.now() - dt.timedelta(seconds=settings.SALIENT_JOB_STALE_SECONDS)
+    return study.jobs.filter(name=name, state__in=(Job.State.PENDING, Job.State.RUNNING),
+                             updated_at__gte=stale).order_by("-created_at")
+
+
+def job_run(*, job: Job, work: Callable[[Callable[[int, int, str], None]], Mapping[str, Any]]) -> None:
+    """Claim ``job``, run ``work(progress)`` and mark the job done with the fields it returns (``message``,
+    ``artifact``); a job done already, or running elsewhere, is left alone."""
+    if job.state == Job.State.DONE:
+        return
+    progress = _job_start(job)
+    if progress is None:
+        return
+    fields = dict(work(progress))
+    Job.objects.filter(pk=job.pk).update(state=Job.State.DONE, done=1, total=1, finished_at=timezone.now(),
+                                         **{**fields, "message": str(fields.get("message", ""))[:255]})
 
 
 def _store_files(files: list[OutputFile]) -> list[tuple[OutputFile, "Artifact"]]:

@@ -1,7 +1,7 @@
 """Studies: creation and the researcher's lifecycle verbs (compute, launch, close, aggregate)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -14,10 +14,10 @@ from annotation.quality import study_quality_report
 from annotation.recruiters import by_name, recruiter_for
 from annotation.recruiters.prolific import new_completion_code
 from annotation.services.crowd import artifacts_make_public, enqueue_recruitment
-from annotation.services.jobs import enqueue_job
+from annotation.services.jobs import enqueue_job, job_run, jobs_active
 from annotation.services.registry import study_inputs
 from annotation.services.slots import release_slot
-from annotation.states import study_transition
+from annotation.states import study_transition, transition_check
 from annotation.stopping import with_stop_labels
 from annotation.task_kinds import get_task_kind
 
@@ -119,12 +119,41 @@ def study_close(*, study: Study) -> Study:
     return study
 
 
-def study_aggregate(*, study: Study) -> Study:
-    """Aggregate the accepted answers into one result per task and move to ``aggregated``."""
+def study_start_aggregation(*, study: Study) -> Job:
+    """Queue the aggregation job (a closed or aggregated study) and return it; without a broker it has run
+    when this returns. An aggregation job already queued or running is returned instead of a second one."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        transition_check(study=study, to=Study.State.AGGREGATED)
+        active = jobs_active(study=study, name="aggregate").first()
+        return active or enqueue_job(study=study, name="aggregate")
+
+
+def study_run_aggregation(*, job: Job) -> None:
+    """The aggregation job: :func:`study_aggregate` with its progress on the dashboard; safe to run twice."""
+    def work(progress):
+        transition_check(study=job.study, to=Study.State.AGGREGATED)  # reopened meanwhile: fail before the work
+        study = study_aggregate(study=job.study, progress=progress)
+        return {"message": f"{study.results.exclude(label='').count()} of {study.results.count()} tasks labelled"}
+
+    job_run(job=job, work=work)
+
+
+def study_aggregate(*, study: Study, progress: Callable[[int, int, str], None] | None = None) -> Study:
+    """Aggregate the accepted answers into one result per task and move to ``aggregated``.
+
+    Runs where it is called (the aggregation job, ``export_labels --aggregate``); the dashboard, the API and
+    ``manage.py study aggregate`` queue it with :func:`study_start_aggregation`.
+    """
+    step = progress or (lambda done, total, message="": None)
     kind = get_task_kind(study.kind)
+    step(0, 4, "reading the answers")
     answers = selectors.study_label_answers(study=study, label_field=kind.label_field)
+    step(1, 4, f"majority vote over {len(answers)} answers")
     table = with_stop_labels(study, kind.aggregate(answers, selectors.study_conf(study=study)))
+    step(2, 4, "Dawid-Skene and agreement")
     report, ds = study_quality_report(study=study, majority=table["label"] if len(table) else table.get("label"))
+    step(3, 4, f"storing {len(table)} labels")
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=study.pk)
         study_transition(study=study, to=Study.State.AGGREGATED)

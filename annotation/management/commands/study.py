@@ -6,6 +6,7 @@ services as the dashboard; ``export`` adds crowd-kit's and Label Studio's files 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -17,13 +18,13 @@ from annotation.api.creation import study_create_from_json
 from annotation.errors import ApplicationError
 from annotation.exports_ecosystem import ecosystem_files
 from annotation.management.lookup import study_named
-from annotation.models import Study
+from annotation.models import Job, Study
 
 VERBS = {
     "compute": services.study_start_computing,
     "launch": services.study_launch,
     "close": services.study_close,
-    "aggregate": services.study_aggregate,
+    "aggregate": services.study_start_aggregation,
 }
 
 
@@ -57,6 +58,8 @@ class Command(BaseCommand):
                             help="create: one of the kind's settings (JSON values: 48, [\"a\",\"b\"]); repeat")
         parser.add_argument("--option", action="append", default=[], metavar="FIELD=VALUE",
                             help="create: a field of the study form (workers_per_task=5, reward_cents=10, …)")
+        parser.add_argument("--wait", action="store_true",
+                            help="compute, aggregate: wait for the job a worker runs (without a broker it has run)")
         parser.add_argument("--out", type=Path, help="export: a folder, or a file ending in .zip (with outputs)")
         parser.add_argument("--base-url", default="http://localhost:8000",
                             help="export: the site's address, for the image URLs of label_studio.json")
@@ -73,11 +76,22 @@ class Command(BaseCommand):
                 self._export(study_named(study, owner), out, options["base_url"])
             else:
                 target = study_named(study, owner)
-                VERBS[verb](study=target)
+                job = VERBS[verb](study=target)
+                if isinstance(job, Job):
+                    self._report_job(job, options["wait"])
                 target.refresh_from_db()
                 self.stdout.write(f"study {target.pk} ({target.name}) is {target.state}")
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+
+    def _report_job(self, job: Job, wait: bool) -> None:
+        job.refresh_from_db()
+        while wait and job.state not in (Job.State.DONE, Job.State.FAILED):
+            time.sleep(1)
+            job.refresh_from_db()
+        if job.state == Job.State.FAILED:
+            raise CommandError(f"the {job.name} job {job.pk} failed: {job.error}")
+        self.stdout.write(f"{job.name} job {job.pk}: {job.state} · {job.message}")
 
     def _owner(self, username: str | None):
         if not username:
