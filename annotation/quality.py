@@ -12,6 +12,7 @@ import pandas as pd
 from django.db.models import Count, Q
 
 from analysis.aggregation.agreement import count_matrix, fleiss_kappa, krippendorff_alpha
+from analysis.aggregation import MajorityVote
 from analysis.aggregation.dawid_skene import DawidSkene
 from analysis.aggregation.worker_quality import worker_report
 from annotation import selectors
@@ -37,17 +38,20 @@ def study_gold_labels(study: Study) -> pd.Series:
     return pd.Series({k: v for k, v in gold.items() if v is not None}, dtype=object)
 
 
-def study_quality_report(*, study: Study, majority: pd.Series) -> tuple[dict[str, Any], DawidSkene]:
+def study_quality_report(*, study: Study) -> tuple[dict[str, Any], DawidSkene]:
     """Agreement (Fleiss' kappa, Krippendorff's alpha), Dawid-Skene and the per-worker table.
 
-    ``majority`` maps task id -> majority label (None for ties). Returns the JSON-able report and
-    the fitted Dawid-Skene model (for the per-task labels).
+    Everything here is on the scale of the answers' label field: Dawid-Skene and each worker are compared
+    with the answers' plain majority, not with the kind's label (a feature panel's ``main`` answers
+    become core/spurious labels, which no answer equals). Returns the JSON-able report and the fitted
+    Dawid-Skene model (for the per-task labels).
     """
     kind = get_task_kind(study.kind)
     answers = selectors.study_label_answers(study=study, label_field=kind.label_field).dropna(subset=["label"])
     values = _label_values(study)
     counts = count_matrix(answers, values)
     ds = DawidSkene().fit(answers)
+    majority = MajorityVote(labels=values).fit(answers).table_["label"] if len(answers) else pd.Series(dtype=object)
     workers = worker_report(answers, majority, study_gold_labels(study), ds.worker_accuracy_)
     names = {w.pk: str(w) for w in Worker.objects.filter(pk__in=list(workers.index)).select_related("user")}
     backends = dict(Worker.objects.filter(pk__in=list(workers.index)).values_list("pk", "backend"))

@@ -61,3 +61,19 @@ def test_replay_refuses_what_it_cannot_replay(db, tmp_path):
         call_command("replay_stopping", "replay", "--orders", "0")
     with pytest.raises(CommandError, match="--confidence"):
         call_command("replay_stopping", "replay", "--confidence", "0.4")
+
+
+def test_dawid_skene_and_workers_are_compared_with_the_answers_majority_not_the_core_spurious_label(db, tmp_path):
+    """A feature panel's answers (main_object, ...) aggregate to core/spurious: the quality report compares
+    Dawid-Skene and each worker with the majority of the answers themselves (it showed 0 % before)."""
+    from annotation import services
+    from annotation.models import Study
+
+    import_study(tmp_path, tasks=40, mix=CrowdMix(spammer_share=0.0, sloppy_share=0.0, ambiguous_share=0.0))
+    study = Study.objects.get(name="replay")
+    services.study_aggregate(study=study)
+    study.refresh_from_db()
+    assert set(study.results.values_list("label", flat=True)) <= {"core", "spurious", ""}
+    assert study.quality["ds_majority_agreement"] > 0.9
+    agreements = [w["majority_agreement"] for w in study.quality["worker_table"]]
+    assert agreements and sum(agreements) / len(agreements) > 0.8  # 0 before: no answer equals core or spurious

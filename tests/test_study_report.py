@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from django.test import Client
+from django.test import Client, TestCase
 from django.urls import reverse
 from PIL import Image
 
@@ -90,9 +90,12 @@ def check_self_contained(html: str) -> Page:
 def archive_report(study) -> str:
     client = Client()
     client.force_login(study.owner)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the export job runs eagerly after the commit
+        made = client.post(reverse("study_export", args=[study.pk, "archive.zip"]), HTTP_ACCEPT="application/json")
+    assert made.status_code == 202
     reply = client.get(reverse("study_export", args=[study.pk, "archive.zip"]))
     assert reply.status_code == 200
-    archive = zipfile.ZipFile(io.BytesIO(reply.content))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(reply.streaming_content)))
     assert f"study{study.pk}/report.html" in archive.namelist()
     return archive.read(f"study{study.pk}/report.html").decode()
 

@@ -152,7 +152,7 @@ def study_aggregate(*, study: Study, progress: Callable[[int, int, str], None] |
     step(1, 4, f"majority vote over {len(answers)} answers")
     table = with_stop_labels(study, kind.aggregate(answers, selectors.study_conf(study=study)))
     step(2, 4, "Dawid-Skene and agreement")
-    report, ds = study_quality_report(study=study, majority=table["label"] if len(table) else table.get("label"))
+    report, ds = study_quality_report(study=study)
     step(3, 4, f"storing {len(table)} labels")
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=study.pk)
