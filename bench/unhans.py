@@ -4,10 +4,12 @@ Uses the quick demo's SpRAy benchmark variant and standard model (cached under `
 there when missing). The artifact comes from SpRAy on the watermark class as the un-Hans job takes
 it: LRP of ``--per-class`` train images, SpRAy (euclidean, 32x32), the purest watermark cluster
 among k = 2..10, its mean-relevance mask and median patch. Subset A = the class and 4 others
-(``--others random``: drawn as the paper, seeded; ``confusion``: the most confused), ``--train-per-class`` images each; B = A with the patch on every training
-image without the planted watermark. Prints Table 2 (accuracy among A's classes on the clean
-validation images and with the patch on every one), the relevance of the fixed sample's heatmaps on the
-artifact, and the wall and CPU time of each part (CPU: this process's threads together).
+(``--others random``: drawn as the paper, seeded; ``confusion``: the most confused),
+``--train-per-class`` images each; B = A with the patch on every training image without the planted
+watermark. Prints Table 2 (accuracy among A's classes on the clean validation images and with the
+patch on every one), the relevance of the fixed sample's heatmaps on the artifact, and the wall and
+CPU time of each part (CPU: this process's threads together). On a shared, loaded machine run it with
+OMP_NUM_THREADS=1: two torch threads there took 30x the wall time (99 s against 2.2 s).
 
     .venv/bin/python bench/unhans.py --dir var/benchmark --epochs 2 --train-per-class 100
 """

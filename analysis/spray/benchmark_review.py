@@ -64,7 +64,7 @@ class Pool:
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def field(self, bench, positions, name: str) -> np.ndarray:
-        """A per-image field of the splits (``images``, ``bias_kinds``, masks) at the given positions, in their order."""
+        """A per-image field (``images``, ``bias_kinds``, masks) at the given positions, in their order."""
         positions = np.asarray(positions, dtype=np.int64)
         values = gather(bench, self.members(positions), name)
         grouped = np.concatenate([np.flatnonzero(self.split_of[positions] == s) for s in range(len(self.splits))])

@@ -1,14 +1,15 @@
 """Un-Hans (Anders et al.): the paper's fine-tuning experiment, and a retrain without the artifact samples.
 
 :func:`unhans_table2` is §3.3: fine-tune the trained model on subset A (the affected class and
-four others: chosen at random as in the paper, or the classes most confused with it) and on subset B (A with the isolated artifact pasted onto
-every training image that lacks it), then compare clean and artifact-added validation accuracy
-(Table 2) and the LRP heatmaps of a fixed sample over the epochs.
+four others: chosen at random as in the paper, or the classes most confused with it) and on subset
+B (A with the isolated artifact pasted onto every training image that lacks it), then compare clean
+and artifact-added validation accuracy (Table 2) and the LRP heatmaps of a fixed sample over the epochs.
 
-:func:`unhans_retrain` is the blunter alternative: the model is retrained with the same :class:`~analysis.training.TrainConfig` as the
-given one (standard training of :func:`analysis.training.train_model`) on the benchmark's
-train split minus the excluded images; test and bias-flipped accuracy are reported
-before (the given model) and after, overall and for the artifact class.
+:func:`unhans_retrain` is the blunter alternative: the model is retrained with the same
+:class:`~analysis.training.TrainConfig` as the given one (standard training of
+:func:`analysis.training.train_model`) on the benchmark's train split minus the excluded images;
+test and bias-flipped accuracy are reported before (the given model) and after, overall and for the
+artifact class.
 """
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ colour there. Which images *carry* it: on the built-in benchmark, the images wit
 cue; elsewhere, the cluster's own images.
 
 The ``unhans`` job is Anders et al. §3.3: fine-tune the trained model on subset A (the class and four
-others, at random as the paper or the most confused with it) and on subset B (A with the artifact pasted onto every training image
-that lacks it), and report Table 2 and the heatmaps of a fixed sample over the epochs. The
+others, at random as the paper or the most confused with it) and on subset B (A with the artifact
+pasted onto every training image that lacks it), and report Table 2 and the heatmaps of a fixed
+sample over the epochs. The
 ``unhans_drop`` job is the blunter alternative: retrain without the cluster's training images.
 """
 from __future__ import annotations
