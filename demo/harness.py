@@ -151,6 +151,32 @@ def run_demo_study(
     }
 
 
+def run_kind_job(base_url: str, *, study_id: int, name: str, values: dict[str, Any], out_dir: Path,
+                 password: str, timeout: float = 1800.0) -> dict[str, Path]:
+    """Run one of the study kind's jobs through its form (initial values under ``values``) and download its files."""
+    from annotation.models import Job
+
+    researcher = ResearcherClient(base_url)
+    researcher.login(RESEARCHER, password)
+    study = Study.objects.get(pk=study_id)
+    form = get_task_kind(study.kind).jobs[name].form(services.study_context(study))()
+    job_id = researcher.start_job(study_id, name, {**{f: form[f].value() for f in form.fields}, **values})
+    deadline = time.monotonic() + timeout
+    while (job := Job.objects.get(pk=job_id)).state not in (Job.State.DONE, Job.State.FAILED):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {name} still {job.state} after {timeout:.0f}s")
+        time.sleep(0.5)
+    if job.state == Job.State.FAILED:
+        raise RuntimeError(f"job {name} failed: {job.error}")
+    paths = {}
+    for output in study.outputs.filter(stage=name):
+        path = out_dir / "outputs" / output.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(researcher.get(f"/studies/{study_id}/outputs/{output.name}").content)
+        paths[f"outputs/{output.name}"] = path
+    return paths
+
+
 def salient_bias_report(study_id: int) -> list[dict[str, Any]]:
     """Per planted bias: is a feature pointing at it among its class's top features, and its crowd label."""
     from django.conf import settings as django_settings
@@ -193,6 +219,13 @@ def spray_report(study_id: int) -> list[str]:
     for task in study.tasks.order_by("id"):
         lines.append(f"{task.key:28s} {task.payload['size']:4d} images  truth {task.truth['focus']:15s} "
                      f"crowd {labels.get(task.pk) or '-'}")
+    unhans = study.outputs.filter(name="unhans_table2.json").select_related("artifact").first()
+    if unhans is not None:
+        report = json.loads(artifact_read(unhans.artifact))
+        lines.append(f"un-Hans Table 2 ({report['cluster']}; A = {', '.join(c['name'] for c in report['classes'])}; "
+                     f"{report['train_images']} train images, {report['settings']['epochs']} epochs): "
+                     + "; ".join(f"{r['model']} clean {r['clean_accuracy']:.3f} / artifact added "
+                                 f"{r['artifact_accuracy']:.3f}" for r in report["table"]))
     return lines
 
 

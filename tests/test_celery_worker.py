@@ -136,13 +136,14 @@ def test_real_worker_runs_spray_and_the_unhans_job(transactional_db, celery_work
     assert study.outputs.filter(stage="evidence", name="spray_ranking.csv").exists()
     task = study.tasks.order_by("-id").first()
     assert task is not None and task.payload["indices"]
-    unhans = services.study_start_kind_job(study=study, name="unhans", params={"cluster": task.key})
+    unhans = services.study_start_kind_job(study=study, name="unhans", params={"cluster": task.key, "epochs": 1,
+                                                                                "train_per_class": 10})
     deadline = time.monotonic() + 300
     while unhans.state in ("pending", "running") and time.monotonic() < deadline:
         time.sleep(0.5)
         unhans.refresh_from_db()
     assert unhans.state == "done", unhans.error
-    assert study.outputs.filter(stage="unhans", name="unhans.json").exists()
+    assert study.outputs.filter(stage="unhans", name="unhans_table2.csv").exists()
 
 
 def test_real_worker_reconstructs_training_samples(transactional_db, celery_worker_process, not_eager, researcher):

@@ -67,6 +67,10 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
                                                                           "artifact", None}
     assert {len(json.loads((spray / "answers.json").read_text()))} == {5 * len(review_labels)}
     assert (spray / "outputs" / "cluster_labels.csv").stat().st_size > 0
+    # ... and un-Hans (§3.3) once: Table 2 of the trained model and of the models fine-tuned on A and on B.
+    assert out.count("un-Hans Table 2 (") == 1 and "B clean " in out
+    table2 = (spray / "outputs" / "unhans_table2.csv").read_text().splitlines()
+    assert len(table2) == 1 + 3 and (spray / "outputs" / "unhans_epoch2.png").stat().st_size > 0
 
     # Recovered samples: one reconstruction per trigger level, reviewed, and the found-trigger table.
     assert "reconstruction_review: " in out and "best-" in out

@@ -1,6 +1,7 @@
 """The SpRAy study (``cluster_review``) on the tiny benchmark: the evidence job stores the class ranking
-and plots, the results page shows them, the crowd reviews clusters, the artifact tests and the un-Hans
-job run, and the worker page works in a real browser."""
+and plots, the results page shows them, the crowd reviews clusters, the artifact tests and both un-Hans
+jobs run (fine-tuning on subsets A and B; retraining without a cluster), train and validation images are
+embedded together with the GW options of the form, and the worker page works in a real browser."""
 import json
 
 import numpy as np
@@ -66,6 +67,8 @@ def test_evidence_stores_ranking_plots_and_cluster_tasks(spray_study, researcher
     for cls in range(4):
         assert f'id="class-{cls}"' in page and f"/outputs/clusters_{cls}.png" in page
     assert 'action="/studies/%d/jobs/unhans/"' % study.pk in page
+    assert 'action="/studies/%d/jobs/unhans_drop/"' % study.pk in page
+    assert "from the training images at 16×16, euclidean distances" in page and "without cluster-size weights" in page
     detail = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert reverse("study_results", args=[study.pk]) in detail
 
@@ -77,10 +80,10 @@ def test_crowd_review_artifact_tests_and_unhans(spray_study, researcher_client, 
     tasks = list(study.tasks.all())
     # The reviewers call the cluster richest in watermark images an artifact; the rest get simulated answers.
     from analysis.spray.benchmark_review import cue_share
-    from annotation.task_kinds.cluster_review import _inputs
+    from annotation.task_kinds.spray_jobs import spray_inputs
 
-    bench = _inputs(services.study_context(study), lambda *a: None)[0]
-    marked = max(tasks, key=lambda t: cue_share(bench, np.asarray(t.payload["indices"]))["watermark"])
+    bench = spray_inputs(services.study_context(study), lambda *a: None)[0]
+    marked = max(tasks, key=lambda t: cue_share(bench, {"train": np.asarray(t.payload["indices"])})["watermark"])
     for t in tasks:
         t.truth = {"focus": "artifact" if t.pk == marked.pk else "object"}
         t.save(update_fields=["truth"])
@@ -91,7 +94,7 @@ def test_crowd_review_artifact_tests_and_unhans(spray_study, researcher_client, 
     assert {r["task"] for r in labels if r["label"] == "artifact"} == {marked.key}
     marked_row = next(r for r in labels if r["task"] == marked.key)
     assert float(marked_row["share_watermark"]) == pytest.approx(
-        cue_share(bench, np.asarray(marked.payload["indices"]))["watermark"], abs=1e-4)
+        cue_share(bench, {"train": np.asarray(marked.payload["indices"])})["watermark"], abs=1e-4)
     for r in labels:
         shares = [float(r[f"share_{k}"]) for k in ("background", "watermark", "object")]
         assert all(0 <= v <= 1 for v in shares) and sum(shares) <= 1 + 1e-6
@@ -100,30 +103,78 @@ def test_crowd_review_artifact_tests_and_unhans(spray_study, researcher_client, 
     for r in tests:
         assert r["task"] == marked.key and int(r["n"]) > 0 and int(r["mask_pixels"]) > 0
         assert float(r["delta_prob"]) == pytest.approx(float(r["prob_after"]) - float(r["prob_before"]), abs=1e-6)
+        assert float(r["delta_rank"]) == pytest.approx(float(r["rank_before"]) - float(r["rank_after"]), abs=1e-6)
+    # Removal inpaints only the affected images (it inpainted every validation image of the class before): the
+    # class's validation images with its planted cue, or, for a class without one (T-shirt here: Coat is not
+    # among the two reviewed classes), the cluster's own images. Paste: every other class's validation image.
+    from analysis.datasets.benchmark import BIAS_KINDS
+    from annotation.task_kinds.spray_jobs import planted_cue
+
+    cls, test = marked.payload["cls"], bench.split("test")
+    remove = next(r for r in tests if r["test"] == "remove")
+    kind = planted_cue(bench, cls)
+    if kind is None:
+        assert int(remove["n"]) == marked.payload["size"] and remove["affected"] == "the cluster's images"
+    else:
+        carrying = (test.labels == cls) & (test.bias_kinds == BIAS_KINDS.index(kind))
+        assert int(remove["n"]) == int(carrying.sum()) and kind in remove["affected"]
+    assert int(remove["n"]) != int(np.sum(test.labels == cls))
+    assert int(next(r for r in tests if r["test"] == "paste")["n"]) == int(np.sum(test.labels != cls))
     # The evidence files are still there beside the outputs.
     assert {"spray_ranking.csv", "cluster_labels.csv"} <= set(files)
     page = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
     assert 'id="artifact-table"' in page and page.count(marked.key) >= 2
 
-    # Un-Hans: bad input is refused naming the field and queues nothing; a good one retrains.
+    # Un-Hans as §3.3: bad input is refused naming the field and queues nothing; a good one fine-tunes on A and B.
     url = reverse("study_job_start", args=[study.pk, "unhans"])
-    reply = researcher_client.post(url, {"unhans-cluster": "no-such-cluster"}, HTTP_ACCEPT="application/json")
-    assert reply.status_code == 400 and "cluster" in reply.json()["error"]
+    good = {"unhans-cluster": marked.key, "unhans-n_others": 2, "unhans-others": "confusion",
+            "unhans-train_per_class": 20, "unhans-epochs": 2, "unhans-lr": 0.01, "unhans-seed": 0}
+    for field, bad in (("cluster", "no-such-cluster"), ("epochs", 0), ("n_others", 4), ("lr", -1), ("others", "all")):
+        reply = researcher_client.post(url, {**good, f"unhans-{field}": bad}, HTTP_ACCEPT="application/json")
+        assert reply.status_code == 400 and f"{field}:" in reply.json()["error"], (field, reply.content)
     assert not study.jobs.filter(name="unhans").exists()
     assert researcher_client.post(reverse("study_job_start", args=[study.pk, "nope"])).status_code == 404
     with django_capture_on_commit_callbacks(execute=True):
-        reply = researcher_client.post(url, {"unhans-cluster": marked.key}, HTTP_ACCEPT="application/json")
+        reply = researcher_client.post(url, good, HTTP_ACCEPT="application/json")
     assert reply.status_code == 202, reply.content
     job = study.jobs.get(name="unhans")
+    assert job.state == "done", job.error
+    files = output_files(study)
+    table = read_csv(files["unhans_table2.csv"])
+    assert [r["model"] for r in table] == ["trained", "A", "B"]
+    assert all(0 <= float(r[c]) <= 1 for r in table for c in ("clean_accuracy", "artifact_accuracy"))
+    report = json.loads(files["unhans_table2.json"])
+    assert report["cluster"] == marked.key and report["classes"][0]["index"] == cls and len(report["classes"]) == 3
+    assert report["train_images"] == 3 * 20 and report["plots"] == {"1": "unhans_epoch1.png", "2": "unhans_epoch2.png"}
+    # Subset B leaves the training images that carry the artifact as they are: the planted cue, or the cluster's.
+    first = np.flatnonzero(bench.split("train").labels == cls)[:20]
+    carry = (np.isin(first, marked.payload["indices"]) if kind is None
+             else bench.split("train").bias_kinds[first] == BIAS_KINDS.index(kind))
+    assert report["carriers"] == int(carry.sum()) and report["sample_carries_artifact"] == (kind is not None)
+    for name in ("unhans_start.png", "unhans_epoch1.png", "unhans_epoch2.png"):
+        assert files[name][:8] == b"\x89PNG\r\n\x1a\n"
+    print("Table 2 (tiny benchmark, 20 train images per class, 2 epochs):", table)
+    page = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
+    section = page.split('id="unhans-table"')[1].split("</table>")[0]
+    assert section.count("<tr data-model=") == 3 and "/outputs/unhans_epoch2.png" in page
+
+    # The blunter option: retrain without the cluster's training images.
+    url = reverse("study_job_start", args=[study.pk, "unhans_drop"])
+    reply = researcher_client.post(url, {"unhans_drop-cluster": "no-such-cluster"}, HTTP_ACCEPT="application/json")
+    assert reply.status_code == 400 and "cluster" in reply.json()["error"]
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = researcher_client.post(url, {"unhans_drop-cluster": marked.key}, HTTP_ACCEPT="application/json")
+    assert reply.status_code == 202, reply.content
+    job = study.jobs.get(name="unhans_drop")
     assert job.state == "done", job.error
     report = json.loads(output_files(study)["unhans.json"])
     assert report["cluster"] == marked.key and report["excluded"] == marked.payload["size"]
     assert report["train_images"] == 4 * TINY_BENCHMARK["train_per_class"] - marked.payload["size"]
     for when in ("before", "after"):
         assert 0 <= report[when]["flipped_accuracy"] <= 1 and 0 <= report[when]["class_test_accuracy"] <= 1
-    assert "cluster_labels.csv" in output_files(study)  # the un-Hans files did not replace the outputs
+    assert {"cluster_labels.csv", "unhans_table2.csv"} <= set(output_files(study))  # no job replaced another's files
     page = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
-    assert 'id="unhans-table"' in page
+    assert 'id="unhans-drop-table"' in page and 'id="unhans-table"' in page
 
 
 def test_kind_jobs_check_who_asks_and_when(researcher, other_researcher, researcher_client):
@@ -157,8 +208,48 @@ def test_settings_form_names_bad_values(researcher_client):
                                                              "s-size": 32, "s-classes": "1,x"})
     assert reply.status_code == 400
     page = reply.content.decode()
-    assert "size ≤ 12" in page and "whole numbers" in page
+    assert "size ≤ 16" in page and "whole numbers" in page
     assert not Study.objects.filter(name="bad").exists()
+
+
+def test_joint_train_and_validation_embedding_with_gw_options(researcher_client, django_capture_on_commit_callbacks,
+                                                              monkeypatch):
+    """Fig. 8: training and validation images embedded together, with the form's GW options, clustering space
+    and tau weighting passed on to SpRAy; each cluster counts its validation images, the UMAP marks them."""
+    import analysis.spray.dataset as dataset
+
+    calls = []
+    original = dataset.spray_class
+
+    def recording(maps, **kwargs):
+        calls.append({"n": len(maps), **{k: kwargs[k] for k in ("metric", "gw_options", "space", "weighted_tau")}})
+        return original(maps, **kwargs)
+
+    monkeypatch.setattr(dataset, "spray_class", recording)
+    form = {**FORM, "name": "joint", "s-embed_split": "train+val", "s-per_class": 30, "s-size": 8,
+            "s-metric": "gromov_wasserstein", "s-gw_solver": "entropic", "s-gw_epsilon": 0.05, "s-gw_candidates": 12,
+            "s-gw_prune_above": 40, "s-space": "embedding", "s-weighted_tau": "on", "s-max_k": 4}
+    study = study_from_form(researcher_client, form, django_capture_on_commit_callbacks)
+    val_per_class = TINY_BENCHMARK["test_per_class"]
+    options = {"solver": "entropic", "epsilon": 0.05, "candidates": 12, "prune_above": 40}
+    assert calls == [{"n": 30 + val_per_class, "metric": "gromov_wasserstein", "gw_options": options,
+                      "space": "embedding", "weighted_tau": True}] * 4
+    files = output_files(study)
+    summary = json.loads(files["spray_summary.json"])
+    assert summary["settings"]["embed_split"] == "train+val" and summary["settings"]["gw_options"] == options
+    for row in read_csv(files["spray_ranking.csv"]):
+        assert int(row["n_heatmaps"]) == 30 + val_per_class and int(row["n_validation"]) == val_per_class
+    for entry in summary["classes"]:
+        assert sum(c["validation"] for c in entry["clusters"]) == val_per_class
+        assert files[f"umap_{entry['class']}.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    tasks = list(study.tasks.all())
+    assert tasks and any(t.payload["val_indices"] for t in tasks)
+    for task in tasks:
+        assert len(task.payload["indices"]) + len(task.payload["val_indices"]) == task.payload["size"]
+        assert max(task.payload["val_indices"], default=0) < 4 * val_per_class
+    page = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
+    assert "embedded together" in page and "entropic solver" in page and "with cluster-size weights" in page
+    assert page.count('class="validation-count"') == sum(len(c["clusters"]) for c in summary["classes"])
 
 
 @pytest.mark.browser

@@ -76,12 +76,16 @@ def cached_evidence(
     return evidence
 
 
+def majority_cue(kinds: np.ndarray) -> str | None:
+    """The planted cue (of per-image cue kinds, -1 = none) more than half of the images carry, if any."""
+    values, counts = np.unique(np.asarray(kinds), return_counts=True)
+    best = values[counts.argmax()]
+    return BIAS_KINDS[best] if best >= 0 and counts.max() * 2 > len(kinds) else None
+
+
 def panel_cue_kind(bench: PlantedBiasBenchmark, indices: np.ndarray) -> str | None:
     """The planted cue most of these train images carry, if most carry one."""
-    kinds = bench.split("train").bias_kinds[indices]
-    values, counts = np.unique(kinds, return_counts=True)
-    best = values[counts.argmax()]
-    return BIAS_KINDS[best] if best >= 0 and counts.max() * 2 > len(indices) else None
+    return majority_cue(bench.split("train").bias_kinds[indices])
 
 
 def panel_truth(bench: PlantedBiasBenchmark, indices: np.ndarray, nams: np.ndarray) -> str:

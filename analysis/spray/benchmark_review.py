@@ -1,12 +1,83 @@
-"""SpRAy clusters on the planted-bias benchmark: what a cluster's heatmaps focus on, its cue shares, examples."""
+"""SpRAy clusters on a data set's splits: the analysed pool of images, what a cluster focuses on, cue shares.
+
+A :class:`Pool` is the set of images SpRAy analyses, drawn from one split (the training images) or
+from two (training and validation images embedded together, Anders et al. Fig. 8); a cluster's
+members are then given per split, ``{"train": indices, "test": indices}``.
+"""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
 import numpy as np
+import torch
 
 from analysis.salient.ground_truth import feature_truth
 
 #: The crowd's answer for a cluster whose heatmaps sit on each planted cue.
 CUE_FOCUS = {"background": "background", "watermark": "artifact", "object": "separate_object"}
+
+
+@attrs.frozen
+class Pool:
+    """Images analysed together: position -> (split, index in that split), the splits' images in split order.
+
+    Attributes
+    ----------
+    splits : tuple of str
+        Split names (e.g. ``("train",)`` or ``("train", "test")``).
+    split_of : ndarray of int, shape (N,)
+        Index into ``splits`` per position (non-decreasing).
+    index : ndarray of int, shape (N,)
+        Image index within its split.
+    """
+
+    splits: tuple
+    split_of: np.ndarray
+    index: np.ndarray
+
+    @classmethod
+    def of(cls, bench, splits: Sequence[str], classes: Iterable[int], per_class: int | None = None) -> "Pool":
+        """The first ``per_class`` images of each class in each split (all when None), split by split."""
+        from .dataset import class_indices
+
+        classes = list(classes)
+        parts = []
+        for s, name in enumerate(splits):
+            labels = np.asarray(bench.split(name).labels)
+            chosen = np.sort(np.concatenate([class_indices(labels, c, per_class) for c in classes]
+                                            or [np.zeros(0, np.int64)]))
+            parts.append((np.full(len(chosen), s, np.int64), chosen.astype(np.int64)))
+        return cls(tuple(splits), np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def members(self, positions) -> dict[str, np.ndarray]:
+        """``{split: indices}`` of the given positions, every split present (possibly empty)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        return {name: self.index[positions[self.split_of[positions] == s]] for s, name in enumerate(self.splits)}
+
+    def tensors(self, bench) -> tuple[torch.Tensor, torch.Tensor]:
+        """All pooled images as float (N, 3, H, W) in [0, 1] and their labels, in position order."""
+        parts = [bench.split(name).tensors(self.index[self.split_of == s]) for s, name in enumerate(self.splits)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def field(self, bench, positions, name: str) -> np.ndarray:
+        """A per-image field (``images``, ``bias_kinds``, masks) at the given positions, in their order."""
+        positions = np.asarray(positions, dtype=np.int64)
+        values = gather(bench, self.members(positions), name)
+        grouped = np.concatenate([np.flatnonzero(self.split_of[positions] == s) for s in range(len(self.splits))])
+        return values[np.argsort(grouped, kind="stable")]
+
+
+def gather(bench, members: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """A per-image field of the members of each split, concatenated in the mapping's split order."""
+    parts = [np.asarray(getattr(bench.split(split), name)[np.asarray(idx, dtype=np.int64)])
+             for split, idx in members.items() if len(idx)]
+    if not parts:
+        raise ValueError("no members to gather")
+    return np.concatenate(parts)
 
 
 def positive_maps(relevance: np.ndarray) -> np.ndarray:
@@ -16,13 +87,16 @@ def positive_maps(relevance: np.ndarray) -> np.ndarray:
     return pos / np.where(peak > 0, peak, 1.0)[:, None, None]
 
 
-def cluster_truth(bench, indices: np.ndarray, relevance: np.ndarray) -> str:
-    """What the cluster's heatmaps focus on, from the planted masks (the simulated crowd's truth)."""
-    from analysis.salient.benchmark_inputs import panel_cue_kind
+def cluster_truth(bench, members: Mapping[str, np.ndarray], relevance: np.ndarray) -> str:
+    """What the cluster's heatmaps focus on, from the planted masks (the simulated crowd's truth).
 
-    train = bench.split("train")
-    cue = panel_cue_kind(bench, indices)
-    answer = feature_truth(positive_maps(relevance), train.object_masks[indices], train.bias_masks[indices], cue)
+    ``relevance`` holds the members' maps in the order of ``members`` (split by split).
+    """
+    from analysis.salient.benchmark_inputs import majority_cue
+
+    cue = majority_cue(gather(bench, members, "bias_kinds"))
+    answer = feature_truth(positive_maps(relevance), gather(bench, members, "object_masks"),
+                           gather(bench, members, "bias_masks"), cue)
     if answer == "main_object":
         return "object"
     if answer == "separate_object" and cue is not None:
@@ -30,11 +104,11 @@ def cluster_truth(bench, indices: np.ndarray, relevance: np.ndarray) -> str:
     return answer
 
 
-def cue_share(bench, indices: np.ndarray) -> dict[str, float]:
-    """Share of the images carrying each planted cue."""
+def cue_share(bench, members: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Share of the members (``{split: indices}``) carrying each planted cue."""
     from analysis.datasets.benchmark import BIAS_KINDS
 
-    kinds = bench.split("train").bias_kinds[np.asarray(indices)]
+    kinds = gather(bench, members, "bias_kinds")
     return {kind: float(np.mean(kinds == i)) for i, kind in enumerate(BIAS_KINDS)}
 
 

@@ -8,7 +8,7 @@ from .gromov import all_pairs, candidate_pairs, grid_distances, gw_pairs, point_
 
 #: Solvers of :func:`gromov_wasserstein`: batched conditional gradient with an exact or entropic
 #: linear step (:func:`analysis.spray.gromov.gw_batch`), or POT's own loop as the reference.
-GW_SOLVERS = ("emd", "sinkhorn", "pot")
+GW_SOLVERS = ("emd", "entropic", "pot")
 
 
 def euclidean(heatmaps: np.ndarray) -> np.ndarray:
@@ -41,10 +41,11 @@ def gromov_wasserstein(heatmaps: np.ndarray, side: int | None = None, *, solver:
         relevance (Anders et al. §2.2), with the grid's euclidean distances (max 1) as its metric.
     side : int, optional
         Grid side; inferred from the row length when omitted.
-    solver : {"emd", "sinkhorn", "pot"}
+    solver : {"emd", "entropic", "pot"}
         ``"emd"``: batched conditional gradient with exact linear steps, POT's values
-        (:func:`analysis.spray.gromov.gw_batch`); ``"sinkhorn"``: the same with entropic linear
-        steps, for CUDA; ``"pot"``: POT's ``gromov_wasserstein2`` pair by pair (reference, slow).
+        (:func:`analysis.spray.gromov.gw_batch`); ``"entropic"``: POT's entropic GW (projected
+        gradient with Sinkhorn projections, regularisation ``epsilon``), batched, for CUDA;
+        ``"pot"``: POT's ``gromov_wasserstein2`` pair by pair (reference, slow).
     mass : float
         Share of each map's positive relevance its point set keeps.
     prune_above : int or None

@@ -1,4 +1,4 @@
-"""SpRAy figures as PNG bytes: eigenvalue spectrum, UMAP view, cluster grid, tau ranking.
+"""SpRAy figures as PNG bytes: eigenvalue spectrum, UMAP view, cluster grid, tau ranking, un-Hans heatmaps.
 
 Figures are drawn with matplotlib's object API on an Agg canvas (no pyplot state), so
 they are safe to make in worker processes and threads.
@@ -47,27 +47,59 @@ def eigenvalue_plot(eigenvalues, title: str = "Eigenvalues") -> bytes:
     return _png(fig)
 
 
-def umap_plot(coords, labels, title: str = "UMAP of the spectral embedding") -> bytes:
-    """2-D scatter of the UMAP coordinates, one colour per cluster (legend with sizes)."""
+#: Marker per split in :func:`umap_figure` (the first split filled dots, the next ones outlined shapes).
+SPLIT_MARKERS = ("o", "^", "s")
+
+
+def umap_figure(coords, labels, title: str = "UMAP of the spectral embedding", splits=None,
+                split_names: Sequence[str] = ("train", "validation")) -> Figure:
+    """2-D scatter of the UMAP coordinates, one colour per cluster (legend with sizes).
+
+    ``splits`` (int per point, optional) marks which split each point comes from (Anders et al.
+    Fig. 8, training and validation images embedded together): each split gets its own marker
+    (:data:`SPLIT_MARKERS`) and a legend entry with its count.
+    """
     coords = np.asarray(coords, dtype=np.float64)
     labels = np.asarray(labels).reshape(-1)
     if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) != len(labels):
         raise ValueError(f"coords must be (N, 2) with one label each, got {coords.shape} and {labels.shape}")
+    groups = np.zeros(len(labels), np.int64) if splits is None else np.asarray(splits, dtype=np.int64).reshape(-1)
+    if len(groups) != len(labels):
+        raise ValueError(f"{len(labels)} points but {len(groups)} split flags")
+    if groups.min(initial=0) < 0 or groups.max(initial=0) >= min(len(SPLIT_MARKERS), len(split_names)):
+        raise ValueError(f"split flags must lie in 0..{min(len(SPLIT_MARKERS), len(split_names)) - 1}")
     clusters = np.unique(labels)
     colours = _colours(len(clusters))
     fig = Figure(figsize=(5.5, 4.5))
     ax = fig.add_subplot()
     for colour, cluster in zip(colours, clusters):
         members = labels == cluster
-        ax.scatter(coords[members, 0], coords[members, 1], s=10, color=colour,
-                   label=f"{cluster} ({int(members.sum())})")
+        for g in np.unique(groups[members]):
+            pick = members & (groups == g)
+            ax.scatter(coords[pick, 0], coords[pick, 1], s=10 if g == 0 else 18, marker=SPLIT_MARKERS[g],
+                       color=colour, edgecolors="none" if g == 0 else "black", linewidths=0.6,
+                       label=f"{cluster} ({int(members.sum())})" if g == groups[members].min() else None)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title)
-    ax.legend(title="cluster (size)", fontsize=7, title_fontsize=8, loc="best", markerscale=1.5,
-              ncol=1 if len(clusters) <= 10 else 2)
+    legend = ax.legend(title="cluster (size)", fontsize=7, title_fontsize=8, loc="best", markerscale=1.5,
+                       ncol=1 if len(clusters) <= 10 else 2)
+    if splits is not None:
+        from matplotlib.lines import Line2D
+
+        ax.add_artist(legend)
+        handles = [Line2D([], [], ls="", marker=SPLIT_MARKERS[g], color="grey",
+                          markeredgecolor="none" if g == 0 else "black",
+                          label=f"{split_names[g]} ({int((groups == g).sum())})") for g in np.unique(groups)]
+        ax.legend(handles=handles, title="split", fontsize=7, title_fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _png(fig)
+    return fig
+
+
+def umap_plot(coords, labels, title: str = "UMAP of the spectral embedding", splits=None,
+              split_names: Sequence[str] = ("train", "validation")) -> bytes:
+    """:func:`umap_figure` as PNG bytes."""
+    return _png(umap_figure(coords, labels, title, splits, split_names))
 
 
 def relevance_to_unit(relevance) -> np.ndarray:
@@ -142,5 +174,36 @@ def ranking_plot(ranking: Sequence[tuple], class_names: Sequence[str] | None = N
     ax.set_xlabel("τ (mean over k)")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def heatmap_row(panels: Sequence[tuple[str, np.ndarray]], title: str = "") -> bytes:
+    """A row of captioned panels: uint8 (H, W, 3) images as they are, (H, W) maps as signed relevance.
+
+    A relevance map is scaled to its own largest absolute value on the ``bwr`` colour map: red for
+    the class, blue against it, white 0 (Anders et al. Figs. 9-10).
+    """
+    if not panels:
+        raise ValueError("heatmap_row needs at least one panel")
+    for caption, array in panels:
+        a = np.asarray(array)
+        if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3 and a.dtype == np.uint8)):
+            raise ValueError(f"panel {caption!r}: give a uint8 (H, W, 3) image or an (H, W) map, got "
+                             f"{a.dtype} {a.shape}")
+    fig = Figure(figsize=(1.7 * len(panels), 2.0 + (0.3 if title else 0)))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (caption, array) in zip(axes, panels):
+        a = np.asarray(array)
+        if a.ndim == 3:
+            ax.imshow(a, interpolation="nearest")
+        else:
+            peak = max(float(np.abs(a).max()), 1e-12)
+            ax.imshow(a.astype(np.float64), cmap="bwr", vmin=-peak, vmax=peak, interpolation="nearest")
+        ax.set_title(caption, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _png(fig)

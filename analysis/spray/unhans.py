@@ -1,14 +1,15 @@
 """Un-Hans (Anders et al.): the paper's fine-tuning experiment, and a retrain without the artifact samples.
 
 :func:`unhans_table2` is §3.3: fine-tune the trained model on subset A (the affected class and
-the classes most confused with it) and on subset B (A with the isolated artifact pasted onto
-every training image that lacks it), then compare clean and artifact-added validation accuracy
-(Table 2) and the LRP heatmaps of a fixed sample over the epochs.
+four others: chosen at random as in the paper, or the classes most confused with it) and on subset
+B (A with the isolated artifact pasted onto every training image that lacks it), then compare clean
+and artifact-added validation accuracy (Table 2) and the LRP heatmaps of a fixed sample over the epochs.
 
-:func:`unhans_retrain` is the blunter alternative: the model is retrained with the same :class:`~analysis.training.TrainConfig` as the
-given one (standard training of :func:`analysis.training.train_model`) on the benchmark's
-train split minus the excluded images; test and bias-flipped accuracy are reported
-before (the given model) and after, overall and for the artifact class.
+:func:`unhans_retrain` is the blunter alternative: the model is retrained with the same
+:class:`~analysis.training.TrainConfig` as the given one (standard training of
+:func:`analysis.training.train_model`) on the benchmark's train split minus the excluded images;
+test and bias-flipped accuracy are reported before (the given model) and after, overall and for the
+artifact class.
 """
 from __future__ import annotations
 
@@ -138,6 +139,17 @@ def nearest_by_confusion(confusion: np.ndarray, cls: int, n: int = 4) -> list[in
     return [int(cls)] + [int(j) for j in others[:n]]
 
 
+def random_classes(num_classes: int, cls: int, n: int = 4, seed: int = 0) -> list[int]:
+    """``cls`` and ``n`` other classes drawn at random (seeded; ascending), as the paper's subset A."""
+    if not 0 <= cls < num_classes:
+        raise ValueError(f"class {cls} is not among the {num_classes} classes")
+    if not 0 <= n < num_classes:
+        raise ValueError(f"n must lie in 0..{num_classes - 1}, got {n}")
+    others = [c for c in range(num_classes) if c != cls]
+    drawn = np.random.default_rng(seed).choice(len(others), size=n, replace=False)
+    return [int(cls)] + sorted(int(others[i]) for i in drawn)
+
+
 def with_artifact(images, patch, mask, carries=None) -> torch.Tensor:
     """Subset B's images: the isolated artifact pasted onto every image that lacks it.
 
@@ -219,10 +231,17 @@ def subset_accuracy(handle, images, labels, classes) -> float:
     return float(np.mean(classes[logits.argmax(dim=1).numpy()] == y))
 
 
+def heatmap_epochs(epochs: int) -> tuple[int, ...]:
+    """The epochs whose heatmaps are kept: 1, 5 and 10 as the paper's Fig. 9, or 1, 5 and the last of a shorter run."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be positive, got {epochs}")
+    return tuple(sorted({e for e in (1, 5, 10) if e <= epochs} | ({epochs} if epochs < 10 else set())))
+
+
 def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cls: int, patch, mask, *,
                   carries=None, n_nearest: int = 4, epochs: int = 10, lr: float = 0.01, batch_size: int = 64,
                   seed: int = 0, snapshot_epochs=(1, 5, 10), sample: int | None = None,
-                  progress: Progress | None = None) -> dict:
+                  train_per_class: int | None = None, classes=None, progress: Progress | None = None) -> dict:
     """Un-Hans as Anders et al. §3.3: fine-tune on subset A and on subset B, report Table 2.
 
     Subset A is the affected class ``cls`` and the ``n_nearest`` classes most confused with it
@@ -250,6 +269,11 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
         Epochs after which the LRP heatmap of the fixed sample is kept.
     sample : int, optional
         Index into the validation images of the fixed sample; default the first of ``cls``.
+    train_per_class : int, optional
+        At most this many training images per class of A (the first ones); default all.
+    classes : sequence of int, optional
+        A's classes, ``cls`` first (e.g. chosen by :func:`nearest_by_confusion` beforehand, to load
+        only their images); default ``cls`` and the ``n_nearest`` classes most confused with it.
     progress : callable, optional
 
     Returns
@@ -257,8 +281,11 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
     dict
         ``classes`` (A's classes, ``cls`` first), ``train_images`` (size of A = size of B),
         ``table`` (rows ``{"model", "clean_accuracy", "artifact_accuracy"}`` for the given model,
-        A and B; accuracy among A's classes), ``sample`` (its validation index) and ``heatmaps``
-        (``{"A": {epoch: (H, W) relevance}, "B": {...}}`` of the sample for ``cls``).
+        A and B; accuracy among A's classes), ``val_images`` (validation images of A's classes),
+        ``carriers`` (training images of A already carrying the artifact, left as they are in B),
+        ``sample`` (its validation index), ``sample_heatmap`` (its (H, W) relevance for ``cls`` under
+        the given model) and ``heatmaps`` (``{"A": {epoch: (H, W) relevance}, "B": {...}}`` of the
+        sample for ``cls`` after the snapshot epochs).
     """
     from .lrp import relevance
 
@@ -269,8 +296,19 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
     carries = np.zeros(len(tx), bool) if carries is None else np.asarray(carries, dtype=bool).reshape(-1)
     if len(carries) != len(tx):
         raise ValueError(f"{len(tx)} train images but {len(carries)} carries flags")
-    classes = nearest_by_confusion(confusion_counts(handle, vx, vy), int(cls), n_nearest)
+    if classes is None:
+        classes = nearest_by_confusion(confusion_counts(handle, vx, vy), int(cls), n_nearest)
+    classes = [int(c) for c in classes]
+    if not classes or classes[0] != int(cls) or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct and start with the artifact class {cls}, got {classes}")
     in_train, in_val = np.isin(ty, classes), np.isin(vy, classes)
+    if train_per_class is not None:
+        if train_per_class < 1:
+            raise ValueError(f"train_per_class must be positive, got {train_per_class}")
+        rank = np.zeros(len(ty), np.int64)  # position of each image among the images of its class
+        for c in classes:
+            rank[ty == c] = np.arange(int((ty == c).sum()))
+        in_train &= rank < train_per_class
     if sample is None:
         own = np.flatnonzero(vy == cls)
         if not len(own):
@@ -301,5 +339,7 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
     table = [{"model": name, "clean_accuracy": subset_accuracy(m, val_x, val_y, classes),
               "artifact_accuracy": subset_accuracy(m, val_marked, val_y, classes)}
              for name, m in (("trained", handle), ("A", model_a), ("B", model_b))]
-    return {"classes": classes, "train_images": int(len(a_y)), "table": table, "sample": sample,
+    before = relevance(handle, vx[sample:sample + 1], target).sum(dim=1)[0].numpy()
+    return {"classes": classes, "train_images": int(len(a_y)), "val_images": int(len(val_y)),
+            "carriers": int(carries[in_train].sum()), "table": table, "sample": sample, "sample_heatmap": before,
             "heatmaps": {"A": maps_a, "B": maps_b}}

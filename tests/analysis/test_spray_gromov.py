@@ -71,6 +71,18 @@ def test_entropic_solver_matches_pot_entropic():
     np.testing.assert_allclose(ours, ref, rtol=1e-5)
 
 
+def test_distance_matrix_with_the_entropic_solver():
+    """The settings form offers "entropic": the distance matrix takes it (it named it "sinkhorn" and failed)."""
+    side, n = 6, 6
+    maps = _random_maps(n, side, 4)
+    d = gromov_wasserstein(maps, solver="entropic", epsilon=0.02)
+    weights, cost = point_sets(maps), grid_distances(side)
+    pairs = all_pairs(n)
+    ref = np.array([_pot(weights, cost, i, j, epsilon=0.02) for i, j in pairs])
+    np.testing.assert_allclose(d[pairs[:, 0], pairs[:, 1]], ref, rtol=1e-5)
+    np.testing.assert_allclose(d, d.T)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_solvers_on_cuda_match_cpu():
     weights, cost = point_sets(_random_maps(6, 6, 3)), grid_distances(6)

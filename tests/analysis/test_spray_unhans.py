@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.spray.unhans import finetune, nearest_by_confusion, unhans_table2, with_artifact
+from analysis.spray.unhans import finetune, nearest_by_confusion, random_classes, unhans_table2, with_artifact
 
 SIDE, CLASSES, CORNER = 16, 6, (slice(0, 4), slice(0, 4))
 
@@ -46,6 +46,12 @@ def test_subset_a_and_b_building_blocks():
     assert nearest_by_confusion(confusion, 3, 0) == [3]
     with pytest.raises(ValueError, match="n must"):
         nearest_by_confusion(confusion, 0, 5)
+    # The paper's subset A: the class and four others drawn at random (seeded).
+    drawn = random_classes(10, 3, 4, seed=1)
+    assert drawn[0] == 3 and len(set(drawn)) == 5 and drawn[1:] == sorted(drawn[1:]) and max(drawn) < 10
+    assert random_classes(10, 3, 4, seed=1) == drawn and random_classes(10, 3, 4, seed=2) != drawn
+    with pytest.raises(ValueError, match="n must"):
+        random_classes(5, 0, 5)
     images, _ = _data(2, 1, corner_on_class0=False)
     mask = np.zeros((SIDE, SIDE), bool)
     mask[CORNER] = True
@@ -86,3 +92,23 @@ def test_table2_subset_b_unlearns_the_artifact(clever_hans):
         assert sorted(maps) == [1, 3] and all(m.shape == (SIDE, SIDE) and np.isfinite(m).all() for m in maps.values())
     assert val_y[report["sample"]] == 0
     assert seen[-1] == (6, 6)
+
+
+def test_table2_on_given_classes_and_a_per_class_limit(clever_hans):
+    """The kind picks A's classes beforehand (to load only their images) and caps A's size per class."""
+    train_x, train_y = _data(12, 4, corner_on_class0=True)
+    val_x, val_y = _data(4, 5, corner_on_class0=False)
+    mask = np.zeros((SIDE, SIDE), bool)
+    mask[CORNER] = True
+    patch = torch.zeros(3, SIDE, SIDE)
+    patch[:, mask] = 1.0
+    report = unhans_table2(clever_hans, train_x, train_y, val_x, val_y, 0, patch, mask, carries=train_y == 0,
+                           classes=[0, 3], train_per_class=5, epochs=1, snapshot_epochs=(1,), batch_size=8)
+    assert report["classes"] == [0, 3] and report["train_images"] == 10 and report["val_images"] == 8
+    assert report["carriers"] == 5  # the 5 class-0 images kept already carry the corner
+    assert report["sample_heatmap"].shape == (SIDE, SIDE) and sorted(report["heatmaps"]["B"]) == [1]
+    assert all(0 <= r["clean_accuracy"] <= 1 and 0 <= r["artifact_accuracy"] <= 1 for r in report["table"])
+    with pytest.raises(ValueError, match="start with the artifact class"):
+        unhans_table2(clever_hans, train_x, train_y, val_x, val_y, 0, patch, mask, classes=[3, 0], epochs=1)
+    with pytest.raises(ValueError, match="train_per_class"):
+        unhans_table2(clever_hans, train_x, train_y, val_x, val_y, 0, patch, mask, train_per_class=0, epochs=1)
