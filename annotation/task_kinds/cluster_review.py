@@ -23,7 +23,6 @@ from django import forms
 from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
 from analysis.exports import safe_csv_bytes
-from analysis.spray.benchmark_review import cluster_truth, cue_share, positive_maps, typical_members
 from annotation.task_kinds import (
     OutputFile,
     Progress,
@@ -131,7 +130,7 @@ def gw_options(conf: Mapping[str, Any]) -> dict | None:
 
 def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec | OutputFile]:
     """Run SpRAy over the study's classes; yield the analysis files and one task per reviewed cluster."""
-    from analysis.spray.benchmark_review import Pool
+    from analysis.spray.benchmark_review import Pool, cluster_truth, cue_share, positive_maps, typical_members
     from analysis.spray.dataset import display_k, spray_classes
     from analysis.spray.plots import cluster_grid, eigenvalue_plot, ranking_plot, umap_plot
 
@@ -220,6 +219,8 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
 
 def spray_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
     """Cluster labels with their planted-cue shares, and the artifact tests of clusters called artifacts."""
+    from analysis.spray.benchmark_review import cue_share
+
     tasks = {t.pk: t for t in ctx.tasks()}
     if not any("indices" in t.payload for t in tasks.values()):
         return []  # answers imported from elsewhere: no clusters to test

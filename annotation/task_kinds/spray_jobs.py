@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from django import forms
 
 from analysis.exports import safe_csv_bytes
 from annotation.task_kinds.base import KindJob, OutputFile, Progress, StudyContext, TaskRecord, staged
 from annotation.task_kinds.benchmark import has_truth, model_inputs, num_classes
+
+if TYPE_CHECKING:  # torch is imported where it runs: importing the app (every web process) stays light
+    import torch
 
 #: The benchmark's validation images are its ``test`` split.
 VAL = "test"
@@ -46,6 +48,8 @@ def task_members(payload: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 def member_tensors(bench, members: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """The members' images (float, [0, 1]) and labels, split by split."""
+    import torch
+
     parts = [bench.split(split).tensors(idx) for split, idx in members.items() if len(idx)]
     if not parts:
         raise ValueError("the cluster has no images")
@@ -90,6 +94,8 @@ def removal_set(bench, cls: int, members: Mapping[str, np.ndarray], val_images: 
     images only (Anders et al. Table 4): on the benchmark the class's validation images with its
     planted cue; elsewhere the cluster's own images, appended to the validation images.
     """
+    import torch
+
     kind = planted_cue(bench, cls)
     if kind is not None:
         return val_images, val_labels, carriers(bench, cls, VAL, members), f"validation images with the {kind} cue"
