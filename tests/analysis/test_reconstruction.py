@@ -128,6 +128,8 @@ def test_positional_levels_put_a_class_valued_square_on_every_image(level, per_c
         assert np.all(task.images[i, y0:y1, x0:x1] == task.values[i])
     neg, pos = _positions(task, -1), _positions(task, 1)
     assert len(neg) == len(pos) == per_class
+    _, uses = np.unique(task.boxes, axis=0, return_counts=True)
+    assert set(uses) == {30 // per_class} or level == "L1"  # every position used equally (30 images per class)
     if level == "L1":
         assert neg == pos == {(0, 0, side, side)}
     else:
