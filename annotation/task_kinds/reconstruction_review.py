@@ -64,7 +64,8 @@ class ReconstructionSettingsForm(forms.Form):
                                   help_text="Best reconstructions per class and model shown to the crowd.")
     object_ssim = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.5,
                                    help_text="Reference for the crowd's answer: a reconstruction shows its main "
-                                             "object when its SSIM with its nearest training image is at least this.")
+                                             "object when its SSIM with its nearest training image is at least "
+                                             "this and above that of the unoptimised start (the training mean).")
     seed = forms.IntegerField(min_value=0, initial=0)
 
     def clean_classes(self) -> list[int]:
@@ -123,7 +124,11 @@ def accuracy_table(levels: list[dict]) -> pd.DataFrame:
 
 
 def review_tasks(ctx: StudyContext, level: str, result: dict) -> Iterator[TaskSpec]:
-    """The best-matched reconstructions of each class as tasks, with the reference answer and the trigger shown."""
+    """The best-matched reconstructions of each class as tasks, with the reference answer and the trigger shown.
+
+    Reference: the main object counts as reconstructed when the pair's SSIM is at least ``object_ssim``
+    and beats the unoptimised start's SSIM on the same training image (more than the mean shape).
+    """
     from analysis.reconstruction.scoring import shown_trigger
 
     c = ctx.conf
@@ -135,8 +140,9 @@ def review_tasks(ctx: StudyContext, level: str, result: dict) -> Iterator[TaskSp
         for train_index, recon in best_matched(result, side, c["review_k"]):
             image = np.asarray(result["candidates"][recon], dtype=np.float64)
             shown, _ = shown_trigger(image[None], triggers, threshold)
-            ssim = float(result["ssim"][train_index])
-            truth: dict[str, Any] = {"object": "yes" if ssim >= c["object_ssim"] else "no", "trigger": None}
+            ssim, start = float(result["ssim"][train_index]), float(result["baseline_initial_ssim"][train_index])
+            reconstructed = ssim >= c["object_ssim"] and ssim > start
+            truth: dict[str, Any] = {"object": "yes" if reconstructed else "no", "trigger": None}
             if shown[0] >= 0:
                 x0, y0, x1, y1 = boxes[shown[0]]
                 truth["trigger"] = [round((x0 + x1) / 2, 4), round((y0 + y1) / 2, 4)]
@@ -144,7 +150,7 @@ def review_tasks(ctx: StudyContext, level: str, result: dict) -> Iterator[TaskSp
                 key=f"{level}-{'ab'[side > 0]}-r{recon}",
                 payload={"image": ctx.store.images(upscaled(image)[None], kind="reconstruction")[0],
                          "level": level, "side": side, "class_name": class_name, "recon_index": recon,
-                         "train_index": train_index, "ssim": round(ssim, 4),
+                         "train_index": train_index, "ssim": round(ssim, 4), "start_ssim": round(start, 4),
                          "class_names": list(result["class_names"]), "boxes": boxes},
                 truth=truth,
             )
