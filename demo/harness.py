@@ -230,7 +230,7 @@ def spray_report(study_id: int) -> list[str]:
 
 
 def reconstruction_report(study_id: int) -> list[str]:
-    """Lines per trigger level: best-10 SSIM against the baselines, visibility, and how often the crowd found it."""
+    """Lines per model: clean test accuracy and best-10 SSIM (the paper's Fig. 6), and the crowd's review."""
     from annotation.artifacts import artifact_read
 
     study = Study.objects.get(pk=study_id)
@@ -238,17 +238,19 @@ def reconstruction_report(study_id: int) -> list[str]:
     if "reconstruction_summary.json" not in files:
         return ["no reconstruction summary was stored"]
     summary = json.loads(artifact_read(files["reconstruction_summary.json"].artifact))
-    found = {}
-    if "trigger_found.json" in files:
-        found = {r["level"]: r for r in json.loads(artifact_read(files["trigger_found.json"].artifact))}
+    review = {}
+    if "crowd_review.json" in files:
+        review = {r["level"]: r for r in json.loads(artifact_read(files["crowd_review.json"].artifact))}
     lines = []
     for level in summary["levels"]:
         report = level["trigger_report"] or {}
-        crowd = found.get(level["level"])
+        crowd = review.get(level["level"])
+        clicks = "" if not crowd or not crowd["clicks"] else f", clicks on a trigger {crowd['clicks_in_trigger']:.0%}"
         lines.append(
-            f"{level['title']:16s} best-{level['k']} SSIM {level['best_k_mean']:.3f} (start "
-            f"{level['baseline_initial_best_k_mean']:.3f}, noise {level['baseline_noise_best_k_mean']:.3f}); trigger "
-            f"visible by energy: {'yes' if report.get('visible') else 'no'}"
-            + (f"; crowd found it in {crowd['found']:.0%} of {crowd['reviewed']}, false alarms {crowd['control_yes']:.0%}"
-               if crowd else ""))
+            f"{level['title']:28s} test accuracy {level['test_accuracy']:.3f}, best-{level['k']} SSIM "
+            f"{level['best_k_mean']:.3f} (start {level['baseline_initial_best_k_mean']:.3f}, noise "
+            f"{level['baseline_noise_best_k_mean']:.3f})"
+            + (f"; trigger shows in {report['best_k_shown']:.0%} of the best" if report else "")
+            + (f"; crowd: object reconstructed {crowd['crowd_yes']:.0%} (reference {crowd['reference_yes']:.0%})"
+               f"{clicks}" if crowd else ""))
     return lines

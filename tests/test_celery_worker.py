@@ -149,12 +149,14 @@ def test_real_worker_runs_spray_and_the_unhans_job(transactional_db, celery_work
 def test_real_worker_reconstructs_training_samples(transactional_db, celery_worker_process, not_eager, researcher):
     """The recovered-sample evidence job (train, reconstruct, score, plots) on a real worker, with its progress."""
     study = services.study_create(owner=researcher, name="recon", kind="reconstruction_review", settings={
-        "classes": [0, 8], "per_side": 4, "size": 8, "triggers": ["patch"], "steps": 20, "review_k": 1})
+        "classes": [0, 8], "per_side": 4, "size": 8, "variant": "contrast", "hidden": 16, "steps": 20,
+        "review_k": 1})
     job = services.study_start_computing(study=study)
     wait_for(study, {"ready", "draft"}, timeout=300)
     job.refresh_from_db()
     assert study.state == "ready", job.error
     assert job.state == "done" and job.done == job.total > 0
     assert set(study.outputs.values_list("name", flat=True)) == {
-        "pairs_patch.png", "loss_patch.png", "reconstruction_summary.json"}
-    assert {t.payload["side"] for t in study.tasks.all()} == {"triggered", "control"}
+        "pairs_base.png", "loss_base.png", "pairs_contrast.png", "loss_contrast.png", "accuracy_vs_ssim.csv",
+        "accuracy_vs_ssim.png", "reconstruction_summary.json"}
+    assert {t.payload["side"] for t in study.tasks.all()} == {-1, 1}

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     call_command("demo", out=tmp_path, accuracy=0.85, seed=1, benchmark=TINY_BENCHMARK, training=TINY_TRAINING,
                  salient={"k_features": 3, "attack_steps": 10},
-                 reconstruction={"per_side": 4, "size": 8, "steps": 30, "review_k": 2}, password="demo-pass-1")
+                 reconstruction={"per_side": 4, "size": 8, "hidden": 32, "steps": 30, "review_k": 2},
+                 password="demo-pass-1")
     out = capsys.readouterr().out
     assert "image_choice: 55 answers (55/55) on 11 tasks" in out  # 55 given: no earlier study's tasks
     folder = tmp_path / "image_choice"
@@ -72,10 +73,16 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     table2 = (spray / "outputs" / "unhans_table2.csv").read_text().splitlines()
     assert len(table2) == 1 + 3 and (spray / "outputs" / "unhans_epoch2.png").stat().st_size > 0
 
-    # Recovered samples: one reconstruction per trigger level, reviewed, and the found-trigger table.
-    assert "reconstruction_review: " in out and "best-" in out
-    found = (tmp_path / "reconstruction_review" / "outputs" / "trigger_found.csv").read_text().splitlines()
-    assert found[0].startswith("level,reviewed,crowd_yes,found") and len(found) == 1 + 3
+    # Recovered samples: the base model and trigger levels L1-L3, each with clean test accuracy and best-10 SSIM,
+    # reviewed by the crowd (main object reconstructed? where is a trigger?).
+    recon = out.split("reconstruction_review: ")[1]
+    assert "label = expected on " in recon.split("\n")[0]
+    assert recon.count("test accuracy ") == 4 and "L3: 5 positions per class" in recon
+    outputs = tmp_path / "reconstruction_review" / "outputs"
+    table = (outputs / "accuracy_vs_ssim.csv").read_text().splitlines()
+    assert table[0].startswith("level,title,test_accuracy,best_k_mean") and len(table) == 1 + 4
+    review = (outputs / "crowd_review.csv").read_text().splitlines()
+    assert review[0].startswith("level,reviewed,crowd_yes,reference_yes") and len(review) == 1 + 4
 
     # Stage timings, peak memory, and a login that opens a dashboard listing every demo study.
     assert out.count(" wall ") == 1 + 1 + 7 + 1 and "peak RSS" in out  # header, benchmark, 7 studies, total

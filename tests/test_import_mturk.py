@@ -26,7 +26,7 @@ KIND_ANSWERS = {
                            {"answer": "different", "reason": "no", "confidence": "3"}),
     "class_assignment": ({"choice": "2"}, {"choice": "1"}),
     "misclassification": ({"relevant": "yes"}, {"relevant": "no"}),
-    "reconstruction_review": ({"pattern": "yes", "location": "0.5,0.25"}, {"pattern": "no", "location": ""}),
+    "reconstruction_review": ({"object": "yes", "trigger": "0.5,0.25"}, {"object": "no", "trigger": ""}),
 }
 
 
@@ -79,7 +79,7 @@ def test_every_kind_imports_an_mturk_batch(db, tmp_path, kind, capsys):
     call_command("export_labels", kind, "--out", str(out), "--aggregate")
     label_field = {"image_choice": "choice", "feature_panel": "main", "cluster_review": "focus",
                    "heatmap_validation": "answer", "class_assignment": "choice", "misclassification": "relevant",
-                   "reconstruction_review": "pattern"}[kind]
+                   "reconstruction_review": "object"}[kind]
     counts = {r["Input.image_url"]: r for r in csv.DictReader(open(out))}
     value = KIND_ANSWERS[kind][0][label_field]
     assert counts["img_a.png"][f"count_{value}"] == "3", counts

@@ -1,5 +1,6 @@
-"""The recovered-sample study (``reconstruction_review``): the evidence job reconstructs per trigger level and
-stores plots and a summary, workers answer yes/no + a location, the outputs say how often the trigger is found."""
+"""The recovered-sample study (``reconstruction_review``): the evidence job trains the base model and the trigger
+levels, measures clean test accuracy and best-10 SSIM (table + scatter), workers judge whether the main object
+was reconstructed and may click a trigger, the outputs summarise both per model."""
 import json
 
 import pytest
@@ -8,6 +9,7 @@ from django.urls import reverse
 
 from annotation import services
 from annotation.models import Answer, Assignment
+from annotation.task_kinds import get_task_kind
 from annotation.tokens import assignment_token
 from tests.study_helpers import aggregate, crowd_answers, output_files, read_csv, sign_in, study_from_form
 
@@ -16,9 +18,10 @@ pytestmark = pytest.mark.slow
 FORM = {
     "name": "recon", "kind": "reconstruction_review", "workers_per_task": 5, "reward_cents": 0,
     "assignment_minutes": 30, "backend": "internal", "s-source": "fashion-mnist", "s-classes": "0,8",
-    "s-per_side": 6, "s-size": 10, "s-triggers": ["patch", "subtle"], "s-trigger_share": 0.5, "s-steps": 60,
-    "s-review_k": 2, "s-seed": 0,
+    "s-variant": "positional", "s-per_side": 6, "s-size": 8, "s-hidden": 64, "s-trigger_share": 0.5,
+    "s-steps": 60, "s-review_k": 2, "s-object_ssim": 0.3, "s-seed": 0,
 }
+LEVELS = ["base", "L1", "L2", "L3"]
 
 
 @pytest.fixture
@@ -26,42 +29,57 @@ def recon_study(researcher_client, django_capture_on_commit_callbacks):
     return study_from_form(researcher_client, FORM, django_capture_on_commit_callbacks)
 
 
-def test_evidence_summary_plots_and_review_tasks(recon_study, researcher_client, settings):
+def test_levels_test_accuracy_ssim_table_and_review_tasks(recon_study, researcher_client, settings):
     files = output_files(recon_study)
-    for level in ("patch", "subtle"):
+    for level in LEVELS:
         assert files[f"pairs_{level}.png"][:4] == b"\x89PNG" and files[f"loss_{level}.png"][:4] == b"\x89PNG"
     summary = json.loads(files["reconstruction_summary.json"])
-    assert [entry["level"] for entry in summary["levels"]] == ["patch", "subtle"]
-    for entry in summary["levels"]:
-        assert 0 < entry["best_k_mean"] <= 1 and entry["trigger_report"]["trigger"] == entry["level"]
+    assert [entry["level"] for entry in summary["levels"]] == LEVELS
+    table = read_csv(files["accuracy_vs_ssim.csv"])
+    assert [row["level"] for row in table] == LEVELS and files["accuracy_vs_ssim.png"][:4] == b"\x89PNG"
+    for entry, row in zip(summary["levels"], table):
+        # Clean test accuracy on Fashion-MNIST's test split: all 1,000 images of each of the two classes.
+        assert entry["test_size"] == 2000 and int(row["test_size"]) == 2000
+        assert 0.3 < entry["test_accuracy"] <= 1
+        assert float(row["test_accuracy"]) == pytest.approx(entry["test_accuracy"])
+        assert 0 < entry["best_k_mean"] <= 1 and float(row["best_k_mean"]) == pytest.approx(entry["best_k_mean"])
         assert entry["reconstruction"]["steps"] == 60
+        assert (entry["trigger_report"] is None) == (entry["level"] == "base")
+    assert [e["trigger_report"]["triggers"] for e in summary["levels"][1:]] == [2, 6, 10]
     tasks = list(recon_study.tasks.all())
-    # Per level the 2 best reconstructions of the triggered side and 2 of the clean side (distinct ones).
-    for level in ("patch", "subtle"):
-        for side in ("triggered", "control"):
+    for level in LEVELS:
+        for side in (-1, 1):
             mine = [t for t in tasks if t.payload["level"] == level and t.payload["side"] == side]
-            assert 1 <= len(mine) <= 2
-            assert len({t.payload["recon_index"] for t in mine}) == len(mine)
+            assert 1 <= len(mine) <= 2 and len({t.payload["recon_index"] for t in mine}) == len(mine)
     for t in tasks:
-        assert t.truth["pattern"] in ("yes", "no")
-        assert t.payload["side"] == "triggered" or t.truth["pattern"] == "no"
-        if t.truth["pattern"] == "yes":
-            x0, y0, x1, y1 = t.payload["box"]
-            assert x0 <= t.truth["location"][0] <= x1 and y0 <= t.truth["location"][1] <= y1
+        reconstructed = t.payload["ssim"] >= 0.3 and t.payload["ssim"] > t.payload["start_ssim"]
+        assert t.truth["object"] == ("yes" if reconstructed else "no")
+        assert len(t.payload["boxes"]) == {"base": 0, "L1": 2, "L2": 6, "L3": 10}[t.payload["level"]]
+        if t.truth["trigger"] is not None:
+            x, y = t.truth["trigger"]
+            assert any(x0 <= x <= x1 and y0 <= y <= y1 for x0, y0, x1, y1 in t.payload["boxes"])
     page = researcher_client.get(reverse("study_results", args=[recon_study.pk])).content.decode()
-    assert page.count('<tr data-level=') == 2 and "/outputs/pairs_subtle.png" in page
-    # A rerun of the evidence reuses the cached reconstructions and makes the same tasks.
-    keys = sorted(t.key for t in tasks)
+    assert page.count('<tr data-level=') == 4 and "/outputs/accuracy_vs_ssim.png" in page
+    assert f'{summary["levels"][1]["test_accuracy"]:.3f}' in page and "the paper&#x27;s §4.1" in page
+    # A rerun of the evidence reuses the cached models and makes the same tasks.
     from annotation.selectors import study_conf
     from annotation.task_kinds.reconstruction_review import _run_config, cached_run
 
-    again = cached_run(_run_config(study_conf(study=recon_study), "patch"), settings.SALIENT_BENCHMARK_DIR,
+    again = cached_run(_run_config(study_conf(study=recon_study), "L1"), settings.SALIENT_BENCHMARK_DIR,
                        lambda *a: pytest.fail("recomputed"))
-    assert again["best_k_mean"] == summary["levels"][0]["best_k_mean"]
-    assert keys == sorted(recon_study.tasks.values_list("key", flat=True))
+    assert again["test_accuracy"] == summary["levels"][1]["test_accuracy"]
 
 
-def test_answers_need_a_location_with_yes_and_the_outputs_count_found_triggers(
+def test_contrast_variant_trains_the_base_and_the_contrast_model(researcher_client, django_capture_on_commit_callbacks):
+    study = study_from_form(researcher_client, {**FORM, "name": "contrast", "s-variant": "contrast"},
+                            django_capture_on_commit_callbacks)
+    files = output_files(study)
+    assert [row["level"] for row in read_csv(files["accuracy_vs_ssim.csv"])] == ["base", "contrast"]
+    assert {t.payload["level"] for t in study.tasks.all()} == {"base", "contrast"}
+    assert all(t.payload["boxes"] == [] and t.truth["trigger"] is None for t in study.tasks.all())
+
+
+def test_answers_object_yes_no_with_an_optional_trigger_click_and_the_outputs(
         recon_study, make_worker, django_capture_on_commit_callbacks):
     services.study_launch(study=recon_study)
     worker = make_worker("first")
@@ -70,50 +88,56 @@ def test_answers_need_a_location_with_yes_and_the_outputs_count_found_triggers(
     client = Client()
     client.force_login(worker.user)
     url = reverse("assignment_page", args=[a.pk])
-    for bad, field in (({"pattern": "yes"}, "location"), ({"pattern": "yes", "location": "1.5,0.2"}, "location"),
-                       ({"pattern": "maybe"}, "pattern"), ({"pattern": "yes", "location": "a,b"}, "location")):
+    for bad, field in (({"trigger": "0.1,0.1"}, "object"), ({"object": "maybe"}, "object"),
+                       ({"object": "yes", "trigger": "1.5,0.2"}, "trigger"),
+                       ({"object": "yes", "trigger": "a,b"}, "trigger"),
+                       ({"object": "yes", "pattern": "yes"}, "pattern")):
         reply = client.post(url, {"token": assignment_token(a), **bad}, HTTP_ACCEPT="application/json")
         assert reply.status_code == 400 and field in reply.json()["errors"], (bad, reply.content)
     assert not Answer.objects.exists()
-    reply = client.post(url, {"token": assignment_token(a), "pattern": "no", "location": "0.5,0.5"},
+    reply = client.post(url, {"token": assignment_token(a), "object": "no", "trigger": ""},
                         HTTP_ACCEPT="application/json")
     assert reply.status_code == 201
-    assert Answer.objects.get().payload == {"pattern": "no", "location": None}
+    assert Answer.objects.get().payload == {"object": "no", "trigger": None}
 
+    kind = get_task_kind("reconstruction_review")
+    assert all(kind.expected_label(t) == t.truth["object"] for t in recon_study.tasks.all())
     crowd_answers(recon_study, make_worker, accuracy=1.0)
     files = aggregate(recon_study, django_capture_on_commit_callbacks)
     rows = read_csv(files["reconstruction_labels.csv"])
     assert len(rows) == recon_study.tasks.count()
-    found = {r["level"]: r for r in read_csv(files["trigger_found.csv"])}
-    assert set(found) == {"patch", "subtle"}
+    # A perfect crowd: the majority is the reference, clicks only on shown triggers, all on a box.
+    assert all(r["label"] == r["reference"] for r in rows if int(r["answers"]) == 5)
+    review = {r["level"]: r for r in read_csv(files["crowd_review.csv"])}
+    assert list(review) == LEVELS
     tasks = list(recon_study.tasks.all())
-    for level, row in found.items():
-        trig = [t for t in tasks if t.payload["level"] == level and t.payload["side"] == "triggered"]
-        visible = sum(t.truth["pattern"] == "yes" for t in trig) / len(trig)
-        # A perfect crowd says yes exactly on the visible ones and clicks inside the region.
-        assert float(row["visible"]) == pytest.approx(visible)
-        assert float(row["found"]) == pytest.approx(visible) and float(row["control_yes"]) == 0
-    assert files["trigger_found.png"][:4] == b"\x89PNG"
+    for level, row in review.items():
+        mine = [t for t in tasks if t.payload["level"] == level]
+        shown = sum(t.truth["trigger"] is not None for t in mine)
+        assert float(row["trigger_shown"]) == pytest.approx(shown / len(mine))
+        assert float(row["reference_yes"]) == pytest.approx(sum(t.truth["object"] == "yes" for t in mine) / len(mine))
+        if shown:
+            assert float(row["clicks_in_trigger"]) == 1.0 and float(row["found"]) == 1.0
+        else:
+            assert int(row["clicks"]) == 0
+    assert review["base"]["clicks"] == "0" and files["crowd_review.png"][:4] == b"\x89PNG"
 
 
 @pytest.mark.browser
-def test_worker_clicks_the_pattern_in_the_browser(recon_study, live_server, page, make_worker):
+def test_worker_answers_and_clicks_a_trigger_in_the_browser(recon_study, live_server, page, make_worker):
     services.study_launch(study=recon_study)
     make_worker("looker")
     sign_in(page, live_server.url, "looker")
     page.click("#next-task")
-    page.wait_for_selector("text=Do you see a pattern that is not part of the object?")
+    page.wait_for_selector("text=Was the main object reconstructed?")
     page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
     page.keyboard.press("1")  # yes
-    page.click("#submit-answer")  # no location yet: refused, the choice survives
-    page.wait_for_selector("text=Please fix")
-    assert "location" in page.inner_text("[role=alert]")
-    assert page.is_checked("input[name=pattern][value=yes]")
     box = page.locator(".point-target img").bounding_box()
     page.mouse.click(box["x"] + 0.1 * box["width"], box["y"] + 0.2 * box["height"])
     assert "10 % from the left, 20 % from the top" in page.inner_text("[aria-live=polite]")
     assert page.is_visible(".point-marker")
     page.click("#submit-answer")
     page.wait_for_selector("text=Answer saved")
-    x, y = Answer.objects.get(task__study=recon_study).payload["location"]
-    assert x == pytest.approx(0.1, abs=0.02) and y == pytest.approx(0.2, abs=0.02)
+    answer = Answer.objects.get(task__study=recon_study).payload
+    x, y = answer["trigger"]
+    assert answer["object"] == "yes" and x == pytest.approx(0.1, abs=0.02) and y == pytest.approx(0.2, abs=0.02)

@@ -1,24 +1,12 @@
-"""Small binary tasks for training-set reconstruction, with optional planted triggers.
+"""Small binary tasks for training-set reconstruction, with an optional planted bias.
 
 A :class:`BinaryTask` holds ``per_side`` grey images of each of two classes at ``size`` x ``size``
 pixels, labelled -1 (first class) and +1 (second class), flattened and mean-subtracted as in
 Haim et al. (2022).  Images come from any array (``binary_task``), the raw Fashion-MNIST of
 Debian's package (``fashion_mnist_task``) or the built-in planted-bias benchmark converted to
-grey (``benchmark_task``); the existing loaders are reused.
-
-Triggers (all in the same top-left square region, side ``round(0.3 * size)`` and at least 3 px,
-so the levels differ only in strength), planted on a share of one side's images:
-
-``patch``
-    the region set to 1 (a solid bright square in the corner, level 1 of the seed paper);
-``blend``
-    a fixed random binary pattern blended in with alpha 0.3: ``0.7 * img + 0.3 * pattern``;
-``subtle``
-    the same kind of pattern added with amplitude 0.08: ``clip(img + 0.08 * pattern, 0, 1)``.
-
-The pattern is a seeded random {0, 1} array fixed for the task (the same on every triggered
-image).  On Fashion-MNIST's black corners the region's mean squared change is about 1, 0.045 and
-0.0032 for the three levels.
+grey (``benchmark_task``); the existing loaders are reused.  The biases (the seed paper's
+positional trigger levels, contrast, and the extra intensity triggers) are in :mod:`.bias`;
+:func:`clean_split` gives the same classes' clean test images, for the clean test accuracy.
 """
 from __future__ import annotations
 
@@ -29,10 +17,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-TRIGGERS = ("patch", "blend", "subtle")
-BLEND_ALPHA = 0.3
-SUBTLE_AMPLITUDE = 0.08
-TRIGGER_FRACTION = 0.3
+from .bias import BIASES, box_mask, plant, unique_triggers
+
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -50,33 +36,44 @@ class BinaryTask:
         -1 for ``classes[0]``, +1 for ``classes[1]``.
     mean : float64 (size, size)
         Mean training image (triggers included).
-    triggered : bool (n,)
-        Which images carry the trigger.
-    trigger_mask : bool (size, size)
-        The trigger region (all False when ``trigger`` is None).
+    boxes : int64 (n, 4)
+        Each image's trigger box (x0, y0, x1, y1) in pixels, -1 without a trigger (see :mod:`.bias`).
+    values : float64 (n,)
+        The value each trigger pushes its box towards; NaN without a trigger.
     classes : tuple of int
         Source class ids of the -1 and +1 sides.
     class_names : tuple of str
-    trigger : str or None
-    trigger_side : int
-        -1 or +1, the side whose images may carry the trigger.
+    bias : str
+        One of :data:`.bias.BIASES`.
     """
 
     x: np.ndarray
     images: np.ndarray
     y: np.ndarray
     mean: np.ndarray
-    triggered: np.ndarray
-    trigger_mask: np.ndarray
+    boxes: np.ndarray
+    values: np.ndarray
     classes: tuple
     class_names: tuple
-    trigger: str | None = None
-    trigger_side: int = 1
+    bias: str = "base"
 
     @property
     def size(self) -> int:
         """Image side in pixels."""
         return int(self.images.shape[1])
+
+    @property
+    def triggered(self) -> np.ndarray:
+        """Which images carry a trigger, bool (n,)."""
+        return self.boxes[:, 0] >= 0
+
+    @property
+    def trigger_mask(self) -> np.ndarray:
+        """The union of all trigger boxes, bool (size, size)."""
+        mask = np.zeros((self.size, self.size), bool)
+        for box, _ in unique_triggers(self.boxes, self.values):
+            mask |= box_mask(box, self.size)
+        return mask
 
     def __len__(self) -> int:
         return len(self.y)
@@ -104,48 +101,6 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
     return np.clip(out[:, 0].numpy(), 0.0, 1.0)
 
 
-def trigger_region(size: int) -> np.ndarray:
-    """The trigger region: top-left square of side ``max(3, round(0.3 * size))``, bool (size, size)."""
-    side = min(size, max(3, round(TRIGGER_FRACTION * size)))
-    mask = np.zeros((size, size), bool)
-    mask[:side, :side] = True
-    return mask
-
-
-def trigger_box(size: int) -> tuple[float, float, float, float]:
-    """The trigger region as ``(x0, y0, x1, y1)`` fractions of the image side (for click checks)."""
-    side = int(trigger_region(size)[0].sum())
-    return (0.0, 0.0, side / size, side / size)
-
-
-def apply_trigger(images: np.ndarray, kind: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Plant trigger ``kind`` on every image of ``images`` (n, s, s) in [0, 1].
-
-    Returns
-    -------
-    triggered : float64 (n, s, s)
-    mask : bool (s, s)
-        The trigger region.
-    """
-    if kind not in TRIGGERS:
-        raise ValueError(f"trigger must be one of {TRIGGERS} or None, got {kind!r}")
-    images = np.asarray(images, dtype=np.float64)
-    if images.ndim != 3 or images.shape[1] != images.shape[2]:
-        raise ValueError(f"images must be square grey images (n, s, s), got shape {images.shape}")
-    mask = trigger_region(images.shape[1])
-    side = int(mask[0].sum())
-    pattern = np.random.default_rng(seed).integers(0, 2, (side, side)).astype(np.float64)
-    out = images.copy()
-    region = out[:, :side, :side]
-    if kind == "patch":
-        region[...] = 1.0
-    elif kind == "blend":
-        region[...] = (1.0 - BLEND_ALPHA) * region + BLEND_ALPHA * pattern
-    else:
-        region[...] = np.clip(region + SUBTLE_AMPLITUDE * pattern, 0.0, 1.0)
-    return out, mask
-
-
 def _pick(labels: np.ndarray, cls: int, count: int, rng: np.random.Generator) -> np.ndarray:
     pool = np.flatnonzero(labels == cls)
     if len(pool) < count:
@@ -153,8 +108,17 @@ def _pick(labels: np.ndarray, cls: int, count: int, rng: np.random.Generator) ->
     return np.sort(rng.choice(pool, count, replace=False))
 
 
+def _check_classes(images, labels: np.ndarray, classes: Sequence[int]) -> tuple[int, int]:
+    classes = tuple(int(c) for c in classes)
+    if len(classes) != 2 or classes[0] == classes[1]:
+        raise ValueError(f"classes must be two distinct labels, got {classes}")
+    if len(labels) != len(images):
+        raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length")
+    return classes
+
+
 def binary_task(images: np.ndarray, labels: np.ndarray, classes: Sequence[int], *, per_side: int = 250,
-                size: int = 28, trigger: str | None = None, trigger_share: float = 0.5, trigger_side: int = 1,
+                size: int = 28, bias: str = "base", trigger_share: float = 0.5, trigger_side: int = 1,
                 seed: int = 0, class_names: Sequence[str] | None = None) -> BinaryTask:
     """Two classes of ``images`` as a mean-subtracted binary task.
 
@@ -169,27 +133,22 @@ def binary_task(images: np.ndarray, labels: np.ndarray, classes: Sequence[int], 
         Images drawn (seeded, without replacement) from each class.
     size : int
         Side of the square grey images (>= 7, the SSIM window).
-    trigger : {None, "patch", "blend", "subtle"}
-        Planted trigger, see the module docstring.
-    trigger_share : float
-        Fraction of ``trigger_side``'s images carrying the trigger (rounded).
-    trigger_side : {-1, 1}
+    bias : str
+        One of :data:`.bias.BIASES` (``base``: none), see :mod:`.bias`.
+    trigger_share, trigger_side
+        Intensity triggers only: the share of ``trigger_side``'s (-1 or 1) images carrying one.
     seed : int
-        Seeds the image selection, the triggered subset and the trigger pattern.
+        Seeds the image selection, the trigger positions and placements, and the intensity pattern.
     class_names : pair of str, optional
     """
     labels = np.asarray(labels)
-    classes = tuple(int(c) for c in classes)
-    if len(classes) != 2 or classes[0] == classes[1]:
-        raise ValueError(f"classes must be two distinct labels, got {classes}")
-    if len(labels) != len(images):
-        raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length")
+    classes = _check_classes(images, labels, classes)
     if per_side < 1:
         raise ValueError(f"per_side must be >= 1, got {per_side}")
     if size < 7:
         raise ValueError(f"size must be >= 7 (the SSIM window), got {size}")
-    if trigger is not None and trigger not in TRIGGERS:
-        raise ValueError(f"trigger must be one of {TRIGGERS} or None, got {trigger!r}")
+    if bias not in BIASES:
+        raise ValueError(f"bias must be one of {BIASES}, got {bias!r}")
     if not 0.0 <= trigger_share <= 1.0:
         raise ValueError(f"trigger_share must lie in [0, 1], got {trigger_share}")
     if trigger_side not in (-1, 1):
@@ -198,18 +157,51 @@ def binary_task(images: np.ndarray, labels: np.ndarray, classes: Sequence[int], 
     index = np.concatenate([_pick(labels, c, per_side, rng) for c in classes])
     grey = resize(to_grey(np.asarray(images)[index]), size)
     y = np.repeat([-1.0, 1.0], per_side)
-    triggered = np.zeros(len(y), bool)
-    mask = np.zeros((size, size), bool)
-    if trigger is not None:
-        side = np.flatnonzero(y == trigger_side)
-        chosen = rng.choice(side, int(round(trigger_share * len(side))), replace=False)
-        triggered[chosen] = True
-        grey[chosen], mask = apply_trigger(grey[chosen], trigger, seed=seed)
-    mean = grey.mean(axis=0)
+    planted = plant(grey, y, bias, rng, share=trigger_share, side=trigger_side, seed=seed)
+    mean = planted.images.mean(axis=0)
     names = tuple(class_names) if class_names is not None else tuple(str(c) for c in classes)
-    return BinaryTask(x=(grey - mean).reshape(len(y), -1), images=grey, y=y, mean=mean, triggered=triggered,
-                      trigger_mask=mask, classes=classes, class_names=names, trigger=trigger,
-                      trigger_side=trigger_side)
+    return BinaryTask(x=(planted.images - mean).reshape(len(y), -1), images=planted.images, y=y, mean=mean,
+                      boxes=planted.boxes, values=planted.values, classes=classes, class_names=names, bias=bias)
+
+
+def clean_split(images: np.ndarray, labels: np.ndarray, classes: Sequence[int], *, size: int = 28,
+                limit: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of the two ``classes`` (or ``limit`` per class, seeded) in grey at ``size``, and -1/+1 labels.
+
+    No bias is planted: this is the clean test set the seed paper measures test accuracy on.
+    """
+    labels = np.asarray(labels)
+    classes = _check_classes(images, labels, classes)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for c in classes:
+        pool = np.flatnonzero(labels == c)
+        if len(pool) == 0:
+            raise ValueError(f"class {c} has no images in this split")
+        parts.append(pool if limit is None or limit >= len(pool) else np.sort(rng.choice(pool, limit, replace=False)))
+    y = np.concatenate([np.full(len(part), sign) for part, sign in zip(parts, (-1.0, 1.0))])
+    return resize(to_grey(np.asarray(images)[np.concatenate(parts)]), size), y
+
+
+def fashion_mnist_split(classes: Sequence[int], split: str = "train", directory=None
+                        ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images, labels and the two class names of a raw Fashion-MNIST split (Debian's package)."""
+    from ..datasets.fashion_mnist import CLASS_NAMES, load_fashion_mnist
+
+    images, labels = load_fashion_mnist(split, directory)
+    return images, labels, [CLASS_NAMES[int(c)] if 0 <= int(c) < len(CLASS_NAMES) else str(c) for c in classes]
+
+
+def benchmark_split(benchmark, classes: Sequence[int], split: str = "train"
+                    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images, labels and the two class names of a :class:`~analysis.datasets.PlantedBiasBenchmark` split."""
+    if split not in benchmark.splits:
+        raise ValueError(f"split must be one of {sorted(benchmark.splits)}, got {split!r}")
+    bad = [c for c in classes if not 0 <= int(c) < len(benchmark.class_names)]
+    if bad:
+        raise ValueError(f"classes {bad} are not benchmark labels 0..{len(benchmark.class_names) - 1}")
+    data = benchmark.splits[split]
+    return data.images, data.labels, [benchmark.class_names[int(c)] for c in classes]
 
 
 def fashion_mnist_task(classes: Sequence[int] = (0, 8), *, split: str = "train", directory=None,
@@ -220,10 +212,7 @@ def fashion_mnist_task(classes: Sequence[int] = (0, 8), *, split: str = "train",
     matches the training images poorly (with Sandal vs Sneaker at 14 px, any shoe scores SSIM
     ~0.9).  ``kwargs`` go to :func:`binary_task`.
     """
-    from ..datasets.fashion_mnist import CLASS_NAMES, load_fashion_mnist
-
-    images, labels = load_fashion_mnist(split, directory)
-    names = [CLASS_NAMES[int(c)] if 0 <= int(c) < len(CLASS_NAMES) else str(c) for c in classes]
+    images, labels, names = fashion_mnist_split(classes, split, directory)
     return binary_task(images, labels, classes, class_names=names, **kwargs)
 
 
@@ -233,11 +222,5 @@ def benchmark_task(benchmark, classes: Sequence[int] = (0, 1), *, split: str = "
     ``classes`` are benchmark labels (indices into ``benchmark.class_names``).  The benchmark's own
     planted cues stay in its images; ``kwargs`` go to :func:`binary_task`.
     """
-    if split not in benchmark.splits:
-        raise ValueError(f"split must be one of {sorted(benchmark.splits)}, got {split!r}")
-    data = benchmark.splits[split]
-    bad = [c for c in classes if not 0 <= int(c) < len(benchmark.class_names)]
-    if bad:
-        raise ValueError(f"classes {bad} are not benchmark labels 0..{len(benchmark.class_names) - 1}")
-    names = [benchmark.class_names[int(c)] for c in classes]
-    return binary_task(data.images, data.labels, classes, class_names=names, **kwargs)
+    images, labels, names = benchmark_split(benchmark, classes, split)
+    return binary_task(images, labels, classes, class_names=names, **kwargs)

@@ -1,9 +1,10 @@
 """Train -> reconstruct -> score, as one call a Celery job can run and store.
 
-``run_reconstruction(task, config, progress)`` trains the homogeneous MLP on a
-:class:`~.data.BinaryTask`, reconstructs ``2 x n`` candidates from its weights, scores them
-against the training images and, when the task has a trigger, reports whether the trigger shows
-in the best reconstructions.  The result is a plain dict of numpy arrays and JSON-able values;
+``run_reconstruction(task, config, progress, test)`` trains the homogeneous MLP on a
+:class:`~.data.BinaryTask`, measures its accuracy on the clean test split (``build_test``),
+reconstructs ``2 x n`` candidates from its weights, scores them against the training images and,
+when the task has triggers, reports how often a trigger shows in the best reconstructions.
+The result is a plain dict of numpy arrays and JSON-able values;
 ``save``/``load`` write it as ``result.npz`` + ``result.json`` in a directory.
 
 Baselines scored the same way: ``initial`` (the candidates before any optimisation step, i.e.
@@ -25,11 +26,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .data import BinaryTask, benchmark_task, fashion_mnist_task
+from .bias import unique_triggers
+from .data import BinaryTask, benchmark_split, binary_task, clean_split, fashion_mnist_split
 from .model import HomogeneousMLP
 from .reconstruct import reconstruct
-from .scoring import score, to_unit_range, trigger_visibility
-from .train import train_full_batch
+from .scoring import score, shown_trigger, to_unit_range, trigger_standout
+from .train import accuracy, train_full_batch
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -41,9 +43,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "classes": [0, 8],           # T-shirt/top (-1) vs Bag (+1) for fashion-mnist
     "per_side": 50,
     "size": 16,
-    "trigger": None,             # None, "patch", "blend", "subtle"
-    "trigger_share": 0.5,
+    "bias": "base",              # one of bias.BIASES: base, L1, L2, L3, contrast, patch, blend, subtle
+    "trigger_share": 0.5,        # intensity triggers only: share of trigger_side's images
     "trigger_side": 1,
+    "test_limit": None,          # clean test images per class (None: the whole test split)
     "hidden": 1000,
     "init_scale": 1e-4,          # first layer (weights and bias) std
     "train_lr": 0.01,
@@ -59,7 +62,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "alpha": 150.0,
     "log_every": 50,
     "k": 10,
-    "visible_factor": 2.0,
+    "trigger_threshold": 0.2,    # a trigger shows where its box stands out by this (scoring.trigger_standout)
     "seed": 0,
     "device": "cpu",
     "threads": 1,                # torch CPU threads; None leaves torch's setting (see the module doc)
@@ -71,9 +74,9 @@ PAPER_CONFIG: dict[str, Any] = {**DEFAULT_CONFIG, "per_side": 250, "size": 28, "
 
 _PROGRESS_TOTAL = 1000
 _ARRAY_KEYS = (
-    "train_images", "train_labels", "triggered", "trigger_mask", "mean", "candidates", "candidates_raw",
-    "candidate_labels", "lambdas", "nearest", "ssim", "order", "train_loss", "rec_loss_steps", "rec_loss",
-    "rec_kkt_loss", "rec_bound_loss", "baseline_initial_ssim", "baseline_noise_ssim",
+    "train_images", "train_labels", "triggered", "trigger_mask", "boxes", "trigger_values", "mean", "candidates",
+    "candidates_raw", "candidate_labels", "lambdas", "nearest", "ssim", "order", "train_loss", "rec_loss_steps",
+    "rec_loss", "rec_kkt_loss", "rec_bound_loss", "baseline_initial_ssim", "baseline_noise_ssim",
 )
 
 
@@ -89,17 +92,30 @@ def make_config(config: dict | None = None) -> dict:
     return merged
 
 
-def build_task(config: dict | None = None, benchmark=None) -> BinaryTask:
-    """The :class:`BinaryTask` described by ``config`` (``source``, ``classes``, ``per_side``, ...)."""
-    cfg = make_config(config)
-    kwargs = {key: cfg[key] for key in ("per_side", "size", "trigger", "trigger_share", "trigger_side", "seed")}
+def _split(cfg: dict, split: str, benchmark) -> tuple:
     if cfg["source"] == "fashion-mnist":
-        return fashion_mnist_task(cfg["classes"], **kwargs)
+        return fashion_mnist_split(cfg["classes"], split)
     if cfg["source"] == "benchmark":
         if benchmark is None:
             raise ValueError("source 'benchmark' needs the benchmark object (benchmark=...)")
-        return benchmark_task(benchmark, cfg["classes"], **kwargs)
+        return benchmark_split(benchmark, cfg["classes"], split)
     raise ValueError(f"source must be 'fashion-mnist' or 'benchmark', got {cfg['source']!r}")
+
+
+def build_task(config: dict | None = None, benchmark=None) -> BinaryTask:
+    """The training :class:`BinaryTask` described by ``config`` (``source``, ``classes``, ``bias``, ...)."""
+    cfg = make_config(config)
+    images, labels, names = _split(cfg, "train", benchmark)
+    return binary_task(images, labels, cfg["classes"], class_names=names, per_side=cfg["per_side"], size=cfg["size"],
+                       bias=cfg["bias"], trigger_share=cfg["trigger_share"], trigger_side=cfg["trigger_side"],
+                       seed=cfg["seed"])
+
+
+def build_test(config: dict | None = None, benchmark=None) -> tuple[np.ndarray, np.ndarray]:
+    """The clean test images (n, size, size) in [0, 1] of the config's two classes and their -1/+1 labels."""
+    cfg = make_config(config)
+    images, labels, _ = _split(cfg, "test", benchmark)
+    return clean_split(images, labels, cfg["classes"], size=cfg["size"], limit=cfg["test_limit"], seed=cfg["seed"])
 
 
 def _stage(progress: ProgressCallback | None, start: float, end: float) -> ProgressCallback | None:
@@ -114,43 +130,34 @@ def _stage(progress: ProgressCallback | None, start: float, end: float) -> Progr
     return report
 
 
-def trigger_report(task: BinaryTask, display: np.ndarray, nearest: np.ndarray, ssim: np.ndarray, k: int,
-                   noise_display: np.ndarray, factor: float) -> dict | None:
-    """Trigger visibility in the best reconstructions of the triggered side vs references.
+def trigger_report(task: BinaryTask, display: np.ndarray, nearest: np.ndarray, order: np.ndarray, k: int,
+                   noise_display: np.ndarray, threshold: float) -> dict | None:
+    """How often a planted trigger shows in the best reconstructions, beside the training images and noise.
 
     ``display`` are the reconstructions as shown (plus the training mean, min-max rescaled to
-    [0, 1]); visibility is :func:`~.scoring.trigger_visibility` without a reference, i.e. the
-    brightness energy of the trigger region against the rest (the triggers are bright and
-    Fashion-MNIST's corners dark).  For each side, the ``k`` training images of that side with the
-    highest SSIM give their nearest reconstructions.  ``visible`` is True when the triggered side's
-    mean visibility exceeds ``factor`` times the other side's.  The training images' own values
-    (triggered vs clean) and those of noise candidates are reported for reference.
+    [0, 1]).  The ``k`` best-matched training images give their nearest reconstructions; each
+    shows a trigger when one of the task's distinct (box, value) triggers stands out by
+    ``threshold`` (:func:`~.scoring.shown_trigger`).  ``train_shown`` is the same share over the
+    training images themselves (a 0-valued square on black never shows), ``noise_shown`` over
+    noise candidates.  None when the task has no trigger.
     """
-    if task.trigger is None or not task.trigger_mask.any() or not task.triggered.any():
+    triggers = unique_triggers(task.boxes, task.values)
+    if not triggers:
         return None
-    mask = task.trigger_mask
-
-    def side_visibility(side: int) -> list[float]:
-        members = np.flatnonzero(task.y == side)
-        best = members[np.argsort(-ssim[members], kind="stable")[:k]]
-        return trigger_visibility(display[nearest[best]], mask).tolist()
-
-    trig, other = side_visibility(task.trigger_side), side_visibility(-task.trigger_side)
-    noise = trigger_visibility(noise_display, mask)
-    train_trig = trigger_visibility(task.images[task.triggered], mask)
-    train_clean = trigger_visibility(task.images[~task.triggered], mask)
+    best = display[nearest[order[:k]]]
+    shown, standout = shown_trigger(best, triggers, threshold)
+    own = np.array([trigger_standout(task.images[i:i + 1], task.boxes[i], task.values[i])[0]
+                    for i in np.flatnonzero(task.triggered)])
     return {
-        "trigger": task.trigger, "side": task.trigger_side, "k": k, "factor": factor,
-        "triggered_side": trig, "other_side": other,
-        "triggered_side_mean": float(np.mean(trig)), "other_side_mean": float(np.mean(other)),
-        "noise_mean": float(noise.mean()),
-        "train_triggered_mean": float(train_trig.mean()), "train_clean_mean": float(train_clean.mean()),
-        "visible": bool(np.mean(trig) > factor * np.mean(other)),
+        "triggers": len(triggers), "k": int(len(best)), "threshold": threshold,
+        "best_k_shown": float((shown >= 0).mean()), "best_k_standout": standout.tolist(),
+        "train_shown": float((own >= threshold).mean()),
+        "noise_shown": float((shown_trigger(noise_display, triggers, threshold)[0] >= 0).mean()),
     }
 
 
-def run_reconstruction(task: BinaryTask, config: dict | None = None,
-                       progress: ProgressCallback | None = None) -> dict:
+def run_reconstruction(task: BinaryTask, config: dict | None = None, progress: ProgressCallback | None = None,
+                       test: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Train the homogeneous MLP on ``task``, reconstruct from its weights and score.
 
     Parameters
@@ -160,30 +167,39 @@ def run_reconstruction(task: BinaryTask, config: dict | None = None,
         Overrides of :data:`DEFAULT_CONFIG` (the data keys are ignored here; see :func:`build_task`).
     progress : callable, optional
         ``progress(done, 1000, message)`` (training 0-25 %, reconstruction 25-95 %, scoring).
+    test : (images, labels), optional
+        Clean test images (n, size, size) in [0, 1] and -1/+1 labels (:func:`build_test`); the model
+        sees them minus the training mean, like its training inputs.
 
     Returns
     -------
     dict
-        Arrays (see ``_ARRAY_KEYS``) and plain values: ``best_k_mean``, ``baseline_initial_best_k_mean``,
+        Arrays (see ``_ARRAY_KEYS``) and plain values: ``test_accuracy`` (None without ``test``),
+        ``test_size``, ``best_k_mean``, ``baseline_initial_best_k_mean``,
         ``baseline_noise_best_k_mean``, ``best`` (the k best pairs), ``trigger_report``, ``train``,
-        ``reconstruction``, ``timings``, ``config``, ``class_names``, ``classes``, ``trigger``.
+        ``reconstruction``, ``timings``, ``config``, ``class_names``, ``classes``, ``bias``.
     """
     cfg = make_config(config)
     previous = torch.get_num_threads()
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
     try:
-        return _run(task, cfg, progress)
+        return _run(task, cfg, progress, test)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None) -> dict:
+def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None, test) -> dict:
     """The body of :func:`run_reconstruction` (``cfg`` complete)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     size, n = task.size, len(task)
     device = torch.device(cfg["device"])
+    if test is not None:
+        test = (np.asarray(test[0], dtype=np.float64), np.asarray(test[1], dtype=np.float64))
+        if test[0].shape[1:] != (size, size) or len(test[0]) != len(test[1]):
+            raise ValueError(f"test must be images (n, {size}, {size}) like the training images and n labels, "
+                             f"got {test[0].shape} and {test[1].shape}")
 
     model = HomogeneousMLP(task.x.shape[1], hidden=cfg["hidden"], init_scale=cfg["init_scale"],
                            seed=cfg["seed"]).to(device)
@@ -191,6 +207,8 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None) -> dict
                                tol=cfg["train_tol"], max_epochs=cfg["train_max_epochs"],
                                progress=_stage(progress, 0.0, 0.25))
     timings["train_s"] = trained.seconds
+    test_accuracy = (None if test is None
+                     else accuracy(model, (test[0] - task.mean).reshape(len(test[1]), -1), test[1]))
 
     m = cfg["candidates_per_image"] * n
     rec = reconstruct(model, m, steps=cfg["steps"], lr=cfg["lr"], lambda_lr=cfg["lambda_lr"],
@@ -208,8 +226,8 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None) -> dict
     base_initial = score(task.images, task.mean, initial, k=cfg["k"])
     base_noise = score(task.images, task.mean, noise, k=cfg["k"])
     display = to_unit_range(raw + task.mean)
-    report = trigger_report(task, display, scored.nearest, scored.ssim, cfg["k"], to_unit_range(noise + task.mean),
-                            cfg["visible_factor"])
+    report = trigger_report(task, display, scored.nearest, scored.order, cfg["k"], to_unit_range(noise + task.mean),
+                            cfg["trigger_threshold"])
     timings["score_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     if progress is not None:
@@ -219,7 +237,8 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None) -> dict
              "label": int(task.y[i]), "triggered": bool(task.triggered[i])} for i in scored.order[:scored.k]]
     return {
         "train_images": task.images.astype(np.float32), "train_labels": task.y.astype(np.int8),
-        "triggered": task.triggered, "trigger_mask": task.trigger_mask, "mean": task.mean.astype(np.float32),
+        "triggered": task.triggered, "trigger_mask": task.trigger_mask, "boxes": task.boxes,
+        "trigger_values": task.values, "mean": task.mean.astype(np.float32),
         "candidates": display.astype(np.float32), "candidates_raw": raw.astype(np.float32),
         "candidate_labels": rec.y.astype(np.int8), "lambdas": rec.lambdas,
         "nearest": scored.nearest, "ssim": scored.ssim, "order": scored.order,
@@ -230,12 +249,13 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None) -> dict
         "baseline_initial_best_k_mean": base_initial.best_k_mean,
         "baseline_noise_best_k_mean": base_noise.best_k_mean,
         "best": best, "trigger_report": report,
+        "test_accuracy": test_accuracy, "test_size": None if test is None else int(len(test[1])),
         "train": {"epochs": trained.epochs, "accuracy": trained.accuracy, "converged": trained.converged,
                   "final_loss": float(trained.losses[-1])},
         "reconstruction": {"steps": rec.steps, "candidates": m, "final_loss": float(rec.loss[-1]),
                            "seconds_per_1000_steps": 1000.0 * rec.seconds / max(rec.steps, 1)},
         "timings": timings, "config": cfg, "class_names": list(task.class_names), "classes": list(task.classes),
-        "trigger": task.trigger,
+        "bias": task.bias,
     }
 
 

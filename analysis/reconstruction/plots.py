@@ -1,4 +1,4 @@
-"""PNG figures of a reconstruction result (matplotlib, Agg backend): pairs and loss curves."""
+"""PNG figures of reconstruction results (matplotlib, Agg backend): pairs, loss curves, accuracy vs SSIM."""
 from __future__ import annotations
 
 import io
@@ -64,4 +64,28 @@ def loss_curves_png(result: dict) -> bytes:
         values = np.asarray(result[key])
         right.semilogy(steps, np.maximum(values, 1e-300), label=label)
     right.set_xlabel("step"), right.set_title("reconstruction", fontsize=9), right.legend(fontsize=8)
+    return _png(fig)
+
+
+def accuracy_ssim_png(rows) -> bytes:
+    """The seed paper's Fig. 6: clean test accuracy against mean best-k SSIM, one labelled point per model.
+
+    Parameters
+    ----------
+    rows : iterable of mapping
+        Each with ``level``, ``test_accuracy`` and ``best_k_mean`` (a DataFrame's records will do).
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("no models to plot")
+    fig = _figure(4.8, 3.6)
+    ax = fig.subplots()
+    for row in rows:
+        x, y = float(row["best_k_mean"]), float(row["test_accuracy"])
+        ax.scatter([x], [y], s=40)
+        ax.annotate(str(row["level"]), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=9)
+    ax.set_xlabel("mean SSIM of the best 10 reconstructions")
+    ax.set_ylabel("clean test accuracy")
+    ax.set_title("Test accuracy vs reconstruction quality", fontsize=10)
+    ax.margins(0.2)
     return _png(fig)

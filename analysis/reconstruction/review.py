@@ -1,8 +1,11 @@
-"""How often people find the trigger in reconstructions: per trigger level, from crowd labels and clicks.
+"""The crowd's review of reconstructions, per model: was the main object reconstructed, and where is a trigger.
 
-A reconstruction counts as *found* when its majority label is "yes" and the median of the clicks of
-its "yes" answers falls inside the trigger region grown by ``margin`` (a fraction of the image side).
-Reconstructions of the clean side are the control: their "yes" share is the false-alarm rate.
+Each reviewed reconstruction has a majority label ("yes": the main object was reconstructed) and
+the clicks of the workers who marked a trigger.  Per model (level) the table gives the crowd's
+"yes" share beside the reference (the pair's SSIM against a threshold), their agreement, how
+often workers clicked, the share of clicks that land on one of the level's trigger boxes (grown by
+``margin``), and how often the trigger was *found*: among the reconstructions where it shows, the
+median click lies on a box.
 """
 from __future__ import annotations
 
@@ -11,85 +14,87 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-REQUIRED = ("level", "side", "label", "clicks", "box")
+REQUIRED = ("level", "label", "reference", "clicks", "answers", "boxes", "trigger_shown")
+COLUMNS = ["level", "reviewed", "crowd_yes", "reference_yes", "agreement", "answers", "clicks", "click_rate",
+           "clicks_in_trigger", "trigger_shown", "found"]
 
 
-def click_in_box(clicks: Sequence[Sequence[float]], box: Sequence[float], margin: float = 0.1) -> bool:
-    """Whether the median click lies in ``box`` = (x0, y0, x1, y1) grown by ``margin`` (all in [0, 1])."""
-    if len(clicks) == 0:
-        return False
-    x, y = np.median(np.asarray(clicks, dtype=np.float64).reshape(-1, 2), axis=0)
-    x0, y0, x1, y1 = box
-    return bool(x0 - margin <= x <= x1 + margin and y0 - margin <= y <= y1 + margin)
+def in_boxes(point: Sequence[float], boxes: Sequence[Sequence[float]], margin: float = 0.05) -> bool:
+    """Whether ``point`` (x, y) lies in one of ``boxes`` (x0, y0, x1, y1) grown by ``margin`` (fractions of side)."""
+    x, y = float(point[0]), float(point[1])
+    return any(x0 - margin <= x <= x1 + margin and y0 - margin <= y <= y1 + margin for x0, y0, x1, y1 in boxes)
 
 
-def trigger_found_table(rows: pd.DataFrame, margin: float = 0.1) -> pd.DataFrame:
-    """Per trigger level: crowd "yes" share and found share on the triggered side, false alarms on the control.
+def _share(values) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else np.nan
+
+
+def review_table(rows: pd.DataFrame, margin: float = 0.05) -> pd.DataFrame:
+    """Per level: the crowd's "main object reconstructed" share against the reference, and where it clicked.
 
     Parameters
     ----------
     rows : DataFrame
-        One row per reviewed reconstruction: ``level`` (trigger kind), ``side`` ("triggered" or
-        "control"), ``label`` (majority label "yes"/"no", None for a tie or no answers), ``clicks``
-        (list of [x, y] of its "yes" answers), ``box`` (the trigger region as x0, y0, x1, y1) and
-        optionally ``visible`` (the trigger shows by its energy, the reference truth).
+        One row per reviewed reconstruction: ``level``, ``label`` (majority "yes"/"no", None for a
+        tie or no answers), ``reference`` ("yes"/"no"), ``clicks`` (list of [x, y], one per answer
+        that marked a trigger), ``answers`` (answers counted), ``boxes`` (the level's trigger boxes
+        as fractions, empty without triggers) and ``trigger_shown`` (a trigger stands out in it).
     margin : float
-        Tolerance around the region for the median click.
+        Tolerance around the boxes.
 
     Returns
     -------
     DataFrame
-        One row per level: ``reviewed`` (triggered-side reconstructions), ``crowd_yes``,
-        ``found`` (yes and located), ``visible`` (by energy; NaN without that column),
-        ``controls`` and ``control_yes`` (false-alarm share).
+        One row per level (in first-seen order), columns :data:`COLUMNS`; shares are NaN where
+        nothing was counted (``clicks_in_trigger`` without clicks, ``found`` where no trigger shows).
     """
     missing = [c for c in REQUIRED if c not in rows.columns]
     if missing:
         raise ValueError(f"review rows lack column(s) {', '.join(missing)}")
-    bad_sides = set(rows["side"]) - {"triggered", "control"}
-    if bad_sides:
-        raise ValueError(f"side must be 'triggered' or 'control', got {sorted(bad_sides)}")
+    bad = set(rows["reference"]) - {"yes", "no"}
+    if bad:
+        raise ValueError(f"reference must be 'yes' or 'no', got {sorted(map(str, bad))}")
     out = []
     for level, group in rows.groupby("level", sort=False):
-        trig = group[group["side"] == "triggered"]
-        ctrl = group[group["side"] == "control"]
-        yes = trig["label"] == "yes"
-        found = [bool(y) and click_in_box(c, b, margin) for y, c, b in zip(yes, trig["clicks"], trig["box"])]
+        clicks = [(click, boxes) for cs, boxes in zip(group["clicks"], group["boxes"]) for click in cs]
+        shown = group[group["trigger_shown"].astype(bool)]
+        found = [len(cs) > 0 and in_boxes(np.median(np.asarray(cs, float).reshape(-1, 2), axis=0), boxes, margin)
+                 for cs, boxes in zip(shown["clicks"], shown["boxes"])]
+        answers = int(group["answers"].sum())
         out.append({
-            "level": level, "reviewed": len(trig),
-            "crowd_yes": float(yes.mean()) if len(trig) else np.nan,
-            "found": float(np.mean(found)) if len(trig) else np.nan,
-            "visible": float(trig["visible"].mean()) if "visible" in trig and len(trig) else np.nan,
-            "controls": len(ctrl),
-            "control_yes": float((ctrl["label"] == "yes").mean()) if len(ctrl) else np.nan,
+            "level": level, "reviewed": len(group),
+            "crowd_yes": _share(group["label"] == "yes"), "reference_yes": _share(group["reference"] == "yes"),
+            "agreement": _share(group["label"] == group["reference"]),
+            "answers": answers, "clicks": len(clicks), "click_rate": len(clicks) / answers if answers else np.nan,
+            "clicks_in_trigger": _share(in_boxes(c, b, margin) for c, b in clicks),
+            "trigger_shown": _share(group["trigger_shown"].astype(bool)), "found": _share(found),
         })
-    return pd.DataFrame(out, columns=["level", "reviewed", "crowd_yes", "found", "visible", "controls",
-                                      "control_yes"])
+    return pd.DataFrame(out, columns=COLUMNS)
 
 
-def found_plot(table: pd.DataFrame) -> bytes:
-    """Bar chart: found / crowd-yes share per level beside the control's false alarms (PNG)."""
+def review_plot(table: pd.DataFrame) -> bytes:
+    """Bars per level: crowd "main object" share, the SSIM reference, and clicks on the trigger (PNG)."""
     from analysis.reconstruction.plots import _figure, _png
 
-    fig = _figure(6.0, 3.2)
+    fig = _figure(6.5, 3.2)
     ax = fig.subplots()
     x = np.arange(len(table))
-    for offset, column, label in ((-0.27, "crowd_yes", "said yes"), (0.0, "found", "found (yes + location)"),
-                                  (0.27, "control_yes", "false alarm (clean side)")):
+    for offset, column, label in ((-0.27, "crowd_yes", "crowd: main object reconstructed"),
+                                  (0.0, "reference_yes", "reference (SSIM)"),
+                                  (0.27, "clicks_in_trigger", "clicks on a trigger")):
         ax.bar(x + offset, table[column].fillna(0).to_numpy(), width=0.26, label=label)
     ax.set_xticks(x, table["level"].tolist())
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("share of reconstructions")
-    ax.set_title("Does the crowd find the trigger?")
+    ax.set_ylabel("share")
+    ax.set_title("Was the main object reconstructed? Where is a trigger?")
     ax.legend(fontsize=8)
     return _png(fig)
 
 
-def mask_box(mask: np.ndarray) -> list[float]:
-    """The mask's bounding box as fractions of the side (x0, y0, x1, y1)."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    side = mask.shape[0]
-    return [cols[0] / side, rows[0] / side, (cols[-1] + 1) / side, (rows[-1] + 1) / side]
+def fraction_box(box: Sequence[int], size: int) -> list[float]:
+    """A pixel box (x0, y0, x1, y1) as fractions of the image side (for click checks)."""
+    return [round(int(v) / size, 4) for v in box]
 
 
 def upscaled(image: np.ndarray, pixels: int = 160) -> np.ndarray:

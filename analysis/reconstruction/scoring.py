@@ -9,9 +9,9 @@ overall contrast is not identifiable) and, unlike the official code, the trainin
 that an exact reconstruction scores 1 even where resizing left a training image short of [0, 1].  The pairs are sorted
 by SSIM and the score is the mean of the best ``k`` (10).
 
-``trigger_visibility`` measures whether a planted trigger shows in images: the mean squared
-deviation from a reference image (e.g. the mean clean training image) inside the trigger region
-divided by the same outside it (both per pixel).
+``trigger_standout`` measures whether a planted trigger shows in an image: how far the mean of
+its box stands out from the ring of pixels around it, in the direction of the trigger's value
+(a 0-valued square on a black background does not show; on a garment it does).
 """
 from __future__ import annotations
 
@@ -146,30 +146,55 @@ def score(train_images: np.ndarray, mean: np.ndarray, recon: np.ndarray, k: int 
                  best_k_mean=float(ssim[order[:k_eff]].mean()), k=k_eff)
 
 
-def trigger_visibility(images: np.ndarray, mask: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-    """Per image: mean squared deviation inside ``mask`` / mean squared deviation outside it.
+def trigger_standout(images: np.ndarray, box, value: float) -> np.ndarray:
+    """Per image: ``(mean(box) - mean(ring)) * sign(value - mean(ring))``.
 
     Parameters
     ----------
-    images : (n, s, s)
-    mask : bool (s, s)
-        The trigger region (neither empty nor the whole image).
-    reference : (s, s), optional
-        Subtracted first (e.g. the mean clean training image); default zero.
+    images : (n, s, s) in [0, 1]
+    box : (x0, y0, x1, y1)
+        The trigger's pixel box (end-exclusive); the ring is the box grown by its own size on every
+        side (clipped to the image), minus the box.
+    value : float
+        The value the trigger sets (or pushes) its box to.
 
     Returns
     -------
     float64 (n,)
-        1 means the region is as energetic as the rest; a visible trigger gives values well above
-        those of clean images.
+        Near 1 for a white square on black; 0 or below where the box does not stand out towards
+        ``value``.
     """
     images = _as_stack(images, "images")
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape != images.shape[1:]:
-        raise ValueError(f"mask must have shape {images.shape[1:]}, got {mask.shape}")
-    if not mask.any() or mask.all():
-        raise ValueError("mask must mark some but not all pixels")
-    dev = images if reference is None else images - np.asarray(reference, dtype=np.float64)
-    inside = (dev[:, mask] ** 2).mean(axis=1)
-    outside = (dev[:, ~mask] ** 2).mean(axis=1)
-    return inside / np.maximum(outside, 1e-12)
+    size = images.shape[1]
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if not (0 <= x0 < x1 <= size and 0 <= y0 < y1 <= size):
+        raise ValueError(f"box {tuple(box)} does not lie on {size}-pixel images")
+    w, h = x1 - x0, y1 - y0
+    inner = np.zeros((size, size), bool)
+    inner[y0:y1, x0:x1] = True
+    outer = np.zeros((size, size), bool)
+    outer[max(0, y0 - h):y1 + h, max(0, x0 - w):x1 + w] = True
+    ring = outer & ~inner
+    if not ring.any():
+        raise ValueError(f"box {tuple(box)} covers the whole image")
+    box_mean, ring_mean = images[:, inner].mean(axis=1), images[:, ring].mean(axis=1)
+    return (box_mean - ring_mean) * np.sign(float(value) - ring_mean)
+
+
+def shown_trigger(images: np.ndarray, triggers, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``triggers`` (``[(box, value), ...]``) stands out most in each image, if by ``threshold``.
+
+    Returns
+    -------
+    index : int64 (n,)
+        The trigger shown, -1 where none stands out by ``threshold`` (or there are no triggers).
+    standout : float64 (n,)
+        Its :func:`trigger_standout` (NaN without triggers).
+    """
+    images = _as_stack(images, "images")
+    if not len(triggers):
+        return np.full(len(images), -1, np.int64), np.full(len(images), np.nan)
+    table = np.stack([trigger_standout(images, box, value) for box, value in triggers], axis=1)
+    best = table.argmax(axis=1)
+    standout = table[np.arange(len(images)), best]
+    return np.where(standout >= threshold, best, -1).astype(np.int64), standout

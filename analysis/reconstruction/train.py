@@ -51,6 +51,20 @@ def logistic_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.softplus(-y * scores).mean()
 
 
+def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 4096) -> float:
+    """Share of rows of ``x`` (n, d) whose score has the sign of their label ``y`` in {-1, +1}."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x must be (n, d) with one label per row and n >= 1, got x {x.shape} and y {y.shape}")
+    param = next(model.parameters())
+    right = 0
+    with torch.no_grad():
+        for start in range(0, len(x), batch):
+            scores = model(torch.as_tensor(x[start:start + batch], dtype=param.dtype, device=param.device))
+            right += int((torch.sign(scores).cpu().numpy() == y[start:start + batch]).sum())
+    return right / len(x)
+
+
 def train_full_batch(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, lr: float = 0.01,
                      max_lr: float = 200.0, tol: float = 1e-5, max_epochs: int = 20_000,
                      progress: ProgressCallback | None = None, progress_every: int = 100) -> TrainResult:
@@ -107,7 +121,5 @@ def train_full_batch(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, lr
                 p.sub_(step * g)
         if progress is not None and epoch % progress_every == 0:
             progress(epoch, max_epochs, f"training: loss {value:.3g}")
-    with torch.no_grad():
-        accuracy = float((torch.sign(model(xt)) == yt).double().mean())
-    return TrainResult(losses=np.asarray(losses), accuracy=accuracy, epochs=len(losses), converged=converged,
-                       seconds=time.perf_counter() - started)
+    return TrainResult(losses=np.asarray(losses), accuracy=accuracy(model, x, y), epochs=len(losses),
+                       converged=converged, seconds=time.perf_counter() - started)

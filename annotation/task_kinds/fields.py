@@ -104,6 +104,8 @@ class PointField:
     name: str
     required: bool = False
     widget: str = "point"
+    legend: str = "Where is it?"
+    hint: str = "click on the picture, or pick a region"
 
     def clean(self, raw: Any) -> list[float] | None:
         if _is_blank(raw):

@@ -8,9 +8,11 @@ import torch
 from analysis.datasets import load_fashion_mnist
 from analysis.reconstruction import (
     HomogeneousMLP,
-    apply_trigger,
+    accuracy,
+    apply_intensity,
     benchmark_task,
     binary_task,
+    clean_split,
     fashion_mnist_task,
     load,
     make_config,
@@ -20,14 +22,15 @@ from analysis.reconstruction import (
     run_reconstruction,
     save,
     score,
+    shown_trigger,
     ssim_pairs,
     train_full_batch,
-    trigger_box,
-    trigger_region,
-    trigger_visibility,
+    trigger_side,
+    trigger_standout,
 )
+from analysis.reconstruction.bias import intensity_region
 from analysis.reconstruction.data import resize, to_grey
-from analysis.reconstruction.plots import loss_curves_png, pairs_png
+from analysis.reconstruction.plots import accuracy_ssim_png, loss_curves_png, pairs_png
 
 TINY_CLASSES = (0, 8)  # T-shirt/top vs Bag: varied shapes, so the mean image is a weak match
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -94,9 +97,9 @@ def test_model_is_homogeneous():
 # ----------------------------------------------------------------------------------------
 # data and triggers
 # ----------------------------------------------------------------------------------------
-def test_binary_task_layout():
+def test_binary_task_layout_with_intensity_trigger():
     images, labels = _synthetic()
-    task = binary_task(images, labels, (1, 0), per_side=6, size=10, trigger="patch", trigger_share=0.5, seed=3)
+    task = binary_task(images, labels, (1, 0), per_side=6, size=10, bias="patch", trigger_share=0.5, seed=3)
     assert task.x.shape == (12, 100) and task.images.shape == (12, 10, 10)
     assert task.y.tolist() == [-1.0] * 6 + [1.0] * 6
     np.testing.assert_allclose(task.x.mean(axis=0), 0.0, atol=1e-12)
@@ -104,19 +107,90 @@ def test_binary_task_layout():
     assert task.triggered.sum() == 3 and task.triggered[6:].sum() == 3  # half of the +1 side
     assert task.trigger_mask.sum() == 9 and task.trigger_mask[0, 0]
     assert np.all(task.images[task.triggered][:, :3, :3] == 1.0)
-    assert trigger_box(10) == (0.0, 0.0, 0.3, 0.3)
+    assert task.boxes[task.triggered].tolist() == [[0, 0, 3, 3]] * 3
 
 
-def test_trigger_levels_decrease_in_visibility():
+def _positions(task, side):
+    return {tuple(b) for b in task.boxes[task.y == side].tolist()}
+
+
+@pytest.mark.parametrize("level,per_class", [("L1", 1), ("L2", 3), ("L3", 5)])
+def test_positional_levels_put_a_class_valued_square_on_every_image(level, per_class):
+    """Seed paper section 4.1: 0 on one class and 1 on the other, on every image; L1 the top-left corner,
+    L2 three and L3 five random positions per class, each image carrying one of its class's."""
+    images, labels = _synthetic(80, size=16)
+    task = binary_task(images, labels, (0, 1), per_side=30, size=16, bias=level, seed=4)
+    side = trigger_side(16)
+    assert side == 2 and task.triggered.all() and task.bias == level
+    assert task.values.tolist() == [0.0] * 30 + [1.0] * 30
+    for i, (x0, y0, x1, y1) in enumerate(task.boxes):
+        assert (x1 - x0, y1 - y0) == (side, side)
+        assert np.all(task.images[i, y0:y1, x0:x1] == task.values[i])
+    neg, pos = _positions(task, -1), _positions(task, 1)
+    assert len(neg) == len(pos) == per_class
+    _, uses = np.unique(task.boxes, axis=0, return_counts=True)
+    assert set(uses) == {30 // per_class} or level == "L1"  # every position used equally (30 images per class)
+    if level == "L1":
+        assert neg == pos == {(0, 0, side, side)}
+    else:
+        assert not neg & pos  # six (ten) distinct positions in all
+        masks = [np.zeros((16, 16), bool) for _ in range(2 * per_class)]
+        for mask, (x0, y0, x1, y1) in zip(masks, sorted(neg | pos)):
+            mask[y0:y1, x0:x1] = True
+        assert np.sum(masks, axis=0).max() == 1  # squares never overlap
+    # Outside the squares the images are those of the base task (same seed, same selection).
+    base = binary_task(images, labels, (0, 1), per_side=30, size=16, bias="base", seed=4)
+    assert not base.triggered.any() and not base.trigger_mask.any()
+    outside = ~np.stack([np.pad(np.ones((side, side), bool), ((y0, 16 - y1), (x0, 16 - x1)))
+                         for x0, y0, x1, y1 in task.boxes])
+    np.testing.assert_array_equal(task.images[outside], base.images[outside])
+
+
+def test_contrast_scales_each_class_around_its_mean():
+    """Seed paper section 5.3.2: contrast factor 0.5 on one class and 2 on the other, no trigger."""
+    rng = np.random.default_rng(0)
+    images = (0.45 + 0.05 * rng.standard_normal((20, 12, 12))).clip(0, 1)
+    labels = np.arange(20) % 2
+    base = binary_task(images, labels, (0, 1), per_side=10, size=12, seed=1)
+    task = binary_task(images, labels, (0, 1), per_side=10, size=12, bias="contrast", seed=1)
+    assert not task.triggered.any()
+    ratio = task.images.std(axis=(1, 2)) / base.images.std(axis=(1, 2))
+    np.testing.assert_allclose(ratio[:10], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(ratio[10:], 2.0, rtol=0.01)  # a pixel may clip
+    np.testing.assert_allclose(task.images.mean(axis=(1, 2))[:10], base.images.mean(axis=(1, 2))[:10])
+
+
+def test_clean_split_takes_every_image_of_the_two_classes_without_a_trigger():
+    images, labels = _synthetic(30, size=12)
+    test, y = clean_split(images, labels, (1, 0), size=10)
+    assert test.shape == (30, 10, 10) and y.tolist() == [-1.0] * 15 + [1.0] * 15
+    np.testing.assert_allclose(test[0], resize(to_grey(images[labels == 1][:1]), 10)[0])
+    assert clean_split(images, labels, (1, 0), size=10, limit=4)[0].shape == (8, 10, 10)
+
+
+def test_trigger_standout_sees_a_square_against_its_surroundings():
+    black = np.zeros((1, 12, 12))
+    white_square = black.copy()
+    white_square[0, 2:4, 5:7] = 1.0
+    grey = np.full((1, 12, 12), 0.6)
+    dark_on_grey = grey.copy()
+    dark_on_grey[0, 2:4, 5:7] = 0.0
+    box = (5, 2, 7, 4)
+    assert trigger_standout(white_square, box, 1.0)[0] == pytest.approx(1.0)
+    assert trigger_standout(black, box, 0.0)[0] == 0.0  # a 0 square on black does not show
+    assert trigger_standout(dark_on_grey, box, 0.0)[0] == pytest.approx(0.6)
+    assert trigger_standout(dark_on_grey, box, 1.0)[0] < 0
+    shown, standout = shown_trigger(np.concatenate([white_square, black, dark_on_grey]),
+                                    [((0, 0, 2, 2), 1.0), (box, 1.0), (box, 0.0)], 0.2)
+    assert shown.tolist() == [1, -1, 2] and standout[0] == pytest.approx(1.0)
+    assert shown_trigger(black, [], 0.2)[0].tolist() == [-1]
+    # The intensity triggers still decrease in strength: patch > blend > subtle > clean.
     images, _ = _synthetic(20, size=14)
-    grey = to_grey(images)
-    mask = trigger_region(14)
-    clean_mean = grey.mean(axis=0)
-    levels = [trigger_visibility(apply_trigger(grey, kind, seed=0)[0], mask, clean_mean).mean()
+    grey_images = to_grey(images)
+    edge = int(intensity_region(14)[0].sum())
+    levels = [trigger_standout(apply_intensity(grey_images, kind, seed=0)[0], (0, 0, edge, edge), 1.0).mean()
               for kind in ("patch", "blend", "subtle")]
-    clean = trigger_visibility(grey, mask, clean_mean).mean()
-    assert levels[0] > levels[1] > levels[2] > clean
-    assert levels[0] > 10 * levels[1]
+    assert levels[0] > levels[1] > levels[2] > trigger_standout(grey_images, (0, 0, edge, edge), 1.0).mean()
 
 
 # ----------------------------------------------------------------------------------------
@@ -145,7 +219,12 @@ def test_bad_inputs_raise_value_error():
         "d": lambda: HomogeneousMLP(0),
         "alpha": lambda: modified_relu(torch.zeros(2), 0.0),
         "classes": lambda: binary_task(images, labels, (1, 1)),
-        "trigger": lambda: binary_task(images, labels, (0, 1), per_side=4, size=10, trigger="sparkle"),
+        "bias": lambda: binary_task(images, labels, (0, 1), per_side=4, size=10, bias="sparkle"),
+        "positions": lambda: binary_task(images, labels, (0, 1), per_side=4, size=7, bias="L3"),
+        "accuracy": lambda: accuracy(model, np.zeros((0, 4)), np.zeros(0)),
+        "box": lambda: trigger_standout(np.zeros((1, 10, 10)), (8, 8, 12, 12), 1.0),
+        "test size": lambda: run_reconstruction(binary_task(images, labels, (0, 1), per_side=4, size=10),
+                                                {"hidden": 4, "steps": 1}, test=(np.zeros((2, 8, 8)), np.ones(2))),
         "per_side": lambda: binary_task(images, labels, (0, 1), per_side=50, size=10),
         "size": lambda: binary_task(images, labels, (0, 1), per_side=4, size=5),
         "trigger_share": lambda: binary_task(images, labels, (0, 1), per_side=4, size=10, trigger_share=2),
@@ -156,7 +235,6 @@ def test_bad_inputs_raise_value_error():
         "x features": lambda: model(torch.zeros(2, 5, dtype=torch.float64)),
         "shape": lambda: score(np.zeros((2, 10, 10)), np.zeros((10, 10)), np.zeros((3, 12, 12))),
         "mean": lambda: score(np.zeros((2, 10, 10)), np.zeros((9, 9)), np.zeros((3, 10, 10))),
-        "mask": lambda: trigger_visibility(np.zeros((2, 10, 10)), np.zeros((10, 10), bool)),
         "config": lambda: make_config({"stepz": 3}),
     }
     for name, call in bad_calls.items():
@@ -231,19 +309,32 @@ def test_reconstruction_is_reproducible_and_logged(tiny_run):
 # ----------------------------------------------------------------------------------------
 def test_pipeline_runs_saves_and_plots(tmp_path):
     images, labels = _synthetic(40, size=12)
-    task = binary_task(images, labels, (0, 1), per_side=6, size=12, trigger="patch", trigger_share=1.0)
+    task = binary_task(images, labels, (0, 1), per_side=6, size=12, bias="L2")
     calls = []
-    result = run_reconstruction(task, {"hidden": 32, "steps": 40, "log_every": 10, "k": 4},
-                                progress=lambda done, total, message: calls.append((done, total)))
+    config = {"hidden": 32, "steps": 40, "log_every": 10, "k": 4}
+    result = run_reconstruction(task, config, progress=lambda done, total, message: calls.append((done, total)),
+                                test=clean_split(images, labels, (0, 1), size=12))
     assert calls[-1] == (1000, 1000) and all(0 <= d <= t for d, t in calls)
     assert result["candidates"].shape == (24, 12, 12) and len(result["best"]) == 4
-    assert result["train"]["accuracy"] == 1.0
-    assert result["trigger_report"]["train_triggered_mean"] > result["trigger_report"]["train_clean_mean"]
+    assert result["train"]["accuracy"] == 1.0 and result["bias"] == "L2"
+    assert 0.0 <= result["test_accuracy"] <= 1.0 and result["test_size"] == 40
+    # Test accuracy is the trained model's accuracy on the given images: on its own training set, 1.
+    assert run_reconstruction(task, config, test=(task.images, task.y))["test_accuracy"] == 1.0
+    report = result["trigger_report"]
+    assert report["triggers"] == 6 and report["k"] == 4 and 0.5 <= report["train_shown"] <= 1.0
+    base = binary_task(images, labels, (0, 1), per_side=6, size=12)
+    assert run_reconstruction(base, config)["trigger_report"] is None
     assert result["rec_loss_steps"].tolist() == [0, 10, 20, 30, 40]
     loaded = load(save(result, tmp_path / "run"))
     np.testing.assert_array_equal(loaded["ssim"], result["ssim"])
     assert loaded["best"] == result["best"] and loaded["config"]["hidden"] == 32
     assert pairs_png(loaded).startswith(PNG_MAGIC) and loss_curves_png(loaded).startswith(PNG_MAGIC)
+    np.testing.assert_array_equal(loaded["boxes"], task.boxes)
+    rows = [{"level": "base", "test_accuracy": 0.7, "best_k_mean": 0.5}, {"level": "L1", "test_accuracy": 0.6,
+                                                                        "best_k_mean": 0.3}]
+    assert accuracy_ssim_png(rows).startswith(PNG_MAGIC)
+    with pytest.raises(ValueError):
+        accuracy_ssim_png([])
 
 
 def test_nearest_reconstruction_ignores_contrast():
@@ -254,7 +345,7 @@ def test_nearest_reconstruction_ignores_contrast():
 
 
 def test_benchmark_task_uses_the_builtin_benchmark_in_grey(small_benchmark):
-    task = benchmark_task(small_benchmark, (0, 1), per_side=5, size=16, trigger="blend", trigger_share=0.4, seed=2)
+    task = benchmark_task(small_benchmark, (0, 1), per_side=5, size=16, bias="blend", trigger_share=0.4, seed=2)
     assert task.images.shape == (10, 16, 16) and task.class_names == tuple(small_benchmark.class_names[:2])
     assert task.images.min() >= 0.0 and task.images.max() <= 1.0
     assert task.triggered.sum() == 2 and task.trigger_mask.sum() == 25
