@@ -107,7 +107,8 @@ def claim_slots(study_id: int, workers: int, answers: int, offset: int) -> list[
     return [(a.pk, assignment_token(a), a.task_id) for a in made]
 
 
-def _post(conn: http.client.HTTPConnection, pk: int, token: str) -> int:
+def post_answer(conn: http.client.HTTPConnection, pk: int, token: str) -> int:
+    """POST the bench answer of assignment ``pk`` with its token over ``conn``; the reply's status."""
     body = urlencode({"token": token, **ANSWER})
     conn.request("POST", f"/ext/a/{pk}/", body=body,
                  headers={"Content-Type": "application/x-www-form-urlencoded", "Connection": "keep-alive"})
@@ -125,7 +126,7 @@ def _client_thread(base: str, items: list, deadline: float, replay_every: int, o
             break
         start = time.perf_counter()
         try:
-            status = _post(conn, pk, token)
+            status = post_answer(conn, pk, token)
         except (ConnectionError, http.client.HTTPException, TimeoutError):
             conn.close()
             status = 599
@@ -135,7 +136,7 @@ def _client_thread(base: str, items: list, deadline: float, replay_every: int, o
             out["accepted"].append(pk)
         if replay_every and i % replay_every == 0:
             try:
-                again = _post(conn, pk, token)
+                again = post_answer(conn, pk, token)
             except (ConnectionError, http.client.HTTPException, TimeoutError):
                 conn.close()
                 again = 599
@@ -205,11 +206,13 @@ def check(study_id: int, accepted: list[int]) -> list[str]:
     return problems
 
 
-def start_gunicorn(port: int, workers: int, threads: int, env: dict) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, threads: int, env: dict, log=None) -> subprocess.Popen:
+    """``make serve``'s gunicorn on ``port``; its output goes to the open file ``log`` (default: nowhere)."""
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers),
            "GUNICORN_THREADS": str(threads)}
+    out = log or subprocess.DEVNULL
     return subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "studio/gunicorn_config.py",
-                             "studio.wsgi"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "studio.wsgi"], cwd=ROOT, env=env, stdout=out, stderr=out)
 
 
 def start_runservers(ports: list[int], env: dict) -> list[subprocess.Popen]:
@@ -317,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                 servers = [start_gunicorn(ports[0], args.web_concurrency, args.threads, env)]
                 label = f"gunicorn {args.web_concurrency}w x {args.threads}t"
             bases = [f"http://127.0.0.1:{p}" for p in ports]
-            _wait_up(bases)
+            wait_up(bases)
             items = claim_slots(study_id, args.workers, args.answers, offset=offset)
             offset += args.answers
             result = run_level(bases, items, clients, args.seconds, args.replay_every, args.client_processes)
@@ -352,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
 
-def _wait_up(bases: list[str], timeout: float = 60.0) -> None:
+def wait_up(bases: list[str], timeout: float = 60.0) -> None:
     """Wait until every server answers ``/healthz`` with 200."""
     deadline = time.monotonic() + timeout
     for base in bases:
