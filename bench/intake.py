@@ -282,18 +282,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay-every", type=int, default=20)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N submissions in-process, no HTTP")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--database", default=DB_NAME, help="name of the scratch database (dropped at the end)")
     args = parser.parse_args(argv)
 
     base_url = args.admin_url.rsplit("/", 1)[0]
-    db_url = f"{base_url}/{DB_NAME}"
-    admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {DB_NAME}")
-    admin_sql(args.admin_url, f"CREATE DATABASE {DB_NAME}")
+    db_name = args.database
+    db_url = f"{base_url}/{db_name}"
+    admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {db_name}")
+    admin_sql(args.admin_url, f"CREATE DATABASE {db_name}")
     # Crowd-site workers (the /ext/ page takes their tokens only); the per-address answer limit is lifted:
     # every client comes from 127.0.0.1.
     env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "LOG_LEVEL": "ERROR",
            "SALIENT_ANSWER_RATE": "1000000/s", "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(64)}
     env.pop("CELERY_BROKER_URL", None)
     os.environ["SECRET_KEY"] = env["SECRET_KEY"]  # this process signs the tokens the servers check
+    os.environ["SALIENT_ANSWER_RATE"] = env["SALIENT_ANSWER_RATE"]  # --profile submits in this process
     servers: list[subprocess.Popen] = []
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
@@ -303,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             profile_submissions(study_id, args.workers, args.profile)
             return 0
-        print(f"PostgreSQL scratch db {DB_NAME}; {os.cpu_count()} CPUs; clients, servers and PostgreSQL share them; "
+        print(f"PostgreSQL scratch db {db_name}; {os.cpu_count()} CPUs; clients, servers and PostgreSQL share them; "
               f"at most {args.answers} answers and {args.seconds:.0f} s per level, replay every {args.replay_every}th")
         print(f"{'server':<28}{'clients':>8}{'answers':>9}{'seconds':>9}{'answers/s':>11}{'x anchor':>10}"
               f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'non-200':>9}{'replays 409':>13}")
@@ -352,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
         if not args.keep:
-            admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
 def wait_up(bases: list[str], timeout: float = 60.0) -> None:
