@@ -92,6 +92,21 @@ def test_pool_form_submit_refuses_invalid_forms(pool, data):
     assert_refused(reply, before)
 
 
+@FUZZ
+@given(reason=text.flatmap(lambda t: st.sampled_from(["\ud800", "\udfff", "a\x00"]).map(lambda bad: t + bad)))
+def test_pool_json_submit_refuses_text_postgresql_cannot_store(pool, reason):
+    from django.core.cache import cache
+
+    cache.clear()  # the answer rate limit: each example is a first try
+    client, assignment, options = pool
+    body = {"token": assignment_token(assignment), "choice": options[0], "reason": reason, "confidence": 3}
+    before = state()
+    reply = client.post(reverse("assignment_page", args=[assignment.pk]), json.dumps(body),
+                        content_type="application/json", HTTP_ACCEPT="application/json")
+    assert_refused(reply, before)
+    assert "reason" in reply.json()["errors"]
+
+
 @pytest.fixture
 def mturk_task(make_study):
     study = make_study(backend="mturk")  # recruitment is not opened: the HIT id is set by hand
