@@ -208,10 +208,10 @@ def study_answers_filtered(*, study: Study, task: str = "", worker: str = "", st
     label value, sorted by ``order`` (see :data:`ANSWER_ORDERS`)."""
     answers = Answer.objects.filter(task__study=study).select_related("task", "worker__user", "assignment")
     if task:
-        answers = answers.filter(Q(task__key=task) | (Q(task_id=int(task)) if task.isdigit() else Q()))
+        answers = answers.filter(Q(task__key=task) | (Q(task_id=int(task)) if is_number(task) else Q()))
     if worker:
         by_name = Q(worker__user__username=worker) | Q(worker__external_id=worker)
-        answers = answers.filter(by_name | (Q(worker_id=int(worker)) if worker.isdigit() else Q()))
+        answers = answers.filter(by_name | (Q(worker_id=int(worker)) if is_number(worker) else Q()))
     if state:
         if state not in A.values:
             raise FilterError(f"unknown status {state!r}; use one of {', '.join(A.values)}", "status")
@@ -219,6 +219,11 @@ def study_answers_filtered(*, study: Study, task: str = "", worker: str = "", st
     if label:
         answers = answers.filter(_json_value(get_task_kind(study.kind).label_field, label))
     return answers.order_by(*_order(ANSWER_ORDERS, order))
+
+
+def is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def study_tasks_filtered(*, study: Study, key: str = "", gold: bool | None = None, order: str = "id") -> QuerySet[Task]:

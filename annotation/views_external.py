@@ -56,22 +56,34 @@ def render_external_task(request, assignment: Assignment | None, *, errors: dict
 def task_page(request, pk: int):
     if request.method not in ("GET", "POST"):
         return error_response(request, "use GET to see the task and POST to answer it", 405)
-    token = request.POST.get("token") if request.method == "POST" else request.GET.get("t")
+    if request.method == "POST":
+        return _submit(request, pk)
+    assignment = _assignment(pk, token=request.GET.get("t"))
+    if assignment.state != Assignment.State.ASSIGNED:
+        return error_response(request, f"this assignment is {assignment.state}", 409)
+    services.assignment_mark_shown(assignment=assignment)
+    return render_external_task(request, assignment)
+
+
+def _assignment(pk: int, *, token) -> Assignment:
     assignment = Assignment.objects.select_related("task__study", "worker").filter(pk=pk).first()
     if assignment is None:
         raise NotFound("no such assignment")
     assignment_token_check(token=token, assignment=assignment, purpose=EXTERNAL)
-    if request.method == "GET":
-        if assignment.state != Assignment.State.ASSIGNED:
-            return error_response(request, f"this assignment is {assignment.state}", 409)
-        services.assignment_mark_shown(assignment=assignment)
-        return render_external_task(request, assignment)
+    return assignment
+
+
+def _submit(request, pk: int):
+    """Store the answer: the service reads and locks the assignment once and checks the token."""
+    token = request.POST.get("token")
     payload = form_payload(request)
     try:
-        services.assignment_submit(assignment_id=pk, worker=assignment.worker, payload=payload, token=token)
+        answer = services.assignment_submit(assignment_id=pk, worker=None, payload=payload, token=token,
+                                            purpose=EXTERNAL)
     except AnswerInvalid as exc:
-        return render_external_task(request, assignment, errors=exc.errors, values=payload, status=400)
-    assignment = Assignment.objects.select_related("task__study", "worker", "answer").get(pk=pk)
+        return render_external_task(request, _assignment(pk, token=token), errors=exc.errors, values=payload,
+                                    status=400)
+    assignment = answer.assignment  # the stored row, its task, study, worker and answer loaded
     step = recruiter_for(assignment.task.study).after_submit(assignment)
     if step is None:
         return render(request, "annotation/ext_message.html", {

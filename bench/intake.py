@@ -107,7 +107,8 @@ def claim_slots(study_id: int, workers: int, answers: int, offset: int) -> list[
     return [(a.pk, assignment_token(a), a.task_id) for a in made]
 
 
-def _post(conn: http.client.HTTPConnection, pk: int, token: str) -> int:
+def post_answer(conn: http.client.HTTPConnection, pk: int, token: str) -> int:
+    """POST the bench answer of assignment ``pk`` with its token over ``conn``; the reply's status."""
     body = urlencode({"token": token, **ANSWER})
     conn.request("POST", f"/ext/a/{pk}/", body=body,
                  headers={"Content-Type": "application/x-www-form-urlencoded", "Connection": "keep-alive"})
@@ -125,7 +126,7 @@ def _client_thread(base: str, items: list, deadline: float, replay_every: int, o
             break
         start = time.perf_counter()
         try:
-            status = _post(conn, pk, token)
+            status = post_answer(conn, pk, token)
         except (ConnectionError, http.client.HTTPException, TimeoutError):
             conn.close()
             status = 599
@@ -135,7 +136,7 @@ def _client_thread(base: str, items: list, deadline: float, replay_every: int, o
             out["accepted"].append(pk)
         if replay_every and i % replay_every == 0:
             try:
-                again = _post(conn, pk, token)
+                again = post_answer(conn, pk, token)
             except (ConnectionError, http.client.HTTPException, TimeoutError):
                 conn.close()
                 again = 599
@@ -205,11 +206,13 @@ def check(study_id: int, accepted: list[int]) -> list[str]:
     return problems
 
 
-def start_gunicorn(port: int, workers: int, threads: int, env: dict) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, threads: int, env: dict, log=None) -> subprocess.Popen:
+    """``make serve``'s gunicorn on ``port``; its output goes to the open file ``log`` (default: nowhere)."""
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers),
            "GUNICORN_THREADS": str(threads)}
+    out = log or subprocess.DEVNULL
     return subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "studio/gunicorn_config.py",
-                             "studio.wsgi"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "studio.wsgi"], cwd=ROOT, env=env, stdout=out, stderr=out)
 
 
 def start_runservers(ports: list[int], env: dict) -> list[subprocess.Popen]:
@@ -279,18 +282,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay-every", type=int, default=20)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N submissions in-process, no HTTP")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--database", default=DB_NAME, help="name of the scratch database (dropped at the end)")
     args = parser.parse_args(argv)
 
     base_url = args.admin_url.rsplit("/", 1)[0]
-    db_url = f"{base_url}/{DB_NAME}"
-    admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {DB_NAME}")
-    admin_sql(args.admin_url, f"CREATE DATABASE {DB_NAME}")
+    db_name = args.database
+    db_url = f"{base_url}/{db_name}"
+    admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {db_name}")
+    admin_sql(args.admin_url, f"CREATE DATABASE {db_name}")
     # Crowd-site workers (the /ext/ page takes their tokens only); the per-address answer limit is lifted:
     # every client comes from 127.0.0.1.
     env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "LOG_LEVEL": "ERROR",
            "SALIENT_ANSWER_RATE": "1000000/s", "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(64)}
     env.pop("CELERY_BROKER_URL", None)
     os.environ["SECRET_KEY"] = env["SECRET_KEY"]  # this process signs the tokens the servers check
+    os.environ["SALIENT_ANSWER_RATE"] = env["SALIENT_ANSWER_RATE"]  # --profile submits in this process
     servers: list[subprocess.Popen] = []
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
@@ -300,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             profile_submissions(study_id, args.workers, args.profile)
             return 0
-        print(f"PostgreSQL scratch db {DB_NAME}; {os.cpu_count()} CPUs; clients, servers and PostgreSQL share them; "
+        print(f"PostgreSQL scratch db {db_name}; {os.cpu_count()} CPUs; clients, servers and PostgreSQL share them; "
               f"at most {args.answers} answers and {args.seconds:.0f} s per level, replay every {args.replay_every}th")
         print(f"{'server':<28}{'clients':>8}{'answers':>9}{'seconds':>9}{'answers/s':>11}{'x anchor':>10}"
               f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'non-200':>9}{'replays 409':>13}")
@@ -317,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 servers = [start_gunicorn(ports[0], args.web_concurrency, args.threads, env)]
                 label = f"gunicorn {args.web_concurrency}w x {args.threads}t"
             bases = [f"http://127.0.0.1:{p}" for p in ports]
-            _wait_up(bases)
+            wait_up(bases)
             items = claim_slots(study_id, args.workers, args.answers, offset=offset)
             offset += args.answers
             result = run_level(bases, items, clients, args.seconds, args.replay_every, args.client_processes)
@@ -349,10 +355,10 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
         if not args.keep:
-            admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
-def _wait_up(bases: list[str], timeout: float = 60.0) -> None:
+def wait_up(bases: list[str], timeout: float = 60.0) -> None:
     """Wait until every server answers ``/healthz`` with 200."""
     deadline = time.monotonic() + timeout
     for base in bases:

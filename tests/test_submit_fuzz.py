@@ -10,22 +10,16 @@ import json
 import pytest
 from django.test import Client
 from django.urls import reverse
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from annotation import selectors, services
 from annotation.models import Answer, Assignment, ExternalSession, Task, Worker
 from annotation.tokens import assignment_token, mturk_claim_token
 from tests.conftest import worker_client
+from tests.fuzz_helpers import FUZZ, json_values, text
 
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 FIELDS = ["token", "choice", "reason", "confidence"]
-
-text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
-scalars = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | text
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(text, inner, max_size=4), max_leaves=12)
 keys = st.sampled_from(FIELDS) | text
 
 
@@ -96,6 +90,21 @@ def test_pool_form_submit_refuses_invalid_forms(pool, data):
     reply = client.post(reverse("assignment_page", args=[assignment.pk]), _urlencode(pairs),
                         content_type="application/x-www-form-urlencoded")
     assert_refused(reply, before)
+
+
+@FUZZ
+@given(reason=text.flatmap(lambda t: st.sampled_from(["\ud800", "\udfff", "a\x00"]).map(lambda bad: t + bad)))
+def test_pool_json_submit_refuses_text_postgresql_cannot_store(pool, reason):
+    from django.core.cache import cache
+
+    cache.clear()  # the answer rate limit: each example is a first try
+    client, assignment, options = pool
+    body = {"token": assignment_token(assignment), "choice": options[0], "reason": reason, "confidence": 3}
+    before = state()
+    reply = client.post(reverse("assignment_page", args=[assignment.pk]), json.dumps(body),
+                        content_type="application/json", HTTP_ACCEPT="application/json")
+    assert_refused(reply, before)
+    assert "reason" in reply.json()["errors"]
 
 
 @pytest.fixture

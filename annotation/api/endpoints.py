@@ -9,12 +9,13 @@ from __future__ import annotations
 from django.http import FileResponse, HttpResponse
 from django.urls import reverse
 from ninja import NinjaAPI, Query, Router, Status
-from ninja.errors import AuthenticationError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
 from annotation import exports, selectors, services
 from annotation.api import schemas as s
 from annotation.api.creation import study_create_from_json
+from annotation.api.parsing import StorableJson
 from annotation.api.tokens import token_user
 from annotation.artifacts import artifact_download, artifact_open
 from annotation.errors import ApplicationError
@@ -25,6 +26,7 @@ from annotation.services.export_jobs import ARCHIVE
 from annotation.task_kinds import TASK_KINDS
 
 MAX_PAGE = 1000
+MAX_OFFSET = 2**63 - 1  # PostgreSQL's OFFSET is a bigint
 
 
 class TokenAuth(HttpBearer):
@@ -35,7 +37,8 @@ class TokenAuth(HttpBearer):
         return user
 
 
-api = NinjaAPI(title="Salient Studio API", version="1", auth=TokenAuth(), urls_namespace="api", docs_url="/docs")
+api = NinjaAPI(title="Salient Studio API", version="1", auth=TokenAuth(), urls_namespace="api", docs_url="/docs",
+               parser=StorableJson())
 
 
 def _error(request, message: str, status: int, field: str = "", **extra):
@@ -66,6 +69,16 @@ def _invalid(request, exc: ValidationError):
     return _error(request, f"{field or 'request'}: {first.get('msg', 'invalid')}", 400, field, errors=exc.errors)
 
 
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    cause = exc.__cause__  # a body the parser refused
+    if isinstance(cause, ApplicationError):
+        return _application_error(request, cause)
+    if cause is not None:
+        return _error(request, f"the request body is not valid JSON: {cause}", exc.status_code)
+    return _error(request, str(exc), exc.status_code)
+
+
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request, exc):
     return _error(request, "give a researcher's API token: Authorization: Bearer <token>", 401, "Authorization")
@@ -84,8 +97,8 @@ def _assignment(request, assignment_id: int) -> Assignment:
 
 
 def _page(offset: int, limit: int) -> tuple[int, int]:
-    if offset < 0:
-        raise FilterError("offset must be 0 or more", "offset")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise FilterError(f"offset must be between 0 and {MAX_OFFSET}", "offset")
     if not 1 <= limit <= MAX_PAGE:
         raise FilterError(f"limit must be between 1 and {MAX_PAGE}", "limit")
     return offset, limit
@@ -112,6 +125,13 @@ def registry_datasets(request):
 def kinds(request):
     return [{"name": k.name, "title": k.title, "label_field": k.label_field, "defaults": k.default_settings()}
             for k in sorted(TASK_KINDS.values(), key=lambda k: k.name)]
+
+
+def _file_reply(description: str, *content_types: str) -> dict:
+    """The OpenAPI 200 of a route answering a file (not a schema the API serialises)."""
+    return {"responses": {200: {"description": description, "content": {
+        t: {"schema": {} if t == "application/json" else {"type": "string", "format": "binary"}}
+        for t in content_types}}}}
 
 
 # -- studies -------------------------------------------------------------------------------------------
@@ -195,7 +215,8 @@ def job_detail(request, study_id: int, job_id: int):
     return _job(job)
 
 
-@studies.get("/{study_id}/jobs/{job_id}/file", url_name="job_file", response={404: s.ErrorOut})
+@studies.get("/{study_id}/jobs/{job_id}/file", url_name="job_file", response={404: s.ErrorOut},
+             openapi_extra=_file_reply("The file the job made", "*/*"))
 def job_file(request, study_id: int, job_id: int):
     """The file a job made (an export archive), once the job is done."""
     study = _study(request, study_id)
@@ -258,7 +279,8 @@ def output_list(request, study_id: int):
             for o in study.outputs.select_related("artifact").order_by("name")]
 
 
-@studies.get("/{study_id}/outputs/{name}", url_name="output_download", response={404: s.ErrorOut})
+@studies.get("/{study_id}/outputs/{name}", url_name="output_download", response={404: s.ErrorOut},
+             openapi_extra=_file_reply("The output file, of its own content type", "*/*"))
 def output_download(request, study_id: int, name: str):
     study = _study(request, study_id)
     output = study.outputs.select_related("artifact").filter(name=name).first()
@@ -278,7 +300,8 @@ def archive_make(request, study_id: int):
     return Status(202, _job(job))
 
 
-@studies.get("/{study_id}/archive", response={404: s.ErrorOut})
+@studies.get("/{study_id}/archive", response={404: s.ErrorOut},
+             openapi_extra=_file_reply("The newest zip of the export and output files", "application/zip"))
 def archive(request, study_id: int):
     """The newest archive made (``POST`` to this address makes one)."""
     study = _study(request, study_id)
@@ -288,7 +311,8 @@ def archive(request, study_id: int):
     return _job_download(study, latest)
 
 
-@studies.get("/{study_id}/exports/{filename}", response={404: s.ErrorOut})
+@studies.get("/{study_id}/exports/{filename}", response={404: s.ErrorOut},
+             openapi_extra=_file_reply("The export file", "text/csv", "application/json", "application/xml"))
 def export_file(request, study_id: int, filename: str):
     """One export file: answers/labels (.csv, .json), workers.csv, quality.json, answers_crowdkit.csv,
     label_studio.json, label_studio_config.xml."""

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from ninja import Schema
+from pydantic import ConfigDict
 
 
 class ErrorOut(Schema):
@@ -13,8 +14,12 @@ class ErrorOut(Schema):
 
 
 class StudyIn(Schema):
-    """Same fields as the study form; ``settings`` holds the kind's settings (defaults fill the rest)."""
+    """Same fields as the study form; ``settings`` holds the kind's settings (defaults fill the rest).
 
+    An unknown field is refused (a misspelt option would otherwise be dropped and its default used).
+    """
+
+    model_config = ConfigDict(extra="forbid")
     name: str
     kind: str
     settings: dict[str, Any] = {}

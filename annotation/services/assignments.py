@@ -87,17 +87,22 @@ def assignment_mark_shown(*, assignment: Assignment) -> None:
 
 
 def assignment_submit(
-    *, assignment_id: int, worker: Worker, payload: Mapping[str, Any], token: str | None
+    *, assignment_id: int, worker: Worker | None, payload: Mapping[str, Any], token: str | None,
+    purpose: str | None = None,
 ) -> Answer:
-    """Validate and store one answer; a replay, someone else's assignment or a bad token is refused."""
+    """Validate and store one answer; a replay, someone else's assignment or a bad token is refused.
+
+    ``worker`` None: the assignment's own worker, as its signed ``token`` proves (a crowd-site page, whose
+    tokens have the ``purpose`` ``ext``). The returned answer's ``assignment`` is the stored one, its task,
+    study and worker loaded. One locked read, one insert, two updates.
+    """
     expired = False
     with transaction.atomic():
-        assignment = (
-            Assignment.objects.select_for_update().select_related("task__study").filter(pk=assignment_id).first()
-        )
-        if assignment is None or assignment.worker_id != worker.pk:
+        assignment = (Assignment.objects.select_for_update(of=("self", "task", "task__study"))
+                      .select_related("task__study", "worker").filter(pk=assignment_id).first())
+        if assignment is None or (worker is not None and assignment.worker_id != worker.pk):
             raise selectors.NotFound("no such assignment of yours")
-        assignment_token_check(token=token, assignment=assignment)
+        assignment_token_check(token=token, assignment=assignment, purpose=purpose)
         if assignment.state != A.ASSIGNED:
             raise Conflict(f"this assignment is already {assignment.state}; an answer is taken only once")
         study = assignment.task.study
@@ -107,7 +112,7 @@ def assignment_submit(
             expired = True
         else:
             cleaned = get_task_kind(study.kind).validate_answer(payload, selectors.study_conf(study=study))
-            return _record_answer(assignment=assignment, worker=worker, study=study, cleaned=cleaned,
+            return _record_answer(assignment=assignment, worker=assignment.worker, study=study, cleaned=cleaned,
                                   shown=assignment.shown_at or assignment.created_at)
     if expired:
         release_slot(assignment_id=assignment_id, to=A.EXPIRED)
@@ -116,26 +121,32 @@ def assignment_submit(
 
 
 def _record_answer(*, assignment: Assignment, worker: Worker, study: Study, cleaned: dict, shown) -> Answer:
-    """Store the validated answer of an assignment holding a slot; flag, approve and run the quality checks."""
+    """Store the validated answer of an assignment holding a slot; flag, approve and run the quality checks.
+
+    Runs inside the caller's transaction, which a refusal (Conflict) rolls back whole: no savepoint needed.
+    """
     now = timezone.now()
     flag = time_flag(study, (now - shown).total_seconds())
     try:
-        with transaction.atomic():
-            answer = Answer.objects.create(
-                assignment=assignment, task=assignment.task, worker=worker, payload=cleaned,
-                shown_at=shown, submitted_at=now, flag=flag,
-            )
+        answer = Answer.objects.create(
+            assignment=assignment, task=assignment.task, worker=worker, payload=cleaned,
+            shown_at=shown, submitted_at=now, flag=flag,
+        )
     except IntegrityError as exc:
         raise Conflict("this assignment already has an answer") from exc
     assignment.state = A.SUBMITTED
     assignment.submitted_at = now
-    assignment.save(update_fields=["state", "submitted_at", "updated_at"])
+    fields = ["state", "submitted_at", "updated_at"]
+    if not flag and study.auto_approve:
+        _take_approval(task_id=assignment.task_id)  # submitted and approved in one update
+        assignment.state = A.APPROVED
+        assignment.decided_at = now
+        fields.append("decided_at")
+    assignment.save(update_fields=fields)
     if flag:
         # Kept but not counted: the slot goes back so that someone else answers the task.
         release_slot(assignment_id=assignment.pk, to=A.REJECTED, frm=(A.SUBMITTED,))
         assignment.state = A.REJECTED
-    elif study.auto_approve:
-        _approve(assignment)
     _quality_checks(assignment=assignment, study=study, worker=worker, counted=not flag)
     return answer
 
@@ -148,10 +159,13 @@ def _quality_checks(*, assignment: Assignment, study: Study, worker: Worker, cou
         early_stop_check(task_id=assignment.task_id)
 
 
-def _approve(assignment: Assignment) -> None:
-    took = Task.objects.filter(pk=assignment.task_id, approved__lt=F("wanted")).update(approved=F("approved") + 1)
-    if not took:
+def _take_approval(*, task_id: int) -> None:
+    if not Task.objects.filter(pk=task_id, approved__lt=F("wanted")).update(approved=F("approved") + 1):
         raise Conflict("this task already has all the approved answers it wants")
+
+
+def _approve(assignment: Assignment) -> None:
+    _take_approval(task_id=assignment.task_id)
     assignment.state = A.APPROVED
     assignment.decided_at = timezone.now()
     assignment.save(update_fields=["state", "decided_at", "updated_at"])

@@ -9,6 +9,8 @@ import attrs
 
 #: C0/C1 control characters other than tab, line feed and carriage return (NUL included: PostgreSQL refuses it).
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Lone surrogates (a JSON body may carry one escaped): not Unicode text, and PostgreSQL's JSON refuses them.
+SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 
 
 def _is_blank(raw: Any) -> bool:
@@ -56,6 +58,8 @@ class TextField:
             raise ValueError("must be text")
         if bad := CONTROL_RE.search(raw):
             raise ValueError(f"contains the control character U+{ord(bad.group()):04X}; remove it and send again")
+        if bad := SURROGATE_RE.search(raw):
+            raise ValueError(f"contains U+{ord(bad.group()):04X}, half of a surrogate pair: not valid Unicode text")
         value = raw.strip()
         if not value and self.required:
             raise ValueError("this field is required")
