@@ -3,15 +3,27 @@
 Plain Python (numpy, torch, scikit-image); no Django.  ``pipeline.run_reconstruction`` is the
 entry point for a Celery job; ``bias`` holds the seed paper's trigger levels and contrast.
 """
-from .bias import BIASES, POSITIONAL, VARIANTS, Planted, apply_intensity, plant, trigger_side
-from .data import BinaryTask, benchmark_task, binary_task, clean_split, fashion_mnist_task
-from .model import HomogeneousMLP, modified_relu
-from .pipeline import (
-    DEFAULT_CONFIG, PAPER_CONFIG, build_task, build_test, load, make_config, run_reconstruction, save,
-)
-from .reconstruct import ReconstructionResult, reconstruct
-from .scoring import Score, nearest_reconstruction, score, shown_trigger, ssim_pairs, trigger_standout
-from .train import TrainResult, accuracy, train_full_batch
+#: Public name -> submodule. Loaded on first use (PEP 562), so importing one submodule (the platform
+#: reads ``bias`` and ``review`` at start-up) does not import torch through the others.
+_WHERE = {
+    "BIASES": "bias", "BinaryTask": "data", "DEFAULT_CONFIG": "pipeline", "HomogeneousMLP": "model",
+    "PAPER_CONFIG": "pipeline", "POSITIONAL": "bias", "Planted": "bias", "ReconstructionResult": "reconstruct",
+    "Score": "scoring", "TrainResult": "train", "VARIANTS": "bias", "accuracy": "train", "apply_intensity": "bias",
+    "benchmark_task": "data", "binary_task": "data", "build_task": "pipeline", "build_test": "pipeline",
+    "clean_split": "data", "fashion_mnist_task": "data", "load": "pipeline", "make_config": "pipeline",
+    "modified_relu": "model", "nearest_reconstruction": "scoring", "plant": "bias", "reconstruct": "reconstruct",
+    "run_reconstruction": "pipeline", "save": "pipeline", "score": "scoring", "shown_trigger": "scoring",
+    "ssim_pairs": "scoring", "train_full_batch": "train", "trigger_side": "bias", "trigger_standout": "scoring",
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{_WHERE[name]}", __name__), name)
+
 
 __all__ = [
     "BIASES", "DEFAULT_CONFIG", "PAPER_CONFIG", "POSITIONAL", "VARIANTS",
