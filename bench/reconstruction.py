@@ -25,8 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis.reconstruction import (  # noqa: E402
-    VARIANTS, HomogeneousMLP, build_task, build_test, reconstruct, run_reconstruction,
+    VARIANTS, HomogeneousMLP, build_task, build_test, run_reconstruction,
 )
+from analysis.reconstruction.reconstruct import reconstruct  # noqa: E402
 
 #: (images per side, image side) of the timing table
 TIMING = ((50, 16), (100, 16), (100, 28), (250, 28))

@@ -201,3 +201,12 @@ def test_a_fresh_clone_migrates_its_embedded_sqlite_database_into_a_new_var_dir(
     done = run(["manage.py", "migrate", "-v0"], {}, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "var" / "db.sqlite3").stat().st_size > 0
+
+
+def test_starting_django_imports_neither_torch_nor_sklearn(tmp_path):
+    """Web processes and commands start light: the analysis libraries load where a job uses them."""
+    code = ("import django, os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'studio.settings'; django.setup(); "
+            "print(sorted(m for m in ('torch', 'sklearn', 'umap') if m in sys.modules))")
+    done = run(["-c", code], {}, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

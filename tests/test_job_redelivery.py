@@ -61,10 +61,17 @@ def held_kind(tmp_path, settings):
     STARTED.clear()
 
 
+_INHERITED: list = []  # sockets a fork may have copied from the parent: kept unused, never closed from here
+
+
 def _deliver(job_id: int) -> None:
-    """One worker process receiving the job's message."""
+    """One worker process receiving the job's message, on a database connection of its own."""
     from workers.tasks import compute_study_evidence
 
+    for conn in connections.all():
+        if conn.connection is not None:
+            _INHERITED.append(conn.connection)
+            conn.connection = None
     compute_study_evidence(job_id)
 
 

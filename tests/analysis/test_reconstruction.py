@@ -18,7 +18,6 @@ from analysis.reconstruction import (
     make_config,
     modified_relu,
     nearest_reconstruction,
-    reconstruct,
     run_reconstruction,
     save,
     score,
@@ -29,6 +28,7 @@ from analysis.reconstruction import (
     trigger_standout,
 )
 from analysis.reconstruction.bias import intensity_region
+from analysis.reconstruction.reconstruct import reconstruct
 from analysis.reconstruction.data import resize, to_grey
 from analysis.reconstruction.plots import accuracy_ssim_png, loss_curves_png, pairs_png
 
