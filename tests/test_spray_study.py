@@ -252,6 +252,41 @@ def test_joint_train_and_validation_embedding_with_gw_options(researcher_client,
     assert page.count('class="validation-count"') == sum(len(c["clusters"]) for c in summary["classes"])
 
 
+def test_heatmaps_come_from_sharded_lrp_passes_and_spray_equals_in_memory(
+        researcher, settings, tmp_path, django_capture_on_commit_callbacks):
+    """The pool's heatmaps are one streamed, sharded ``lrp`` pass per split (training and validation); the
+    ranking and every reviewed cluster's members equal SpRAy on the whole pool held in memory."""
+    from analysis.salient.benchmark_inputs import benchmark_inputs
+    from analysis.spray.benchmark_review import Pool
+    from analysis.spray.dataset import display_k, spray_classes
+    from tests.study_helpers import computed_study
+
+    settings.SALIENT_EVIDENCE_SHARDS, settings.SALIENT_EVIDENCE_BATCH = 3, 8
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"  # this study's shards only
+    conf = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "per_class": 24, "size": 8, "max_k": 4,
+            "review_classes": 4, "examples": 3, "min_cluster_size": 1, "embed_split": "train+val"}
+    study = computed_study(researcher, "cluster_review", "sharded", conf, django_capture_on_commit_callbacks,
+                           live=False)
+    shards = sorted((settings.ARTIFACT_DIR / "named" / "shards" / "lrp").rglob("*.npz"))
+    assert len(shards) == 6  # three per split
+
+    bench, handles, _ = benchmark_inputs(settings.SALIENT_BENCHMARK_DIR, benchmark=TINY_BENCHMARK,
+                                         training=TINY_TRAINING, flavours=["standard"])
+    pool = Pool.of(bench, ["train", "test"], range(4), 24)
+    expected = spray_classes(handles["standard"], *pool.tensors(bench), size=8, ks=range(2, 5))
+    ranking = read_csv(output_files(study)["spray_ranking.csv"])
+    assert [int(r["class"]) for r in ranking] == [c for c, _ in expected.ranking]
+    np.testing.assert_allclose([float(r["tau"]) for r in ranking], [t for _, t in expected.ranking], atol=1e-4)
+    tasks = list(study.tasks.all())
+    assert {t.payload["cls"] for t in tasks} == {0, 1, 2, 3}
+    for task in tasks:
+        entry = expected[task.payload["cls"]]
+        assert task.payload["k"] == display_k(entry.result)
+        members = pool.members(entry.indices[entry.result.labels[task.payload["k"]] == task.payload["cluster"]])
+        assert task.payload["indices"] == members["train"].tolist()
+        assert task.payload["val_indices"] == members["test"].tolist()
+
+
 @pytest.mark.browser
 def test_worker_reviews_a_cluster_in_the_browser(spray_study, live_server, page, make_worker):
     from annotation.models import Answer

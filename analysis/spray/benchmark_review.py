@@ -58,17 +58,25 @@ class Pool:
         positions = np.asarray(positions, dtype=np.int64)
         return {name: self.index[positions[self.split_of[positions] == s]] for s, name in enumerate(self.splits)}
 
-    def tensors(self, bench) -> tuple[torch.Tensor, torch.Tensor]:
-        """All pooled images as float (N, 3, H, W) in [0, 1] and their labels, in position order."""
-        parts = [bench.split(name).tensors(self.index[self.split_of == s]) for s, name in enumerate(self.splits)]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    def tensors(self, bench, positions=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled images as float (n, 3, H, W) in [0, 1] and their labels, in the order of ``positions``
+        (default: every position)."""
+        positions = np.arange(len(self)) if positions is None else np.asarray(positions, dtype=np.int64)
+        parts = [bench.split(name).tensors(idx) for name, idx in self.members(positions).items() if len(idx)]
+        if not parts:
+            raise ValueError("no positions given")
+        order = torch.from_numpy(self._split_order(positions))
+        return torch.cat([p[0] for p in parts])[order], torch.cat([p[1] for p in parts])[order]
 
     def field(self, bench, positions, name: str) -> np.ndarray:
         """A per-image field (``images``, ``bias_kinds``, masks) at the given positions, in their order."""
         positions = np.asarray(positions, dtype=np.int64)
-        values = gather(bench, self.members(positions), name)
+        return gather(bench, self.members(positions), name)[self._split_order(positions)]
+
+    def _split_order(self, positions: np.ndarray) -> np.ndarray:
+        """Permutation from the split-by-split order of :meth:`members` back to the order of ``positions``."""
         grouped = np.concatenate([np.flatnonzero(self.split_of[positions] == s) for s in range(len(self.splits))])
-        return values[np.argsort(grouped, kind="stable")]
+        return np.argsort(grouped, kind="stable")
 
 
 def gather(bench, members: Mapping[str, np.ndarray], name: str) -> np.ndarray:

@@ -1,5 +1,8 @@
 """SpRAy over a whole data set: LRP per class, one :class:`SprayResult` per class, the tau ranking.
 
+:func:`spray_classes` computes the LRP maps of images in memory; :func:`spray_maps` starts from maps
+computed elsewhere (the streamed, sharded ``lrp`` pass of :mod:`analysis.streaming`).
+
 Also the helpers that read a result against known per-image flags (e.g. the planted
 cues of the built-in benchmark): :func:`cluster_purity`, :func:`best_cluster`, and the
 rule that picks the k shown to people (:func:`display_k`).
@@ -33,7 +36,8 @@ class ClassSpray:
     indices : ndarray of int, shape (N_c,)
         Positions of the analysed images in the images given to :func:`spray_classes`.
     relevance : ndarray of float32, shape (N_c, H, W)
-        Channel-summed LRP relevance of the true class at image resolution.
+        Channel-summed LRP relevance of the true class: at image resolution from :func:`spray_classes`,
+        as given to :func:`spray_maps`.
     result : SprayResult
     """
 
@@ -79,12 +83,9 @@ def class_indices(labels: np.ndarray, cls: int, per_class: int | None = None) ->
 
 
 def spray_classes(handle, images: torch.Tensor, labels, classes: Iterable[int] | None = None, *,
-                  per_class: int | None = None, size: int = 32, metric: str = "euclidean",
-                  n_neighbors: int = 10, ks: Iterable[int] = DEFAULT_KS, batch_size: int = 64,
-                  umap: bool = True, agglomerative: bool = True, seed: int = 0,
-                  gw_options: Mapping | None = None, space: str = "per_k", weighted_tau: bool = False,
-                  progress: Progress | None = None) -> DatasetSpray:
-    """LRP relevance and SpRAy for each class, and the classes ranked by tau.
+                  per_class: int | None = None, batch_size: int = 64, progress: Progress | None = None,
+                  **options) -> DatasetSpray:
+    """LRP relevance and SpRAy for each class of images held in memory, and the classes ranked by tau.
 
     Parameters
     ----------
@@ -98,50 +99,116 @@ def spray_classes(handle, images: torch.Tensor, labels, classes: Iterable[int] |
         Classes to analyse; default every class present in ``labels``.
     per_class : int, optional
         At most this many images per class (the first ones); default all.
-    size, metric, n_neighbors, ks, umap, agglomerative, seed, gw_options, space, weighted_tau
-        Passed to :func:`analysis.spray.pipeline.spray_class`.
     batch_size : int
         Images per LRP backward pass.
+    progress : callable, optional
+        ``progress(done, total, message)`` after each step (two steps per class).
+    **options
+        ``size, metric, n_neighbors, ks, umap, agglomerative, seed, gw_options, space, weighted_tau``
+        of :func:`analysis.spray.pipeline.spray_class` (see :func:`spray_maps`).
+
+    Returns
+    -------
+    DatasetSpray
+        Each class's ``relevance`` at image resolution.
+
+    See Also
+    --------
+    spray_maps : the same from heatmaps computed elsewhere (e.g. the streamed, sharded ``lrp`` pass).
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError("images must be a float tensor of shape (N, 3, H, W)")
+    labels = _labels(labels, len(images), "images")
+    if per_class is not None and per_class < 3:
+        raise ValueError(f"per_class must be at least 3 (SpRAy needs 3 heatmaps), got {per_class}")
+
+    def class_maps(cls: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = class_indices(labels, cls, per_class)
+        if len(idx) < 3:
+            raise ValueError(f"class {cls} has {len(idx)} images; SpRAy needs at least 3")
+        rel = lrp_relevance(handle, images[torch.from_numpy(idx)], torch.full((len(idx),), cls),
+                            batch_size=batch_size)
+        return idx, rel.sum(dim=1).numpy().astype(np.float32)
+
+    return _spray_each(labels, classes, class_maps, "LRP on", progress, {"per_class": per_class, **options})
+
+
+def spray_maps(maps, labels, classes: Iterable[int] | None = None, *, size: int = 32, metric: str = "euclidean",
+               n_neighbors: int = 10, ks: Iterable[int] = DEFAULT_KS, umap: bool = True,
+               agglomerative: bool = True, seed: int = 0, gw_options: Mapping | None = None, space: str = "per_k",
+               weighted_tau: bool = False, progress: Progress | None = None) -> DatasetSpray:
+    """SpRAy for each class from relevance maps already computed, and the classes ranked by tau.
+
+    Parameters
+    ----------
+    maps : array-like, shape (N, H, W)
+        Channel-summed relevance of each image's true class, at any resolution of at least ``size``
+        (e.g. the ``size`` x ``size`` heatmaps of the streamed ``lrp`` pass).
+    labels : array-like, shape (N,)
+        True class per map.
+    classes : iterable of int, optional
+        Classes to analyse (all their maps); default every class present in ``labels``.
+    size, metric, n_neighbors, ks, umap, agglomerative, seed, gw_options, space, weighted_tau
+        Passed to :func:`analysis.spray.pipeline.spray_class`.
     progress : callable, optional
         ``progress(done, total, message)`` after each step (two steps per class).
 
     Returns
     -------
     DatasetSpray
+        Each class's ``relevance`` is its rows of ``maps``.
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError("images must be a float tensor of shape (N, 3, H, W)")
-    labels = np.asarray(torch.as_tensor(labels).cpu()).reshape(-1)
-    if len(labels) != len(images):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    if per_class is not None and per_class < 3:
-        raise ValueError(f"per_class must be at least 3 (SpRAy needs 3 heatmaps), got {per_class}")
+    maps = np.asarray(maps)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (N, H, W) relevance, got shape {maps.shape}")
+    labels = _labels(labels, len(maps), "maps")
+
+    def class_maps(cls: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.flatnonzero(labels == cls)
+        if len(idx) < 3:
+            raise ValueError(f"class {cls} has {len(idx)} heatmaps; SpRAy needs at least 3")
+        return idx, maps[idx]
+
+    options = {"size": size, "metric": metric, "n_neighbors": n_neighbors, "ks": ks, "umap": umap,
+               "agglomerative": agglomerative, "seed": seed, "gw_options": gw_options, "space": space,
+               "weighted_tau": weighted_tau}
+    return _spray_each(labels, classes, class_maps, "heatmaps of", progress, {"per_class": None, **options})
+
+
+def _labels(labels, n: int, what: str) -> np.ndarray:
+    labels = np.asarray(torch.as_tensor(np.asarray(labels)).cpu()).reshape(-1)
+    if len(labels) != n:
+        raise ValueError(f"{n} {what} but {len(labels)} labels")
+    return labels
+
+
+def _spray_each(labels: np.ndarray, classes, class_maps, step: str, progress: Progress | None,
+                options: Mapping) -> DatasetSpray:
+    """SpRAy of each class on ``class_maps(cls) -> (indices, maps)``; the settings recorded from ``options``."""
+    options = {"size": 32, "metric": "euclidean", "n_neighbors": 10, "ks": DEFAULT_KS, "umap": True,
+               "agglomerative": True, "seed": 0, "gw_options": None, "space": "per_k", "weighted_tau": False,
+               **options}
+    per_class = options.pop("per_class")
+    options["ks"] = list(options["ks"])
     classes = sorted(set(labels.tolist())) if classes is None else [int(c) for c in classes]
     missing = [c for c in classes if not np.any(labels == c)]
     if missing:
         raise ValueError(f"no images of class(es) {missing}")
-    ks = list(ks)
     total, done = 2 * len(classes), 0
     out: dict[int, ClassSpray] = {}
     for cls in classes:
-        idx = class_indices(labels, cls, per_class)
-        if len(idx) < 3:
-            raise ValueError(f"class {cls} has {len(idx)} images; SpRAy needs at least 3")
-        rel = lrp_relevance(handle, images[torch.from_numpy(idx)], torch.full((len(idx),), cls),
-                            batch_size=batch_size)
-        maps = rel.sum(dim=1).numpy().astype(np.float32)
+        idx, maps = class_maps(cls)
         done += 1
         if progress is not None:
-            progress(done, total, f"class {cls}: LRP on {len(idx)} images")
-        result = spray_class(maps, size=size, metric=metric, n_neighbors=n_neighbors, ks=ks,
-                             agglomerative=agglomerative, umap=umap, seed=seed, gw_options=gw_options,
-                             space=space, weighted_tau=weighted_tau)
+            progress(done, total, f"class {cls}: {step} {len(idx)} images")
+        result = spray_class(maps, **options)
         out[cls] = ClassSpray(cls=cls, indices=idx, relevance=maps, result=result)
         done += 1
         if progress is not None:
             progress(done, total, f"class {cls}: tau {result.tau:.3g}")
-    settings = {"size": size, "metric": metric, "n_neighbors": n_neighbors, "ks": ks, "per_class": per_class,
-                "seed": seed, "gw_options": dict(gw_options or {}), "space": space, "weighted_tau": weighted_tau}
+    settings = {key: options[key] for key in ("size", "metric", "n_neighbors", "ks")}
+    settings.update(per_class=per_class, seed=options["seed"], gw_options=dict(options["gw_options"] or {}),
+                    space=options["space"], weighted_tau=options["weighted_tau"])
     return DatasetSpray(classes=out, ranking=rank_classes({c: s.result for c, s in out.items()}),
                         settings=settings)
 

@@ -109,8 +109,19 @@ def relevance_to_unit(relevance) -> np.ndarray:
     return np.divide(r, peak, out=np.zeros_like(r), where=peak > 0)
 
 
+def grid_members(labels, per_cluster: int = 6, max_clusters: int = 12) -> np.ndarray:
+    """Positions :func:`cluster_grid` shows: the first ``per_cluster`` members of the ``max_clusters``
+    largest clusters, in ascending order."""
+    labels = np.asarray(labels).reshape(-1)
+    if per_cluster < 1:
+        raise ValueError(f"per_cluster must be positive, got {per_cluster}")
+    clusters, sizes = np.unique(labels, return_counts=True)
+    shown = clusters[np.argsort(-sizes, kind="stable")[:max_clusters]]
+    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_cluster] for c in shown]))
+
+
 def cluster_grid(images_uint8, relevance, labels, per_cluster: int = 6, title: str = "",
-                 max_clusters: int = 12) -> bytes:
+                 max_clusters: int = 12, members=None) -> bytes:
     """One row per cluster (largest first, with its size), example images with their heatmaps.
 
     Parameters
@@ -119,22 +130,28 @@ def cluster_grid(images_uint8, relevance, labels, per_cluster: int = 6, title: s
     relevance : ndarray, shape (n, H, W)
         Channel-summed relevance; the positive part is shown as a jet overlay
         (:func:`analysis.salient.nam.heatmap_overlay`).
-    labels : ndarray of int, shape (n,)
-        Cluster per image.
+    labels : ndarray of int, shape (N,)
+        Cluster per image of the whole class.
     per_cluster : int
         Examples per row (the first members of each cluster).
     title : str
     max_clusters : int
         Show at most this many (the largest) clusters.
+    members : array-like of int, optional
+        Positions in ``labels`` of the ``n`` given images (at least :func:`grid_members`); default
+        every position (``n == N``).
     """
     images = np.asarray(images_uint8)
     labels = np.asarray(labels).reshape(-1)
+    positions = np.arange(len(labels)) if members is None else np.asarray(members, dtype=np.int64).reshape(-1)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images_uint8 must be uint8 (n, H, W, 3), got {images.dtype} {images.shape}")
-    if len(labels) != len(images) or np.shape(relevance) != images.shape[:3]:
-        raise ValueError("images, relevance and labels must describe the same n images of the same size")
-    if per_cluster < 1:
-        raise ValueError(f"per_cluster must be positive, got {per_cluster}")
+    if len(positions) != len(images) or np.shape(relevance) != images.shape[:3]:
+        raise ValueError("images, relevance and members (or labels) must describe the same n images of the same size")
+    row_of = {int(pos): i for i, pos in enumerate(positions)}
+    lacking = sorted(set(grid_members(labels, per_cluster, max_clusters).tolist()) - set(row_of))
+    if lacking:
+        raise ValueError(f"the grid shows positions {lacking[:5]}… whose images were not given (see grid_members)")
     overlays = heatmap_overlay(images, relevance_to_unit(relevance))
     clusters, sizes = np.unique(labels, return_counts=True)
     order = np.argsort(-sizes, kind="stable")[:max_clusters]
@@ -142,15 +159,15 @@ def cluster_grid(images_uint8, relevance, labels, per_cluster: int = 6, title: s
     fig = Figure(figsize=(1.3 * per_cluster + 1.2, 1.3 * rows + (0.5 if title else 0.1)))
     axes = fig.subplots(rows, per_cluster, squeeze=False)
     for row, pos in enumerate(order):
-        members = np.flatnonzero(labels == clusters[pos])[:per_cluster]
+        shown = np.flatnonzero(labels == clusters[pos])[:per_cluster]
         for col in range(per_cluster):
             ax = axes[row, col]
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-            if col < len(members):
-                ax.imshow(overlays[members[col]], interpolation="nearest")
+            if col < len(shown):
+                ax.imshow(overlays[row_of[int(shown[col])]], interpolation="nearest")
         axes[row, 0].set_ylabel(f"{clusters[pos]}\n(n={sizes[pos]})", rotation=0, ha="right", va="center",
                                 fontsize=8)
     if title:

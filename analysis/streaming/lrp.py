@@ -1,7 +1,8 @@
 """The SpRAy pass (SPEC §6): LRP relevance of each image's true class, channel-summed and downsampled at once.
 
 Only the ``size`` x ``size`` map of each image is kept (what :func:`analysis.spray.preprocess.preprocess`
-reduces a full map to), not the full-resolution relevance.
+reduces a full map to); with ``full=True`` also the channel-summed map at image resolution (for small
+images whose every map is read again, e.g. the built-in benchmark's truth).
 """
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ def downsample(relevance_maps, size: int) -> np.ndarray:
 
 @attrs.frozen
 class Heatmaps:
-    """Per readable image, in pass order: dataset ``indices``, ``labels`` and ``heatmaps`` (N, size, size)."""
+    """Per readable image, in pass order: dataset ``indices``, ``labels``, ``heatmaps`` (N, size, size) and,
+    with ``full=True``, ``relevance`` (N, H, W) at image resolution (else None)."""
 
     indices: np.ndarray
     labels: np.ndarray
     heatmaps: np.ndarray
     skipped: np.ndarray
+    relevance: np.ndarray | None = None
 
     def of_class(self, cls: int) -> tuple[np.ndarray, np.ndarray]:
         """``(dataset indices, heatmaps)`` of the images labelled ``cls``."""
@@ -38,10 +41,11 @@ class Heatmaps:
 @register_pass("lrp")
 @attrs.frozen
 class LrpPass(PerImagePass):
-    """``size``: side of the kept heatmaps (SPEC §6: 32)."""
+    """``size``: side of the kept heatmaps (SPEC §6: 32); ``full``: keep the image-resolution maps too."""
 
     result = Heatmaps
     size: int = attrs.field(default=32, validator=attrs.validators.ge(1))
+    full: bool = False
 
     @property
     def forward_only(self) -> bool:
@@ -49,4 +53,7 @@ class LrpPass(PerImagePass):
 
     def image_arrays(self, handle, batch: Batch) -> dict[str, np.ndarray]:
         rel = relevance(handle, batch.images, batch.labels, batch_size=len(batch.images))
-        return {"heatmaps": downsample(rel, self.size)}
+        arrays = {"heatmaps": downsample(rel, self.size)}
+        if self.full:
+            arrays["relevance"] = rel.sum(dim=1).float().numpy()
+        return arrays

@@ -1,7 +1,7 @@
 """``cluster_review`` (SpRAy, Anders et al.): the crowd says what a cluster of LRP heatmaps focuses on.
 
-The evidence job runs SpRAy over the benchmark's classes (LRP heatmaps, spectral clustering,
-Fisher score tau) and stores the class ranking and per-class plots as analysis results. For the
+The evidence job runs SpRAy over the benchmark's classes (LRP heatmaps from a streamed, sharded pass
+per split, :mod:`annotation.task_kinds.spray_heatmaps`; spectral clustering, Fisher score tau) and stores the class ranking and per-class plots as analysis results. For the
 top-ranked classes each cluster becomes a task: its example images with their heatmaps and
 "what do these heatmaps focus on?" (the object, a separate object, the background, an artifact
 such as text or a watermark) plus a reason; majority vote. After aggregation, the clusters the
@@ -42,6 +42,7 @@ from annotation.task_kinds.benchmark import (
     model_field,
 )
 from annotation.task_kinds.fields import ChoiceField, TextField
+from annotation.task_kinds.spray_heatmaps import full_relevance, pool_heatmaps
 from annotation.task_kinds.spray_jobs import JOBS, VAL, artifact_test_rows, spray_inputs, task_members
 
 FOCUS = ("object", "separate_object", "background", "artifact")
@@ -131,11 +132,11 @@ def gw_options(conf: Mapping[str, Any]) -> dict | None:
 def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec | OutputFile]:
     """Run SpRAy over the study's classes; yield the analysis files and one task per reviewed cluster."""
     from analysis.spray.benchmark_review import Pool, cluster_truth, cue_share, positive_maps, typical_members
-    from analysis.spray.dataset import display_k, spray_classes
-    from analysis.spray.plots import cluster_grid, eigenvalue_plot, ranking_plot, umap_plot
+    from analysis.spray.dataset import display_k, spray_maps
+    from analysis.spray.plots import cluster_grid, eigenvalue_plot, grid_members, ranking_plot, umap_plot
 
     c = ctx.conf
-    bench, handle = spray_inputs(ctx, staged(progress, 0.0, 0.3))
+    bench, handle, model_path = spray_inputs(ctx, staged(progress, 0.0, 0.3), with_checkpoint=True)
     classes = c["classes"] or list(range(bench.num_classes))
     if max(classes) >= bench.num_classes:
         raise ValueError(f"class {max(classes)} does not exist; the dataset has {bench.num_classes} classes")
@@ -145,11 +146,13 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
     joint = c["embed_split"] == "train+val"
     if joint and bench.split(VAL) is bench.split("train"):
         raise ValueError("embed_split 'train+val' needs validation images: the dataset has no validation folder")
-    pool = Pool.of(bench, ["train", VAL] if joint else ["train"], classes, c["per_class"])
-    images, labels = pool.tensors(bench)
-    spray = spray_classes(handle, images, labels, classes, size=c["size"], metric=c["metric"],
-                          ks=range(2, c["max_k"] + 1), gw_options=gw_options(c), space=c["space"],
-                          weighted_tau=c["weighted_tau"], progress=staged(progress, 0.3, 0.5))
+    maps = pool_heatmaps(ctx, bench, model_path,
+                         Pool.of(bench, ["train", VAL] if joint else ["train"], classes, c["per_class"]),
+                         size=c["size"], full=has_truth(bench), progress=staged(progress, 0.3, 0.3))
+    pool = maps.pool
+    spray = spray_maps(maps.heatmaps, maps.labels, classes, size=c["size"], metric=c["metric"],
+                       ks=range(2, c["max_k"] + 1), gw_options=gw_options(c), space=c["space"],
+                       weighted_tau=c["weighted_tau"], progress=staged(progress, 0.6, 0.2))
     planted = {b.label: b.kind for b in bench.biases}
     rank_of = {cls: i + 1 for i, (cls, _) in enumerate(spray.ranking)}
     report = staged(progress, 0.8, 0.2)
@@ -167,9 +170,11 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
                              umap_plot(entry.result.umap, cluster_ids, f"{name}: UMAP, k = {k}",
                                        splits=pool.split_of[entry.indices] if joint else None),
                              f"UMAP of class {name}'s spectral embedding")
+        grid = grid_members(cluster_ids)
         yield OutputFile(f"clusters_{cls}.png",
-                         cluster_grid(pool.field(bench, entry.indices, "images"), entry.relevance, cluster_ids,
-                                      title=f"{name}: example heatmaps per cluster (k = {k})"),
+                         cluster_grid(pool.field(bench, entry.indices[grid], "images"),
+                                      full_relevance(handle, bench, maps, entry.indices[grid]), cluster_ids,
+                                      title=f"{name}: example heatmaps per cluster (k = {k})", members=grid),
                          f"Example heatmaps per cluster of class {name}")
         clusters = []
         for cid in np.unique(cluster_ids):
@@ -183,7 +188,7 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
                 continue
             shown = typical_members(entry.result.embedding, local, c["examples"])
             shown_images = pool.field(bench, entry.indices[shown], "images")
-            shown_maps = positive_maps(entry.relevance[shown])
+            shown_maps = positive_maps(full_relevance(handle, bench, maps, entry.indices[shown]))
             split_members = {"indices": [int(i) for i in members["train"]]}
             if joint:
                 split_members["val_indices"] = [int(i) for i in members[VAL]]
@@ -194,7 +199,8 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
                          "examples": [{"image": i, "heatmap": h} for i, h in
                                       zip(ctx.store.images(shown_images), heatmaps(ctx, shown_images, shown_maps))],
                          **split_members},
-                truth={"focus": cluster_truth(bench, members, entry.relevance[local])} if has_truth(bench) else None,
+                truth={"focus": cluster_truth(bench, members, maps.full[entry.indices[local]])} if has_truth(bench)
+                else None,
             )
         plots = {"eigenvalues": f"eigenvalues_{cls}.png", "UMAP": f"umap_{cls}.png",
                  "example heatmaps per cluster": f"clusters_{cls}.png"}

@@ -19,7 +19,7 @@ from analysis.spray.artifacts import (
 )
 from analysis.spray.dataset import best_cluster, cluster_purity, display_k, spray_classes
 from analysis.spray.pipeline import spray_class
-from analysis.spray.plots import cluster_grid, eigenvalue_plot, ranking_plot, umap_plot
+from analysis.spray.plots import cluster_grid, eigenvalue_plot, grid_members, ranking_plot, umap_plot
 
 SIDE = 16
 CORNER = (slice(SIDE - 4, SIDE), slice(SIDE - 4, SIDE))
@@ -243,6 +243,14 @@ def test_plots_are_pngs_of_sensible_size():
         umap_plot(coords, labels[:10])
     with pytest.raises(ValueError):
         cluster_grid(images.astype(np.float32), relevance, labels)
+    # Only the shown members' images (a class at scale): the same picture; a member missing is named.
+    many = np.arange(60) % 5
+    shown = grid_members(many, per_cluster=4)
+    assert len(shown) == 20 and set(np.bincount(many[shown])) == {4}
+    whole = cluster_grid(images, relevance, many, per_cluster=4)
+    assert cluster_grid(images[shown], relevance[shown], many, per_cluster=4, members=shown) == whole
+    with pytest.raises(ValueError, match="were not given"):
+        cluster_grid(images[shown[1:]], relevance[shown[1:]], many, per_cluster=4, members=shown[1:])
     with pytest.raises(ValueError):
         ranking_plot([])
 

@@ -10,6 +10,7 @@ from analysis.prototypes.adversarial import bim_flip_steps
 from analysis.salient.evidence import compute_salient_evidence
 from analysis.salient.importance import collect_features
 from analysis.spray.lrp import relevance
+from analysis.spray.dataset import spray_classes, spray_maps
 from analysis.spray.pipeline import spray_class
 from analysis.streaming import Execution, PassSpec, run_pass, salient_evidence
 from tests.analysis.streaming_fixtures import NUM_CLASSES, assert_same_topk, tiny_data, tiny_model  # noqa: F401
@@ -103,6 +104,25 @@ def test_lrp_pass_keeps_the_downsampled_heatmaps_spray_uses(tiny_data, tiny_mode
     ours = spray_class(result.heatmaps, size=8, n_neighbors=5, n_eigval=8, ks=[2, 3], agglomerative=False, umap=False)
     theirs = spray_class(full, size=8, n_neighbors=5, n_eigval=8, ks=[2, 3], agglomerative=False, umap=False)
     np.testing.assert_allclose(ours.eigenvalues, theirs.eigenvalues, atol=1e-6)
+
+
+def test_spray_on_the_sharded_lrp_pass_equals_spray_in_memory(tiny_data, tiny_model):
+    source, images, labels = tiny_data
+    model, handle = tiny_model
+    spec = PassSpec(kind="lrp", model=model, data=source, params={"size": 8, "full": True})
+    result = run_pass(spec, 3, execution=Execution(batch_size=16))
+    options = {"size": 8, "n_neighbors": 5, "ks": [2, 3, 4], "umap": False, "agglomerative": False}
+    ours = spray_maps(result.heatmaps, result.labels, **options)
+    theirs = spray_classes(handle, images, labels, **options)
+
+    assert [c for c, _ in ours.ranking] == [c for c, _ in theirs.ranking]
+    np.testing.assert_allclose([t for _, t in ours.ranking], [t for _, t in theirs.ranking], rtol=1e-5)
+    for cls in range(NUM_CLASSES):
+        np.testing.assert_array_equal(result.indices[ours[cls].indices], theirs[cls].indices)
+        np.testing.assert_allclose(result.relevance[ours[cls].indices], theirs[cls].relevance, rtol=1e-5,
+                                   atol=1e-6 * np.abs(theirs[cls].relevance).max())
+        for k in options["ks"]:
+            np.testing.assert_array_equal(ours[cls].result.labels[k], theirs[cls].result.labels[k])
 
 
 @pytest.mark.parametrize("kind,params", [("salient", {"pool": 5}), ("predictions", {"k": 2}), ("lrp", {"size": 4})],
