@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 
@@ -134,6 +135,9 @@ def test_real_worker_runs_spray_and_the_unhans_job(transactional_db, celery_work
     job.refresh_from_db()
     assert study.state == "ready", job.error
     assert study.outputs.filter(stage="evidence", name="spray_ranking.csv").exists()
+    # The LRP heatmaps were shard tasks of the worker: the job ran, waited for them, and ran again.
+    assert re.search(rf"evidence shard \d+ of job {job.pk}: computed lrp/", celery_worker_process["log"].read_text())
+    assert job.attempts == 2
     task = study.tasks.order_by("-id").first()
     assert task is not None and task.payload["indices"]
     unhans = services.study_start_kind_job(study=study, name="unhans", params={"cluster": task.key, "epochs": 1,

@@ -108,14 +108,17 @@ def test_carriers_are_the_planted_cue_on_the_benchmark_else_the_cluster():
 def test_removal_set_holds_only_the_affected_images_of_the_class():
     members = task_members({"indices": [2, 4]})
     bench = Benchmark()
-    val_x, val_y = bench.split("test").tensors()
-    images, labels, affected, described = removal_set(bench, 1, members, val_x, val_y)
-    # Benchmark: the validation images, affected = the class's validation images with its planted cue (1 of 2).
-    assert len(images) == 3 and affected.tolist() == [False, False, True] and "watermark" in described
+    images, labels, affected, described = removal_set(bench, 1, members)
+    # Benchmark: the other classes' validation images and the class's ones with its planted cue (index 2);
+    # validation image 0 (class 1, no cue) is not read.
+    assert labels.tolist() == [0, 1] and affected.tolist() == [False, True] and "watermark" in described
+    assert torch.equal(images, bench.split("test").tensors([1, 2])[0])
     folder = Folder()
-    val_x, val_y = folder.split("test").tensors()
-    images, labels, affected, described = removal_set(folder, 1, members, val_x, val_y)
-    # Elsewhere: the cluster's two training images, appended to the validation images (paste uses those).
-    assert len(images) == 5 and affected.tolist() == [False, False, False, True, True]
-    assert labels.tolist() == [1, 0, 1, 1, 1] and described == "the cluster's images"
-    assert torch.equal(images[3:], folder.split("train").tensors([2, 4])[0])
+    images, labels, affected, described = removal_set(folder, 1, members)
+    # Elsewhere: the cluster's two training images, appended to the other classes' validation images.
+    assert len(images) == 3 and affected.tolist() == [False, True, True]
+    assert labels.tolist() == [0, 1, 1] and described == "the cluster's images"
+    assert torch.equal(images[1:], folder.split("train").tensors([2, 4])[0])
+    # At most max_images per group are read: the first ones.
+    images, labels, affected, _ = removal_set(folder, 1, task_members({"indices": [2, 4], "val_indices": [0]}), 1)
+    assert affected.tolist() == [False, True] and torch.equal(images[1], folder.split("train").tensors([2])[0][0])

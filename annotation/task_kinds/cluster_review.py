@@ -244,13 +244,12 @@ def spray_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -
     files = [OutputFile("cluster_labels.csv", safe_csv_bytes(pd.DataFrame(rows)),
                         "Crowd label per cluster with the share of each planted cue")]
     artifacts = [r for r in rows if r["label"] == "artifact"]
-    val_images, val_labels = bench.split(VAL).tensors() if artifacts else (None, None)
     by_key = {t.key: t for t in tasks.values()}
     results = []
     for i, r in enumerate(artifacts):
         progress(300 + 650 * i // max(len(artifacts), 1), 1000, f"artifact tests of {r['task']}")
         members = task_members(by_key[r["task"]].payload)
-        for test in artifact_test_rows(bench, handle, int(r["class"]), members, val_images, val_labels):
+        for test in artifact_test_rows(bench, handle, int(r["class"]), members):
             results.append({"task": r["task"], "class": r["class"], "class_name": r["class_name"], **test})
     if results:
         table = pd.DataFrame(results)

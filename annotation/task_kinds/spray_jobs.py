@@ -86,32 +86,42 @@ def isolate_artifact(bench, handle, members: Mapping[str, np.ndarray]) -> tuple[
     return mask, artifact_patch(images, mask)
 
 
-def removal_set(bench, cls: int, members: Mapping[str, np.ndarray], val_images: torch.Tensor,
-                val_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, str]:
+def removal_set(bench, cls: int, members: Mapping[str, np.ndarray],
+                max_images: int = 500) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, str]:
     """(images, labels, affected, description) for :func:`~analysis.spray.artifacts.artifact_tests`.
 
     The paste test uses the other classes' validation images. The removal test inpaints the affected
     images only (Anders et al. Table 4): on the benchmark the class's validation images with its
-    planted cue; elsewhere the cluster's own images, appended to the validation images.
+    planted cue; elsewhere the cluster's own images, appended to the validation images. Only the images
+    the tests use are read: the first ``max_images`` of each group (the split's labels choose them).
     """
     import torch
 
+    val = bench.split(VAL)
+    labels = np.asarray(val.labels)
+    others = np.flatnonzero(labels != cls)[:max_images]
     kind = planted_cue(bench, cls)
     if kind is not None:
-        return val_images, val_labels, carriers(bench, cls, VAL, members), f"validation images with the {kind} cue"
-    own, _ = member_tensors(bench, members)
-    affected = np.r_[np.zeros(len(val_images), bool), np.ones(len(own), bool)]
-    return (torch.cat([val_images, own]), torch.cat([val_labels, torch.full((len(own),), int(cls))]), affected,
+        own = np.flatnonzero((labels == cls) & carriers(bench, cls, VAL, members))[:max_images]
+        chosen = np.union1d(others, own)
+        images, chosen_labels = val.tensors(chosen)
+        return images, chosen_labels, np.isin(chosen, own), f"validation images with the {kind} cue"
+    first = {}
+    for split, idx in members.items():  # the cluster's first max_images images, split by split
+        first[split] = np.asarray(idx, dtype=np.int64)[:max_images - sum(map(len, first.values()))]
+    own, _ = member_tensors(bench, first)
+    images, other_labels = val.tensors(others)
+    affected = np.r_[np.zeros(len(others), bool), np.ones(len(own), bool)]
+    return (torch.cat([images, own]), torch.cat([other_labels, torch.full((len(own),), int(cls))]), affected,
             "the cluster's images")
 
 
-def artifact_test_rows(bench, handle, cls: int, members: Mapping[str, np.ndarray], val_images: torch.Tensor,
-                       val_labels: torch.Tensor) -> list[dict]:
+def artifact_test_rows(bench, handle, cls: int, members: Mapping[str, np.ndarray]) -> list[dict]:
     """One row per test (paste, remove) of the cluster's artifact, Δ rank signed positive = toward ``cls``."""
     from analysis.spray.artifacts import artifact_tests
 
     mask, patch = isolate_artifact(bench, handle, members)
-    images, labels, affected, described = removal_set(bench, cls, members, val_images, val_labels)
+    images, labels, affected, described = removal_set(bench, cls, members)
     tests = artifact_tests(handle, images, labels, cls, mask, patch, affected=affected)
     return [{"test": test, "affected": described if test == "remove" else "other classes' validation images",
              "mask_pixels": int(mask.sum()), **effect} for test, effect in tests.items() if effect is not None]
