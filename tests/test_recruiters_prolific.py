@@ -28,6 +28,17 @@ def answer(client, location):
     return client.post(reverse("ext_task", args=[pk]), {"token": token, **GOOD})
 
 
+def token_claims(location: str) -> dict:
+    """What the signed ``?t=`` token of a task link names (assignment, worker, purpose)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from django.core import signing
+
+    from annotation.tokens import SALT
+
+    return signing.loads(parse_qs(urlsplit(location).query)["t"][0], salt=SALT)
+
+
 @pytest.fixture
 def prolific_study(make_study):
     return make_study(images=["astronaut", "chelsea", "coffee"], workers_per_task=2, backend="prolific",
@@ -53,8 +64,10 @@ def test_participant_answers_up_to_the_cap_then_is_sent_to_prolific(prolific_stu
 def test_the_same_participant_cannot_start_twice(prolific_study):
     first = Client().get(entry(prolific_study))
     assert first.status_code == 302
-    # Reloading the same session resumes the same task ...
-    assert Client().get(entry(prolific_study))["Location"] == first["Location"]
+    # Reloading the same session resumes the same task (a token for the same assignment, signed anew) ...
+    again = Client().get(entry(prolific_study))["Location"]
+    assert again.split("?")[0] == first["Location"].split("?")[0]
+    assert token_claims(again) == token_claims(first["Location"])
     # ... but a new session of the same participant is refused, and changes nothing.
     reply = Client().get(entry(prolific_study, session="S2"), HTTP_ACCEPT="application/json")
     assert reply.status_code == 409 and "already started" in reply.json()["error"]
