@@ -1,10 +1,11 @@
 """``cluster_review`` (SpRAy, Anders et al.): the crowd says what a cluster of LRP heatmaps focuses on.
 
 The evidence job runs SpRAy over the benchmark's classes (LRP heatmaps from a streamed, sharded pass
-per split, :mod:`annotation.task_kinds.spray_heatmaps`; spectral clustering, Fisher score tau) and stores the class ranking and per-class plots as analysis results. For the
-top-ranked classes each cluster becomes a task: its example images with their heatmaps and
-"what do these heatmaps focus on?" (the object, a separate object, the background, an artifact
-such as text or a watermark) plus a reason; majority vote. After aggregation, the clusters the
+per split, :mod:`annotation.task_kinds.spray_heatmaps`; spectral clustering, Fisher score tau) and
+stores the class ranking and per-class plots as analysis results. For the top-ranked classes each
+cluster becomes a task: its example images with their heatmaps and "what do these heatmaps focus
+on?" (the object, a separate object, the background, an artifact such as text or a watermark) plus a
+reason; majority vote. After aggregation, the clusters the
 crowd calls an artifact go through the artifact tests; un-Hans (fine-tuning on subsets A and B, or
 retraining without a cluster) are jobs of their own (:mod:`annotation.task_kinds.spray_jobs`).
 With ``embed_split = "train+val"`` the validation images are embedded with the training images
