@@ -104,33 +104,29 @@ def spray_classes(handle, images: torch.Tensor, labels, classes: Iterable[int] |
     progress : callable, optional
         ``progress(done, total, message)`` after each step (two steps per class).
     **options
-        ``size, metric, n_neighbors, ks, umap, agglomerative, seed, gw_options, space, weighted_tau``
-        of :func:`analysis.spray.pipeline.spray_class` (see :func:`spray_maps`).
+        ``size, metric, n_neighbors, ks, umap, agglomerative, seed, gw_options, space, weighted_tau``:
+        see :func:`spray_maps`.
 
     Returns
     -------
     DatasetSpray
-        Each class's ``relevance`` at image resolution.
-
-    See Also
-    --------
-    spray_maps : the same from heatmaps computed elsewhere (e.g. the streamed, sharded ``lrp`` pass).
+        Each class's ``indices`` are positions in ``images``, its ``relevance`` at image resolution.
     """
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError("images must be a float tensor of shape (N, 3, H, W)")
     labels = _labels(labels, len(images), "images")
     if per_class is not None and per_class < 3:
         raise ValueError(f"per_class must be at least 3 (SpRAy needs 3 heatmaps), got {per_class}")
-
-    def class_maps(cls: int) -> tuple[np.ndarray, np.ndarray]:
-        idx = class_indices(labels, cls, per_class)
-        if len(idx) < 3:
-            raise ValueError(f"class {cls} has {len(idx)} images; SpRAy needs at least 3")
-        rel = lrp_relevance(handle, images[torch.from_numpy(idx)], torch.full((len(idx),), cls),
-                            batch_size=batch_size)
-        return idx, rel.sum(dim=1).numpy().astype(np.float32)
-
-    return _spray_each(labels, classes, class_maps, "LRP on", progress, {"per_class": per_class, **options})
+    classes = sorted(set(labels.tolist())) if classes is None else [int(c) for c in classes]
+    chosen = np.concatenate([class_indices(labels, c, per_class) for c in classes] or [np.zeros(0, np.int64)])
+    maps = np.zeros((0, *images.shape[2:]), np.float32)
+    if len(chosen):
+        index = torch.from_numpy(chosen)
+        maps = lrp_relevance(handle, images[index], torch.from_numpy(labels[chosen]), batch_size=batch_size)
+        maps = maps.sum(dim=1).numpy().astype(np.float32)
+    spray = spray_maps(maps, labels[chosen], classes, progress=progress, **options)
+    return DatasetSpray(classes={c: attrs.evolve(e, indices=chosen[e.indices]) for c, e in spray.classes.items()},
+                        ranking=spray.ranking, settings={**spray.settings, "per_class": per_class})
 
 
 def spray_maps(maps, labels, classes: Iterable[int] | None = None, *, size: int = 32, metric: str = "euclidean",
@@ -156,23 +152,37 @@ def spray_maps(maps, labels, classes: Iterable[int] | None = None, *, size: int 
     Returns
     -------
     DatasetSpray
-        Each class's ``relevance`` is its rows of ``maps``.
+        Each class's ``indices`` are rows of ``maps``, its ``relevance`` those rows.
     """
     maps = np.asarray(maps)
     if maps.ndim != 3:
         raise ValueError(f"maps must be (N, H, W) relevance, got shape {maps.shape}")
     labels = _labels(labels, len(maps), "maps")
-
-    def class_maps(cls: int) -> tuple[np.ndarray, np.ndarray]:
+    classes = sorted(set(labels.tolist())) if classes is None else [int(c) for c in classes]
+    missing = [c for c in classes if not np.any(labels == c)]
+    if missing:
+        raise ValueError(f"no images of class(es) {missing}")
+    ks = list(ks)
+    total, done = 2 * len(classes), 0
+    out: dict[int, ClassSpray] = {}
+    for cls in classes:
         idx = np.flatnonzero(labels == cls)
         if len(idx) < 3:
-            raise ValueError(f"class {cls} has {len(idx)} heatmaps; SpRAy needs at least 3")
-        return idx, maps[idx]
-
-    options = {"size": size, "metric": metric, "n_neighbors": n_neighbors, "ks": ks, "umap": umap,
-               "agglomerative": agglomerative, "seed": seed, "gw_options": gw_options, "space": space,
-               "weighted_tau": weighted_tau}
-    return _spray_each(labels, classes, class_maps, "heatmaps of", progress, {"per_class": None, **options})
+            raise ValueError(f"class {cls} has {len(idx)} images; SpRAy needs at least 3")
+        done += 1
+        if progress is not None:
+            progress(done, total, f"class {cls}: SpRAy on {len(idx)} heatmaps")
+        result = spray_class(maps[idx], size=size, metric=metric, n_neighbors=n_neighbors, ks=ks,
+                             agglomerative=agglomerative, umap=umap, seed=seed, gw_options=gw_options,
+                             space=space, weighted_tau=weighted_tau)
+        out[cls] = ClassSpray(cls=cls, indices=idx, relevance=maps[idx], result=result)
+        done += 1
+        if progress is not None:
+            progress(done, total, f"class {cls}: tau {result.tau:.3g}")
+    settings = {"size": size, "metric": metric, "n_neighbors": n_neighbors, "ks": ks, "per_class": None,
+                "seed": seed, "gw_options": dict(gw_options or {}), "space": space, "weighted_tau": weighted_tau}
+    return DatasetSpray(classes=out, ranking=rank_classes({c: s.result for c, s in out.items()}),
+                        settings=settings)
 
 
 def _labels(labels, n: int, what: str) -> np.ndarray:
@@ -180,37 +190,6 @@ def _labels(labels, n: int, what: str) -> np.ndarray:
     if len(labels) != n:
         raise ValueError(f"{n} {what} but {len(labels)} labels")
     return labels
-
-
-def _spray_each(labels: np.ndarray, classes, class_maps, step: str, progress: Progress | None,
-                options: Mapping) -> DatasetSpray:
-    """SpRAy of each class on ``class_maps(cls) -> (indices, maps)``; the settings recorded from ``options``."""
-    options = {"size": 32, "metric": "euclidean", "n_neighbors": 10, "ks": DEFAULT_KS, "umap": True,
-               "agglomerative": True, "seed": 0, "gw_options": None, "space": "per_k", "weighted_tau": False,
-               **options}
-    per_class = options.pop("per_class")
-    options["ks"] = list(options["ks"])
-    classes = sorted(set(labels.tolist())) if classes is None else [int(c) for c in classes]
-    missing = [c for c in classes if not np.any(labels == c)]
-    if missing:
-        raise ValueError(f"no images of class(es) {missing}")
-    total, done = 2 * len(classes), 0
-    out: dict[int, ClassSpray] = {}
-    for cls in classes:
-        idx, maps = class_maps(cls)
-        done += 1
-        if progress is not None:
-            progress(done, total, f"class {cls}: {step} {len(idx)} images")
-        result = spray_class(maps, **options)
-        out[cls] = ClassSpray(cls=cls, indices=idx, relevance=maps, result=result)
-        done += 1
-        if progress is not None:
-            progress(done, total, f"class {cls}: tau {result.tau:.3g}")
-    settings = {key: options[key] for key in ("size", "metric", "n_neighbors", "ks")}
-    settings.update(per_class=per_class, seed=options["seed"], gw_options=dict(options["gw_options"] or {}),
-                    space=options["space"], weighted_tau=options["weighted_tau"])
-    return DatasetSpray(classes=out, ranking=rank_classes({c: s.result for c, s in out.items()}),
-                        settings=settings)
 
 
 def cluster_purity(labels, flags, min_size: int = 5) -> tuple[int, float, int]:

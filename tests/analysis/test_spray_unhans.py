@@ -10,6 +10,15 @@ from analysis.spray.unhans import finetune, nearest_by_confusion, random_classes
 SIDE, CLASSES, CORNER = 16, 6, (slice(0, 4), slice(0, 4))
 
 
+def _corner_artifact() -> tuple[np.ndarray, torch.Tensor]:
+    """(mask, patch) of the white corner the Clever-Hans data carries."""
+    mask = np.zeros((SIDE, SIDE), bool)
+    mask[CORNER] = True
+    patch = torch.zeros(3, SIDE, SIDE)
+    patch[:, mask] = 1.0
+    return mask, patch
+
+
 def _data(per_class: int, seed: int, corner_on_class0: bool) -> tuple[torch.Tensor, np.ndarray]:
     """A faint blob at a class-specific spot on noise; class 0 also carries a bright corner (the artifact)."""
     rng = np.random.default_rng(seed)
@@ -53,10 +62,7 @@ def test_subset_a_and_b_building_blocks():
     with pytest.raises(ValueError, match="n must"):
         random_classes(5, 0, 5)
     images, _ = _data(2, 1, corner_on_class0=False)
-    mask = np.zeros((SIDE, SIDE), bool)
-    mask[CORNER] = True
-    patch = torch.zeros(3, SIDE, SIDE)
-    patch[:, mask] = 1.0
+    mask, patch = _corner_artifact()
     carries = np.zeros(len(images), bool)
     carries[0] = True
     out = with_artifact(images, patch, mask, carries)
@@ -69,10 +75,7 @@ def test_subset_a_and_b_building_blocks():
 def test_table2_subset_b_unlearns_the_artifact(clever_hans):
     train_x, train_y = _data(30, 2, corner_on_class0=True)
     val_x, val_y = _data(15, 3, corner_on_class0=False)
-    mask = np.zeros((SIDE, SIDE), bool)
-    mask[CORNER] = True
-    patch = torch.zeros(3, SIDE, SIDE)
-    patch[:, mask] = 1.0
+    mask, patch = _corner_artifact()
     seen = []
     report = unhans_table2(clever_hans, train_x, train_y, val_x, val_y, 0, patch, mask, carries=train_y == 0,
                            n_nearest=4, epochs=3, lr=0.02, batch_size=32, snapshot_epochs=(1, 3),
@@ -98,10 +101,7 @@ def test_table2_on_given_classes_and_a_per_class_limit(clever_hans):
     """The kind picks A's classes beforehand (to load only their images) and caps A's size per class."""
     train_x, train_y = _data(12, 4, corner_on_class0=True)
     val_x, val_y = _data(4, 5, corner_on_class0=False)
-    mask = np.zeros((SIDE, SIDE), bool)
-    mask[CORNER] = True
-    patch = torch.zeros(3, SIDE, SIDE)
-    patch[:, mask] = 1.0
+    mask, patch = _corner_artifact()
     report = unhans_table2(clever_hans, train_x, train_y, val_x, val_y, 0, patch, mask, carries=train_y == 0,
                            classes=[0, 3], train_per_class=5, epochs=1, snapshot_epochs=(1,), batch_size=8)
     assert report["classes"] == [0, 3] and report["train_images"] == 10 and report["val_images"] == 8
