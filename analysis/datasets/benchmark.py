@@ -298,8 +298,11 @@ class PlantedBiasBenchmark:
 
 
 def cache_file_name(config: BenchmarkConfig) -> str:
-    """File name used by :meth:`PlantedBiasBenchmark.save` for ``config``."""
-    return f"{BENCHMARK_NAME}-{config.fingerprint()}.npz"
+    """File name used by :meth:`PlantedBiasBenchmark.save` for ``config``: the config's fingerprint and the
+    generator code's version, so a file rendered by older code is never reused."""
+    from ..code_version import generator_version
+
+    return f"{BENCHMARK_NAME}-{config.fingerprint()}-{generator_version()}.npz"
 
 
 # ----------------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ Command line::
 
 Layout of ``out_dir``::
 
-    benchmark/planted-bias-fashion-<config hash>.npz
+    benchmark/planted-bias-fashion-<config hash>-<generator code hash>.npz
     models/demo-standard-<hash>.pt    models/demo-standard-<hash>.metrics.json
     models/demo-robust-<hash>.pt      models/demo-robust-<hash>.metrics.json
     summary.json
 
-``<hash>`` covers the benchmark and training configurations, so changing either
-retrains while an unchanged setup reuses the checkpoints.
+``<hash>`` covers the benchmark and training configurations (seeds included) and the version of the
+code that generates and trains (:mod:`analysis.code_version`), so changing any of them retrains while
+an unchanged setup reuses the checkpoints.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from typing import Any, Callable
 
 import attrs
 
+from ..code_version import training_version
 from ..datasets.benchmark import BenchmarkConfig, load_or_generate_benchmark
 from ..models.checkpoints import read_checkpoint
 from .trainer import TrainConfig, robust_config, standard_config, train_model
@@ -72,7 +74,10 @@ class PipelineResult:
 
 def _model_stem(flavour: str, benchmark_config: BenchmarkConfig, train_config: TrainConfig,
                 parent: str = "") -> str:
-    blob = f"{benchmark_config.fingerprint()}:{train_config.fingerprint()}:{parent}"
+    """Cache key of a checkpoint: the benchmark's config (its seed included), the training config (its seed
+    included), the parent checkpoint of a warm start, and the version of the code that generates the benchmark
+    and trains the model (:func:`analysis.code_version.training_version`), so a stale model is never reused."""
+    blob = f"{benchmark_config.fingerprint()}:{train_config.fingerprint()}:{parent}:{training_version()}"
     return f"demo-{flavour}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
