@@ -22,22 +22,10 @@ from demo.harness import (
     spray_report,
 )
 from demo.live_server import serving
+from demo.profile import QUICK
 
 STUDY_DEFAULTS = {"workers_per_task": 5, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal"}
 
-#: The default (quick) demo: the same studies on a 32 px benchmark of 600 train images per class, width-16
-#: models and shorter schedules, so a cold run fits ten minutes on 2 cores. ``--full`` (``make demo FULL=1``)
-#: runs today's full sizes (64 px, 1,000 per class, width 32; about 27 minutes).
-QUICK = {
-    "benchmark": {"train_per_class": 600, "test_per_class": 100, "image_size": 32, "garment_size": 16},
-    "training": {"standard": {"width": 16, "epochs": 6},
-                 "robust": {"width": 16, "epochs": 2, "eps": 0.25, "robust_eval_images": 200}},
-    "salient": {"pool": 40, "attack_steps": 40},
-    "spray": {"per_class": 300},
-    "unhans": {"epochs": 2, "train_per_class": 100},
-    "misclassification": {"lime_samples": 300},
-    "reconstruction": {"per_side": 15, "hidden": 500, "steps": 600, "review_k": 4},
-}
 #: The simulated crowd of a kind, as a multiple of workers per task: a class_assignment worker sees each
 #: target under one of its 7 conditions, so every task gets its answers only from 7x as many workers.
 CROWD_MULTIPLE = {"class_assignment": 7}
