@@ -22,6 +22,7 @@ The last line: ``planted effects found: K of N`` (seeds x effects run).
 
     .venv/bin/python bench/validity.py                        # 10 seeds, every effect (hours on 2 cores)
     .venv/bin/python bench/validity.py --seeds 0 1 2 --effects misclassification prototypes --out t.csv
+    .venv/bin/python bench/validity.py --merge t.csv u.csv     # one table of runs of other effects
 """
 from __future__ import annotations
 
@@ -34,9 +35,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+sys.path.insert(0, str(ROOT))
 
-from validity_effects import EFFECTS, Outcome, SeedInputs
+from bench.validity_effects import EFFECTS, Outcome, SeedInputs
 
 
 def columns(effects: Iterable[str]) -> list[str]:
@@ -89,6 +90,22 @@ def write_csv(path: Path, rows: Mapping[int, Mapping[str, Outcome]], cols: Seque
                 ("", "") if c not in row else (int(row[c].found), row[c].detail)))])
 
 
+def read_csv(paths: Iterable[Path]) -> tuple[dict[int, dict[str, Outcome]], list[str]]:
+    """Rows of tables written by :func:`write_csv` (e.g. by runs of different effects on the same seeds), merged
+    per seed, and their columns in table order."""
+    rows: dict[int, dict[str, Outcome]] = {}
+    for path in paths:
+        with Path(path).open(newline="") as handle:
+            records = list(csv.DictReader(handle))
+        for record in records:
+            row = rows.setdefault(int(record["seed"]), {})
+            for key, value in record.items():
+                if key != "seed" and not key.endswith("_detail") and value != "":
+                    row[key] = Outcome(value == "1", record[f"{key}_detail"])
+    ran = {c for row in rows.values() for c in row}
+    return dict(sorted(rows.items())), [c for c in columns(EFFECTS) if c in ran]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
@@ -96,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the table as CSV here")
     parser.add_argument("--work", type=Path, help="benchmarks and checkpoints (default: a temporary directory)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads outside training")
+    parser.add_argument("--merge", type=Path, nargs="+", help="print the table of these CSVs (merged) and stop")
     args = parser.parse_args(argv)
+    if args.merge:
+        print(format_table(*read_csv(args.merge)))
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.validity import columns, format_table, run_seed, write_csv
-from validity_effects import EFFECTS, Outcome, SeedInputs, rectified_share
+from bench.validity import columns, format_table, read_csv, run_seed, write_csv
+from bench.validity_effects import EFFECTS, Outcome, rectified_share
 
 
 def test_the_table_counts_the_effects_found_over_the_cells_that_ran(tmp_path):
@@ -29,6 +29,10 @@ def test_the_table_counts_the_effects_found_over_the_cells_that_ran(tmp_path):
     read = list(csv.DictReader((tmp_path / "t.csv").open()))
     assert [r["spray_purity"] for r in read] == ["0", "1"] and read[1]["prototypes"] == ""
     assert read[0]["spray_purity_detail"] == "0.76 k=4 n=90"
+    write_csv(tmp_path / "u.csv", {3: {"prototypes": Outcome(False, "adv 50%<40%")}}, ["prototypes"])
+    merged, merged_cols = read_csv([tmp_path / "t.csv", tmp_path / "u.csv"])
+    assert merged_cols == cols and merged[3]["prototypes"] == Outcome(False, "adv 50%<40%")
+    assert format_table(merged, merged_cols).splitlines()[-1] == "planted effects found: 4 of 6"
 
 
 class ScriptedModel:
@@ -73,7 +77,7 @@ TINY = {"benchmark": {"classes": (0, 2, 4, 6, 8), "train_per_class": 40, "test_p
 
 @pytest.mark.slow
 def test_one_seed_of_the_cheap_effects_on_a_tiny_profile(tmp_path, monkeypatch, fashion_mnist_available):
-    import validity_effects
+    from bench import validity_effects
 
     monkeypatch.setattr(validity_effects, "QUICK", {**validity_effects.QUICK, **TINY})
     row = run_seed(1, ["misclassification", "prototypes"], tmp_path, log=lambda line: None)
