@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation import selectors
+from annotation.selectors.tables import study_labels_table
 from annotation.errors import AnswerInvalid, ApplicationError
 from annotation.models import Answer, Assignment, Study, Task, Worker
 from annotation.services import researcher_create
@@ -254,7 +255,6 @@ def _write(*, study, rows, owner, name, kind, task_key, key_values, now) -> dict
 
 def labels_export_table(*, study: Study) -> pd.DataFrame:
     """One row per task: its key columns, ``label`` and a count column per answer value."""
-    from annotation.exports import study_labels_table
 
     labels = study_labels_table(study=study)
     tasks = {t.pk: t for t in study.tasks.all()}

@@ -8,15 +8,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation import exports, quality, selectors, services
+from annotation import selectors, services
 from annotation.artifacts import artifact_download, artifact_open
 from annotation.errors import ApplicationError
 from annotation.forms import StudyForm
 from annotation.models import Assignment, Bonus, Job, Task, Worker
 from annotation.permissions import error_response, researcher_required
 from annotation.recruiters import recruiter_for
-from annotation.report import PageImages, study_report_html
-from annotation.services.export_jobs import JOB_EXPORTS
+from annotation.reports.export_files import study_export_files
+from annotation.reports.study_report import PageImages, study_report_html
+from annotation.services.export_jobs import ARCHIVE, JOB_EXPORTS
 from annotation.states import allowed_transitions
 from annotation.task_kinds import TASK_KINDS, get_task_kind
 
@@ -117,13 +118,13 @@ def study_detail(request, pk: int):
         "task_filters": _task_filters(request),
         "results": study.results.select_related("task").filter(task__in=[r["id"] for r in task_rows]).order_by("task_id"),
         "kind": get_task_kind(study.kind),
-        "cost": quality.study_cost_estimate(study=study),
+        "cost": selectors.quality.study_cost_estimate(study=study),
         "recruitment": recruiter_for(study).describe(study, request.build_absolute_uri("/").rstrip("/")),
-        "qc": quality.study_quality_live(study=study),
+        "qc": selectors.quality.study_quality_live(study=study),
         "gold_editable": study.state in ("draft", "ready"),
         "gold_choices": _label_choices(study),
         "outputs": study.outputs.select_related("artifact"),
-        "archive": services.study_export_latest(study=study),
+        "archive": selectors.study_export_latest(study=study, file=ARCHIVE),
         "bonuses": Bonus.objects.filter(assignment__task__study=study).select_related("paid_by", "assignment__worker")[:200],
     })
 
@@ -282,7 +283,7 @@ def study_export(request, pk: int, filename: str):
     if filename == "report.html":  # the study report alone, as the archive has it
         response = HttpResponse(study_report_html(study=study), content_type="text/html; charset=utf-8")
     else:
-        response = HttpResponse(exports.study_export_files(study=study)[filename],
+        response = HttpResponse(study_export_files(study=study)[filename],
                                 content_type=f"{EXPORTS[filename]}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="study{study.pk}-{filename}"'
     return response
@@ -296,7 +297,7 @@ def _export_job(request, study, filename: str):
             return JsonResponse({"job": selectors.job_summary(job)}, status=202)
         messages.success(request, f"{filename}: {'ready' if job.state == Job.State.DONE else 'being made'}.")
         return redirect(reverse("study_detail", args=[study.pk]) + "#exports")
-    latest = services.study_export_latest(study=study, file=filename)
+    latest = selectors.study_export_latest(study=study, file=filename)
     if latest is None:
         return error_response(request, f"no {filename} was made yet: make one on the study's page", 404)
     return _job_file(study, latest)

@@ -11,7 +11,6 @@ is slower than crowd-kit's by more than the timing noise (``--slack``).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 import warnings

@@ -1,4 +1,4 @@
-"""Early stopping in live studies: a task stops once its full-answer label is predicted (``annotation.stopping``),
+"""Early stopping in live studies: a task stops once its full-answer label is predicted (``annotation.selectors.stopping_policy``),
 weighing each answer by its worker's reliability; stopped tasks refuse further assignments."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from analysis.aggregation.reliability import CrowdModel
 from analysis.aggregation.stopping import Settled, VoteSpace
 from annotation import services
 from annotation.models import Assignment, Task
-from annotation.stopping import with_stop_labels
+from annotation.selectors.stopping_policy import with_stop_labels
 from annotation.tokens import assignment_token
 
 VALUES = ["a", "b", "c"]

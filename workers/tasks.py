@@ -100,7 +100,7 @@ def aggregate_study(self, job_id: int) -> None:
 @shared_task(name="workers.tasks.export_study", **JOB_OPTIONS)
 def export_study(self, job_id: int) -> None:
     """Make a study's export archive in the artifact store."""
-    from annotation.services import study_run_export
+    from annotation.reports.archive_job import study_run_export
 
     _run_job(self, job_id, study_run_export)
 

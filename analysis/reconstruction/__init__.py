@@ -31,7 +31,7 @@ __all__ = [
     "BIASES", "DEFAULT_CONFIG", "PAPER_CONFIG", "POSITIONAL", "VARIANTS",
     "BinaryTask", "HomogeneousMLP", "Planted", "ReconstructionResult", "Score", "TrainResult",
     "accuracy", "apply_intensity", "benchmark_task", "binary_task", "build_task", "build_test", "clean_split",
-    "fashion_mnist_task", "load", "make_config", "modified_relu", "nearest_reconstruction", "plant", 
+    "fashion_mnist_task", "load", "make_config", "modified_relu", "nearest_reconstruction", "plant",
     "run_reconstruction", "save", "score", "shown_trigger", "ssim_pairs", "train_full_batch", "trigger_side",
     "trigger_standout",
 ]

@@ -12,14 +12,15 @@ from ninja import NinjaAPI, Query, Router, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
-from annotation import exports, selectors, services
+from annotation import selectors, services
 from annotation.api import schemas as s
 from annotation.api.creation import study_create_from_json
 from annotation.api.parsing import StorableJson
 from annotation.api.tokens import token_user
 from annotation.artifacts import artifact_download, artifact_open
 from annotation.errors import ApplicationError
-from annotation.exports_ecosystem import ecosystem_files
+from annotation.reports.ecosystem import ecosystem_files
+from annotation.reports.export_files import study_export_files
 from annotation.models import Assignment, RegisteredDataset, RegisteredModel
 from annotation.selectors import FilterError, NotFound
 from annotation.services.export_jobs import ARCHIVE
@@ -267,7 +268,7 @@ def answer_list(request, study_id: int, filters: Query[AnswerFilters]):
 @studies.get("/{study_id}/labels", response={200: list[dict], **ERRORS})
 def label_list(request, study_id: int):
     """One row per task from the last aggregation (``label``, ``tie``, ``count_<value>``, Dawid-Skene)."""
-    table = exports.study_labels_table(study=_study(request, study_id))
+    table = selectors.tables.study_labels_table(study=_study(request, study_id))
     return table.astype(object).where(table.notna(), None).to_dict(orient="records")
 
 
@@ -305,7 +306,7 @@ def archive_make(request, study_id: int):
 def archive(request, study_id: int):
     """The newest archive made (``POST`` to this address makes one)."""
     study = _study(request, study_id)
-    latest = services.study_export_latest(study=study, file=ARCHIVE)
+    latest = selectors.study_export_latest(study=study, file=ARCHIVE)
     if latest is None:
         raise NotFound(f"no archive was made yet: POST /api/studies/{study.pk}/archive makes one")
     return _job_download(study, latest)
@@ -317,7 +318,7 @@ def export_file(request, study_id: int, filename: str):
     """One export file: answers/labels (.csv, .json), workers.csv, quality.json, answers_crowdkit.csv,
     label_studio.json, label_studio_config.xml."""
     study = _study(request, study_id)
-    files = {**exports.study_export_files(study=study),
+    files = {**study_export_files(study=study),
              **ecosystem_files(study=study, base_url=request.build_absolute_uri("/"))}
     if filename not in files:
         raise NotFound(f"unknown export {filename!r}; exports are {', '.join(sorted(files))}")

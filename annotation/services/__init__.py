@@ -5,10 +5,9 @@ Services take keyword arguments, check the current state first and raise
 invariants are changed with conditional UPDATEs, which the database serialises. One module per
 concern: ``people``, ``studies`` (lifecycle verbs), ``jobs`` (Celery jobs), ``assignments``,
 ``quality`` (gold, exclusion, early stopping, blocks, bonuses), ``crowd`` (recruitment) and
-``export_jobs`` (the archive made by a job).
+``export_jobs`` (queueing the archive job; its work is in :mod:`annotation.reports.archive_job`).
 Use them as ``from annotation import services; services.study_launch(...)``.
 """
-from annotation import selectors  # noqa: F401 - services.selectors is used by callers
 from annotation.services import registry  # noqa: F401 - services.registry.model_register(...)
 from annotation.services.assignments import (  # noqa: F401
     assignment_approve,
@@ -31,7 +30,6 @@ from annotation.services.crowd import (  # noqa: F401
     external_entry_confirm,
     external_session_complete,
     external_session_start,
-    external_worker,
     recruitment_open,
     recruitment_reconcile_all,
     study_close_recruitment,
@@ -42,8 +40,6 @@ from annotation.services.crowd import (  # noqa: F401
     task_stop_external,
 )
 from annotation.services.export_jobs import (  # noqa: F401
-    study_export_latest,
-    study_run_export,
     study_start_export,
 )
 from annotation.services.jobs import (  # noqa: F401
@@ -60,6 +56,7 @@ from annotation.services.jobs import (  # noqa: F401
 )
 from annotation.services.people import (  # noqa: F401
     invitation_create,
+    external_worker,
     researcher_create,
     worker_signup,
 )

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from annotation.artifacts import artifact_store_bytes
 from annotation.errors import ApplicationError
-from annotation.exports import study_labels_table
+from annotation.selectors.tables import study_labels_table
 from annotation.models import GOLD_SLOTS, Artifact, Job, Study, StudyOutput, Task
 from annotation.services.contexts import study_context
 from annotation.services.evidence import EvidenceDeferred
