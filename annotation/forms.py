@@ -21,13 +21,15 @@ class StudyForm(forms.Form):
                                  help_text="Share of each worker's tasks that are gold tasks (0 = none; "
                                            "empty = the kind's default: 0.2 for feature panels, else 0).")
     gold_min_accuracy = forms.FloatField(min_value=0, max_value=1, required=False, initial=0.6,
-                                         help_text="Workers below this gold accuracy are excluded; answers kept, flagged.")
+                                         help_text="Workers below this gold accuracy are excluded; "
+                                                   "answers kept, flagged.")
     gold_min_answers = forms.IntegerField(min_value=1, max_value=100, required=False, initial=3,
                                           help_text="Gold answers before a worker is judged.")
     max_tasks_per_worker = forms.IntegerField(min_value=1, required=False, help_text="Cap per worker; empty = none.")
     min_answer_seconds = forms.FloatField(min_value=0, required=False, initial=0,
                                           help_text="Faster answers are kept but flagged and not counted.")
-    max_answer_seconds = forms.FloatField(min_value=1, required=False, help_text="Slower answers are flagged; empty = none.")
+    max_answer_seconds = forms.FloatField(min_value=1, required=False,
+                                          help_text="Slower answers are flagged; empty = none.")
     early_stopping = forms.BooleanField(
         required=False, help_text="Stop a task once its label with all answers is predicted with 97.5% confidence "
                                   "(answers weighted by worker reliability).")

@@ -82,7 +82,8 @@ PAGE_SIZE = 50
 
 
 def _task_filters(request) -> dict:
-    return {"key": request.GET.get("tkey", "").strip(), "gold": {"yes": True, "no": False}.get(request.GET.get("tgold")),
+    return {"key": request.GET.get("tkey", "").strip(), "gold": {"yes": True,
+                                                                 "no": False}.get(request.GET.get("tgold")),
             "order": request.GET.get("torder") or "id"}
 
 
@@ -116,7 +117,8 @@ def study_detail(request, pk: int):
         "task_page": task_page,
         "task_rows": task_rows,
         "task_filters": _task_filters(request),
-        "results": study.results.select_related("task").filter(task__in=[r["id"] for r in task_rows]).order_by("task_id"),
+        "results": (study.results.select_related("task").filter(task__in=[r["id"] for r in task_rows])
+                    .order_by("task_id")),
         "kind": get_task_kind(study.kind),
         "cost": selectors.quality.study_cost_estimate(study=study),
         "recruitment": recruiter_for(study).describe(study, request.build_absolute_uri("/").rstrip("/")),
@@ -125,7 +127,8 @@ def study_detail(request, pk: int):
         "gold_choices": _label_choices(study),
         "outputs": study.outputs.select_related("artifact"),
         "archive": selectors.study_export_latest(study=study, file=ARCHIVE),
-        "bonuses": Bonus.objects.filter(assignment__task__study=study).select_related("paid_by", "assignment__worker")[:200],
+        "bonuses": Bonus.objects.filter(assignment__task__study=study).select_related("paid_by",
+                                                                                      "assignment__worker")[:200],
     })
 
 

@@ -188,7 +188,8 @@ SALIENT_ASSIGNMENT_SECONDS = int(os.environ.get("SALIENT_ASSIGNMENT_SECONDS", 30
 SALIENT_TOKEN_MARGIN_SECONDS = int(os.environ.get("SALIENT_TOKEN_MARGIN_SECONDS", 10 * 60))
 SALIENT_MAX_BONUS_CENTS = int(os.environ.get("SALIENT_MAX_BONUS_CENTS", 1000))  # the most one bonus may pay
 SALIENT_WORKER_SIGNUP_OPEN = env_bool("SALIENT_WORKER_SIGNUP_OPEN", True)
-# Early stopping (annotation/selectors/stopping_policy.py): the probability of a task's full-answer label needed to stop it, the
+# Early stopping (annotation/selectors/stopping_policy.py): the probability of a task's full-answer label needed
+# to stop it, the
 # answers it needs first, and how many new answers of a study make its worker reliabilities refit.
 SALIENT_STOP_CONFIDENCE = float(os.environ.get("SALIENT_STOP_CONFIDENCE", "0.975"))
 SALIENT_STOP_MIN_ANSWERS = env_int("SALIENT_STOP_MIN_ANSWERS", 2, minimum=1)

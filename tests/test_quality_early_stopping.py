@@ -1,4 +1,5 @@
-"""Early stopping in live studies: a task stops once its full-answer label is predicted (``annotation.selectors.stopping_policy``),
+"""Early stopping in live studies: a task stops once its full-answer label is predicted
+(``annotation.selectors.stopping_policy``),
 weighing each answer by its worker's reliability; stopped tasks refuse further assignments."""
 from __future__ import annotations
 

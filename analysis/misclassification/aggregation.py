@@ -185,7 +185,8 @@ def rectified_topk_table(images: pd.DataFrame) -> pd.DataFrame:
         error = n_errors / n_images * wrong / len(decided) if len(decided) else float("nan")
         rows.append({"model": model, "protocol": protocol, "images": n_images, "mistakes_sampled_from": n_errors,
                      "judged": len(decided), "rectified_images": int(rectified.sum()),
-                     "topk_error_percent": _percent(n_topk / n_images), "rectified_topk_error_percent": _percent(error)})
+                     "topk_error_percent": _percent(n_topk / n_images),
+                     "rectified_topk_error_percent": _percent(error)})
     return pd.DataFrame(rows, columns=["model", "protocol", "images", "mistakes_sampled_from", "judged",
                                        "rectified_images", "topk_error_percent", "rectified_topk_error_percent"])
 

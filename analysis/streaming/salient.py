@@ -55,7 +55,8 @@ class SalientPass(StreamPass):
         if not parts:
             return {}
         for part in parts[1:]:
-            if part["weight"].shape != parts[0]["weight"].shape or not np.array_equal(part["weight"], parts[0]["weight"]):
+            if part["weight"].shape != parts[0]["weight"].shape or not np.array_equal(part["weight"],
+                                                                                      parts[0]["weight"]):
                 raise ValueError("partials of the salient pass come from different model weights")
         arrays = {"weight": parts[0]["weight"]}
         for name in ("pred_sum", "pred_count", "label_count"):

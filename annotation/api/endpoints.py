@@ -16,7 +16,7 @@ from annotation import selectors, services
 from annotation.api import schemas as s
 from annotation.api.creation import study_create_from_json
 from annotation.api.parsing import StorableJson
-from annotation.api.tokens import token_user
+from annotation.services.api_tokens import token_user
 from annotation.artifacts import artifact_download, artifact_open
 from annotation.errors import ApplicationError
 from annotation.reports.ecosystem import ecosystem_files

@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from annotation.api.models import ApiToken
-from annotation.api.tokens import token_create, token_revoke
+from annotation.services.api_tokens import token_create, token_revoke
 from annotation.permissions import researcher_required
 
 

@@ -111,7 +111,8 @@ class MTurkRecruiter(Recruiter):
     def hit_params(self, study, task, n: int) -> dict[str, Any]:
         return {
             "Title": str(_option(study, "title", study.name))[:128],
-            "Description": str(_option(study, "description", f"Answer a short question about images ({study.name})"))[:2000],
+            "Description": str(_option(study, "description",
+                                       f"Answer a short question about images ({study.name})"))[:2000],
             "Keywords": str(_option(study, "keywords", "image, classification, labeling")),
             "Reward": dollars(study.reward_cents),
             "MaxAssignments": int(n),

@@ -20,7 +20,8 @@ from annotation.selectors.tables import (
 
 def study_export_files(*, study: Study, with_outputs: bool = False) -> dict[str, str | bytes]:
     """Name -> content of every export file of the study; ``with_outputs`` (the archive): also its output files
-    under ``outputs/`` and ``report.html``, the findings in one self-contained page (:mod:`annotation.reports.study_report`)."""
+    under ``outputs/`` and ``report.html``, the findings in one self-contained page
+    (:mod:`annotation.reports.study_report`)."""
     labels = study_labels_table(study=study)
     files: dict[str, str | bytes] = {
         "answers.csv": table_to_safe_csv(study_answers_table(study=study)),

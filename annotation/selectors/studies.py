@@ -167,7 +167,8 @@ def study_label_answers(*, study: Study, label_field: str) -> pd.DataFrame:
 
 def study_conf(*, study: Study) -> dict[str, Any]:
     """The study's settings as its kind sees them: the kind's defaults, the study's settings, workers per task."""
-    return {**get_task_kind(study.kind).default_settings(), **study.settings, "workers_per_task": study.workers_per_task}
+    return {**get_task_kind(study.kind).default_settings(), **study.settings,
+            "workers_per_task": study.workers_per_task}
 
 
 #: Sort orders of the answers table (API and dashboard); newest first by default.

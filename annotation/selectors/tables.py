@@ -45,7 +45,8 @@ def study_answers_table(*, study: Study) -> pd.DataFrame:
 def study_labels_table(*, study: Study) -> pd.DataFrame:
     rows = []
     results = study.results.select_related("task").order_by("task_id")
-    values = get_task_kind(study.kind).label_choices(study_conf(study=study)) or sorted({v for r in results for v in r.counts})
+    values = (get_task_kind(study.kind).label_choices(study_conf(study=study))
+              or sorted({v for r in results for v in r.counts}))
     for r in results:
         rows.append({
             "task": r.task_id, "task_key": r.task.key, "label": r.label or None, "tie": r.tie,

@@ -68,7 +68,8 @@ def worker_exclude_from_study(*, study: Study, worker: Worker, flag: str = Answe
 def early_stop_check(*, task_id: int) -> bool:
     """Stop collecting answers for a task once the stopping policy predicts its full-answer label; True if stopped.
 
-    The policy (``annotation.selectors.stopping_policy.policy``) weighs each answer by its worker's reliability. A stopped task
+    The policy (``annotation.selectors.stopping_policy.policy``) weighs each answer by its worker's reliability.
+    A stopped task
     keeps being checked as the answers of assignments still open when it stopped arrive: it is reopened when
     they make its label uncertain again (or complete it), else its label follows them.
     """

@@ -72,7 +72,8 @@ class BenchmarkOverridesForm(forms.Form):
 
     dataset = RegistryChoiceField("dataset", initial="benchmark",
                                   help_text="A registered image folder, or the built-in benchmark.")
-    resize = forms.TypedChoiceField(choices=[("resize_crop", "resize + centre crop (torchvision's ImageNet evaluation)"),
+    resize = forms.TypedChoiceField(choices=[("resize_crop",
+                                              "resize + centre crop (torchvision's ImageNet evaluation)"),
                                              ("resize", "resize the whole image to a square")], initial="resize_crop",
                                     required=False, empty_value="resize_crop",
                                     help_text="How a registered folder's images are brought to the model's input size.")

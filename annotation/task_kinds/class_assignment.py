@@ -225,7 +225,8 @@ def cue_share_outputs(bench, selections: Mapping[str, Any]) -> list[OutputFile]:
     train = bench.split("train")
     table = cue_share_table(selections, np.asarray(train.bias_kinds) >= 0, train.labels, bench.class_names)
     pooled = cue_share_summary(table)
-    data = {"classes": json.loads(table.to_json(orient="records")), "pooled": json.loads(pooled.to_json(orient="records"))}
+    data = {"classes": json.loads(table.to_json(orient="records")),
+            "pooled": json.loads(pooled.to_json(orient="records"))}
     return [OutputFile("cue_share_table.csv", safe_csv_bytes(table, float_format="%.2f"),
                        "Planted-cue share among each selector's prototypes and criticisms per class (§3.4)"),
             OutputFile(CUE_SHARES, json.dumps(data).encode(), "Cue shares per class and pooled over biased classes")]

@@ -76,7 +76,8 @@ class SpraySettingsForm(BenchmarkOverridesForm):
         initial="train", required=False, empty_value="train",
         help_text="Which images are embedded: validation images that join a cluster share its strategy (an "
                   "artifact there puts the validation accuracy in question).")
-    size = forms.IntegerField(min_value=4, max_value=64, initial=32, help_text="Heatmaps are downsampled to size × size.")
+    size = forms.IntegerField(min_value=4, max_value=64, initial=32,
+                              help_text="Heatmaps are downsampled to size × size.")
     metric = forms.ChoiceField(choices=[("euclidean", "Euclidean"),
                                         ("gromov_wasserstein", f"Gromov-Wasserstein (slow: use size ≤ {GW_MAX_SIZE})")],
                                initial="euclidean")
@@ -98,7 +99,8 @@ class SpraySettingsForm(BenchmarkOverridesForm):
     weighted_tau = forms.BooleanField(required=False, initial=False,
                                       help_text="Weight the between-cluster scatter by cluster size (unchecked: "
                                                 "Eq. 7, a small cluster counts as much as a big one).")
-    max_k = forms.IntegerField(min_value=2, max_value=30, initial=30, help_text="k-means for k = 2 … max_k; τ is their mean.")
+    max_k = forms.IntegerField(min_value=2, max_value=30, initial=30,
+                               help_text="k-means for k = 2 … max_k; τ is their mean.")
     review_classes = forms.IntegerField(min_value=0, max_value=100, initial=3,
                                         help_text="The top classes by τ whose clusters the crowd reviews.")
     review_also = ClassListField(help_text="Also review the clusters of these classes (e.g. suspected ones), "

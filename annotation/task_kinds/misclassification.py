@@ -200,7 +200,8 @@ class Misclassification(TaskKind):
                 for done, index in enumerate(shown):
                     report(done, len(shown), f"storing misclassified images of the {model} model")
                     classes = [class_entry(r + 1, cls) for r, cls in enumerate(topk[index, :k])]
-                    ranks = [e["rank"] for e in classes if has_truth(bench) and class_truth(bench, split, index, e["cls"])]
+                    ranks = [e["rank"] for e in classes if has_truth(bench) and class_truth(bench, split, index,
+                                                                                            e["cls"])]
                     yield TaskSpec(
                         key=f"{model}-{c['variant']}-{index}",
                         payload={"variant": c["variant"], "model": model, "image_index": int(index),

@@ -8,7 +8,8 @@ register = template.Library()
 def _images(context):
     images = context.get("images")
     if images is None:
-        raise template.TemplateSyntaxError("a results partial needs `images` in its context (annotation.reports.study_report)")
+        raise template.TemplateSyntaxError(
+            "a results partial needs `images` in its context (annotation.reports.study_report)")
     return images
 
 

@@ -36,5 +36,6 @@ class Command(BaseCommand):
         builtin_entries_ensure()
         for flavour, path in paths.items():
             metrics = json.loads(path.with_suffix(".metrics.json").read_text())
-            self.stdout.write(f"{flavour:9s} test {metrics['test_accuracy']:.3f}  flipped {metrics['flipped_accuracy']:.3f}"
+            self.stdout.write(f"{flavour:9s} test {metrics['test_accuracy']:.3f}  "
+                              f"flipped {metrics['flipped_accuracy']:.3f}"
                               f"  {path}")

@@ -3,7 +3,8 @@ and print, per policy, the share of answers saved and the label agreement with t
 The last line is ``saved=<fraction> agreement=<fraction>`` for the default policy.
 
 Policies (``analysis.aggregation.stopping``): ``predictive`` (the default, and what live studies use:
-``annotation.selectors.stopping_policy.policy``), ``settled``, ``bayes`` and ``margin``. Each non-gold task's answers are
+``annotation.selectors.stopping_policy.policy``), ``settled``, ``bayes`` and ``margin``. Each non-gold task's
+answers are
 replayed in ``--orders`` random orders (the same orders for every policy). Worker reliability
 (``--reliability answers``) is the live study's Dawid-Skene fit, here over all the study's answers with each
 task's own answers left out; ``--reliability prior`` gives every worker the prior accuracy, as at a study's start.
@@ -54,7 +55,8 @@ class Command(BaseCommand):
         conf = {**selectors.study_conf(study=study), "workers_per_task": int(answers.groupby("task").size().max())}
         space = stopping_policy.vote_space(study.kind, conf)
         gold = stopping_policy.study_gold_values(study, kind.label_field)
-        model = stopping_policy.fit_model(answers, space, gold) if reliability == "answers" else stopping_policy.prior_model(space)
+        model = stopping_policy.fit_model(answers, space,
+                                          gold) if reliability == "answers" else stopping_policy.prior_model(space)
         replayed = answers[~answers["task"].isin(list(study.tasks.filter(is_gold=True).values_list("pk", flat=True)))]
         tasks = [(task, g["label"].tolist(), g["worker"].tolist()) for task, g in replayed.groupby("task")]
         if not tasks:

@@ -1,7 +1,8 @@
 """``manage.py study create|list|compute|launch|close|aggregate|export``: a study's lifecycle from the shell.
 
 ``create`` validates as the form and the API do (``annotation.api.creation``); the verbs call the same
-services as the dashboard; ``export`` adds crowd-kit's and Label Studio's files (``annotation.reports.ecosystem``). A study is named by its id, or by its name (``--owner`` when names repeat).
+services as the dashboard; ``export`` adds crowd-kit's and Label Studio's files (``annotation.reports.ecosystem``).
+A study is named by its id, or by its name (``--owner`` when names repeat).
 """
 from __future__ import annotations
 
