@@ -5,7 +5,10 @@ from django import forms
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
+from annotation.errors import ApplicationError
 from annotation.models import RegisteredModel, Worker
+from annotation.recruiters import choices
+from annotation.services import registry
 from annotation.task_kinds import TASK_KINDS
 
 
@@ -40,8 +43,6 @@ class StudyForm(forms.Form):
                                                    "entries with another STUDY_ID are refused.")
 
     def __init__(self, *args, **kwargs) -> None:
-        from annotation.recruiters import choices
-
         super().__init__(*args, **kwargs)
         self.fields["kind"].choices = [(name, kind.title) for name, kind in sorted(TASK_KINDS.items())]
         self.fields["backend"].choices = choices()
@@ -130,8 +131,6 @@ class DatasetRegistrationForm(forms.Form):
 
 def registry_admin_form(base: type[forms.ModelForm], kind: str) -> type[forms.ModelForm]:
     """The admin's form of a registry entry: saving registers through the services (load/scan, refusals)."""
-    from annotation.errors import ApplicationError
-    from annotation.services import registry
 
     class RegistryAdminForm(base):
         def clean(self):

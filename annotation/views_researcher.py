@@ -6,13 +6,14 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import selectors, services
 from annotation.artifacts import artifact_download, artifact_open
 from annotation.errors import ApplicationError
 from annotation.forms import StudyForm
-from annotation.models import Assignment, Bonus, Job, Task, Worker
+from annotation.models import Assignment, Bonus, Job, RegisteredDataset, RegisteredModel, Task, Worker
 from annotation.permissions import error_response, researcher_required
 from annotation.recruiters import recruiter_for
 from annotation.reports.export_files import study_export_files
@@ -64,7 +65,6 @@ def study_create(request):
 
 def registry_choices(form, user) -> None:
     """List the researcher's own and the shared registry entries in the form's dataset/model fields."""
-    from annotation.models import RegisteredDataset, RegisteredModel
 
     for field in form.fields.values():
         registry = getattr(field, "registry", None)
@@ -396,7 +396,5 @@ def assignment_bonus(request, pk: int):
 
 
 def _safe_next(request) -> bool:
-    from django.utils.http import url_has_allowed_host_and_scheme
-
     target = request.POST.get("next", "")
     return bool(target) and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.http import FileResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from analysis.artifact_store import ArtifactNotFoundError
@@ -55,8 +57,6 @@ def signup(request):
 
 
 def _is_uuid(text: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(text)
     except ValueError:
@@ -90,8 +90,6 @@ def next_task(request):
 
 
 def assignment_url(assignment: Assignment) -> str:
-    from django.urls import reverse
-
     return reverse("assignment_page", kwargs={"pk": assignment.pk})
 
 

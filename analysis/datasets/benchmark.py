@@ -461,6 +461,7 @@ def generate_benchmark(config: BenchmarkConfig | None = None, *, fashion_mnist_d
     -------
     PlantedBiasBenchmark
     """
+    # deferred: loads tqdm
     from tqdm.auto import tqdm
 
     started = time.perf_counter()

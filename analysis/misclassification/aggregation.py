@@ -115,9 +115,11 @@ def yes_histogram(yes_counts: pd.DataFrame, wanted: int = 5) -> pd.DataFrame:
 
 
 def plot_yes_histogram(histogram: pd.DataFrame) -> bytes:
+    # deferred: loads matplotlib
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: loads matplotlib
     import matplotlib.pyplot as plt
 
     keys = [c for c in ("model", "variant") if c in histogram.columns]

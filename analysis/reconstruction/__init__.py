@@ -1,3 +1,5 @@
+from importlib import import_module
+
 """Recovered-sample analysis: reconstructing training images from a homogeneous MLP (SPEC section 7).
 
 Plain Python (numpy, torch, scikit-image); no Django.  ``pipeline.run_reconstruction`` is the
@@ -22,7 +24,6 @@ _WHERE = {
 def __getattr__(name: str):
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
 
     return getattr(import_module(f".{_WHERE[name]}", __name__), name)
 

@@ -28,6 +28,7 @@ _JET = None
 def _jet_table() -> np.ndarray:
     global _JET
     if _JET is None:
+        # deferred: loads matplotlib
         from matplotlib import colormaps
 
         _JET = (colormaps["jet"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.float32)

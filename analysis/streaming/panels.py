@@ -167,6 +167,7 @@ class PanelsSpec:
         return panels_digest(self.source, self.jobs, self.settings())
 
     def plan(self, n_shards: int, execution: Execution) -> list:
+        # lazy: breaks the import cycle with analysis.streaming.shards
         from .shards import plan_shards
 
         return plan_shards(len(self), n_shards)

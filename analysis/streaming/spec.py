@@ -184,18 +184,21 @@ class PassSpec:
 
     def plan(self, n_shards: int, execution: "Execution") -> list:
         """Shards aligned to the batch size (see :func:`analysis.streaming.plan_shards`)."""
+        # lazy: breaks the import cycle with analysis.streaming.shards
         from .shards import plan_shards
 
         return plan_shards(len(self), n_shards, execution.batch_size)
 
     def compute(self, shard, *, execution: "Execution", progress=None, handle=None, digest: str | None = None):
         """One shard's :class:`Partial` (:func:`analysis.streaming.run_shard`)."""
+        # lazy: breaks the import cycle with analysis.streaming.shards
         from .shards import run_shard
 
         return run_shard(self, shard, execution=execution, progress=progress, handle=handle, digest=digest)
 
     def result(self, partials, digest: str | None = None) -> Any:
         """The pass's result from partials covering it (merged, then finished)."""
+        # lazy: breaks the import cycle with analysis.streaming.shards
         from .shards import finish, merge
 
         return finish(self, merge(self, partials, digest))
@@ -204,6 +207,7 @@ class PassSpec:
         """Dataset indices of the pass, position by position."""
         if self.indices is not None:
             return np.asarray(self.indices, dtype=np.int64)
+        # lazy: breaks the import cycle with analysis.streaming.sources
         from .sources import cached_dataset
 
         return np.arange(len(cached_dataset(self.data)), dtype=np.int64)

@@ -74,6 +74,7 @@ def qualification_requirements(study) -> list[dict[str, Any]]:
 @contextmanager
 def _refusals() -> Iterator[None]:
     """MTurk's refusal of a call as a :class:`RecruiterError`."""
+    # deferred: loads botocore
     from botocore.exceptions import ClientError
 
     try:
@@ -138,6 +139,7 @@ class MTurkRecruiter(Recruiter):
 
     def create_hit(self, study, task, n: int) -> str:
         """Create the task's HIT once: a retry reuses the UniqueRequestToken and finds the first HIT."""
+        # deferred: loads botocore
         from botocore.exceptions import ClientError
 
         params = self.hit_params(study, task, n)
@@ -219,6 +221,7 @@ class MTurkRecruiter(Recruiter):
 
         An assignment MTurk does not return yet (not submitted there) or denies is False; a failed call None.
         """
+        # deferred: loads botocore
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

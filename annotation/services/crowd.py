@@ -47,6 +47,7 @@ def artifacts_make_public(*, study: Study) -> int:
 
 
 def enqueue_recruitment(*, study: Study, verb: str) -> None:
+    # lazy: breaks the services ↔ workers.tasks cycle
     from workers.tasks import close_recruitment, open_recruitment
 
     if verb == "open":

@@ -8,10 +8,10 @@ from django.db import transaction
 from django.db.models import F
 
 from annotation import selectors
-from annotation.selectors import stopping_policy
 from annotation.errors import ApplicationError, Conflict
 from annotation.models import GOLD_SLOTS, Answer, Assignment, BlockedWorker, Bonus, Study, Task, Worker
 from annotation.recruiters import by_name, recruiter_for
+from annotation.selectors import stopping_policy
 from annotation.services.people import external_worker
 from annotation.services.slots import release_slot, task_reopen
 from annotation.task_kinds import get_task_kind
@@ -99,6 +99,7 @@ def early_stop_check(*, task_id: int) -> bool:
     stopped = Task.objects.filter(pk=task.pk, stopped_early=False).update(
         wanted=F("filled"), stopped_early=True, stop_label=decision.label)
     if stopped:
+        # lazy: breaks the services ↔ workers.tasks cycle
         from workers.tasks import stop_external_task
 
         transaction.on_commit(lambda: stop_external_task.delay(task.pk))

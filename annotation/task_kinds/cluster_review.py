@@ -134,8 +134,13 @@ def gw_options(conf: Mapping[str, Any]) -> dict | None:
 
 def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec | OutputFile]:
     """Run SpRAy over the study's classes; yield the analysis files and one task per reviewed cluster."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_review import Pool, cluster_truth, cue_share, positive_maps, typical_members
+
+    # deferred: loads scikit-learn, scipy, torch, zennit (torch)
     from analysis.spray.dataset import display_k, spray_maps
+
+    # deferred: loads matplotlib, scikit-learn, scipy, torch
     from analysis.spray.plots import cluster_grid, eigenvalue_plot, grid_members, ranking_plot, umap_plot
 
     c = ctx.conf
@@ -228,6 +233,7 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
 
 def spray_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
     """Cluster labels with their planted-cue shares, and the artifact tests of clusters called artifacts."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_review import cue_share
 
     tasks = {t.pk: t for t in ctx.tasks()}

@@ -82,6 +82,7 @@ class HeatmapValidation(TaskKind):
                 IntField("confidence", 1, 5)]
 
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import images_uint8
 
         keys = chosen_keys(ctx)
@@ -164,6 +165,7 @@ def validation_summary(table: pd.DataFrame) -> dict[str, Any] | None:
 
 def _truth(bench, panel) -> dict[str, str]:
     """Same when set A's and set B's NAMs focus on the same region (object, cue or rest)."""
+    # deferred: loads scikit-image, torch
     from analysis.salient.benchmark_inputs import focus_of
 
     same = focus_of(bench, panel.label_top, panel.label_top_nams) == focus_of(bench, panel.bottom, panel.bottom_nams)

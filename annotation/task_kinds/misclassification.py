@@ -39,18 +39,23 @@ from analysis.misclassification.aggregation import (
     POSITIVE,
     TOPK_PROTOCOLS,
     Rectify,
+    adversarial_table,
     encode_ranks,
+    plot_yes_histogram,
+    rectified_error_table,
+    rectified_topk_table,
+    yes_histogram,
     yes_ranks,
 )
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import (
-    data_source,
-    model_source,
     BenchmarkOverridesForm,
     class_info,
+    data_source,
     has_truth,
     model_inputs,
+    model_source,
     models_field,
     num_classes,
 )
@@ -102,6 +107,7 @@ def shown_k(conf: Mapping[str, Any]) -> int:
 def class_truth(bench, split, index: int, cls: int, region: np.ndarray | None = None) -> bool:
     """Is class ``cls`` really present in image ``index``: its own class, or the planted cue of ``cls``
     (e.g. the separate object of the Shirt class)? ``region``: only what this mask keeps counts."""
+    # deferred: loads scikit-image, torch
     from analysis.datasets.benchmark import BIAS_KINDS
 
     def visible(mask: np.ndarray) -> bool:
@@ -164,8 +170,13 @@ class Misclassification(TaskKind):
 
     # -- evidence ----------------------------------------------------------------------------
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        # deferred: loads torch
         from analysis.misclassification.evidence import adversarial_with_explanations
+
+        # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import example_indices
+
+        # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
         from analysis.streaming import PassSpec
 
         c = ctx.conf
@@ -282,14 +293,6 @@ def images_table(ctx: StudyContext, labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
-    from analysis.misclassification.aggregation import (
-        adversarial_table,
-        plot_yes_histogram,
-        rectified_error_table,
-        rectified_topk_table,
-        yes_histogram,
-    )
-
     images = images_table(ctx, labels)
     files = [OutputFile("images.csv", safe_csv_bytes(images.drop(columns=["n_images", "n_errors", "n_topk_errors"])),
                         "Per-image table (true, predicted, yes-count, rectified)")]

@@ -42,6 +42,7 @@ def study_evidence(ctx: StudyContext, progress: Progress):
     The features pass is streamed and sharded (``ctx.run_pass``), and so are the panels (NAMs, feature
     attacks) of the chosen (class, feature) pairs: a second fan-out over the evidence queue.
     """
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import PanelsSpec, PassSpec, assemble_evidence, class_examples, panel_jobs
 
     c = ctx.conf
