@@ -6,7 +6,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
 from annotation.errors import ApplicationError
-from annotation.models import RegisteredModel, Worker
+from annotation.models import RegisteredModel, Study, Worker
 from annotation.recruiters import choices
 from annotation.services import registry
 from annotation.task_kinds import TASK_KINDS
@@ -15,7 +15,8 @@ from annotation.task_kinds import TASK_KINDS
 class StudyForm(forms.Form):
     name = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=())
-    workers_per_task = forms.IntegerField(min_value=1, max_value=50, initial=5)
+    workers_per_task = forms.IntegerField(min_value=1, max_value=50,
+                                          initial=Study._meta.get_field("workers_per_task").default)
     reward_cents = forms.IntegerField(min_value=0, max_value=10_000, initial=0, help_text="Reward per task, in cents.")
     assignment_minutes = forms.IntegerField(min_value=1, max_value=24 * 60, initial=30)
     backend = forms.ChoiceField(choices=(), initial=Worker.Backend.INTERNAL, help_text="Where the workers come from.")

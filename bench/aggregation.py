@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis.aggregation import DawidSkene, MajorityVote  # noqa: E402
 from analysis.aggregation.agreement import count_matrix, fleiss_kappa, krippendorff_alpha  # noqa: E402
-from analysis.aggregation.early_stopping import majority_settled_counts  # noqa: E402
+from analysis.aggregation.majority_settled import majority_settled_counts  # noqa: E402
 
 LABELS = np.array(["a", "b", "c"])
 

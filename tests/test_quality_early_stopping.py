@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from analysis.aggregation import MajorityVote, ThresholdVote
-from analysis.aggregation.early_stopping import majority_settled, majority_settled_counts
+from analysis.aggregation.majority_settled import majority_settled, majority_settled_counts
 from analysis.aggregation.reliability import CrowdModel
 from analysis.aggregation.stopping import Settled, VoteSpace
 from annotation import services

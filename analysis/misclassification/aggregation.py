@@ -1,4 +1,4 @@
-"""Aggregation of misclassification-agreement answers (SPEC §4), on plain tables.
+"""Aggregation of misclassification-agreement answers (Stock & Cisse §3.1), on plain tables.
 
 An answer's label is ``yes``/``no`` (one predicted class) or, for a top-k task, the ranks the
 worker said yes to (``"1+3"``, ``"none"``). An image is **rectified** when one of its shown classes
@@ -154,7 +154,7 @@ def _percent(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100 * x, 2)
 
 
-#: The two top-k protocols (SPEC §4): which mistakes the crowd sees with the model's top-k predictions.
+#: The two top-k protocols (Stock & Cisse §3.1): which mistakes the crowd sees with the model's top-k predictions.
 TOPK_PROTOCOLS = {"top1_mistakes": "top-1 mistakes shown with the top-k predictions",
                   "topk_mistakes": "top-k mistakes (truth not in the top k) shown with the top-k predictions"}
 

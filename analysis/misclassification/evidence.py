@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 Progress = Callable[[int, int, str], None]
 
-#: The paper's LIME settings (SPEC §4); ``num_samples`` is a study setting. ``segment_size``: quickshift
+#: The paper's LIME settings (Stock & Cisse §3.2); ``num_samples`` is a study setting. ``segment_size``: quickshift
 #: runs on the image resized to this side (the paper's 224 px ImageNet crops), so its superpixels
 #: cover the same share of a small image as of an ImageNet one; None segments at the image's own size.
 LIME_DEFAULTS = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2, "num_samples": 1000, "kernel_width": 0.25,

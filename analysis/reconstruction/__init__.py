@@ -1,6 +1,7 @@
 from importlib import import_module
 
-"""Recovered-sample analysis: reconstructing training images from a homogeneous MLP (SPEC section 7).
+"""Recovered-sample analysis: reconstructing training images from a homogeneous MLP
+(Revealing Model Biases §4.2; the reconstruction of Haim et al. 2022).
 
 Plain Python (numpy, torch, scikit-image); no Django.  ``pipeline.run_reconstruction`` is the
 entry point for a Celery job; ``bias`` holds the seed paper's trigger levels and contrast.

@@ -1,7 +1,7 @@
 """Neural activation maps (NAMs) and jet heatmap overlays.
 
 NAM = the feature's channel of the last convolutional block, divided by its per-image maximum,
-bilinearly resized to the image size (SPEC §3).
+bilinearly resized to the image size (Singla & Feizi §3.2).
 """
 from __future__ import annotations
 

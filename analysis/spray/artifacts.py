@@ -1,4 +1,4 @@
-"""Artifact tests for a SpRAy cluster (SPEC section 6, Anders et al.).
+"""Artifact tests for a SpRAy cluster (Anders et al. §3.2).
 
 A cluster of heatmaps that all point at the same spot suggests an artifact (watermark,
 border, ...).  :func:`artifact_mask` turns the cluster's relevance into a pixel mask,
@@ -211,7 +211,7 @@ def artifact_effect(handle, before, after, target_class: int, *, batch_size: int
 
 def artifact_tests(handle, images, labels, cls: int, mask, patch, *, affected=None, max_images: int = 500,
                    method: str = "inpaint") -> dict:
-    """Paste and removal tests of one artifact (SPEC section 6).
+    """Paste and removal tests of one artifact (Anders et al. §3.2).
 
     Parameters
     ----------

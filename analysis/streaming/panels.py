@@ -76,7 +76,8 @@ def panel_jobs(stats, *, classes: Sequence[int] | None = None, k_features: int =
 
 
 def default_attack_step(height: int, width: int) -> float:
-    """SPEC §3: L2 steps of 10 on [0, 1] images at 224 x 224, scaled by sqrt(pixels / 224²)."""
+    """Singla & Feizi §3.2 (feature attack): L2 steps of 10 on [0, 1] images at 224 x 224, scaled by
+    sqrt(pixels / 224²)."""
     return 10.0 * math.sqrt(height * width / 224 ** 2)
 
 

@@ -1,4 +1,5 @@
-"""The Salient features pass (SPEC §3): IV_c from running sums, top images per (class, feature) by top-k merge.
+"""The Salient features pass (Singla & Feizi §3.2): IV_c from running sums, top images per (class, feature)
+by top-k merge.
 
 Per batch: r(x) and the predicted class.  Kept: the sum of r(x) over the images predicted c and
 their count (IV_c = sum / count * W[c]), the label counts, and for every (class, feature) the

@@ -1,6 +1,6 @@
 """Training the demo ResNet on the planted-bias benchmark (standard or L2-robust).
 
-Choices for the 2-core CPU budget (15 minutes per flavour, SPEC section 9) are in
+Choices for the 2-core CPU budget (15 minutes per flavour) are in
 :func:`standard_config` and :func:`robust_config`.
 """
 from __future__ import annotations

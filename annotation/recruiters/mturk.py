@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 EXTERNAL_QUESTION_NS = "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/ExternalQuestion.xsd"
 PREVIEW_ASSIGNMENT_ID = "ASSIGNMENT_ID_NOT_AVAILABLE"
-#: MTurk's system qualification types (SPEC §2).
+#: MTurk's system qualification types (MTurk API reference: QualificationRequirement).
 QUAL_PERCENT_APPROVED = "000000000000000000L0"
 QUAL_HITS_APPROVED = "00000000000000000040"
 QUAL_LOCALE = "00000000000000000071"

@@ -216,7 +216,7 @@ class ClassAssignment(TaskKind):
                 )
 
     def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
-        return MajorityVote(min_votes=int(conf.get("workers_per_task", 1)))
+        return MajorityVote(min_votes=int(conf["workers_per_task"]))
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         values = self.label_choices(conf)

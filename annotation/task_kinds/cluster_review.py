@@ -288,7 +288,7 @@ class ClusterReview(TaskKind):
         return spray_evidence(ctx, progress)
 
     def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
-        return MajorityVote(min_votes=int(conf.get("workers_per_task", 5)), labels=FOCUS)
+        return MajorityVote(min_votes=int(conf["workers_per_task"]), labels=FOCUS)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         truth = (task.truth or {}).get("focus") or FOCUS[int(rng.integers(len(FOCUS)))]

@@ -78,7 +78,7 @@ def spurious_threshold(conf: Mapping[str, Any]) -> int:
     """The set threshold, or a strict majority of the study's workers per task."""
     if conf.get("spurious_threshold"):
         return int(conf["spurious_threshold"])
-    return int(conf.get("workers_per_task", 5)) // 2 + 1
+    return int(conf["workers_per_task"]) // 2 + 1
 
 
 @register_task_kind
@@ -122,12 +122,12 @@ class FeaturePanel(TaskKind):
             }
             truth = {"main": truths[panel.key]} if panel.key in truths else None
             yield TaskSpec(key=panel.key, payload=payload, truth=truth)
-            if truth and ctx.conf.get("gold_panels", "known") == "known":
+            if truth and ctx.conf["gold_panels"] == "known":
                 yield TaskSpec(key=f"gold-{panel.key}", payload=payload, truth=truth, is_gold=True)
 
     def aggregator(self, conf: Mapping[str, Any]) -> ThresholdVote:
         return ThresholdVote(positive_values=SPURIOUS_ANSWERS, threshold=spurious_threshold(conf),
-                             wanted=int(conf.get("workers_per_task", 5)), counts=MAIN_CHOICES)
+                             wanted=int(conf["workers_per_task"]), counts=MAIN_CHOICES)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         truth = (task.truth or {}).get("main") or MAIN_CHOICES[int(rng.integers(3))]

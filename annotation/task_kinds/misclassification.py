@@ -1,10 +1,10 @@
-"""``misclassification`` (Stock & Cisse, SPEC §4): is the class the model predicted relevant to the image?
+"""``misclassification`` (Stock & Cisse, ECCV 2018, §3.1): is the class the model predicted relevant to the image?
 
 Three variants (study setting ``variant``):
 
 * ``top1``: a misclassified image with the predicted class (name, description, 3 examples); yes/no.
 * ``top5``: an image with each of the model's top-k classes (k = 5, fewer on a benchmark with few
-  classes); one yes/no per class. Setting ``top5_protocol`` (SPEC §4): ``topk_mistakes`` shows the
+  classes); one yes/no per class. Setting ``top5_protocol`` (Stock & Cisse §3.1): ``topk_mistakes`` shows the
   images whose truth is not among the top k, ``top1_mistakes`` the top-1 mistakes (their truth may
   be among the k classes shown).
 * ``adversarial``: a correctly classified image attacked by I-FGSM until its prediction flips, shown
@@ -146,7 +146,7 @@ class Misclassification(TaskKind):
         return cleaned
 
     def aggregator(self, conf: Mapping[str, Any]) -> Rectify:
-        wanted = int(conf.get("workers_per_task", 5))
+        wanted = int(conf["workers_per_task"])
         return Rectify(threshold=min(int(conf["threshold"]), wanted), wanted=wanted)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:

@@ -234,7 +234,7 @@ class ReconstructionReview(TaskKind):
         return reconstruction_evidence(ctx, progress)
 
     def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
-        return MajorityVote(min_votes=int(conf.get("workers_per_task", 5)), labels=OBJECT)
+        return MajorityVote(min_votes=int(conf["workers_per_task"]), labels=OBJECT)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         """The reference answer with probability ``accuracy``; a click near a shown trigger as often, else rarely."""

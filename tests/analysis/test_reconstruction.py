@@ -1,4 +1,5 @@
-"""Tests of analysis.reconstruction: training-set reconstruction from a homogeneous MLP (SPEC section 7)."""
+"""Tests of analysis.reconstruction: training-set reconstruction from a homogeneous MLP
+(Revealing Model Biases §4.2, after Haim et al. 2022)."""
 from __future__ import annotations
 
 import numpy as np
