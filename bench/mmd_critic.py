@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis.prototypes.mmd_critic import median_gamma, mmd_critic, reference_mmd_critic  # noqa: E402
 
-
 BLOCK = 1024
 
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotation.reports.export_files import study_export_files
 from annotation.models import Assignment, Job
+from annotation.reports.export_files import study_export_files
 from tests.fuzz_helpers import from_schema, json_values, text
 from tests.study_helpers import crowd_answers
 from tests.test_api import api_client

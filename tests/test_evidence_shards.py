@@ -53,8 +53,9 @@ def stored_shards(*logs, pattern=STORED) -> list[str]:
 
 
 def computed_study(researcher, name: str):
-    from analysis.salient.benchmark_inputs import benchmark_inputs
     from django.conf import settings
+
+    from analysis.salient.benchmark_inputs import benchmark_inputs
 
     # The benchmark and the model are built here first, so the workers only compute evidence.
     benchmark_inputs(settings.SALIENT_BENCHMARK_DIR, benchmark=TINY_BENCHMARK, training=TINY_TRAINING,

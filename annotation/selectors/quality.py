@@ -11,13 +11,13 @@ from typing import Any
 import pandas as pd
 from django.db.models import Count, Q
 
-from analysis.aggregation.agreement import count_matrix, fleiss_kappa, krippendorff_alpha
 from analysis.aggregation import MajorityVote
+from analysis.aggregation.agreement import count_matrix, fleiss_kappa, krippendorff_alpha
 from analysis.aggregation.dawid_skene import DawidSkene
 from analysis.aggregation.worker_quality import worker_report
-from annotation.selectors import studies
 from annotation.models import Answer, Study, Worker
 from annotation.recruiters import recruiter_for
+from annotation.selectors import studies
 from annotation.task_kinds import get_task_kind
 
 

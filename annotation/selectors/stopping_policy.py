@@ -26,8 +26,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from analysis.aggregation.reliability import CrowdModel, fit_crowd_model
 from analysis.aggregation.stopping import Predictive, VoteSpace
-from annotation.selectors import studies
 from annotation.models import Answer, Study
+from annotation.selectors import studies
 from annotation.task_kinds import get_task_kind
 
 PRIOR_ACCURACY, PRIOR_WEIGHT = 0.8, 2.0

@@ -12,10 +12,10 @@ from annotation.services import registry  # noqa: F401 - services.registry.model
 from annotation.services.assignments import (  # noqa: F401
     assignment_approve,
     assignment_claim_next,
+    assignment_confirm,
     assignment_mark_shown,
     assignment_reject,
     assignment_return,
-    assignment_confirm,
     assignment_submit,
     assignments_expire,
     mturk_answer_submit,
@@ -55,8 +55,8 @@ from annotation.services.jobs import (  # noqa: F401
     study_start_kind_job,
 )
 from annotation.services.people import (  # noqa: F401
-    invitation_create,
     external_worker,
+    invitation_create,
     researcher_create,
     worker_signup,
 )

@@ -10,8 +10,8 @@ from analysis.misclassification.evidence import misclassified, predict_topk
 from analysis.prototypes.adversarial import bim_flip_steps
 from analysis.salient.evidence import compute_salient_evidence
 from analysis.salient.importance import collect_features
-from analysis.spray.lrp import relevance
 from analysis.spray.dataset import spray_classes, spray_maps
+from analysis.spray.lrp import relevance
 from analysis.spray.pipeline import spray_class
 from analysis.streaming import Execution, PassSpec, run_pass, salient_evidence
 from tests.analysis.streaming_fixtures import NUM_CLASSES, assert_same_topk, tiny_data, tiny_model  # noqa: F401

@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from analysis.aggregation.stopping import POLICIES, replay
 from annotation import selectors
-from annotation.selectors import stopping_policy
 from annotation.management.lookup import study_named
+from annotation.selectors import stopping_policy
 from annotation.task_kinds import get_task_kind
 
 DEFAULT = "predictive"

@@ -17,10 +17,10 @@ from analysis.exports import archive_bytes
 from annotation import selectors, services
 from annotation.api.creation import study_create_from_json
 from annotation.errors import ApplicationError
-from annotation.reports.ecosystem import ecosystem_files
-from annotation.reports.export_files import study_export_files
 from annotation.management.lookup import study_named
 from annotation.models import Job, Study
+from annotation.reports.ecosystem import ecosystem_files
+from annotation.reports.export_files import study_export_files
 
 VERBS = {
     "compute": services.study_start_computing,
