@@ -23,7 +23,7 @@ from analysis.salient.nam import neural_activation_maps, to_uint8_images
 
 from .device import resolve_device
 from .partial import Partial
-from .shards import ShardStore, image_loader, in_order, run_pass, run_work
+from .shards import ShardStore, image_loader, in_order, plan_shards, run_pass, run_work
 from .sources import DataSource, ModelSource, cached_dataset, cached_handle, cached_labels, canonical_json
 from .spec import Execution, PassSpec
 
@@ -168,9 +168,6 @@ class PanelsSpec:
         return panels_digest(self.source, self.jobs, self.settings())
 
     def plan(self, n_shards: int, execution: Execution) -> list:
-        # lazy: breaks the import cycle with analysis.streaming.shards
-        from .shards import plan_shards
-
         return plan_shards(len(self), n_shards)
 
     def compute(self, shard, *, execution: Execution = Execution(), progress=None, handle=None,

@@ -23,6 +23,7 @@ from django.db.models import F
 from analysis.artifact_store import NamedObjects
 from annotation.artifacts import artifact_store
 from annotation.models import Job
+from workers.celery import app
 
 SHARD_PREFIX = "shards"
 
@@ -61,9 +62,6 @@ def execution():
 
 
 def distributed() -> bool:
-    # lazy: breaks the services ↔ workers.tasks cycle
-    from workers.celery import app
-
     return not app.conf.task_always_eager
 
 
