@@ -65,3 +65,13 @@ def test_make_test_runs_the_lint_first():
     contracts = next(i for i, s in enumerate(lines) if "lint-imports" in s)
     tests = next(i for i, s in enumerate(lines) if "pytest" in s)
     assert ruff < tests and contracts < tests
+
+
+def test_ruff_refuses_a_line_past_120_columns(tmp_path):
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "wide.py").write_text(f"WIDE = {'x' * 120!r}\n")
+    (tmp_path / "narrow.py").write_text(f"NARROW = {'x' * 100!r}\n")
+    result = subprocess.run([str(BIN / "ruff"), "check", "--no-cache", "."], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0
+    assert "wide.py" in result.stdout and "E501" in result.stdout and "narrow.py" not in result.stdout
