@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.validity_effects import EFFECTS, Outcome, SeedInputs
+from bench.validity_effects import EFFECTS, Outcome, SeedInputs  # noqa: E402
 
 
 def columns(effects: Iterable[str]) -> list[str]:

@@ -279,8 +279,8 @@ def prototypes_effect(inputs: SeedInputs) -> dict[str, Outcome]:
     table = cue_share_table(selections, np.asarray(train.bias_kinds) >= 0, train.labels, bench.class_names)
     pooled = cue_share_summary(table).set_index(["selector", "role"])["cue_share_percent"]
     found = all(pooled[(s, "criticisms")] < pooled[(s, "prototypes")] for s in ("adv", "mmd"))
-    return {"prototypes": Outcome(found, " ".join(f"{s} {pooled[(s, 'criticisms')]:.0f}%<{pooled[(s, 'prototypes')]:.0f}%"
-                                                  for s in ("adv", "mmd")))}
+    shares = " ".join(f"{s} {pooled[(s, 'criticisms')]:.0f}%<{pooled[(s, 'prototypes')]:.0f}%" for s in ("adv", "mmd"))
+    return {"prototypes": Outcome(found, shares)}
 
 
 #: Effect groups by name, in table order, with the columns each fills.
