@@ -46,9 +46,11 @@ def columns(effects: Iterable[str]) -> list[str]:
     return [col for name, (_, cols) in EFFECTS.items() if name in chosen for col in cols]
 
 
-def run_seed(seed: int, effects: Sequence[str], work_dir: Path, log=print) -> dict[str, Outcome]:
-    """Every chosen effect group on one seed; a group that fails counts as not found, with its error."""
-    inputs = SeedInputs(seed, work_dir)
+def run_seed(seed: int, effects: Sequence[str], work_dir: Path, log=print,
+             flavours: Sequence[str] = ("standard", "robust")) -> dict[str, Outcome]:
+    """Every chosen effect group on one seed; a group that fails counts as not found, with its error; an effect
+    that needs a model outside ``flavours`` leaves its cell empty (not run)."""
+    inputs = SeedInputs(seed, work_dir, flavours=tuple(flavours))
     row: dict[str, Outcome] = {}
     for name in effects:
         fn, cols = EFFECTS[name]
@@ -58,7 +60,7 @@ def run_seed(seed: int, effects: Sequence[str], work_dir: Path, log=print) -> di
         except Exception as exc:  # noqa: BLE001 - a crash is a miss, reported with its cause
             row.update({col: Outcome(False, f"error: {type(exc).__name__}: {exc}"[:80]) for col in cols})
         log(f"  seed {seed} {name}: {time.monotonic() - started:.0f}s  "
-            + "  ".join(f"{c}={'yes' if row[c].found else 'no'} ({row[c].detail})" for c in cols))
+            + "  ".join(f"{c}={cell(row.get(c))}" for c in cols))
     return row
 
 
@@ -113,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the table as CSV here")
     parser.add_argument("--work", type=Path, help="benchmarks and checkpoints (default: a temporary directory)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads outside training")
+    parser.add_argument("--flavours", nargs="+", choices=["standard", "robust"], default=["standard", "robust"],
+                        help="demo models to train (without robust: no Salient cell, no robust misclassification)")
     parser.add_argument("--merge", type=Path, nargs="+", help="print the table of these CSVs (merged) and stop")
     args = parser.parse_args(argv)
     if args.merge:
@@ -129,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in args.seeds:
             started = time.monotonic()
             print(f"seed {seed}: benchmark, models and {', '.join(effects)}", flush=True)
-            rows[seed] = run_seed(seed, effects, work, log=lambda line: print(line, flush=True))
+            rows[seed] = run_seed(seed, effects, work, log=lambda line: print(line, flush=True),
+                                  flavours=args.flavours)
             print(f"seed {seed} done in {time.monotonic() - started:.0f}s", flush=True)
             if args.out:
                 write_csv(args.out, rows, cols)

@@ -36,20 +36,22 @@ class Outcome:
 class SeedInputs:
     """One seed's benchmark and models at the quick profile, built (or read from ``work_dir``) when first used."""
 
-    def __init__(self, seed: int, work_dir: Path, profile: dict | None = None) -> None:
+    def __init__(self, seed: int, work_dir: Path, profile: dict | None = None,
+                 flavours: tuple[str, ...] = ("standard", "robust")) -> None:
         self.seed, self.work_dir, self.profile = seed, Path(work_dir), profile or QUICK
+        self.flavours = tuple(f for f in ("standard", "robust") if f in flavours)
 
     def _training(self, flavours) -> dict:
         return {f: {**self.profile["training"][f], "seed": self.seed} for f in flavours}
 
     @cached_property
     def demo(self):
-        """(bench, {flavour: handle}) of the demo benchmark (cues on 90 % of their class) and both models."""
+        """(bench, {flavour: handle}) of the demo benchmark (cues on 90 % of their class) and the models of
+        ``flavours`` (the standard model's cache key does not depend on the robust one)."""
         from analysis.salient.benchmark_inputs import benchmark_inputs
 
         bench, handles, _ = benchmark_inputs(self.work_dir, benchmark={**self.profile["benchmark"], "seed": self.seed},
-                                             training=self._training(("standard", "robust")),
-                                             flavours=("standard", "robust"))
+                                             training=self._training(self.flavours), flavours=self.flavours)
         return bench, handles
 
     @cached_property
@@ -92,7 +94,10 @@ PANEL_CHOICES, SPURIOUS, SPURIOUS_THRESHOLD = ("main_object", "separate_object",
 
 def salient_effect(inputs: SeedInputs) -> dict[str, Outcome]:
     """Per biased class of the robust model: features on the cue among its top 5 (the panel's truth) that the
-    simulated crowd labels spurious (>= 3 of 5 answers). Found when every biased class has one."""
+    simulated crowd labels spurious (>= 3 of 5 answers). Found when every biased class has one. Not run
+    without the robust model."""
+    if "robust" not in inputs.flavours:
+        return {}
     from analysis.salient.benchmark_inputs import panel_truth
     from analysis.salient.evidence import compute_salient_evidence
 
@@ -231,16 +236,15 @@ def rectified_share(bench, handle, split_name: str, seed: int) -> tuple[float, i
 
 
 def misclassification_effect(inputs: SeedInputs) -> dict[str, Outcome]:
-    """Both models' top-1 mistakes on the flipped split (cues on other classes) and on the test split: the
-    crowd rectifies a larger share of the flipped split's mistakes, for each model."""
+    """Per model (as the demo's study, both), its top-1 mistakes on the flipped split (cues on other classes)
+    and on the test split: the crowd rectifies a larger share of the flipped split's mistakes."""
     bench, handles = inputs.demo
-    found, parts = True, []
-    for flavour in ("standard", "robust"):
+    out = {}
+    for flavour in inputs.flavours:
         (flip, n_flip), (clean, n_clean) = (rectified_share(bench, handles[flavour], s, inputs.seed)
                                             for s in ("flipped", "test"))
-        found &= bool(flip > clean)
-        parts.append(f"{flavour[:3]} {flip:.2f}/{n_flip} vs {clean:.2f}/{n_clean}")
-    return {"misclass": Outcome(found, "; ".join(parts))}
+        out[f"misclass_{flavour[:3]}"] = Outcome(bool(flip > clean), f"{flip:.2f}/{n_flip} vs {clean:.2f}/{n_clean}")
+    return out
 
 
 # -- Prototypes and criticisms (Stock & Cisse §3.4): cue share, criticisms vs prototypes -------------------
@@ -289,6 +293,6 @@ EFFECTS: dict[str, tuple[Callable[[SeedInputs], dict[str, Outcome]], tuple[str, 
     "spray": (spray_effect, ("spray_rank", "spray_purity")),
     "unhans": (unhans_effect, ("unhans_free", "unhans_cue")),
     "reconstruction": (reconstruction_effect, ("recon_trigger", "recon_l1_acc")),
-    "misclassification": (misclassification_effect, ("misclass",)),
+    "misclassification": (misclassification_effect, ("misclass_sta", "misclass_rob")),
     "prototypes": (prototypes_effect, ("prototypes",)),
 }

@@ -80,8 +80,9 @@ def test_one_seed_of_the_cheap_effects_on_a_tiny_profile(tmp_path, monkeypatch, 
     from bench import validity_effects
 
     monkeypatch.setattr(validity_effects, "QUICK", {**validity_effects.QUICK, **TINY})
-    row = run_seed(1, ["misclassification", "prototypes"], tmp_path, log=lambda line: None)
-    assert set(row) == {"misclass", "prototypes"}
+    row = run_seed(1, ["misclassification", "prototypes", "salient"], tmp_path, log=lambda line: None,
+                   flavours=("standard",))
+    assert set(row) == {"misclass_sta", "prototypes"}  # no robust model: no Salient, no robust cell
     assert not any(o.detail.startswith("error") for o in row.values()), row
     assert len(list((tmp_path / "models").glob("demo-standard-*.pt"))) == 1
     assert set(EFFECTS) >= {"misclassification", "prototypes"}
