@@ -2,11 +2,13 @@
 
 A cached benchmark file or trained checkpoint is only valid for the code that made it: a changed
 renderer, architecture, trainer or attack must give a new cache key, so a stale model is never
-reused (issue 27). The hash covers the source bytes of the modules below; editing any of them
-(even a comment) rebuilds, which is the safe side.
+reused (issue 27). The hash covers the code of the modules below as Python parses it (their syntax
+tree without docstrings), so an edit of a comment, a docstring or the layout keeps the cached models,
+while any change to the code (or another Python version's parser) rebuilds them.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,11 +24,23 @@ TRAINING_SOURCES: tuple[Path, ...] = GENERATOR_SOURCES + tuple(
                                 "models/handle.py", "models/checkpoints.py"))
 
 
+def code_of(source: str) -> str:
+    """The module's syntax tree without docstrings, as text: comments, docstrings and layout do not count."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 def source_hash(paths: Iterable[Path]) -> str:
-    """12 hex digits of the SHA-256 over each file's name and bytes, in the given order."""
+    """12 hex digits of the SHA-256 over each module's name and code (:func:`code_of`), in the given order."""
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+        digest.update(Path(path).name.encode() + b"\0" + code_of(Path(path).read_text()).encode() + b"\0")
     return digest.hexdigest()[:12]
 
 

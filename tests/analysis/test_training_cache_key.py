@@ -1,8 +1,8 @@
 """Cache keys of the benchmark file and the trained checkpoints: a stale model is never reused (issue 27).
 
 The key of a checkpoint covers the benchmark's and the training's configs (seeds included) and the
-version of the code that generates and trains; the benchmark file's name covers its config and the
-generator's code version.
+version of the code that generates and trains (its syntax tree: comments and docstrings do not count);
+the benchmark file's name covers its config and the generator's code version.
 """
 from __future__ import annotations
 
@@ -38,18 +38,30 @@ def test_a_change_to_the_training_code_gives_another_checkpoint_key(copied_sourc
     before = _model_stem("standard", bench, config)
     assert _model_stem("standard", bench, config) == before  # stable for unchanged code
     with copied_sources[edited].open("a") as handle:
-        handle.write("\n# a change\n")
+        handle.write("\n# a comment only\n")
+    assert _model_stem("standard", bench, config) == before  # a comment changes no weights
+    with copied_sources[edited].open("a") as handle:
+        handle.write("\n_CHANGED = 1\n")
     assert _model_stem("standard", bench, config) != before
+
+
+def test_docstrings_and_layout_do_not_count_but_code_does():
+    from analysis.code_version import code_of
+
+    base = code_of('"""Module."""\ndef f(x):\n    """Doc."""\n    return x + 1\n')
+    relaid = '"""Other text."""\n\n\ndef f(x):  # note\n    """More."""\n    return (x +\n            1)\n'
+    assert code_of(relaid) == base
+    assert code_of('"""Module."""\ndef f(x):\n    """Doc."""\n    return x + 2\n') != base
 
 
 def test_a_change_to_the_generator_gives_another_benchmark_file(copied_sources):
     config = BenchmarkConfig()
     before = cache_file_name(config)
     with copied_sources["trainer.py"].open("a") as handle:  # training code: the benchmark's pixels are unchanged
-        handle.write("\n# a change\n")
+        handle.write("\n_CHANGED = 1\n")
     assert cache_file_name(config) == before
     with copied_sources["benchmark.py"].open("a") as handle:
-        handle.write("\n# a change\n")
+        handle.write("\n_CHANGED = 1\n")
     assert cache_file_name(config) != before
 
 
