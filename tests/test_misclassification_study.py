@@ -213,17 +213,23 @@ def test_adversarial_study_whole_explanation_and_clean(researcher, make_worker, 
     table = {r["condition"]: r for r in read_csv(files["adversarial_table.csv"])}  # Table 2
     assert set(table) == {"clean", "whole", "explanation"}
     assert float(table["clean"]["rectified_share_percent"]) == 100.0 and not table["clean"]["top1_error_percent"]
+    p = tasks[0].payload  # §3.2: the pool's images already wrong are not attacked and stay errors
+    assert p["n_flipped"] <= p["n_correct"] <= p["n_images"] and p["n_flipped"] >= len(groups)
     for condition in ("whole", "explanation"):
         row = table[condition]
         rectified = sum(r.label == "rectified" for r in study.results.select_related("task")
                         if r.task.payload["condition"] == condition)
-        error = float(row["top1_error_percent"])
-        assert error > 0 and int(row["judged"]) == len(groups)
-        assert float(row["rectified_error_percent"]) == pytest.approx(error * (1 - rectified / len(groups)), abs=0.02)
+        assert float(row["accuracy_before_percent"]) == round(100 * p["n_correct"] / p["n_images"], 2)
+        assert float(row["accuracy_after_percent"]) == round(100 * (p["n_correct"] - p["n_flipped"]) / p["n_images"], 2)
+        error = 1 - (p["n_correct"] - p["n_flipped"]) / p["n_images"]
+        assert float(row["top1_error_percent"]) == round(100 * error, 2) and int(row["judged"]) == len(groups)
+        assert float(row["rectified_error_percent"]) == pytest.approx(
+            100 * (error - p["n_flipped"] / p["n_images"] * rectified / len(groups)), abs=0.01)
         assert float(row["rectified_error_ci_low_percent"]) <= float(row["rectified_error_percent"]) \
             <= float(row["rectified_error_ci_high_percent"])
     page = results_page(study)
     assert "Table 2" in page and table["whole"]["top1_error_percent"] in page
+    assert f'{table["whole"]["accuracy_before_percent"]} → {table["whole"]["accuracy_after_percent"]}' in page
 
 
 # -- the top-5 page in a real browser --------------------------------------------------------

@@ -190,22 +190,58 @@ def rectified_topk_table(images: pd.DataFrame) -> pd.DataFrame:
                                        "rectified_images", "topk_error_percent", "rectified_topk_error_percent"])
 
 
+def adversarial_rectified_error(accuracy_before: float, accuracy_after: float,
+                                rectified_share: float) -> tuple[float, float]:
+    """(top-1 error after the attack, rectified top-1 error), Stock & Cisse §3.2 / Table 2.
+
+    Only the images classified correctly are attacked ("by definition, we only need to generate
+    adversarial samples for the correctly predicted test images"); those already wrong stay errors.
+    The top-1 error counts all evaluated images, 1 - ``accuracy_after``; the attack flipped
+    ``accuracy_before - accuracy_after`` of them, and the crowd rectifies ``rectified_share`` of
+    the flipped ones: rectified error = top-1 error - flipped share x rectified share. The paper's
+    inputs (77.31 % -> 7.96 %, shares 22.01 % whole / 30.80 % explanation) give its Table 2:
+    92.04 -> 76.78 / 70.68.
+    """
+    if not 0 <= accuracy_after <= accuracy_before <= 1:
+        raise ValueError(f"accuracies must satisfy 0 <= after ({accuracy_after}) <= before ({accuracy_before}) <= 1: "
+                         "the attack only turns correct predictions into wrong ones")
+    error = 1 - accuracy_after
+    return error, error - (accuracy_before - accuracy_after) * rectified_share
+
+
+def _attack_totals(group: pd.DataFrame, condition: str) -> tuple[int, int, int] | None:
+    """(images evaluated, correct before the attack, flipped by it) of a condition, checked; None
+    when the evidence carries no attack totals (a study computed before they were recorded)."""
+    if not {"n_correct", "n_flipped"} <= set(group.columns) or group[["n_correct", "n_flipped"]].isna().any().any():
+        return None
+    totals = group[["n_images", "n_correct", "n_flipped"]].drop_duplicates()
+    if len(totals) != 1:
+        raise ValueError(f"{condition}: the judged images disagree on the attack's totals")
+    n_images, n_correct, n_flipped = (int(v) for v in totals.iloc[0])
+    if not 0 <= n_flipped <= n_correct <= n_images:
+        raise ValueError(f"{condition}: inconsistent attack totals (images {n_images}, correct before {n_correct}, "
+                         f"flipped {n_flipped}); need flipped <= correct <= images")
+    if len(group) > n_flipped:
+        raise ValueError(f"{condition}: {len(group)} judged adversarial images, but the attack flipped only {n_flipped}")
+    return n_images, n_correct, n_flipped
+
+
 def adversarial_table(images: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 2 (adversarial examples, whole vs LIME explanation) with 95 % Wilson intervals.
 
     ``images``: one row per judged image and condition (``clean``, ``whole``, ``explanation``) with
     ``rectified`` (bool, None while undecided) and the attack's totals repeated: ``n_images``
-    (images attacked) and ``n_errors`` (misclassified after the attack); optional ``yes_count`` and
-    ``n_answers`` add the share of single yes answers.
+    (images evaluated), ``n_correct`` (classified correctly before the attack: the ones attacked)
+    and ``n_flipped`` (of those, wrong after it: the judged images are a sample of these); optional
+    ``yes_count`` and ``n_answers`` add the share of single yes answers.
 
-    Rows ``whole`` and ``explanation``: ``top1_error`` on the adversarial images (paper 92.04 %),
-    the ``rectified_share`` (images with at least the threshold of yes answers) and the
-    ``rectified_error`` = top-1 error x (1 - rectified share) (paper 76.78 % whole, 70.68 %
-    explanation); its interval is the top-1 error times the Wilson interval of 1 - rectified
-    share. The paper's "turkers agree with 22.01 % (whole) / 30.80 % (explanation) of the
-    predictions" cannot be the rectified share (92.04 x (1 - 0.2201) = 71.78, not 76.78): it is
-    reported beside as ``yes_answer_percent``, the share of single yes answers. Row ``clean`` (the
-    control: unattacked images with their true class) has the shares only.
+    Rows ``whole`` and ``explanation``: accuracy before and after the attack (paper 77.31 -> 7.96),
+    the ``top1_error`` on all evaluated images after the attack (paper 92.04 %), the
+    ``rectified_share`` of the judged flipped images (paper: "the turkers agree with 22.01 %" whole,
+    30.80 % explanation) and the ``rectified_error`` of :func:`adversarial_rectified_error` (paper
+    76.78 % / 70.68 %). Intervals: Wilson on the top-1 error's count, and on the rectified share,
+    carried through the rectified error's formula. Row ``clean`` (the control: unattacked images
+    with their true class) has the shares only.
     """
     rows = []
     for condition in ("whole", "explanation", "clean"):
@@ -216,21 +252,27 @@ def adversarial_table(images: pd.DataFrame) -> pd.DataFrame:
                "rectified_share_ci_low_percent": _percent(low), "rectified_share_ci_high_percent": _percent(high)}
         if {"yes_count", "n_answers"} <= set(group.columns) and n:
             row["yes_answer_percent"] = _percent(group["yes_count"].sum() / max(group["n_answers"].sum(), 1))
-        if condition != "clean" and n:
-            n_images, n_errors = int(group["n_images"].iloc[0]), int(group["n_errors"].iloc[0])
-            error = n_errors / n_images
-            e_low, e_high = wilson_interval(n_errors, n_images)
-            row.update({"images": n_images, "top1_error_percent": _percent(error),
+        totals = _attack_totals(group, condition) if condition != "clean" and n else None
+        if totals:
+            n_images, n_correct, n_flipped = totals
+            before, after = n_correct / n_images, (n_correct - n_flipped) / n_images
+            error, rectified = adversarial_rectified_error(before, after, share)
+            e_low, e_high = wilson_interval(n_images - n_correct + n_flipped, n_images)
+            row.update({"images": n_images, "accuracy_before_percent": _percent(before),
+                        "accuracy_after_percent": _percent(after), "flipped": n_flipped,
+                        "top1_error_percent": _percent(error),
                         "top1_error_ci_low_percent": _percent(e_low), "top1_error_ci_high_percent": _percent(e_high),
-                        "rectified_error_percent": _percent(error * (1 - share)),
-                        "rectified_error_ci_low_percent": _percent(error * (1 - high)),
-                        "rectified_error_ci_high_percent": _percent(error * (1 - low))})
+                        "rectified_error_percent": _percent(rectified),
+                        "rectified_error_ci_low_percent": _percent(adversarial_rectified_error(before, after, high)[1]),
+                        "rectified_error_ci_high_percent": _percent(adversarial_rectified_error(before, after, low)[1])})
         rows.append(row)
-    columns = ["condition", "images", "judged", "rectified_images", "top1_error_percent",
-               "top1_error_ci_low_percent", "top1_error_ci_high_percent", "rectified_error_percent",
-               "rectified_error_ci_low_percent", "rectified_error_ci_high_percent", "rectified_share_percent",
-               "rectified_share_ci_low_percent", "rectified_share_ci_high_percent", "yes_answer_percent"]
-    return pd.DataFrame(rows, columns=columns)
+    columns = ["condition", "images", "accuracy_before_percent", "accuracy_after_percent", "flipped", "judged",
+               "rectified_images", "top1_error_percent", "top1_error_ci_low_percent", "top1_error_ci_high_percent",
+               "rectified_error_percent", "rectified_error_ci_low_percent", "rectified_error_ci_high_percent",
+               "rectified_share_percent", "rectified_share_ci_low_percent", "rectified_share_ci_high_percent",
+               "yes_answer_percent"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.astype({"images": "Int64", "flipped": "Int64"})  # counts stay integers beside the clean row's gaps
 
 
 @attrs.define

@@ -44,12 +44,13 @@ class AdversarialResult:
     predictions: np.ndarray  # (N,) prediction after the attack
     steps: np.ndarray  # (N,) steps taken; the first flip or ``max_steps``
     flipped: np.ndarray  # (N,) bool: correctly classified before, wrong after the attack
+    correct: np.ndarray  # (N,) bool: correctly classified before the attack (only these are attacked)
 
 
 def iterative_fgsm(handle, images: torch.Tensor, labels: torch.Tensor, *, step: float = 0.001,
                    max_steps: int = 10, batch_size: int = 128) -> AdversarialResult:
     """Untargeted I-FGSM (BIM): x <- clip(x + step * sign(grad CE)), each image stops at its first flip."""
-    advs, preds, steps_all = [], [], []
+    advs, preds, steps_all, correct_all = [], [], [], []
     for start in range(0, len(images), batch_size):
         x0 = images[start:start + batch_size].to(handle.device)
         y = labels[start:start + batch_size].to(handle.device)
@@ -57,7 +58,8 @@ def iterative_fgsm(handle, images: torch.Tensor, labels: torch.Tensor, *, step: 
         steps = torch.zeros(len(x), dtype=torch.long, device=x.device)
         with torch.no_grad():
             pred = handle.logits(x).argmax(1)
-        active = pred == y  # an image already wrong is not attacked
+        active = pred == y  # an image already wrong is not attacked (Stock & Cisse §3.2)
+        correct_all.append(active.cpu().numpy().copy())
         for _ in range(max_steps):
             if not active.any():
                 break
@@ -76,10 +78,11 @@ def iterative_fgsm(handle, images: torch.Tensor, labels: torch.Tensor, *, step: 
         preds.append(pred.cpu().numpy())
         steps_all.append(steps.cpu().numpy())
     preds_np = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    correct = np.concatenate(correct_all) if correct_all else np.zeros(0, dtype=bool)
     return AdversarialResult(
         images=torch.cat(advs) if advs else images[:0], predictions=preds_np,
         steps=np.concatenate(steps_all) if steps_all else np.zeros(0, dtype=np.int64),
-        flipped=(preds_np != labels.cpu().numpy()) & (np.concatenate(steps_all) > 0 if steps_all else False),
+        flipped=correct & (preds_np != labels.cpu().numpy()), correct=correct,
     )
 
 

@@ -18,9 +18,9 @@ least ``threshold`` yes answers (default 4 of 5).
 
 Outputs: ``images.csv`` (per image: truth, classes shown, yes count, rectified); ``rectified_error.csv``
 (Table 1: top-1 error -> rectified error per model); for ``top5`` ``rectified_topk_table.csv`` (§4's
-rectified top-5 error for the protocol); for ``adversarial`` ``adversarial_table.csv`` (Table 2: top-1
-error on the adversarial images, rectified error whole vs explanation with Wilson intervals, the clean
-control row); ``yes_histogram.csv``/``.png`` (the histogram of yes answers per image, Fig. 3);
+rectified top-5 error for the protocol); for ``adversarial`` ``adversarial_table.csv`` (Table 2: accuracy
+before and after the attack, top-1 error on all evaluated images after it, rectified error whole vs
+explanation with Wilson intervals, the clean control row); ``yes_histogram.csv``/``.png`` (the histogram of yes answers per image, Fig. 3);
 ``misclassification_summary.json`` (the results page).
 """
 from __future__ import annotations
@@ -225,6 +225,8 @@ class Misclassification(TaskKind):
             progress=staged(progress, 0.3, 0.6))
         keep = list(range(min(len(result["indices"]), int(c["max_images"]))))
         adv = result["adversarial"]
+        # Stock & Cisse §3.2: only the correct predictions are attacked; the pool's other images stay errors
+        n_correct, n_flipped = int(adv.correct.sum()), int(adv.flipped.sum())
         for j in keep:
             local = int(result["indices"][j])
             index = int(pool[local])
@@ -241,8 +243,8 @@ class Misclassification(TaskKind):
                              "true": true, "true_name": bench.class_names[true],
                              "image": stored,
                              "classes": [class_entry(1, cls)], "exclusion_group": f"image-{index}",
-                             "steps": int(adv.steps[local]), "n_images": len(pool), "n_errors": int(adv.flipped.sum()),
-                             "k": 1},
+                             "steps": int(adv.steps[local]), "n_images": len(pool), "n_correct": n_correct,
+                             "n_flipped": n_flipped, "n_errors": len(pool) - n_correct + n_flipped, "k": 1},
                     truth={"relevant": "yes" if class_truth(bench, split, index, cls, region) else "no"}
                     if has_truth(bench) else None,
                 )
@@ -274,10 +276,11 @@ def images_table(ctx: StudyContext, labels: pd.DataFrame) -> pd.DataFrame:
             "yes_count": int(row.get("count_yes", 0) or 0), "n_answers": int(row["n_answers"]),
             "rectified": None if label is None or label == "" else label == POSITIVE,
             "n_images": p["n_images"], "n_errors": p["n_errors"], "n_topk_errors": p.get("n_topk_errors"),
+            "n_correct": p.get("n_correct"), "n_flipped": p.get("n_flipped"),
         })
     return pd.DataFrame(rows, columns=["task", "task_key", "model", "variant", "condition", "protocol", "image", "true",
                                        "predicted", "truth_in_topk", "yes_count", "n_answers", "rectified",
-                                       "n_images", "n_errors", "n_topk_errors"])
+                                       "n_images", "n_errors", "n_topk_errors", "n_correct", "n_flipped"])
 
 
 def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
@@ -290,7 +293,7 @@ def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress:
     )
 
     images = images_table(ctx, labels)
-    files = [OutputFile("images.csv", safe_csv_bytes(images.drop(columns=["n_images", "n_errors", "n_topk_errors"])),
+    files = [OutputFile("images.csv", safe_csv_bytes(images.drop(columns=["n_images", "n_errors", "n_topk_errors", "n_correct", "n_flipped"])),
                         "Per-image table (true, predicted, yes-count, rectified)")]
     if images.empty:
         return files

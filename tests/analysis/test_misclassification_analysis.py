@@ -113,6 +113,7 @@ def test_iterative_fgsm_stops_at_the_first_flip_and_caps_steps():
     result = iterative_fgsm(ToyHandle(), x, y, step=0.001, max_steps=10)
     assert result.steps.tolist() == [4, 8, 10, 0]  # flips when the mean drops below 0.5; the third never does
     assert result.flipped.tolist() == [True, True, False, False]
+    assert result.correct.tolist() == [True, True, True, False]
     assert result.predictions.tolist() == [0, 0, 1, 0]
     assert torch.allclose(result.images[0, 0], x[0, 0] - 0.004, atol=1e-6)  # 4 signed steps of 0.001
     assert torch.equal(result.images[0, 1:], x[0, 1:])  # no gradient, no change
@@ -130,40 +131,67 @@ def test_lime_keeps_top_superpixels_and_hides_the_rest():
     assert e.mask[:, 8:].all() and not e.image[~e.mask].any()
 
 
-def adversarial_images(n_images, n_errors, rectified_whole, rectified_explanation, judged, clean=(9, 10)):
+def adversarial_images(n_images, n_correct, n_flipped, rectified_whole, rectified_explanation, judged,
+                       clean=(9, 10)):
+    totals = {"n_images": n_images, "n_correct": n_correct, "n_flipped": n_flipped}
     rows = []
     for condition, k in (("whole", rectified_whole), ("explanation", rectified_explanation)):
-        rows += [{"condition": condition, "rectified": i < k, "n_images": n_images, "n_errors": n_errors,
+        rows += [{"condition": condition, "rectified": i < k, **totals,
                   "yes_count": 5 if i < k else 1, "n_answers": 5} for i in range(judged)]
-    rows += [{"condition": "clean", "rectified": i < clean[0], "n_images": n_images, "n_errors": n_errors,
+    rows += [{"condition": "clean", "rectified": i < clean[0], **totals,
               "yes_count": 5, "n_answers": 5} for i in range(clean[1])]
     return pd.DataFrame(rows)
 
 
+def test_adversarial_rectified_error_from_the_papers_inputs():
+    """Stock & Cisse §3.2: accuracy 77.31 % -> 7.96 % under I-FGSM; the turkers agree with 22.01 %
+    (whole) / 30.80 % (explanation) of the adversarial predictions; Table 2 prints 92.04 -> 76.78 / 70.68."""
+    from analysis.misclassification.aggregation import adversarial_rectified_error
+
+    for share, printed in ((0.2201, 76.78), (0.3080, 70.68)):
+        error, rectified = adversarial_rectified_error(0.7731, 0.0796, share)
+        assert (round(100 * error, 2), round(100 * rectified, 2)) == (92.04, printed)
+    with pytest.raises(ValueError, match="after .* <= before"):
+        adversarial_rectified_error(0.0796, 0.7731, 0.2201)
+
+
 def test_adversarial_table_reproduces_the_papers_table_2():
-    # 10,000 attacked images, 9,204 fooled (92.04 %); all judged; 1,526 / 2,136 rectified -> 76.78 / 70.68
+    # 100,000 images, 77,310 correct before the attack and 7,960 after (69,350 flipped); a sample of
+    # 10,000 flipped images judged, 2,201 / 3,080 rectified -> 92.04 -> 76.78 / 70.68
     from analysis.misclassification.aggregation import adversarial_table
 
-    t = adversarial_table(adversarial_images(10_000, 9_204, 1_526, 2_136, 9_204)).set_index("condition")
-    assert t.loc["whole", "top1_error_percent"] == 92.04 == t.loc["explanation", "top1_error_percent"]
+    t = adversarial_table(adversarial_images(100_000, 77_310, 69_350, 2_201, 3_080, 10_000)).set_index("condition")
+    for c in ("whole", "explanation"):
+        assert (t.loc[c, "accuracy_before_percent"], t.loc[c, "accuracy_after_percent"]) == (77.31, 7.96)
+        assert t.loc[c, "top1_error_percent"] == 92.04 and t.loc[c, "flipped"] == 69_350
+    assert (t.loc["whole", "rectified_share_percent"], t.loc["explanation", "rectified_share_percent"]) == (22.01, 30.8)
     assert t.loc["whole", "rectified_error_percent"] == 76.78
     assert t.loc["explanation", "rectified_error_percent"] == 70.68
     assert list(t.index) == ["whole", "explanation", "clean"]  # the control is an extra row
     assert t.loc["clean", "rectified_share_percent"] == 90.0 and pd.isna(t.loc["clean", "top1_error_percent"])
     for c in ("whole", "explanation"):
-        assert t.loc[c, "rectified_error_ci_low_percent"] <= t.loc[c, "rectified_error_percent"] \
-            <= t.loc[c, "rectified_error_ci_high_percent"]
+        assert t.loc[c, "rectified_error_ci_low_percent"] < t.loc[c, "rectified_error_percent"] \
+            < t.loc[c, "rectified_error_ci_high_percent"]
         assert t.loc[c, "top1_error_ci_low_percent"] < 92.04 < t.loc[c, "top1_error_ci_high_percent"]
 
 
-def test_adversarial_table_intervals_widen_with_fewer_judged_images():
+def test_adversarial_table_counts_the_images_already_wrong_as_errors():
+    # 50 images, 40 correct before the attack, 30 of those flipped: 20 errors after (40 %); 20 judged, 4 rectified
     from analysis.misclassification.aggregation import adversarial_table
 
-    small = adversarial_table(adversarial_images(50, 46, 4, 6, 20)).set_index("condition")
-    assert small.loc["whole", "rectified_error_percent"] == round(100 * 46 / 50 * (1 - 4 / 20), 2)
+    small = adversarial_table(adversarial_images(50, 40, 30, 4, 6, 20)).set_index("condition")
+    assert small.loc["whole", "top1_error_percent"] == 80.0  # 10 wrong before + 30 flipped of 50
+    assert small.loc["whole", "rectified_error_percent"] == round(100 * (40 / 50 - 30 / 50 * 4 / 20), 2)
     width = small.loc["whole", "rectified_error_ci_high_percent"] - small.loc["whole", "rectified_error_ci_low_percent"]
-    assert 15 < width < 40
+    assert 10 < width < 40  # 20 judged images: a wide interval
     assert small.loc["whole", "yes_answer_percent"] == round(100 * (4 * 5 + 16 * 1) / 100, 2)
+    with pytest.raises(ValueError, match="flipped only 10"):
+        adversarial_table(adversarial_images(50, 40, 10, 4, 6, 20))
+    with pytest.raises(ValueError, match="flipped <= correct"):
+        adversarial_table(adversarial_images(50, 40, 45, 4, 6, 20))
+    # evidence without the attack's totals (computed before they were recorded): shares only, no errors
+    old = adversarial_table(adversarial_images(50, 40, 30, 4, 6, 20).drop(columns=["n_correct", "n_flipped"]))
+    assert old["top1_error_percent"].isna().all() and old.loc[0, "rectified_share_percent"] == 20.0
 
 
 def topk_images(protocol, rectified, in_topk, n_images=1000, n_errors=None, n_topk=None):
