@@ -133,10 +133,15 @@ def test_top1_study_rectifies_images_whose_predicted_class_is_present(researcher
         error = int(row["errors"]) / int(row["images"])
         assert float(row["error_percent"]) == round(100 * error, 2)
         assert float(row["rectified_error_percent"]) == round(100 * error * (1 - rectified / 6), 2)
+        assert row["split"] == "flipped" and int(row["judged"]) == 6  # where the mistakes come from, how many judged
+        assert float(row["rectified_error_ci_low_percent"]) <= float(row["rectified_error_percent"]) \
+            <= float(row["rectified_error_ci_high_percent"])
+        assert float(row["error_ci_low_percent"]) < float(row["error_percent"]) < float(row["error_ci_high_percent"])
     page = results_page(study)
     assert "Table 1" in page and "yes_histogram.png" in page
     for row in table.values():
-        assert row["rectified_error_percent"] in page
+        assert row["rectified_error_percent"] in page and "<td>flipped</td>" in page
+        assert f'[{row["rectified_error_ci_low_percent"]}, {row["rectified_error_ci_high_percent"]}]' in page
     images = read_csv(files["images.csv"])
     assert len(images) == 12 and {"image", "true", "predicted", "yes_count", "rectified"} <= set(images[0])
     assert files["yes_histogram.png"][:4] == b"\x89PNG"

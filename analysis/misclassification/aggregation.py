@@ -87,18 +87,39 @@ def rectified_error(n_images: int, n_errors: int, n_judged: int, n_rectified: in
 
 def rectified_error_table(images: pd.DataFrame) -> pd.DataFrame:
     """Table 1 of the paper from a per-image table with ``model, variant, n_images, n_errors, rectified``
-    (one row per judged image; ``n_images``/``n_errors`` repeat the model's totals)."""
+    (one row per judged image; ``n_images``/``n_errors`` repeat the model's totals) and optional
+    ``split`` (where the images come from, repeated).
+
+    Beside the paper's two figures: the number judged, the rectified share among them, and 95 %
+    Wilson intervals on the error (its count among the images) and on the rectified share, carried
+    through rectified error = error x (1 - share) (the paper judged all its mistakes; a study that
+    judges a sample of them has the sample's uncertainty).
+    """
+    keys = ["model", "variant"] + (["split"] if "split" in images.columns else [])
     rows = []
-    for (model, variant), group in images.groupby(["model", "variant"], sort=True):
+    for key, group in images.groupby(keys, sort=True):
         decided = group[group["rectified"].notna()]
         n_images, n_errors = int(group["n_images"].iloc[0]), int(group["n_errors"].iloc[0])
+        if not 0 <= len(decided) <= n_errors <= n_images:
+            raise ValueError(f"{key}: {len(decided)} judged mistakes of {n_errors} errors among {n_images} images")
         n_rectified = int(decided["rectified"].astype(bool).sum())
         error, rectified = rectified_error(n_images, n_errors, len(decided), n_rectified)
-        rows.append({"model": model, "variant": variant, "images": n_images, "errors": n_errors,
-                     "judged": len(decided), "rectified_images": int(decided["rectified"].astype(bool).sum()),
-                     "error_percent": round(100 * error, 2), "rectified_error_percent": round(100 * rectified, 2)})
-    return pd.DataFrame(rows, columns=["model", "variant", "images", "errors", "judged", "rectified_images",
-                                       "error_percent", "rectified_error_percent"])
+        e_low, e_high = wilson_interval(n_errors, n_images)
+        s_low, s_high = wilson_interval(n_rectified, len(decided))
+        rows.append({**dict(zip(keys, key)), "images": n_images, "errors": n_errors, "judged": len(decided),
+                     "rectified_images": n_rectified,
+                     "rectified_share_percent": _percent(n_rectified / len(decided) if len(decided) else float("nan")),
+                     "rectified_share_ci_low_percent": _percent(s_low),
+                     "rectified_share_ci_high_percent": _percent(s_high),
+                     "error_percent": _percent(error), "error_ci_low_percent": _percent(e_low),
+                     "error_ci_high_percent": _percent(e_high), "rectified_error_percent": _percent(rectified),
+                     "rectified_error_ci_low_percent": _percent(error * (1 - s_high)),
+                     "rectified_error_ci_high_percent": _percent(error * (1 - s_low))})
+    return pd.DataFrame(rows, columns=["model", "variant", "split", "images", "errors", "judged", "rectified_images",
+                                       "rectified_share_percent", "rectified_share_ci_low_percent",
+                                       "rectified_share_ci_high_percent", "error_percent", "error_ci_low_percent",
+                                       "error_ci_high_percent", "rectified_error_percent",
+                                       "rectified_error_ci_low_percent", "rectified_error_ci_high_percent"])
 
 
 def yes_histogram(yes_counts: pd.DataFrame, wanted: int = 5) -> pd.DataFrame:

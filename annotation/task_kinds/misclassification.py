@@ -17,7 +17,8 @@ An answer's label (``relevant``) is ``yes``/``no``, or for a top-k task the rank
 least ``threshold`` yes answers (default 4 of 5).
 
 Outputs: ``images.csv`` (per image: truth, classes shown, yes count, rectified); ``rectified_error.csv``
-(Table 1: top-1 error -> rectified error per model); for ``top5`` ``rectified_topk_table.csv`` (§4's
+(Table 1: top-1 error -> rectified error per model, with the split the mistakes come from, the number
+judged and 95 % Wilson intervals); for ``top5`` ``rectified_topk_table.csv`` (§4's
 rectified top-5 error for the protocol); for ``adversarial`` ``adversarial_table.csv`` (Table 2: accuracy
 before and after the attack, top-1 error on all evaluated images after it, rectified error whole vs
 explanation with Wilson intervals, the clean control row); ``yes_histogram.csv``/``.png`` (the histogram of yes answers per image, Fig. 3);
@@ -116,6 +117,14 @@ def class_truth(bench, split, index: int, cls: int, region: np.ndarray | None = 
         split.bias_masks[index].astype(bool))
 
 
+def split_source(ctx: StudyContext, bench, split: str) -> str:
+    """Where the judged images come from, as the tables say it: the benchmark's split, or on a
+    registered dataset its validation folder (or its training folder when it has none)."""
+    if ctx.inputs["dataset"]["builtin"]:
+        return split
+    return "validation folder" if getattr(bench, "roots", {}).get("test") else "training folder (no validation folder)"
+
+
 @register_task_kind
 class Misclassification(TaskKind):
     name = "misclassification"
@@ -172,6 +181,7 @@ class Misclassification(TaskKind):
         models = list(c["models"]) or ["standard"]
         bench, handles, paths = model_inputs(ctx, models, staged(progress, 0.0, 0.3))
         split = bench.split(c["split"])
+        source = split_source(ctx, bench, c["split"])
         store = ctx.store
         examples: dict[int, list[str]] = {}
 
@@ -203,7 +213,7 @@ class Misclassification(TaskKind):
                     ranks = [e["rank"] for e in classes if has_truth(bench) and class_truth(bench, split, index, e["cls"])]
                     yield TaskSpec(
                         key=f"{model}-{c['variant']}-{index}",
-                        payload={"variant": c["variant"], "model": model, "image_index": int(index),
+                        payload={"variant": c["variant"], "model": model, "image_index": int(index), "split": source,
                                  "true": int(split.labels[index]), "true_name": bench.class_names[split.labels[index]],
                                  "image": store.images(split.images[[index]])[0], "classes": classes,
                                  "n_images": len(predictions.indices), "n_errors": int(len(wrong)), "k": k,
@@ -240,6 +250,7 @@ class Misclassification(TaskKind):
                 yield TaskSpec(
                     key=f"adv-{condition}-{index}",
                     payload={"variant": "adversarial", "model": model, "condition": condition, "image_index": index,
+                             "split": source,
                              "true": true, "true_name": bench.class_names[true],
                              "image": stored,
                              "classes": [class_entry(1, cls)], "exclusion_group": f"image-{index}",
@@ -270,6 +281,7 @@ def images_table(ctx: StudyContext, labels: pd.DataFrame) -> pd.DataFrame:
         label = row["label"]
         rows.append({
             "task": task.pk, "task_key": task.key, "model": p["model"], "variant": p["variant"],
+            "split": p.get("split", ctx.conf.get("split", "")),
             "condition": p.get("condition", ""), "protocol": p.get("protocol", ""), "image": p["image_index"],
             "true": p["true_name"], "predicted": " | ".join(cl["class_name"] for cl in p["classes"]),
             "truth_in_topk": bool(p.get("truth_in_topk", False)),
@@ -278,7 +290,7 @@ def images_table(ctx: StudyContext, labels: pd.DataFrame) -> pd.DataFrame:
             "n_images": p["n_images"], "n_errors": p["n_errors"], "n_topk_errors": p.get("n_topk_errors"),
             "n_correct": p.get("n_correct"), "n_flipped": p.get("n_flipped"),
         })
-    return pd.DataFrame(rows, columns=["task", "task_key", "model", "variant", "condition", "protocol", "image", "true",
+    return pd.DataFrame(rows, columns=["task", "task_key", "model", "variant", "split", "condition", "protocol", "image", "true",
                                        "predicted", "truth_in_topk", "yes_count", "n_answers", "rectified",
                                        "n_images", "n_errors", "n_topk_errors", "n_correct", "n_flipped"])
 

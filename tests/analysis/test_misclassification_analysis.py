@@ -84,6 +84,28 @@ def test_rectified_error_table_from_per_image_yes_counts():
     assert hist["images"].tolist() == [1, 1, 0, 1, 1, 1] and hist["percent"].sum() == 100
 
 
+def test_rectified_error_table_gives_wilson_intervals_the_number_judged_and_the_split():
+    # 100 images, 20 errors, 5 judged with 2 rectified: the share 40 % [11.76, 76.93] (Wilson, 2 of 5)
+    images = pd.DataFrame({"model": "m", "variant": "top1", "split": "flipped", "n_images": 100, "n_errors": 20,
+                           "rectified": [True, True, False, False, False]})
+    row = rectified_error_table(images).iloc[0]
+    assert (row["split"], row["judged"], row["rectified_images"], row["rectified_share_percent"]) == ("flipped", 5, 2, 40)
+    low, high = wilson_interval(2, 5)
+    assert (row["rectified_share_ci_low_percent"], row["rectified_share_ci_high_percent"]) == (
+        round(100 * low, 2), round(100 * high, 2))
+    assert row["rectified_error_percent"] == 12.0
+    assert (row["rectified_error_ci_low_percent"], row["rectified_error_ci_high_percent"]) == (
+        round(20 * (1 - high), 2), round(20 * (1 - low), 2))
+    assert row["error_ci_low_percent"] < 20 < row["error_ci_high_percent"]
+    # the whole error set judged narrows the interval: 200 of 200 errors, 80 rectified
+    full = rectified_error_table(pd.DataFrame({"model": "m", "variant": "top1", "split": "test", "n_images": 1000,
+                                               "n_errors": 200, "rectified": [i < 80 for i in range(200)]})).iloc[0]
+    assert full["rectified_error_percent"] == 12.0
+    assert full["rectified_error_ci_high_percent"] - full["rectified_error_ci_low_percent"] < 3
+    with pytest.raises(ValueError, match="6 judged mistakes of 5 errors"):
+        rectified_error_table(images.iloc[[0, 0, 0, 0, 0, 0]].assign(n_errors=5))
+
+
 def test_wilson_intervals():
     low, high = wilson_interval(5, 10)
     assert (round(low, 4), round(high, 4)) == (0.2366, 0.7634)  # the textbook Wilson interval of 5/10
