@@ -235,6 +235,10 @@ def test_adversarial_study_whole_explanation_and_clean(researcher, make_worker, 
     page = results_page(study)
     assert "Table 2" in page and table["whole"]["top1_error_percent"] in page
     assert f'{table["whole"]["accuracy_before_percent"]} → {table["whole"]["accuracy_after_percent"]}' in page
+    # the number of LIME superpixels of each explanation: tens (segmented as at 224 px on [0, 1]), as on ImageNet
+    explained = [r for r in read_csv(files["images.csv"]) if r["condition"] == "explanation"]
+    assert len(explained) == len(groups) and all(15 <= int(r["lime_segments"]) <= 60 for r in explained), explained
+    assert all(0 < float(r["lime_shown_percent"]) <= 60 for r in explained) and 'id="lime-segments"' in page
 
 
 # -- the top-5 page in a real browser --------------------------------------------------------
@@ -290,4 +294,5 @@ def test_lime_segment_size_setting_reaches_lime(researcher, monkeypatch, django_
     with pytest.raises(RuntimeError, match="stopped"):
         with django_capture_on_commit_callbacks(execute=True):
             services.study_start_computing(study=study)
-    assert seen == {"num_samples": 40, "segment_size": 64}
+    assert seen == {"num_samples": 40, "segment_size": 64, "hide_color": None}  # LIME's default: the mean
+    assert defaults["lime_hide_color"] == "mean"

@@ -16,13 +16,14 @@ An answer's label (``relevant``) is ``yes``/``no``, or for a top-k task the rank
 (``"1+3"``/``"none"``, derived on submit). An image is *rectified* when one shown class gets at
 least ``threshold`` yes answers (default 4 of 5).
 
-Outputs: ``images.csv`` (per image: truth, classes shown, yes count, rectified); ``rectified_error.csv``
+Outputs: ``images.csv`` (per image: truth, classes shown, yes count, rectified; for an explanation its
+number of LIME superpixels and the share of the image its top ones show); ``rectified_error.csv``
 (Table 1: top-1 error -> rectified error per model, with the split the mistakes come from, the number
 judged and 95 % Wilson intervals); for ``top5`` ``rectified_topk_table.csv`` (§4's
 rectified top-5 error for the protocol); for ``adversarial`` ``adversarial_table.csv`` (Table 2: accuracy
 before and after the attack, top-1 error on all evaluated images after it, rectified error whole vs
-explanation with Wilson intervals, the clean control row); ``yes_histogram.csv``/``.png`` (the histogram of yes answers per image, Fig. 3);
-``misclassification_summary.json`` (the results page).
+explanation with Wilson intervals, the clean control row); ``yes_histogram.csv``/``.png`` (the histogram
+of yes answers per image, Fig. 3); ``misclassification_summary.json`` (the results page).
 """
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ VARIANTS = [("top1", "Top-1: the predicted class of misclassified images"),
             ("top5", "Top-5: the 5 predicted classes of top-5-misclassified images"),
             ("adversarial", "Adversarial examples: whole vs LIME explanation, clean images as control")]
 CONDITIONS = ("clean", "whole", "explanation")
+#: LIME's hide_color: None = each superpixel's mean colour (``LimeImageExplainer.explain_instance``'s default).
+LIME_HIDE_COLORS = {"mean": "its mean colour (LIME's default)", "black": "black"}
 SUMMARY = "misclassification_summary.json"
 
 
@@ -89,8 +92,13 @@ class MisclassificationSettingsForm(BenchmarkOverridesForm):
                                       help_text="LIME perturbation samples.")
     lime_segment_size = forms.IntegerField(
         min_value=16, max_value=1024, required=False, initial=224,
-        help_text="Quickshift runs on the image resized to this side (the paper's 224 px), so the top 8 superpixels "
-                  "hide at least half of a small image; empty = the image's own size.")
+        help_text="Quickshift runs on the image resized to this side (the paper's 224 px crops), so a small image "
+                  "gets tens of superpixels as an ImageNet crop does; empty = the image's own size (a 32 px image: "
+                  "1-3 superpixels, and the top 8 show all of it).")
+    lime_hide_color = forms.ChoiceField(
+        choices=list(LIME_HIDE_COLORS.items()), initial="mean",
+        help_text="What a superpixel switched off in LIME's perturbed samples shows (the explanation shown to workers "
+                  "hides the rest in black either way).")
 
 
 def shown_k(conf: Mapping[str, Any]) -> int:
@@ -231,7 +239,8 @@ class Misclassification(TaskKind):
         result = adversarial_with_explanations(
             handles[model], pool_images, pool_labels, step=float(c["fgsm_step"]),
             max_steps=int(c["fgsm_max_steps"]),
-            lime={"num_samples": int(c["lime_samples"]), "segment_size": c["lime_segment_size"]},
+            lime={"num_samples": int(c["lime_samples"]), "segment_size": c["lime_segment_size"],
+                  "hide_color": None if c["lime_hide_color"] == "mean" else 0.0},
             progress=staged(progress, 0.3, 0.6))
         keep = list(range(min(len(result["indices"]), int(c["max_images"]))))
         adv = result["adversarial"]
@@ -245,6 +254,8 @@ class Misclassification(TaskKind):
             explanation = result["explanations"][j]
             shown = {"clean": (split.images[index], true, None), "whole": (result["images"][j], adv_cls, None),
                      "explanation": (explanation.image, adv_cls, explanation.mask)}
+            lime_figures = {"lime_segments": explanation.n_segments,
+                            "lime_shown_percent": round(100 * float(explanation.mask.mean()), 1)}
             for condition, (image, cls, region) in shown.items():
                 stored = store.images(image[None], kind="image" if condition == "clean" else "adversarial")[0]
                 yield TaskSpec(
@@ -255,7 +266,8 @@ class Misclassification(TaskKind):
                              "image": stored,
                              "classes": [class_entry(1, cls)], "exclusion_group": f"image-{index}",
                              "steps": int(adv.steps[local]), "n_images": len(pool), "n_correct": n_correct,
-                             "n_flipped": n_flipped, "n_errors": len(pool) - n_correct + n_flipped, "k": 1},
+                             "n_flipped": n_flipped, "n_errors": len(pool) - n_correct + n_flipped, "k": 1,
+                             **(lime_figures if condition == "explanation" else {})},
                     truth={"relevant": "yes" if class_truth(bench, split, index, cls, region) else "no"}
                     if has_truth(bench) else None,
                 )
@@ -289,10 +301,14 @@ def images_table(ctx: StudyContext, labels: pd.DataFrame) -> pd.DataFrame:
             "rectified": None if label is None or label == "" else label == POSITIVE,
             "n_images": p["n_images"], "n_errors": p["n_errors"], "n_topk_errors": p.get("n_topk_errors"),
             "n_correct": p.get("n_correct"), "n_flipped": p.get("n_flipped"),
+            "lime_segments": p.get("lime_segments"), "lime_shown_percent": p.get("lime_shown_percent"),
         })
-    return pd.DataFrame(rows, columns=["task", "task_key", "model", "variant", "split", "condition", "protocol", "image", "true",
-                                       "predicted", "truth_in_topk", "yes_count", "n_answers", "rectified",
-                                       "n_images", "n_errors", "n_topk_errors", "n_correct", "n_flipped"])
+    table = pd.DataFrame(rows, columns=["task", "task_key", "model", "variant", "split", "condition", "protocol",
+                                        "image", "true", "predicted", "truth_in_topk", "yes_count", "n_answers",
+                                        "rectified", "n_images", "n_errors", "n_topk_errors", "n_correct",
+                                        "n_flipped", "lime_segments", "lime_shown_percent"])
+    table["lime_segments"] = pd.to_numeric(table["lime_segments"]).astype("Int64")  # a count, blank when none
+    return table
 
 
 def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
@@ -305,17 +321,26 @@ def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress:
     )
 
     images = images_table(ctx, labels)
-    files = [OutputFile("images.csv", safe_csv_bytes(images.drop(columns=["n_images", "n_errors", "n_topk_errors", "n_correct", "n_flipped"])),
-                        "Per-image table (true, predicted, yes-count, rectified)")]
+    per_image = images.drop(columns=["n_images", "n_errors", "n_topk_errors", "n_correct", "n_flipped"])
+    if per_image["lime_segments"].isna().all():  # no LIME explanations (top-1 / top-k variants)
+        per_image = per_image.drop(columns=["lime_segments", "lime_shown_percent"])
+    files = [OutputFile("images.csv", safe_csv_bytes(per_image),
+                        "Per-image table (true, predicted, yes-count, rectified; LIME superpixels of an explanation)")]
     if images.empty:
         return files
     wanted = int(ctx.conf["workers_per_task"])
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[str, pd.DataFrame | dict] = {}
     if (images["variant"] == "adversarial").any():
         tables["adversarial_table"] = adversarial_table(images)
         files.append(OutputFile("adversarial_table.csv", safe_csv_bytes(tables["adversarial_table"]),
                                 "Table 2: top-1 error on adversarial images, rectified error whole vs explanation"))
         hist = yes_histogram(images.assign(variant=images["condition"]), wanted)
+        lime = images.loc[images["condition"] == "explanation", ["lime_segments", "lime_shown_percent"]].dropna()
+        if len(lime):
+            segments = lime["lime_segments"].astype(int)
+            tables["lime"] = {"explanations": len(lime), "segments_median": float(segments.median()),
+                              "segments_min": int(segments.min()), "segments_max": int(segments.max()),
+                              "shown_percent_mean": round(float(lime["lime_shown_percent"].mean()), 1)}
     else:
         tables["rectified_error"] = rectified_error_table(images)
         files.append(OutputFile("rectified_error.csv", safe_csv_bytes(tables["rectified_error"]),
@@ -328,7 +353,7 @@ def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress:
         hist = yes_histogram(images, wanted)
     files.append(OutputFile("yes_histogram.csv", safe_csv_bytes(hist), "Images per number of yes"))
     files.append(OutputFile("yes_histogram.png", plot_yes_histogram(hist), "Histogram of yes answers per image"))
-    summary = {name: json.loads(t.to_json(orient="records")) for name, t in tables.items()}
+    summary = {name: t if isinstance(t, dict) else json.loads(t.to_json(orient="records")) for name, t in tables.items()}
     summary["images"] = len(images)
     summary["variant"] = str(ctx.conf["variant"])
     files.append(OutputFile(SUMMARY, json.dumps(summary).encode(), "Tables of the results page"))

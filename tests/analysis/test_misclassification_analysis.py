@@ -145,12 +145,14 @@ def test_iterative_fgsm_stops_at_the_first_flip_and_caps_steps():
 def test_lime_keeps_top_superpixels_and_hides_the_rest():
     from analysis.misclassification.evidence import lime_explain
 
-    image = np.zeros((16, 16, 3), np.uint8)
-    image[:, 8:, 0] = 255  # the right half is what class 1 looks at
-    image[:, :8, 2] = 200
-    e = lime_explain(ToyHandle(), image, 1, num_samples=60, segment_size=None)  # two superpixels
-    assert e.image.shape == image.shape and e.image.dtype == np.uint8
-    assert e.mask[:, 8:].all() and not e.image[~e.mask].any()
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[:, 16:, 0] = 255  # the right half is what class 1 looks at
+    image[:, :16, 2] = 200
+    # two superpixels; hidden ones black (a superpixel's mean, LIME's default, is the superpixel itself here)
+    e = lime_explain(ToyHandle(), image, 1, num_samples=60, segment_size=None, hide_color=0)
+    assert e.image.shape == image.shape and e.image.dtype == np.uint8 and e.n_segments == 2
+    assert e.mask[:, 16:].all() and not e.mask[:, :16].any() and not e.image[~e.mask].any()
+    assert (e.image[e.mask] == image[e.mask]).all()
 
 
 def adversarial_images(n_images, n_correct, n_flipped, rectified_whole, rectified_explanation, judged,
@@ -260,21 +262,49 @@ def _share_of_8_largest(segments):
     return np.sort(np.bincount(segments.ravel()))[::-1][:8].sum() / segments.size
 
 
+def _photo_224(name):
+    """A photo bundled with scikit-image, centre-cropped and resized to 224 px as the paper's ImageNet crops."""
+    from skimage import data
+    from skimage.transform import resize
+
+    image = getattr(data, name)()
+    h, w = image.shape[:2]
+    side = min(h, w)
+    crop = image[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    return (resize(crop, (224, 224), order=1, anti_aliasing=True) * 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea"])
+def test_quickshift_splits_a_224px_photo_into_tens_of_superpixels(name):
+    """LIME's quickshift settings (kernel 4, max_dist 200, ratio 0.2) on a 224 px photo give tens of
+    superpixels (Stock & Cisse Fig. 5/6 show ~10-50), so the top 8 show a part of it. Segmented on a
+    0-255 float image (rgb2lab expects [0, 1]) the same photos gave 318 and 130."""
+    from analysis.misclassification.evidence import quickshift_segments
+
+    image = _photo_224(name)
+    segments = quickshift_segments(image)
+    assert 20 <= segments.max() + 1 <= 60, segments.max() + 1
+    assert np.array_equal(segments, quickshift_segments(image.astype(np.float64) / 255))  # uint8 or [0, 1]: same
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        quickshift_segments(image.astype(np.float64))
+
+
 @pytest.mark.parametrize("size", [32, 64])
-def test_lime_superpixels_leave_at_least_half_of_a_benchmark_image_hidden(fashion_mnist_available, size):
-    """The top 8 superpixels can show at most the 8 largest: on the benchmark's 32 and 64 px images
-    the paper's quickshift settings applied at the image's own size make those cover 90-100 % of
-    the image (the explanation hides nothing); segmented as at 224 px they cover under half."""
+def test_lime_superpixels_of_a_benchmark_image_as_many_as_on_a_224px_crop(fashion_mnist_available, size):
+    """The benchmark's 32 and 64 px images segmented at their own size give 1-6 superpixels (the top 8
+    show all of the image); segmented as at 224 px they get tens, as an ImageNet crop, and the top 8
+    can show at most half."""
     from analysis.datasets import BenchmarkConfig, generate_benchmark
     from analysis.misclassification.evidence import quickshift_segments
 
     bench = generate_benchmark(BenchmarkConfig(seed=7, classes=(0, 2, 4, 6, 8), train_per_class=1, test_per_class=1,
                                                image_size=size, garment_size=size // 2), show_progress=False)
     images = bench.split("test").images
-    at_224 = [_share_of_8_largest(quickshift_segments(im)) for im in images]
-    own_size = [_share_of_8_largest(quickshift_segments(im, segment_size=None)) for im in images]
-    assert max(at_224) <= 0.5, at_224
-    assert min(own_size) > 0.5, own_size  # why the default segments at 224 px
+    at_224 = [quickshift_segments(im) for im in images]
+    own_size = [quickshift_segments(im, segment_size=None) for im in images]
+    assert all(20 <= s.max() + 1 <= 60 for s in at_224), [s.max() + 1 for s in at_224]
+    assert max(_share_of_8_largest(s) for s in at_224) <= 0.5
+    assert all(_share_of_8_largest(s) == 1.0 for s in own_size)  # why the default segments at 224 px
 
 
 def test_lime_explanation_shows_only_its_superpixels_on_a_small_image():
@@ -282,6 +312,40 @@ def test_lime_explanation_shows_only_its_superpixels_on_a_small_image():
 
     rng = np.random.default_rng(0)
     image = np.repeat(np.repeat(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), 8, 0), 8, 1)  # 32 px, 16 blocks
-    e = lime_explain(ToyHandle(), image, 1, num_samples=60)
-    assert e.segments.shape == (32, 32) and len(np.unique(e.segments)) > 8
+    e = lime_explain(ToyHandle(), image, 1, num_samples=60, hide_color=0)
+    assert e.segments.shape == (32, 32) and e.n_segments > 8 and e.mask.any()
     assert e.mask.mean() <= 0.5 and not e.image[~e.mask].any()
+
+
+class Recording(ToyHandle):
+    """The toy model, keeping every batch LIME asks it to classify."""
+
+    def __init__(self):
+        self.batches = []
+
+    def logits(self, x):
+        self.batches.append(x.numpy().copy())
+        return super().logits(x)
+
+
+@pytest.mark.parametrize("hide_color", [None, 0.0])
+def test_lime_hides_superpixels_with_their_mean_by_default(hide_color):
+    """LimeImageExplainer.explain_instance's default hide_color=None: a switched-off superpixel shows its
+    mean colour; hide_color=0 shows black. Each perturbed sample LIME classifies is checked pixel by pixel."""
+    from analysis.misclassification.evidence import lime_explain
+
+    rng = np.random.default_rng(1)
+    image = (rng.random((32, 32, 3)) * 0.6 + 0.2)  # textured, no black pixel; float in [0, 1]
+    handle = Recording()
+    e = lime_explain(handle, image, 1, num_samples=20, hide_color=hide_color, batch_size=10)
+    samples = np.concatenate(handle.batches).transpose(0, 2, 3, 1)
+    assert len(samples) == 20 and np.allclose(samples[0], image)  # LIME's first sample is the image itself
+    means = np.stack([image[e.segments == s].mean(0) for s in range(e.n_segments)])
+    fill = means[e.segments] if hide_color is None else np.zeros_like(image)
+    for sample in samples[1:]:
+        kept = np.isclose(sample, image, atol=1e-6).all(-1)
+        assert not kept.all()  # some superpixel switched off
+        assert np.allclose(sample[~kept], fill[~kept], atol=1e-6)
+    assert (samples.min() > 0.1) == (hide_color is None)
+    with pytest.raises(ValueError, match="hide_color"):
+        lime_explain(handle, image, 1, num_samples=20, hide_color=255)
