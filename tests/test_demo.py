@@ -53,7 +53,10 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     # Misclassification agreement (top-1): 6 mistakes per model judged by 5 workers, Table 1 per model.
     assert "misclassification: 60 answers (60/60) on 12 tasks" in out
     errors = (tmp_path / "misclassification" / "outputs" / "rectified_error.csv").read_text().splitlines()
-    assert errors[0].startswith("model,variant,images,errors") and len(errors) == 1 + 2
+    assert errors[0].startswith("model,variant,split,images,errors,judged") and len(errors) == 1 + 2
+    table1 = re.findall(r"Table 1 \w+ \(flipped split\): top-1 error [\d.]+ % \[[\d.]+, [\d.]+\] -> rectified "
+                        r"[\d.]+ % \[[\d.]+, [\d.]+\]; \d of 6 judged", out)
+    assert len(table1) == 2, out  # the printed Table 1: one line per model, with its intervals
     assert (tmp_path / "misclassification" / "outputs" / "yes_histogram.png").stat().st_size > 0
     mis_labels = json.loads((tmp_path / "misclassification" / "labels.json").read_text())
     assert {row["label"] for row in mis_labels} <= {"rectified", "not_rectified"}

@@ -15,6 +15,7 @@ from annotation.management.progress import tqdm_progress
 from demo.harness import (
     RESEARCHER,
     clear_demo_studies,
+    misclassification_report,
     reconstruction_report,
     run_demo_study,
     run_kind_job,
@@ -237,7 +238,8 @@ class Command(BaseCommand):
         ))
         for file, path in summary["files"].items():
             self.stdout.write(f"  {file:32s} {path}")
-        reports = {"reconstruction_review": reconstruction_report, "cluster_review": spray_report}
+        reports = {"reconstruction_review": reconstruction_report, "cluster_review": spray_report,
+                   "misclassification": misclassification_report}
         if name in reports:
             for line in reports[name](summary["study"]):
                 self.stdout.write(f"  {line}")
