@@ -282,6 +282,9 @@ def test_lime_segment_size_setting_reaches_lime(researcher, monkeypatch, django_
                                                "lime_segment_size": "", "models": ["standard"]})
     assert form.is_valid(), form.errors
     assert form.cleaned_data["lime_segment_size"] is None  # empty: segment at the image's own size
+    assert form.cleaned_data["lime_hide_color"] == "mean"
+    form = MisclassificationSettingsForm(data={**form.data, "lime_hide_color": ""})  # a client that predates it
+    assert form.is_valid() and form.cleaned_data["lime_hide_color"] == "mean", form.errors
     seen = {}
 
     def stop(*args, lime=None, **kwargs):

@@ -95,8 +95,8 @@ class MisclassificationSettingsForm(BenchmarkOverridesForm):
         help_text="Quickshift runs on the image resized to this side (the paper's 224 px crops), so a small image "
                   "gets tens of superpixels as an ImageNet crop does; empty = the image's own size (a 32 px image: "
                   "1-3 superpixels, and the top 8 show all of it).")
-    lime_hide_color = forms.ChoiceField(
-        choices=list(LIME_HIDE_COLORS.items()), initial="mean",
+    lime_hide_color = forms.TypedChoiceField(
+        choices=list(LIME_HIDE_COLORS.items()), initial="mean", required=False, empty_value="mean",
         help_text="What a superpixel switched off in LIME's perturbed samples shows (the explanation shown to workers "
                   "hides the rest in black either way).")
 
