@@ -1,4 +1,4 @@
-"""The misclassification-agreement study (SPEC §4) on the tiny benchmark: evidence job, the three
+"""The misclassification-agreement study (Stock & Cisse §3.1-3.2) on the tiny benchmark: evidence job, the three
 variants answered by a simulated crowd, rectified error, Table 2, both top-5 protocols, the results
 page, the cross-condition exclusion in the assignment logic, and the top-5 page in a real browser."""
 import pytest

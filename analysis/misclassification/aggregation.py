@@ -1,11 +1,11 @@
-"""Aggregation of misclassification-agreement answers (SPEC §4), on plain tables.
+"""Aggregation of misclassification-agreement answers (Stock & Cisse §3.1-3.2), on plain tables.
 
 An answer's label is ``yes``/``no`` (one predicted class) or, for a top-k task, the ranks the
 worker said yes to (``"1+3"``, ``"none"``). An image is **rectified** when one of its shown classes
 gets at least ``threshold`` yes answers (paper: 4 of 5).
 
 Tables: :func:`rectified_error_table` (the paper's Table 1), :func:`rectified_topk_table` (both
-top-5 protocols of §4), :func:`adversarial_table` (Table 2, with Wilson intervals and the clean
+top-5 protocols of §3.1), :func:`adversarial_table` (Table 2, with Wilson intervals and the clean
 control row).
 """
 from __future__ import annotations
@@ -173,13 +173,13 @@ def _percent(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100 * x, 2)
 
 
-#: The two top-k protocols (SPEC §4): which mistakes the crowd sees with the model's top-k predictions.
+#: The two top-k protocols (Stock & Cisse §3.1): which mistakes the crowd sees with the model's top-k predictions.
 TOPK_PROTOCOLS = {"top1_mistakes": "top-1 mistakes shown with the top-k predictions",
                   "topk_mistakes": "top-k mistakes (truth not in the top k) shown with the top-k predictions"}
 
 
 def rectified_topk_table(images: pd.DataFrame) -> pd.DataFrame:
-    """Rectified top-k error per model and protocol (Stock & Cisse §4: ResNet-101 top-5 6.44 % ->
+    """Rectified top-k error per model and protocol (Stock & Cisse §3.1: ResNet-101 top-5 6.44 % ->
     1.94 % when its top-1 mistakes are judged, -> 1.37 % when its top-5 mistakes are).
 
     ``images``: one row per judged image with ``model``, ``protocol`` (:data:`TOPK_PROTOCOLS`),

@@ -1,4 +1,4 @@
-"""``class_assignment`` (Stock & Cisse §5): which of these classes does the target image belong to?
+"""``class_assignment`` (Stock & Cisse §3.3): which of these classes does the target image belong to?
 
 A task shows up to six classes as groups, each by the six images a selector picked for it
 (prototypes only, or prototypes + criticisms), and one target image from the test split; the

@@ -1,10 +1,10 @@
-"""``misclassification`` (Stock & Cisse, SPEC §4): is the class the model predicted relevant to the image?
+"""``misclassification`` (Stock & Cisse §3.1-3.2): is the class the model predicted relevant to the image?
 
 Three variants (study setting ``variant``):
 
 * ``top1``: a misclassified image with the predicted class (name, description, 3 examples); yes/no.
 * ``top5``: an image with each of the model's top-k classes (k = 5, fewer on a benchmark with few
-  classes); one yes/no per class. Setting ``top5_protocol`` (SPEC §4): ``topk_mistakes`` shows the
+  classes); one yes/no per class. Setting ``top5_protocol`` (Stock & Cisse §3.1): ``topk_mistakes`` shows the
   images whose truth is not among the top k, ``top1_mistakes`` the top-1 mistakes (their truth may
   be among the k classes shown).
 * ``adversarial``: a correctly classified image attacked by I-FGSM until its prediction flips, shown
@@ -19,7 +19,7 @@ least ``threshold`` yes answers (default 4 of 5).
 Outputs: ``images.csv`` (per image: truth, classes shown, yes count, rectified; for an explanation its
 number of LIME superpixels and the share of the image its top ones show); ``rectified_error.csv``
 (Table 1: top-1 error -> rectified error per model, with the split the mistakes come from, the number
-judged and 95 % Wilson intervals); for ``top5`` ``rectified_topk_table.csv`` (§4's
+judged and 95 % Wilson intervals); for ``top5`` ``rectified_topk_table.csv`` (§3.1's
 rectified top-5 error for the protocol); for ``adversarial`` ``adversarial_table.csv`` (Table 2: accuracy
 before and after the attack, top-1 error on all evaluated images after it, rectified error whole vs
 explanation with Wilson intervals, the clean control row); ``yes_histogram.csv``/``.png`` (the histogram
@@ -79,7 +79,7 @@ class MisclassificationSettingsForm(BenchmarkOverridesForm):
     top_k = forms.IntegerField(min_value=2, max_value=10, initial=5, help_text="Classes per top-k task.")
     top5_protocol = forms.TypedChoiceField(
         choices=list(TOPK_PROTOCOLS.items()), initial="topk_mistakes", required=False, empty_value="topk_mistakes",
-        help_text="Top-k variant: which mistakes are shown with the top-k predictions (Stock & Cisse §4: "
+        help_text="Top-k variant: which mistakes are shown with the top-k predictions (Stock & Cisse §3.1: "
                   "ResNet-101 6.44 % top-5 error -> 1.94 % rectified with top-1 mistakes, 1.37 % with top-5 mistakes).")
     max_images = forms.IntegerField(
         min_value=1, max_value=100000, initial=40,
@@ -349,7 +349,7 @@ def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress:
         if len(topk):
             tables["rectified_topk"] = rectified_topk_table(topk)
             files.append(OutputFile("rectified_topk_table.csv", safe_csv_bytes(tables["rectified_topk"]),
-                                    "Top-k error and rectified top-k error per model and protocol (§4)"))
+                                    "Top-k error and rectified top-k error per model and protocol (§3.1)"))
         hist = yes_histogram(images, wanted)
     files.append(OutputFile("yes_histogram.csv", safe_csv_bytes(hist), "Images per number of yes"))
     files.append(OutputFile("yes_histogram.png", plot_yes_histogram(hist), "Histogram of yes answers per image"))
