@@ -204,11 +204,15 @@ def rectified_topk_table(images: pd.DataFrame) -> pd.DataFrame:
         n_topk = int(group["n_topk_errors"].iloc[0])
         wrong = int((~rectified & ~in_topk).sum())
         error = n_errors / n_images * wrong / len(decided) if len(decided) else float("nan")
+        low, high = wilson_interval(wrong, len(decided))  # of the share of judged mistakes still wrong
         rows.append({"model": model, "protocol": protocol, "images": n_images, "mistakes_sampled_from": n_errors,
                      "judged": len(decided), "rectified_images": int(rectified.sum()),
-                     "topk_error_percent": _percent(n_topk / n_images), "rectified_topk_error_percent": _percent(error)})
+                     "topk_error_percent": _percent(n_topk / n_images), "rectified_topk_error_percent": _percent(error),
+                     "rectified_topk_error_ci_low_percent": _percent(n_errors / n_images * low),
+                     "rectified_topk_error_ci_high_percent": _percent(n_errors / n_images * high)})
     return pd.DataFrame(rows, columns=["model", "protocol", "images", "mistakes_sampled_from", "judged",
-                                       "rectified_images", "topk_error_percent", "rectified_topk_error_percent"])
+                                       "rectified_images", "topk_error_percent", "rectified_topk_error_percent",
+                                       "rectified_topk_error_ci_low_percent", "rectified_topk_error_ci_high_percent"])
 
 
 def adversarial_rectified_error(accuracy_before: float, accuracy_after: float,
