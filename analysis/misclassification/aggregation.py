@@ -136,9 +136,11 @@ def yes_histogram(yes_counts: pd.DataFrame, wanted: int = 5) -> pd.DataFrame:
 
 
 def plot_yes_histogram(histogram: pd.DataFrame) -> bytes:
+    # deferred: loads matplotlib
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: loads matplotlib
     import matplotlib.pyplot as plt
 
     keys = [c for c in ("model", "variant") if c in histogram.columns]
@@ -247,7 +249,8 @@ def _attack_totals(group: pd.DataFrame, condition: str) -> tuple[int, int, int] 
         raise ValueError(f"{condition}: inconsistent attack totals (images {n_images}, correct before {n_correct}, "
                          f"flipped {n_flipped}); need flipped <= correct <= images")
     if len(group) > n_flipped:
-        raise ValueError(f"{condition}: {len(group)} judged adversarial images, but the attack flipped only {n_flipped}")
+        raise ValueError(f"{condition}: {len(group)} judged adversarial images, "
+                         f"but the attack flipped only {n_flipped}")
     return n_images, n_correct, n_flipped
 
 
@@ -282,14 +285,15 @@ def adversarial_table(images: pd.DataFrame) -> pd.DataFrame:
             n_images, n_correct, n_flipped = totals
             before, after = n_correct / n_images, (n_correct - n_flipped) / n_images
             error, rectified = adversarial_rectified_error(before, after, share)
+            r_low, r_high = (adversarial_rectified_error(before, after, x)[1] for x in (high, low))
             e_low, e_high = wilson_interval(n_images - n_correct + n_flipped, n_images)
             row.update({"images": n_images, "accuracy_before_percent": _percent(before),
                         "accuracy_after_percent": _percent(after), "flipped": n_flipped,
                         "top1_error_percent": _percent(error),
                         "top1_error_ci_low_percent": _percent(e_low), "top1_error_ci_high_percent": _percent(e_high),
                         "rectified_error_percent": _percent(rectified),
-                        "rectified_error_ci_low_percent": _percent(adversarial_rectified_error(before, after, high)[1]),
-                        "rectified_error_ci_high_percent": _percent(adversarial_rectified_error(before, after, low)[1])})
+                        "rectified_error_ci_low_percent": _percent(r_low),
+                        "rectified_error_ci_high_percent": _percent(r_high)})
         rows.append(row)
     columns = ["condition", "images", "accuracy_before_percent", "accuracy_after_percent", "flipped", "judged",
                "rectified_images", "top1_error_percent", "top1_error_ci_low_percent", "top1_error_ci_high_percent",

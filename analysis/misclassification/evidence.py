@@ -130,7 +130,10 @@ def quickshift_segments(image: np.ndarray, *, kernel_size: float = 4, max_dist: 
     paper segments 224 px crops, and a small image segmented at its own size gives only a few
     superpixels (the benchmark's 32 px images: 1-2), so its top 8 would show all of it.
     """
+    # deferred: loads scikit-image
     from skimage.segmentation import quickshift
+
+    # deferred: loads scikit-image
     from skimage.transform import resize
 
     work = unit_image(image)
@@ -157,6 +160,7 @@ def lime_explain(handle, image: np.ndarray, label: int, *, num_samples: int = 10
     colour, the default of ``lime``'s ``LimeImageExplainer.explain_instance``; a number in [0, 1] =
     that grey level (0 = black). The classifier sees [0, 1] images.
     """
+    # deferred: loads lime (scikit-learn)
     from lime.lime_image import LimeImageExplainer
 
     if hide_color is not None and not 0 <= hide_color <= 1:

@@ -41,18 +41,23 @@ from analysis.misclassification.aggregation import (
     POSITIVE,
     TOPK_PROTOCOLS,
     Rectify,
+    adversarial_table,
     encode_ranks,
+    plot_yes_histogram,
+    rectified_error_table,
+    rectified_topk_table,
+    yes_histogram,
     yes_ranks,
 )
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import (
-    data_source,
-    model_source,
     BenchmarkOverridesForm,
     class_info,
+    data_source,
     has_truth,
     model_inputs,
+    model_source,
     models_field,
     num_classes,
 )
@@ -111,6 +116,7 @@ def shown_k(conf: Mapping[str, Any]) -> int:
 def class_truth(bench, split, index: int, cls: int, region: np.ndarray | None = None) -> bool:
     """Is class ``cls`` really present in image ``index``: its own class, or the planted cue of ``cls``
     (e.g. the separate object of the Shirt class)? ``region``: only what this mask keeps counts."""
+    # deferred: loads scikit-image, torch
     from analysis.datasets.benchmark import BIAS_KINDS
 
     def visible(mask: np.ndarray) -> bool:
@@ -157,7 +163,7 @@ class Misclassification(TaskKind):
         return cleaned
 
     def aggregator(self, conf: Mapping[str, Any]) -> Rectify:
-        wanted = int(conf.get("workers_per_task", 5))
+        wanted = int(conf["workers_per_task"])
         return Rectify(threshold=min(int(conf["threshold"]), wanted), wanted=wanted)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
@@ -181,8 +187,13 @@ class Misclassification(TaskKind):
 
     # -- evidence ----------------------------------------------------------------------------
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        # deferred: loads torch
         from analysis.misclassification.evidence import adversarial_with_explanations
+
+        # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import example_indices
+
+        # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
         from analysis.streaming import PassSpec
 
         c = ctx.conf
@@ -218,7 +229,8 @@ class Misclassification(TaskKind):
                 for done, index in enumerate(shown):
                     report(done, len(shown), f"storing misclassified images of the {model} model")
                     classes = [class_entry(r + 1, cls) for r, cls in enumerate(topk[index, :k])]
-                    ranks = [e["rank"] for e in classes if has_truth(bench) and class_truth(bench, split, index, e["cls"])]
+                    ranks = [e["rank"] for e in classes if has_truth(bench) and class_truth(bench, split, index,
+                                                                                            e["cls"])]
                     yield TaskSpec(
                         key=f"{model}-{c['variant']}-{index}",
                         payload={"variant": c["variant"], "model": model, "image_index": int(index), "split": source,
@@ -312,14 +324,6 @@ def images_table(ctx: StudyContext, labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
-    from analysis.misclassification.aggregation import (
-        adversarial_table,
-        plot_yes_histogram,
-        rectified_error_table,
-        rectified_topk_table,
-        yes_histogram,
-    )
-
     images = images_table(ctx, labels)
     per_image = images.drop(columns=["n_images", "n_errors", "n_topk_errors", "n_correct", "n_flipped"])
     if per_image["lime_segments"].isna().all():  # no LIME explanations (top-1 / top-k variants)
@@ -353,7 +357,8 @@ def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress:
         hist = yes_histogram(images, wanted)
     files.append(OutputFile("yes_histogram.csv", safe_csv_bytes(hist), "Images per number of yes"))
     files.append(OutputFile("yes_histogram.png", plot_yes_histogram(hist), "Histogram of yes answers per image"))
-    summary = {name: t if isinstance(t, dict) else json.loads(t.to_json(orient="records")) for name, t in tables.items()}
+    summary = {name: t if isinstance(t, dict) else json.loads(t.to_json(orient="records"))
+               for name, t in tables.items()}
     summary["images"] = len(images)
     summary["variant"] = str(ctx.conf["variant"])
     files.append(OutputFile(SUMMARY, json.dumps(summary).encode(), "Tables of the results page"))

@@ -89,7 +89,8 @@ def test_rectified_error_table_gives_wilson_intervals_the_number_judged_and_the_
     images = pd.DataFrame({"model": "m", "variant": "top1", "split": "flipped", "n_images": 100, "n_errors": 20,
                            "rectified": [True, True, False, False, False]})
     row = rectified_error_table(images).iloc[0]
-    assert (row["split"], row["judged"], row["rectified_images"], row["rectified_share_percent"]) == ("flipped", 5, 2, 40)
+    assert (row["split"], row["judged"], row["rectified_images"]) == ("flipped", 5, 2)
+    assert row["rectified_share_percent"] == 40
     low, high = wilson_interval(2, 5)
     assert (row["rectified_share_ci_low_percent"], row["rectified_share_ci_high_percent"]) == (
         round(100 * low, 2), round(100 * high, 2))
