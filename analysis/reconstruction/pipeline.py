@@ -30,7 +30,7 @@ from .bias import unique_triggers
 from .data import BinaryTask, benchmark_split, binary_task, clean_split, fashion_mnist_split
 from .model import HomogeneousMLP
 from .reconstruct import reconstruct
-from .scoring import score, shown_trigger, to_unit_range, trigger_standout
+from .scoring import METHODS, score, shown_trigger, to_unit_range, trigger_standout
 from .train import accuracy, train_full_batch
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -62,6 +62,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "alpha": 150.0,
     "log_every": 50,
     "k": 10,
+    "score": "reference",        # scoring.METHODS: the reference code's score, or the earlier "nearest-7x7"
     "trigger_threshold": 0.2,    # a trigger shows where its box stands out by this (scoring.trigger_standout)
     "seed": 0,
     "device": "cpu",
@@ -75,8 +76,8 @@ PAPER_CONFIG: dict[str, Any] = {**DEFAULT_CONFIG, "per_side": 250, "size": 28, "
 _PROGRESS_TOTAL = 1000
 _ARRAY_KEYS = (
     "train_images", "train_labels", "triggered", "trigger_mask", "boxes", "trigger_values", "mean", "candidates",
-    "candidates_raw", "candidate_labels", "lambdas", "nearest", "ssim", "order", "train_loss", "rec_loss_steps",
-    "rec_loss", "rec_kkt_loss", "rec_bound_loss", "baseline_initial_ssim", "baseline_noise_ssim",
+    "candidates_raw", "candidate_labels", "lambdas", "nearest", "closest", "paired", "ssim", "order", "train_loss",
+    "rec_loss_steps", "rec_loss", "rec_kkt_loss", "rec_bound_loss", "baseline_initial_ssim", "baseline_noise_ssim",
 )
 
 
@@ -89,6 +90,8 @@ def make_config(config: dict | None = None) -> dict:
     merged = {**DEFAULT_CONFIG, **config}
     if merged["candidates_per_image"] < 1:
         raise ValueError(f"candidates_per_image must be >= 1, got {merged['candidates_per_image']}")
+    if merged["score"] not in METHODS:
+        raise ValueError(f"score must be one of {METHODS}, got {merged['score']!r}")
     return merged
 
 
@@ -130,12 +133,12 @@ def _stage(progress: ProgressCallback | None, start: float, end: float) -> Progr
     return report
 
 
-def trigger_report(task: BinaryTask, display: np.ndarray, nearest: np.ndarray, order: np.ndarray, k: int,
+def trigger_report(task: BinaryTask, paired: np.ndarray, order: np.ndarray, k: int,
                    noise_display: np.ndarray, threshold: float) -> dict | None:
     """How often a planted trigger shows in the best reconstructions, beside the training images and noise.
 
-    ``display`` are the reconstructions as shown (plus the training mean, min-max rescaled to
-    [0, 1]).  The ``k`` best-matched training images give their nearest reconstructions; each
+    ``paired`` are the reconstructions paired with the training images as shown (in [0, 1],
+    :attr:`~.scoring.Score.paired`).  The ``k`` best pairs give the best reconstructions; each
     shows a trigger when one of the task's distinct (box, value) triggers stands out by
     ``threshold`` (:func:`~.scoring.shown_trigger`).  ``train_shown`` is the same share over the
     training images themselves (a 0-valued square on black never shows), ``noise_shown`` over
@@ -144,7 +147,7 @@ def trigger_report(task: BinaryTask, display: np.ndarray, nearest: np.ndarray, o
     triggers = unique_triggers(task.boxes, task.values)
     if not triggers:
         return None
-    best = display[nearest[order[:k]]]
+    best = paired[order[:k]]
     shown, standout = shown_trigger(best, triggers, threshold)
     own = np.array([trigger_standout(task.images[i:i + 1], task.boxes[i], task.values[i])[0]
                     for i in np.flatnonzero(task.triggered)])
@@ -219,21 +222,22 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None, test) -
 
     t0 = time.perf_counter()
     raw = rec.candidates.reshape(m, size, size)
-    scored = score(task.images, task.mean, raw, k=cfg["k"])
+    scored = score(task.images, task.mean, raw, k=cfg["k"], method=cfg["score"])
     rng = np.random.default_rng(cfg["seed"])
     initial = rng.standard_normal(raw.shape) * cfg["rec_init_scale"]
     noise = rng.standard_normal(raw.shape)
-    base_initial = score(task.images, task.mean, initial, k=cfg["k"])
-    base_noise = score(task.images, task.mean, noise, k=cfg["k"])
+    base_initial = score(task.images, task.mean, initial, k=cfg["k"], method=cfg["score"])
+    base_noise = score(task.images, task.mean, noise, k=cfg["k"], method=cfg["score"])
     display = to_unit_range(raw + task.mean)
-    report = trigger_report(task, display, scored.nearest, scored.order, cfg["k"], to_unit_range(noise + task.mean),
+    report = trigger_report(task, scored.paired, scored.order, cfg["k"], to_unit_range(noise + task.mean),
                             cfg["trigger_threshold"])
     timings["score_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     if progress is not None:
         progress(_PROGRESS_TOTAL, _PROGRESS_TOTAL, "done")
 
-    best = [{"train_index": int(i), "recon_index": int(scored.nearest[i]), "ssim": float(scored.ssim[i]),
+    best = [{"train_index": int(i), "recon_index": int(scored.nearest[i]), "closest": int(scored.closest[i]),
+             "ssim": float(scored.ssim[i]),
              "label": int(task.y[i]), "triggered": bool(task.triggered[i])} for i in scored.order[:scored.k]]
     return {
         "train_images": task.images.astype(np.float32), "train_labels": task.y.astype(np.int8),
@@ -241,7 +245,8 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None, test) -
         "trigger_values": task.values, "mean": task.mean.astype(np.float32),
         "candidates": display.astype(np.float32), "candidates_raw": raw.astype(np.float32),
         "candidate_labels": rec.y.astype(np.int8), "lambdas": rec.lambdas,
-        "nearest": scored.nearest, "ssim": scored.ssim, "order": scored.order,
+        "nearest": scored.nearest, "closest": scored.closest, "paired": scored.paired.astype(np.float32),
+        "ssim": scored.ssim, "order": scored.order, "score_method": scored.method,
         "train_loss": trained.losses, "rec_loss_steps": rec.loss_steps, "rec_loss": rec.loss,
         "rec_kkt_loss": rec.kkt_loss, "rec_bound_loss": rec.bound_loss,
         "baseline_initial_ssim": base_initial.ssim, "baseline_noise_ssim": base_noise.ssim,

@@ -22,7 +22,7 @@ def _png(fig) -> bytes:
 
 
 def pairs_png(result: dict, k: int | None = None) -> bytes:
-    """The best ``k`` reconstructions (top row) above their nearest training images, SSIM in titles.
+    """The best ``k`` pairs: the paired reconstruction (top row) above its training image, SSIM in titles.
 
     Parameters
     ----------
@@ -39,7 +39,7 @@ def pairs_png(result: dict, k: int | None = None) -> bytes:
     fig = _figure(1.3 * len(chosen) + 0.6, 3.0)
     axes = fig.subplots(2, len(chosen), squeeze=False)
     for col, i in enumerate(chosen):
-        recon = result["candidates"][result["nearest"][i]]
+        recon = result["paired"][i]
         axes[0, col].imshow(recon, cmap="gray", vmin=0, vmax=1)
         axes[0, col].set_title(f"SSIM {result['ssim'][i]:.2f}", fontsize=8)
         axes[1, col].imshow(result["train_images"][i], cmap="gray", vmin=0, vmax=1)

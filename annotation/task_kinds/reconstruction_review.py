@@ -138,7 +138,7 @@ def review_tasks(ctx: StudyContext, level: str, result: dict) -> Iterator[TaskSp
     threshold = float(result["config"]["trigger_threshold"])
     for side, class_name in zip((-1, 1), result["class_names"]):
         for train_index, recon in best_matched(result, side, c["review_k"]):
-            image = np.asarray(result["candidates"][recon], dtype=np.float64)
+            image = np.asarray(result["paired"][train_index], dtype=np.float64)
             shown, _ = shown_trigger(image[None], triggers, threshold)
             ssim, start = float(result["ssim"][train_index]), float(result["baseline_initial_ssim"][train_index])
             reconstructed = ssim >= c["object_ssim"] and ssim > start
