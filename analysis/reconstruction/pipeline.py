@@ -73,11 +73,16 @@ DEFAULT_CONFIG: dict[str, Any] = {
 #: 15 minutes per 1,000 steps on one CPU thread, so for a GPU.
 PAPER_CONFIG: dict[str, Any] = {**DEFAULT_CONFIG, "per_side": 250, "size": 28, "steps": 50_000, "log_every": 500}
 
+#: Version of what :func:`run_reconstruction` computes; part of every cache key, so that a result computed by
+#: older code is never reused (2: the reference code's score, nearest_ssim and display_order).
+RESULT_VERSION = 2
+
 _PROGRESS_TOTAL = 1000
 _ARRAY_KEYS = (
     "train_images", "train_labels", "triggered", "trigger_mask", "boxes", "trigger_values", "mean", "candidates",
     "candidates_raw", "candidate_labels", "lambdas", "nearest", "closest", "paired", "ssim", "order", "train_loss",
     "rec_loss_steps", "rec_loss", "rec_kkt_loss", "rec_bound_loss", "baseline_initial_ssim", "baseline_noise_ssim",
+    "nearest_ssim", "display_order", "baseline_initial_nearest_ssim",
 )
 
 
@@ -133,12 +138,13 @@ def _stage(progress: ProgressCallback | None, start: float, end: float) -> Progr
     return report
 
 
-def trigger_report(task: BinaryTask, paired: np.ndarray, order: np.ndarray, k: int,
+def trigger_report(task: BinaryTask, display: np.ndarray, nearest: np.ndarray, order: np.ndarray, k: int,
                    noise_display: np.ndarray, threshold: float) -> dict | None:
     """How often a planted trigger shows in the best reconstructions, beside the training images and noise.
 
-    ``paired`` are the reconstructions paired with the training images as shown (in [0, 1],
-    :attr:`~.scoring.Score.paired`).  The ``k`` best pairs give the best reconstructions; each
+    ``display`` are the reconstructions as shown (plus the training mean, min-max rescaled to
+    [0, 1]).  The ``k`` first training images of ``order`` (the best shown pairs,
+    :attr:`~.scoring.Score.display_order`) give their nearest reconstructions; each
     shows a trigger when one of the task's distinct (box, value) triggers stands out by
     ``threshold`` (:func:`~.scoring.shown_trigger`).  ``train_shown`` is the same share over the
     training images themselves (a 0-valued square on black never shows), ``noise_shown`` over
@@ -147,7 +153,7 @@ def trigger_report(task: BinaryTask, paired: np.ndarray, order: np.ndarray, k: i
     triggers = unique_triggers(task.boxes, task.values)
     if not triggers:
         return None
-    best = paired[order[:k]]
+    best = display[nearest[order[:k]]]
     shown, standout = shown_trigger(best, triggers, threshold)
     own = np.array([trigger_standout(task.images[i:i + 1], task.boxes[i], task.values[i])[0]
                     for i in np.flatnonzero(task.triggered)])
@@ -229,8 +235,8 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None, test) -
     base_initial = score(task.images, task.mean, initial, k=cfg["k"], method=cfg["score"])
     base_noise = score(task.images, task.mean, noise, k=cfg["k"], method=cfg["score"])
     display = to_unit_range(raw + task.mean)
-    report = trigger_report(task, scored.paired, scored.order, cfg["k"], to_unit_range(noise + task.mean),
-                            cfg["trigger_threshold"])
+    report = trigger_report(task, display, scored.nearest, scored.display_order, cfg["k"],
+                            to_unit_range(noise + task.mean), cfg["trigger_threshold"])
     timings["score_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     if progress is not None:
@@ -246,7 +252,9 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None, test) -
         "candidates": display.astype(np.float32), "candidates_raw": raw.astype(np.float32),
         "candidate_labels": rec.y.astype(np.int8), "lambdas": rec.lambdas,
         "nearest": scored.nearest, "closest": scored.closest, "paired": scored.paired.astype(np.float32),
-        "ssim": scored.ssim, "order": scored.order, "score_method": scored.method,
+        "ssim": scored.ssim, "order": scored.order, "nearest_ssim": scored.nearest_ssim,
+        "display_order": scored.display_order, "score_method": scored.method,
+        "baseline_initial_nearest_ssim": base_initial.nearest_ssim,
         "train_loss": trained.losses, "rec_loss_steps": rec.loss_steps, "rec_loss": rec.loss,
         "rec_kkt_loss": rec.kkt_loss, "rec_bound_loss": rec.bound_loss,
         "baseline_initial_ssim": base_initial.ssim, "baseline_noise_ssim": base_noise.ssim,

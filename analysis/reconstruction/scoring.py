@@ -17,6 +17,12 @@ The default score, ``method="reference"``, is the reference code's
    pixel (:func:`ssim_window3`, a numpy rewrite of it);
 5. the pairs are sorted by SSIM and the score is the mean SSIM of the best ``k`` (10).
 
+The reconstructions a person is shown are the reference notebooks' (``reconstruction_mnist.ipynb``:
+``find_nearest_neighbour(..., vote='min')``, ``scale``, ``sort_by_metric(sort='ssim')``): each
+training image's *nearest* reconstruction, min-max rescaled, sorted by its own window-3 SSIM
+(:attr:`Score.nearest_ssim`, :attr:`Score.display_order`).  A mean of several reconstructions is
+no image the network produced, and averaging blurs a trigger that sits at different places.
+
 ``method="nearest-7x7"`` is the platform's earlier score, kept to compare old results: the nearest
 reconstruction only, both images min-max rescaled, scikit-image's SSIM with a 7x7 uniform window.
 Its values are higher than the reference's and are not comparable with the papers' figures.
@@ -59,6 +65,10 @@ class Score:
         SSIM of each training image with its paired reconstruction.
     order : int64 (n,)
         Training indices by decreasing SSIM.
+    nearest_ssim : float64 (n,)
+        SSIM of each training image with its nearest reconstruction alone, as shown.
+    display_order : int64 (n,)
+        Training indices by decreasing ``nearest_ssim``: the best reconstructions to show.
     best_k_mean : float
         Mean SSIM of the best ``k`` pairs.
     k : int
@@ -71,6 +81,8 @@ class Score:
     paired: np.ndarray
     ssim: np.ndarray
     order: np.ndarray
+    nearest_ssim: np.ndarray
+    display_order: np.ndarray
     best_k_mean: float
     k: int
     method: str = "reference"
@@ -227,18 +239,22 @@ def score(train_images: np.ndarray, mean: np.ndarray, recon: np.ndarray, k: int 
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     distances = search_distances(train_images - mean, recon)
+    nearest = distances.argmin(axis=1).astype(np.int64)
+    shown = to_unit_range(recon[nearest] + mean)
     if method == "reference":
         sets = closest_sets(distances)
         paired = to_unit_range(np.stack([recon[s].mean(axis=0) for s in sets]) + mean)
         ssim = ssim_window3(train_images, paired)
+        nearest_ssim = ssim_window3(train_images, shown)
     else:
-        sets = [np.array([i]) for i in distances.argmin(axis=1)]
-        paired = to_unit_range(recon[[s[0] for s in sets]] + mean)
-        ssim = ssim_pairs(to_unit_range(train_images), paired)
-    order = np.argsort(-ssim, kind="stable")
+        sets = [np.array([i]) for i in nearest]
+        paired = shown
+        ssim = nearest_ssim = ssim_pairs(to_unit_range(train_images), paired)
+    order = np.argsort(-ssim, kind="stable").astype(np.int64)
     k_eff = min(k, len(ssim))
-    return Score(nearest=np.array([s[0] for s in sets], np.int64), closest=np.array([len(s) for s in sets], np.int64),
-                 paired=paired, ssim=ssim, order=order.astype(np.int64),
+    return Score(nearest=nearest, closest=np.array([len(s) for s in sets], np.int64), paired=paired, ssim=ssim,
+                 order=order, nearest_ssim=nearest_ssim,
+                 display_order=np.argsort(-nearest_ssim, kind="stable").astype(np.int64),
                  best_k_mean=float(ssim[order[:k_eff]].mean()), k=k_eff, method=method)
 
 

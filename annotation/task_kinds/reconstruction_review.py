@@ -88,10 +88,14 @@ def _run_config(c: Mapping[str, Any], level: str) -> dict[str, Any]:
 
 
 def cached_run(config: dict[str, Any], work_dir: Path, progress: Progress) -> dict:
-    """Run (or reuse) one model's training, test accuracy and reconstruction; cached by configuration."""
-    from analysis.reconstruction.pipeline import build_task, build_test, load, make_config, run_reconstruction, save
+    """Run (or reuse) one model's training, test accuracy and reconstruction; cached by configuration and by the
+    version of the code that computes the result (:data:`~analysis.reconstruction.pipeline.RESULT_VERSION`)."""
+    from analysis.reconstruction.pipeline import (
+        RESULT_VERSION, build_task, build_test, load, make_config, run_reconstruction, save,
+    )
 
-    key = hashlib.sha256(json.dumps(make_config(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    keyed = {"result_version": RESULT_VERSION, **make_config(config)}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:16]
     directory = Path(work_dir) / "reconstruction" / key
     try:
         return load(directory)
@@ -138,9 +142,10 @@ def review_tasks(ctx: StudyContext, level: str, result: dict) -> Iterator[TaskSp
     threshold = float(result["config"]["trigger_threshold"])
     for side, class_name in zip((-1, 1), result["class_names"]):
         for train_index, recon in best_matched(result, side, c["review_k"]):
-            image = np.asarray(result["paired"][train_index], dtype=np.float64)
+            image = np.asarray(result["candidates"][recon], dtype=np.float64)
             shown, _ = shown_trigger(image[None], triggers, threshold)
-            ssim, start = float(result["ssim"][train_index]), float(result["baseline_initial_ssim"][train_index])
+            ssim = float(result["nearest_ssim"][train_index])
+            start = float(result["baseline_initial_nearest_ssim"][train_index])
             reconstructed = ssim >= c["object_ssim"] and ssim > start
             truth: dict[str, Any] = {"object": "yes" if reconstructed else "no", "trigger": None}
             if shown[0] >= 0:

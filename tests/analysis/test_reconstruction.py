@@ -278,6 +278,8 @@ def test_reference_score_pairs_each_image_with_the_mean_of_its_closest_reconstru
     alone = recon[near] + mean
     alone = (alone - alone.min()) / (alone.max() - alone.min())
     assert abs(_ssim3_by_hand(train[0], alone) - expected) > 0.01
+    # what a person is shown (the reference notebooks' vote='min'): the nearest one alone, with its own SSIM
+    assert result.nearest_ssim[0] == pytest.approx(_ssim3_by_hand(train[0], alone), abs=1e-9)
     # the platform's earlier score, kept as an option: nearest only, both rescaled, 7x7 window
     earlier = score(train[:1], mean, recon, method="nearest-7x7")
     assert earlier.closest.tolist() == [1]

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.test import override_settings
 
+from analysis.reconstruction.effects import QUICK as RECONSTRUCTION_QUICK
 from annotation.management.progress import tqdm_progress
 from demo.harness import (
     RESEARCHER,
@@ -36,7 +37,8 @@ QUICK = {
     "spray": {"per_class": 300},
     "unhans": {"epochs": 2, "train_per_class": 100},
     "misclassification": {"lime_samples": 300},
-    "reconstruction": {"per_side": 15, "hidden": 500, "steps": 600, "review_k": 4},
+    # the same sizes as the validity bench's recovered-sample effects (analysis.reconstruction.effects.QUICK)
+    "reconstruction": {**{key: RECONSTRUCTION_QUICK[key] for key in ("per_side", "hidden", "steps")}, "review_k": 4},
 }
 #: The simulated crowd of a kind, as a multiple of workers per task: a class_assignment worker sees each
 #: target under one of its 7 conditions, so every task gets its answers only from 7x as many workers.
