@@ -1,4 +1,5 @@
-"""Tests of analysis.reconstruction: training-set reconstruction from a homogeneous MLP (SPEC section 7)."""
+"""Tests of analysis.reconstruction: training-set reconstruction from a homogeneous MLP
+(Revealing Model Biases §4.2, after Haim et al. 2022)."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,9 +30,9 @@ from analysis.reconstruction import (
 )
 from analysis.reconstruction.bias import intensity_region
 from analysis.reconstruction.scoring import METHODS, closest_sets, ssim_window3, to_unit_range
-from analysis.reconstruction.reconstruct import reconstruct
 from analysis.reconstruction.data import resize, to_grey
 from analysis.reconstruction.plots import accuracy_ssim_png, loss_curves_png, pairs_png
+from analysis.reconstruction.reconstruct import reconstruct
 
 TINY_CLASSES = (0, 8)  # T-shirt/top vs Bag: varied shapes, so the mean image is a weak match
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -229,7 +230,8 @@ def _ssim3_by_hand(a: np.ndarray, b: np.ndarray) -> float:
             ma, mb = (w * pa).sum(), (w * pb).sum()
             va, vb = (w * pa * pa).sum() - ma ** 2, (w * pb * pb).sum() - mb ** 2
             cov = (w * pa * pb).sum() - ma * mb
-            values.append((2 * ma * mb + 1e-4) * (2 * cov + 9e-4) / ((ma ** 2 + mb ** 2 + 1e-4) * (va + vb + 9e-4) + 1e-12))
+            den = (ma ** 2 + mb ** 2 + 1e-4) * (va + vb + 9e-4) + 1e-12
+            values.append((2 * ma * mb + 1e-4) * (2 * cov + 9e-4) / den)
     return float(np.mean(values))
 
 

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 from django.test import override_settings
 
 from analysis.reconstruction.effects import QUICK as RECONSTRUCTION_QUICK
+from analysis.sample_images import SUBJECTS
 from annotation.management.progress import tqdm_progress
 from demo.harness import (
     RESEARCHER,
@@ -46,8 +47,6 @@ CROWD_MULTIPLE = {"class_assignment": 7}
 
 
 def image_choice_form() -> dict:
-    from analysis.sample_images import SUBJECTS
-
     return {
         **STUDY_DEFAULTS, "name": "Demo: main subject of bundled images", "kind": "image_choice",
         "s-question": "What is the main subject of this image?",
@@ -97,6 +96,7 @@ def cluster_review_form(benchmark: dict, training: dict, overrides: dict) -> dic
     """SpRAy on the standard model's heatmaps of SpRAy's benchmark variant (the cues as a minority strategy);
     the crowd reviews the clusters of the top 3 classes by tau and, as a researcher who suspects them
     would, those of the three classes with a planted cue."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_variant import SPRAY_BENCHMARK
 
     return {
@@ -164,6 +164,7 @@ class Command(BaseCommand):
                             help='reconstruction study settings as JSON, e.g. {"per_side": 10, "steps": 200}')
 
     def handle(self, *args, out: Path, accuracy: float, seed: int, only, full: bool, password: str, **options):
+        # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import benchmark_inputs
 
         started = time.monotonic()
