@@ -63,10 +63,11 @@ class ReconstructionSettingsForm(forms.Form):
     steps = forms.IntegerField(min_value=10, max_value=100_000, initial=3000, help_text="Reconstruction steps.")
     review_k = forms.IntegerField(min_value=1, max_value=50, initial=5,
                                   help_text="Best reconstructions per class and model shown to the crowd.")
-    object_ssim = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.5,
+    object_ssim = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.4,
                                    help_text="Reference for the crowd's answer: a reconstruction shows its main "
-                                             "object when its SSIM with its nearest training image is at least "
-                                             "this and above that of the unoptimised start (the training mean).")
+                                             "object when its SSIM (3×3 window, the reference code's) with its "
+                                             "training image is at least this and above that of the unoptimised "
+                                             "start (the training mean).")
     seed = forms.IntegerField(min_value=0, initial=0)
 
     def clean_classes(self) -> list[int]:
