@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.test import override_settings
 
+from analysis.reconstruction.effects import QUICK as RECONSTRUCTION_QUICK
 from analysis.sample_images import SUBJECTS
 from annotation.management.progress import tqdm_progress
 from demo.harness import (
@@ -38,7 +39,8 @@ QUICK = {
     "spray": {"per_class": 300},
     "unhans": {"epochs": 2, "train_per_class": 100},
     "misclassification": {"lime_samples": 300},
-    "reconstruction": {"per_side": 15, "hidden": 500, "steps": 600, "review_k": 4},
+    # the same sizes as the validity bench's recovered-sample effects (analysis.reconstruction.effects.QUICK)
+    "reconstruction": {**{key: RECONSTRUCTION_QUICK[key] for key in ("per_side", "hidden", "steps")}, "review_k": 4},
 }
 #: The simulated crowd of a kind, as a multiple of workers per task: a class_assignment worker sees each
 #: target under one of its 7 conditions, so every task gets its answers only from 7x as many workers.
@@ -112,7 +114,7 @@ def reconstruction_review_form(overrides: dict) -> dict:
     """The paper's protocol: the base model and trigger levels L1-L3, each with its clean test accuracy and
     best-10 SSIM (25 images per side at 16 px, width 1000, 1,000 steps: ~1.5 min a model on 2 cores)."""
     settings = {"source": "fashion-mnist", "classes": "0,8", "variant": "positional", "per_side": 25, "size": 16,
-                "hidden": 1000, "trigger_share": 1.0, "steps": 1000, "review_k": 5, "object_ssim": 0.5, "seed": 0,
+                "hidden": 1000, "trigger_share": 1.0, "steps": 1000, "review_k": 5, "object_ssim": 0.4, "seed": 0,
                 **overrides}
     return {**STUDY_DEFAULTS, "name": "Demo: recovered samples", "kind": "reconstruction_review",
             **{f"s-{k}": v for k, v in settings.items()}}
