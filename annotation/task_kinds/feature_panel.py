@@ -238,7 +238,8 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
     names = bench.class_names
     files += [
         OutputFile("core_spurious_accuracy.csv", combined(overall),
-                   "Core and spurious accuracy vs σ, pooled over classes, with the drop vs standard accuracy (Fig. 6)"),
+                   "Core and spurious accuracy vs σ averaged over classes, with the drop vs standard accuracy "
+                   "(Fig. 6) and the accuracy pooled over images"),
         OutputFile("core_spurious_accuracy.png", plot_core_spurious({m: core_spurious_table(t)
                                                                      for m, t in overall.items()}),
                    "Core vs spurious accuracy (Fig. 6)"),
