@@ -25,8 +25,8 @@ def own_files(tmp_path_factory):
     folder = image_folder(root / "train")
     (folder / "n01" / "notes.txt").write_text("not an image")
     (folder / "n02" / "broken.JPEG").write_bytes(b"\xff\xd8 not really a jpeg")
-    return {"root": folder, "meta": metadata_csv(root / "classes.csv"), **resnet18_checkpoints(root / "ckpt"),
-            "dir": root}
+    return {"root": folder, "val": image_folder(root / "val", per_class=4, seed=1),
+            "meta": metadata_csv(root / "classes.csv"), **resnet18_checkpoints(root / "ckpt"), "dir": root}
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def registered(db, researcher, own_files):
                                               checkpoint=str(own_files["robust"]), format="robustness",
                                               input_size=SIZE)
     dataset = services.registry.dataset_register(owner=researcher, name="fish", root=str(own_files["root"]),
-                                                 class_metadata=str(own_files["meta"]))
+                                                 val_root=str(own_files["val"]), class_metadata=str(own_files["meta"]))
     return model, robust, dataset
 
 
@@ -234,3 +234,49 @@ def test_class_metadata_shows_on_a_feature_panel_page_in_the_browser(
     assert page.inner_text(".class-description") == "a cup with a handle"
     assert page.inner_text(".class-supercategory") == "container"
     assert page.inner_text(".class-synonyms") == "coffee mug"
+
+
+NEEDS_VALIDATION = {"misclassification": {"models": ["mine"], "split": "test"},
+                    "class_assignment": {"model": "mine"},
+                    "cluster_review": {"model": "mine", "embed_split": "train+val"}}
+
+
+@pytest.mark.parametrize("kind", sorted(NEEDS_VALIDATION))
+def test_a_kind_that_needs_validation_images_refuses_a_dataset_without_a_validation_folder(
+        registered, researcher, researcher_client, own_files, kind):
+    """Without a validation folder the ``test`` split is the training images: Table 1, the class-assignment
+    targets and a joint train+val embedding would silently run on them. Refused, naming the folder."""
+    services.registry.dataset_register(owner=researcher, name="trainonly", root=str(own_files["root"]))
+    settings = NEEDS_VALIDATION[kind]
+    with pytest.raises(ApplicationError, match="dataset 'trainonly' was registered without a validation folder") as err:
+        services.study_create(owner=researcher, name="s", kind=kind, settings={"dataset": "trainonly", **settings})
+    assert err.value.extra == {"field": "dataset"} and str(own_files["root"]) in err.value.message
+    assert not Study.objects.exists()
+    form = {**BASE, "name": "f", "kind": kind, **KINDS[kind], "s-dataset": "trainonly",
+            **{f"s-{k}": v for k, v in settings.items()}}
+    page = researcher_client.post(reverse("study_create"), form)
+    assert page.status_code == 400 and "registered without a validation folder" in page.content.decode()
+    assert services.study_create(owner=researcher, name="s", kind=kind, settings={"dataset": "fish", **settings})
+
+
+@pytest.mark.slow
+def test_spray_on_training_images_only_says_why_no_artifact_test_or_unhans_runs(
+        registered, researcher, own_files, researcher_client, django_capture_on_commit_callbacks):
+    """SpRAy itself runs on training images; its artifact tests and un-Hans need held-out images: the un-Hans
+    jobs are refused, and the results page and the report say the artifact tests were not made."""
+    from annotation.report import study_report_html
+
+    services.registry.dataset_register(owner=researcher, name="trainonly", root=str(own_files["root"]))
+    form = {**BASE, "name": "spray", "kind": "cluster_review", **KINDS["cluster_review"], "s-dataset": "trainonly"}
+    study = study_from_form(researcher_client, form, django_capture_on_commit_callbacks)
+    pages = [researcher_client.get(reverse("study_results", args=[study.pk])).content.decode(),
+             study_report_html(study=study)]
+    assert all('id="ranking"' in page and 'id="no-validation"' in page
+               and "The artifact tests and un-Hans needs validation images" in page for page in pages)
+    for job in ("unhans", "unhans_drop"):
+        with pytest.raises(ApplicationError, match="registered without a validation folder"):
+            services.study_start_kind_job(study=study, name=job, params={})
+    with_val = services.study_create(owner=researcher, name="with-val", kind="cluster_review",
+                                     settings={"dataset": "fish", "model": "mine"})
+    Study.objects.filter(pk=with_val.pk).update(state=Study.State.READY)
+    assert services.study_start_kind_job(study=with_val, name="unhans", params={})

@@ -120,6 +120,8 @@ class KindJob:
     title: str
     form: Callable[[StudyContext], type["forms.Form"]]
     run: Callable[[StudyContext, Mapping[str, Any], Progress], list[OutputFile]]
+    #: What the job needs validation images for ("" = nothing): refused on a dataset without a validation folder.
+    needs_validation: str = ""
 
 
 class Aggregator(Protocol):
@@ -170,6 +172,12 @@ class TaskKind:
         if not form.is_valid():
             raise TypeError(f"the initial values of {form_class.__name__} do not validate: {form.errors.as_json()}")
         return dict(form.cleaned_data)
+
+    def validation_use(self, conf: Mapping[str, Any]) -> str:
+        """What a study with these settings needs validation images for ("" = nothing). A registered dataset
+        without a validation folder is then refused (``benchmark.validation_missing``): its ``test`` split
+        would otherwise be the training images."""
+        return ""
 
     # -- answers -------------------------------------------------------------------------------
     def answer_fields(self, conf: Mapping[str, Any]) -> list[Field]:

@@ -31,7 +31,7 @@ from analysis.exports import safe_csv_bytes
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import (BenchmarkOverridesForm, data_source, has_truth, model_field, model_inputs,
-                                             model_source, num_classes)
+                                             model_source, num_classes, require_validation)
 from annotation.task_kinds.fields import ChoiceField
 
 CUE_SHARES = "cue_shares.json"
@@ -154,10 +154,14 @@ class ClassAssignment(TaskKind):
         n = groups_shown(conf)
         return [ChoiceField("choice", tuple(str(i + 1) for i in range(n)), tuple(f"Group {i + 1}" for i in range(n)))]
 
+    def validation_use(self, conf) -> str:
+        return "The class-assignment targets (held-out images, not the training images the groups come from)"
+
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
         from analysis.prototypes.selectors import CONDITIONS, Selection, condition_name, condition_title, shown_images
 
         c = ctx.conf
+        require_validation(ctx, self.validation_use(c))
         bench, _, paths = model_inputs(ctx, [c["model"]], staged(progress, 0.0, 0.3))
         selections = select_all(ctx, bench, paths[c["model"]], c, staged(progress, 0.3, 0.5))
         store = ctx.store

@@ -47,6 +47,7 @@ from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import (
     data_source,
     model_source,
+    require_validation,
     BenchmarkOverridesForm,
     class_info,
     has_truth,
@@ -162,6 +163,9 @@ class Misclassification(TaskKind):
         truth = (task.truth or {}).get("relevant")
         return None if truth is None else (POSITIVE if yes_ranks(truth) else NEGATIVE)
 
+    def validation_use(self, conf) -> str:
+        return f"Table 1 (misclassification) on the {conf.get('split', 'flipped')!r} split"
+
     # -- evidence ----------------------------------------------------------------------------
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
         from analysis.misclassification.evidence import adversarial_with_explanations
@@ -169,6 +173,7 @@ class Misclassification(TaskKind):
         from analysis.streaming import PassSpec
 
         c = ctx.conf
+        require_validation(ctx, self.validation_use(c))
         models = list(c["models"]) or ["standard"]
         bench, handles, paths = model_inputs(ctx, models, staged(progress, 0.0, 0.3))
         split = bench.split(c["split"])
