@@ -280,3 +280,40 @@ def test_spray_on_training_images_only_says_why_no_artifact_test_or_unhans_runs(
                                      settings={"dataset": "fish", "model": "mine"})
     Study.objects.filter(pk=with_val.pk).update(state=Study.State.READY)
     assert services.study_start_kind_job(study=with_val, name="unhans", params={})
+
+
+@pytest.mark.slow
+def test_a_feature_panel_on_own_data_shows_the_researchers_solved_examples_and_gold_panels(
+        registered, researcher, researcher_client, django_capture_on_commit_callbacks):
+    """Registered data has no truth, so the solved examples and the gold panels of the paper's HIT come from
+    the researcher: named panels with their answers (an unknown panel is refused, naming the panels shown).
+    The HIT shows no feature rank (the reference HIT has none)."""
+    from tests.study_helpers import computed_study
+
+    settings = {"dataset": "fish", "model": "mine-robust", "eval_models": [], "classes": [0, 2], "k_features": 2,
+                "k_images": 3, "pool": 6, "attack_steps": 2}
+    plain = computed_study(researcher, "feature_panel", "plain", settings, django_capture_on_commit_callbacks,
+                           live=False)
+    keys = sorted(plain.tasks.values_list("key", flat=True))
+    assert len(keys) == 4 and not plain.tasks.filter(is_gold=True).exists()
+    assert all(not t.payload["solved"] for t in plain.tasks.all())
+
+    wrong = services.study_create(owner=researcher, name="wrong", kind="feature_panel",
+                                  settings={**settings, "gold_answers": {"c1-f7": "background"}})
+    with pytest.raises(ValueError, match=f"name panel.s. c1-f7 that this study does not show; its panels: {keys[0]}"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.study_start_computing(study=wrong)
+
+    study = computed_study(researcher, "feature_panel", "chosen",
+                           {**settings, "solved_examples": {keys[0]: "background"},
+                            "gold_answers": {keys[1]: "main_object"}}, django_capture_on_commit_callbacks, live=False)
+    gold = {t.key: t.truth for t in study.tasks.filter(is_gold=True)}
+    assert gold == {f"gold-{keys[0]}": {"main": "background"}, f"gold-{keys[1]}": {"main": "main_object"}}
+    assert all(t.truth is None for t in study.tasks.filter(is_gold=False))
+    task = study.tasks.get(key=keys[2])
+    (solved,) = task.payload["solved"]
+    assert solved["answer"] == "background" and len(solved["heatmaps"]) == 3
+    assert solved["class_name"] == CLASSES[int(keys[0][1:].split("-")[0])][1]
+    page = researcher_client.get(reverse("task_preview", args=[task.pk])).content.decode()
+    assert page.count('class="solved"') == 1 and f"Feature {task.payload['feature']}</h2>" in page
+    assert "rank" not in page.lower() and "for this class" not in page

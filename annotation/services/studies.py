@@ -105,6 +105,11 @@ def study_launch(*, study: Study) -> Study:
             raise ApplicationError(f"study {study.name!r} has no tasks to launch")
         if problem := recruiter_for(study).launch_problem(study):
             raise ApplicationError(problem)
+        gold = study.tasks.filter(is_gold=True).count() if study.gold_rate > 0 else 0
+        payload = study.tasks.filter(is_gold=False).order_by("pk").values_list("payload", flat=True).first() or {}
+        if problem := get_task_kind(study.kind).launch_problem(selectors.study_conf(study=study),
+                                                               backend=study.backend, gold_tasks=gold, payload=payload):
+            raise ApplicationError(problem)
         study = study_transition(study=study, to=Study.State.LIVE)
         artifacts_make_public(study=study)
         enqueue_recruitment(study=study, verb="open")

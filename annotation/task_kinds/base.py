@@ -179,6 +179,12 @@ class TaskKind:
         would otherwise be the training images."""
         return ""
 
+    def launch_problem(self, conf: Mapping[str, Any], *, backend: str, gold_tasks: int,
+                       payload: Mapping[str, Any]) -> str:
+        """Why a study with these settings cannot go live on ``backend`` ("" when it can): ``gold_tasks`` is
+        how many gold copies it will mix in (0 at a gold rate of 0), ``payload`` a task's payload."""
+        return ""
+
     # -- answers -------------------------------------------------------------------------------
     def answer_fields(self, conf: Mapping[str, Any]) -> list[Field]:
         raise NotImplementedError
