@@ -64,7 +64,8 @@ class MajorityVote:
             decided &= 2 * top > counts.sum(axis=1).clip(lower=self.min_votes)
         label = counts.idxmax(axis=1).astype(object).where(decided, None) if len(counts) else pd.Series(dtype=object)
         table = pd.DataFrame(
-            {"label": label, "tie": tie, "n_answers": counts.sum(axis=1), "complete": counts.sum(axis=1) >= self.min_votes}
+            {"label": label, "tie": tie, "n_answers": counts.sum(axis=1),
+             "complete": counts.sum(axis=1) >= self.min_votes}
         )
         table = table.join(counts.add_prefix("count_"))
         table.index.name = "task"

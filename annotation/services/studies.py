@@ -10,15 +10,15 @@ from django.db import transaction
 from annotation import selectors
 from annotation.errors import ApplicationError, Conflict
 from annotation.models import Assignment, Job, Study, StudyResult, Worker
-from annotation.quality import study_quality_report
 from annotation.recruiters import by_name, recruiter_for
 from annotation.recruiters.prolific import new_completion_code
+from annotation.selectors.quality import study_quality_report
+from annotation.selectors.stopping_policy import with_stop_labels
 from annotation.services.crowd import artifacts_make_public, enqueue_recruitment
 from annotation.services.jobs import enqueue_job, job_run, jobs_active
 from annotation.services.registry import RegistryError, study_inputs
 from annotation.services.slots import release_slot
 from annotation.states import study_transition, transition_check
-from annotation.stopping import with_stop_labels
 from annotation.task_kinds import get_task_kind
 from annotation.task_kinds.benchmark import validation_missing
 
@@ -105,10 +105,8 @@ def study_launch(*, study: Study) -> Study:
             raise ApplicationError(f"study {study.name!r} has no tasks to launch")
         if problem := recruiter_for(study).launch_problem(study):
             raise ApplicationError(problem)
-        gold = study.tasks.filter(is_gold=True).count() if study.gold_rate > 0 else 0
-        payload = study.tasks.filter(is_gold=False).order_by("pk").values_list("payload", flat=True).first() or {}
-        if problem := get_task_kind(study.kind).launch_problem(selectors.study_conf(study=study),
-                                                               backend=study.backend, gold_tasks=gold, payload=payload):
+        if problem := get_task_kind(study.kind).launch_problem(selectors.study_conf(study=study), backend=study.backend,
+                                                               **selectors.study_launch_facts(study=study)):
             raise ApplicationError(problem)
         study = study_transition(study=study, to=Study.State.LIVE)
         artifacts_make_public(study=study)

@@ -41,6 +41,7 @@ from django import forms
 from analysis.aggregation import ThresholdVote
 from analysis.crowd_sim import noisy_choice
 from analysis.exports import archive_bytes, safe_csv_bytes
+from analysis.salient.masks import salient_dataset_files
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import class_info, has_truth, heatmaps, model_inputs
@@ -143,7 +144,7 @@ def spurious_threshold(conf: Mapping[str, Any]) -> int:
     """The set threshold, or a strict majority of the study's workers per task."""
     if conf.get("spurious_threshold"):
         return int(conf["spurious_threshold"])
-    return int(conf.get("workers_per_task", 5)) // 2 + 1
+    return int(conf["workers_per_task"]) // 2 + 1
 
 
 @register_task_kind
@@ -165,19 +166,20 @@ class FeaturePanel(TaskKind):
         ]
 
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import example_indices, images_uint8, panel_truth
 
         bench, _, evidence = study_evidence(ctx, progress)
         truths = {p.key: panel_truth(bench, p.top, p.top_nams) for p in evidence.panels} if has_truth(bench) else {}
-        given = {**(ctx.conf.get("gold_answers") or {}), **(ctx.conf.get("solved_examples") or {})}
+        given = {**ctx.conf["gold_answers"], **ctx.conf["solved_examples"]}
         unknown = sorted(set(given) - {p.key for p in evidence.panels})
         if unknown:
             shown = ", ".join(p.key for p in evidence.panels[:40])
-            raise ValueError(f"solved_examples/gold_answers name panel(s) {', '.join(unknown)} that this study does not "
-                             f"show; its panels: {shown}{' …' if len(evidence.panels) > 40 else ''}")
+            raise ValueError(f"solved_examples/gold_answers name panel(s) {', '.join(unknown)} that this study "
+                             f"does not show; its panels: {shown}{' …' if len(evidence.panels) > 40 else ''}")
         known = {**truths, **given}  # the researcher's answers over the benchmark's truth
-        solved = solved_examples(ctx, bench, evidence, ctx.conf.get("solved_examples") or truths,
-                                 chosen=bool(ctx.conf.get("solved_examples")))
+        solved = solved_examples(ctx, bench, evidence, ctx.conf["solved_examples"] or truths,
+                                 chosen=bool(ctx.conf["solved_examples"]))
         examples = {}
         report = staged(progress, 0.9, 0.1)
         for done, panel in enumerate(evidence.panels):
@@ -194,13 +196,13 @@ class FeaturePanel(TaskKind):
             }
             truth = {"main": truths[panel.key]} if panel.key in truths else None
             yield TaskSpec(key=panel.key, payload=payload, truth=truth)
-            if panel.key in known and ctx.conf.get("gold_panels", "known") == "known":
+            if panel.key in known and ctx.conf["gold_panels"] == "known":
                 yield TaskSpec(key=f"gold-{panel.key}", payload=payload, truth={"main": known[panel.key]},
                                is_gold=True)
 
     def aggregator(self, conf: Mapping[str, Any]) -> ThresholdVote:
         return ThresholdVote(positive_values=SPURIOUS_ANSWERS, threshold=spurious_threshold(conf),
-                             wanted=int(conf.get("workers_per_task", 5)), counts=MAIN_CHOICES)
+                             wanted=int(conf["workers_per_task"]), counts=MAIN_CHOICES)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         truth = (task.truth or {}).get("main") or MAIN_CHOICES[int(rng.integers(3))]
@@ -208,10 +210,11 @@ class FeaturePanel(TaskKind):
         return {"main": main, "reason": REASONS[main], "confidence": int(rng.integers(3, 6))}
 
     def launch_problem(self, conf, *, backend: str, gold_tasks: int, payload: Mapping[str, Any]) -> str:
-        if backend not in CROWD_SITES or conf.get("allow_without_gold"):
+        if backend not in CROWD_SITES or conf["allow_without_gold"]:
             return ""
-        missing = [what for what, present in (("solved examples", payload.get("solved")),
-                                              ("gold panels mixed in at a gold rate above 0", gold_tasks)) if not present]
+        needed = (("solved examples", payload.get("solved")),
+                  ("gold panels mixed in at a gold rate above 0", gold_tasks))
+        missing = [what for what, present in needed if not present]
         if not missing:
             return ""
         return (f"a feature-panel study on {backend} needs {' and '.join(missing)}: the paper's HIT shows solved "
@@ -238,6 +241,7 @@ def solved_examples(ctx: StudyContext, bench, evidence, answers: Mapping[str, st
     ``chosen``: ``answers`` are the researcher's solved examples, shown in their order. Otherwise
     ``answers`` are known answers (the benchmark's truth) and one panel per answer is shown: the
     lowest-ranked feature of each answer, so the top features are not given away."""
+    # deferred: loads scikit-image, torch
     from analysis.salient.benchmark_inputs import images_uint8
 
     by_key = {p.key: p for p in evidence.panels}
@@ -278,8 +282,10 @@ def _slug(name: str) -> str:
 
 def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
     """The feature labels, the Salient dataset (§3.4) and its noise analysis (§5.1: Fig. 5 and 6) per model."""
+    # deferred: loads torch
     from analysis.salient.dataset import build_salient_dataset
-    from analysis.salient.masks import salient_dataset_files
+
+    # deferred: loads torch
     from analysis.salient.noise import (
         DEFAULT_SIGMAS,
         class_noise_curves,
@@ -287,6 +293,8 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
         feature_sensitivity,
         overall_curves,
     )
+
+    # deferred: loads matplotlib
     from analysis.salient.plots import (
         plot_accuracy_drop,
         plot_class_curves,
