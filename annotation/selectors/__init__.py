@@ -25,6 +25,7 @@ from annotation.selectors.studies import (  # noqa: F401
     study_counts,
     study_export_latest,
     study_get,
+    study_launch_facts,
     study_label_answers,
     study_list,
     study_progress,

@@ -165,6 +165,14 @@ def study_label_answers(*, study: Study, label_field: str) -> pd.DataFrame:
     return pd.DataFrame(data, columns=["task", "worker", "label"])
 
 
+def study_launch_facts(*, study: Study) -> dict[str, Any]:
+    """What a kind's ``launch_problem`` is told: the gold copies the study will mix in (0 at a gold rate of 0)
+    and the payload of its first task (e.g. whether the HIT shows solved examples)."""
+    tasks = study.tasks.order_by("pk")
+    return {"gold_tasks": tasks.filter(is_gold=True).count() if study.gold_rate > 0 else 0,
+            "payload": tasks.filter(is_gold=False).values_list("payload", flat=True).first() or {}}
+
+
 def study_conf(*, study: Study) -> dict[str, Any]:
     """The study's settings as its kind sees them: the kind's defaults, the study's settings, workers per task."""
     return {**get_task_kind(study.kind).default_settings(), **study.settings,

@@ -17,8 +17,10 @@ from annotation.models import GOLD_SLOTS, Artifact, Job, Study, StudyOutput, Tas
 from annotation.selectors.tables import study_labels_table
 from annotation.services.contexts import study_context
 from annotation.services.evidence import EvidenceDeferred
+from annotation.services.registry import study_inputs
 from annotation.states import study_transition
 from annotation.task_kinds import OutputFile, TaskSpec, get_task_kind
+from annotation.task_kinds.benchmark import validation_missing
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +211,9 @@ def study_start_kind_job(*, study: Study, name: str, params: Mapping[str, Any]) 
             raise ApplicationError(f"the {name} job needs the study's evidence; the study is {study.state}")
         if study.jobs.filter(name=name, state__in=(Job.State.PENDING, Job.State.RUNNING)).exists():
             raise ApplicationError(f"a {name} job of this study is already queued or running")
+        if problem := validation_missing(study_inputs(owner=study.owner, conf=study.settings).get("dataset"),
+                                         kind.jobs[name].needs_validation):
+            raise ApplicationError(problem)
         return enqueue_job(study=study, name=name, params=dict(params))
 
 

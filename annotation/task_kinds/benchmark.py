@@ -166,6 +166,25 @@ def data_source(ctx: StudyContext, bench, split: str = "train"):
     return DataSource("registered_folder", bench.data_source_options(split))
 
 
+def validation_missing(dataset: Mapping[str, Any] | None, purpose: str) -> str | None:
+    """Why ``purpose`` cannot run on ``dataset`` (a registry entry as a dict), or None.
+
+    A registered folder without a validation folder has only training images (its ``test`` split falls
+    back to them): what needs validation images — held-out images for Table 1, class-assignment targets,
+    SpRAy's artifact tests and un-Hans — is refused with this message instead of silently using them."""
+    if not purpose or not dataset or dataset.get("builtin") or dataset.get("val_root"):
+        return None
+    return (f"{purpose} needs validation images, but dataset {dataset['name']!r} was registered without a "
+            f"validation folder (val_root is empty; {dataset['root']} holds training images only): register the "
+            "dataset again with its validation folder")
+
+
+def require_validation(ctx: StudyContext, purpose: str) -> None:
+    """Raise ``ValueError`` when the study's dataset has no validation folder and ``purpose`` needs one."""
+    if problem := validation_missing(ctx.inputs.get("dataset"), purpose):
+        raise ValueError(problem)
+
+
 def folder_dataset(entry: Mapping[str, Any], image_size: int, mode: str = "resize_crop"):
     """A registered image folder as a :class:`FolderBenchmark` (files listed again, not re-verified)."""
     # deferred: loads scikit-image, torch

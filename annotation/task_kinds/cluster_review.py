@@ -41,6 +41,7 @@ from annotation.task_kinds.benchmark import (
     has_truth,
     heatmaps,
     model_field,
+    validation_missing,
 )
 from annotation.task_kinds.fields import ChoiceField, TextField
 from annotation.task_kinds.spray_heatmaps import full_relevance, pool_heatmaps
@@ -63,6 +64,8 @@ SUMMARY = "spray_summary.json"
 #: Largest heatmap grid (size × size) Gromov-Wasserstein accepts.
 GW_MAX_SIZE = 16
 #: Settings recorded in the summary (and shown on the results page).
+#: What needs the validation images besides a joint embedding (Anders et al. §3.3, Table 2 and 4).
+ARTIFACT_TESTS = "The artifact tests and un-Hans"
 SHOWN_SETTINGS = ("model", "per_class", "size", "metric", "max_k", "embed_split", "space", "weighted_tau")
 
 
@@ -252,7 +255,10 @@ def spray_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -
                      **{f"share_{kind}": round(v, 4) for kind, v in share.items()}})
     files = [OutputFile("cluster_labels.csv", safe_csv_bytes(pd.DataFrame(rows)),
                         "Crowd label per cluster with the share of each planted cue")]
-    artifacts = [r for r in rows if r["label"] == "artifact"]
+    # Anders et al. test an artifact on held-out images: without a validation folder the tests are not run
+    # (the results page says why) rather than run on training images.
+    skipped = validation_missing(ctx.inputs.get("dataset"), ARTIFACT_TESTS)
+    artifacts = [] if skipped else [r for r in rows if r["label"] == "artifact"]
     by_key = {t.key: t for t in tasks.values()}
     results = []
     for i, r in enumerate(artifacts):
@@ -298,6 +304,10 @@ class ClusterReview(TaskKind):
     def build_outputs(self, ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
         return spray_outputs(ctx, labels, progress)
 
+    def validation_use(self, conf) -> str:
+        return "embed_split 'train+val' (Fig. 8)" if conf["embed_split"] == "train+val" else ""
+
     def results_context(self, ctx: StudyContext) -> dict[str, Any]:
-        return {"summary": read_json(ctx, SUMMARY), "artifact_tests": read_json(ctx, "artifact_tests.json"),
+        return {"validation_missing": validation_missing(ctx.inputs.get("dataset"), ARTIFACT_TESTS),
+                "summary": read_json(ctx, SUMMARY), "artifact_tests": read_json(ctx, "artifact_tests.json"),
                 "unhans": read_json(ctx, "unhans_table2.json"), "unhans_drop": read_json(ctx, "unhans.json")}

@@ -60,6 +60,7 @@ from annotation.task_kinds.benchmark import (
     model_source,
     models_field,
     num_classes,
+    require_validation,
 )
 from annotation.task_kinds.fields import ChoiceField
 
@@ -185,6 +186,9 @@ class Misclassification(TaskKind):
         truth = (task.truth or {}).get("relevant")
         return None if truth is None else (POSITIVE if yes_ranks(truth) else NEGATIVE)
 
+    def validation_use(self, conf) -> str:
+        return f"Table 1 (misclassification) on the {conf['split']!r} split"
+
     # -- evidence ----------------------------------------------------------------------------
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
         # deferred: loads torch
@@ -197,6 +201,7 @@ class Misclassification(TaskKind):
         from analysis.streaming import PassSpec
 
         c = ctx.conf
+        require_validation(ctx, self.validation_use(c))
         models = list(c["models"]) or ["standard"]
         bench, handles, paths = model_inputs(ctx, models, staged(progress, 0.0, 0.3))
         split = bench.split(c["split"])
