@@ -25,11 +25,12 @@ def database_check() -> str:
 
 
 def broker_check() -> str:
+    from studio import embedded_broker
     from workers.celery import app
 
     url = settings.CELERY_BROKER_URL
-    if url.startswith("memory://"):
-        return "no broker: jobs run in the web process"
+    if embedded_broker.is_embedded(url):
+        return "embedded: jobs queue as files for the worker `make serve` starts"
     with app.connection_for_write(url, connect_timeout=BROKER_TIMEOUT_SECONDS) as conn:
         conn.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
     return "ok"
