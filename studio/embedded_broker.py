@@ -61,7 +61,8 @@ def start_worker(log=None) -> subprocess.Popen:
     ensure_folders(settings.CELERY_BROKER_TRANSPORT_OPTIONS)
     argv = worker_argv(concurrency=settings.SALIENT_EMBEDDED_WORKER_CONCURRENCY, schedule=folder / "beat-schedule")
     root = Path(__file__).resolve().parent.parent
-    return subprocess.Popen(argv, cwd=root, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT if log else None)
+    return subprocess.Popen(argv, cwd=root, env=os.environ.copy(), stdout=log,
+                            stderr=subprocess.STDOUT if log else None)
 
 
 def stop_worker(proc: subprocess.Popen, timeout: float = 30) -> None:

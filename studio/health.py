@@ -14,6 +14,9 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from studio import embedded_broker
+from workers.celery import app
+
 BROKER_TIMEOUT_SECONDS = 2
 
 
@@ -25,9 +28,6 @@ def database_check() -> str:
 
 
 def broker_check() -> str:
-    from studio import embedded_broker
-    from workers.celery import app
-
     url = settings.CELERY_BROKER_URL
     if embedded_broker.is_embedded(url):
         return "embedded: jobs queue as files for the worker `make serve` starts"

@@ -26,7 +26,8 @@ print("var exists:", os.path.exists(os.environ["SALIENT_VAR_DIR"]))
 
 def celery_config(tmp_path, **env) -> str:
     clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SALIENT_VAR_DIR": str(tmp_path / "var"), **env}
-    done = subprocess.run([sys.executable, "-c", SHOW_CELERY], cwd=ROOT, env=clean, capture_output=True, text=True, check=False,
+    done = subprocess.run([sys.executable, "-c", SHOW_CELERY], cwd=ROOT, env=clean, capture_output=True, text=True,
+                          check=False,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout

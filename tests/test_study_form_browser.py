@@ -34,7 +34,8 @@ def test_switching_the_kind_swaps_its_settings_and_every_kind_is_created_from_de
         page.wait_for_url(f"**/studies/new/?kind={kind}")  # the script swapped the settings in
         assert page.get_attribute("#kind-settings", "data-kind") == kind
         assert settings_names(page) == kind_fields(kind)
-        boxes = page.eval_on_selector_all("#kind-settings input, #kind-settings textarea", "els => els.map(e => e.value)")
+        boxes = page.eval_on_selector_all("#kind-settings input, #kind-settings textarea",
+                                          "els => els.map(e => e.value)")
         assert "null" not in boxes
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         with page.expect_navigation():

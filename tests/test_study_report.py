@@ -14,9 +14,9 @@ from django.urls import reverse
 from PIL import Image
 
 from annotation import services
-from annotation.artifacts import artifact_store_bytes, artifact_store_image
+from annotation.artifacts import artifact_store_image
 from annotation.models import StudyOutput
-from annotation.report import EmbeddedImages, study_report_html
+from annotation.reports.study_report import EmbeddedImages, study_report_html
 from annotation.task_kinds import get_task_kind
 from tests.study_helpers import computed_study, crowd_answers, study_from_form
 
@@ -274,7 +274,8 @@ def test_a_report_figure_opens_at_full_size_on_a_click(make_study, page):
     StudyOutput.objects.create(study=study, name="wide.png", artifact=artifact_store_image(image=_png(900, 300, 1)))
     images = EmbeddedImages(study)
     report = study_report_html(study=study, images=images)
-    html = report.replace("</main>", f'<div class="images" id="fig">{images.output_img("wide.png", "wide")}</div></main>')
+    figure_html = images.output_img("wide.png", "wide")
+    html = report.replace("</main>", f'<div class="images" id="fig">{figure_html}</div></main>')
     page.set_viewport_size({"width": 1366, "height": 900})
     page.set_content(html)
     figure = page.locator("#fig img")

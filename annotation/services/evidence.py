@@ -7,9 +7,10 @@ sharded over (class, feature) jobs). Shard results are named objects of the one 
 whichever host made it.
 
 * Celery eager (a shell command on the embedded default, the tests): every shard runs in this process.
-* With a worker (Redis, or the embedded filesystem broker): the missing shards go to the ``evidence`` queue as one Celery task each and the
-  evidence job steps aside (state ``waiting``, :class:`EvidenceDeferred`). The shard that completes the
-  set puts the job back on the queue; the job runs again, finds every shard in the store and goes on.
+* With a worker (Redis, or the embedded filesystem broker): the missing shards go to the ``evidence`` queue as
+  one Celery task each and the evidence job steps aside (state ``waiting``, :class:`EvidenceDeferred`). The shard
+  that completes the set puts the job back on the queue; the job runs again, finds every shard in the store and
+  goes on.
   A shard redelivered after its worker died recomputes that shard only.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.db.models import F
 from analysis.artifact_store import NamedObjects
 from annotation.artifacts import artifact_store
 from annotation.models import Job
+from workers.celery import app
 
 SHARD_PREFIX = "shards"
 
@@ -40,6 +42,7 @@ class EvidenceDeferred(Exception):
 
 
 def all_stored(spec, n_shards: int) -> bool:
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import shard_name
 
     store, digest = shard_store(), spec.digest()
@@ -52,6 +55,7 @@ def shard_store() -> NamedObjects:
 
 def execution():
     """How this process runs passes: ``SALIENT_EVIDENCE_BATCH``, ``_LOADER_WORKERS``, ``SALIENT_DEVICE``."""
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import Execution
 
     return Execution(batch_size=settings.SALIENT_EVIDENCE_BATCH, num_workers=settings.SALIENT_EVIDENCE_LOADER_WORKERS,
@@ -59,8 +63,6 @@ def execution():
 
 
 def distributed() -> bool:
-    from workers.celery import app
-
     return not app.conf.task_always_eager
 
 
@@ -71,6 +73,7 @@ class PassRunner:
         self.job_id = job_id
 
     def __call__(self, spec, progress) -> Any:
+        # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
         from analysis.streaming import Partial, PassSpec, run_work, shard_name
 
         run = execution()
@@ -91,6 +94,7 @@ class PassRunner:
         return spec.result([Partial.from_bytes(found[i]) for i in range(len(shards))], digest)
 
     def _dispatch(self, spec, missing: list[int], n_shards: int) -> None:
+        # lazy: breaks the services ↔ workers.tasks cycle
         from workers.tasks import compute_evidence_shard
 
         total = len(spec)
@@ -106,6 +110,7 @@ def evidence_shard_run(*, job_id: int, spec: dict, index: int, n_shards: int) ->
     Returns what was done (``"computed <name>"`` or ``"reused <name>"``) and whether the shard completed
     its pass's set, in which case the waiting evidence job has been put back in line (``pending``).
     """
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import shard_name, work_from_dict
 
     work = work_from_dict(spec)
