@@ -26,7 +26,10 @@ from annotation.task_kinds import TASK_KINDS, get_task_kind
 @require_GET
 @researcher_required
 def study_list(request):
-    return render(request, "annotation/study_list.html", {"studies": selectors.study_list(user=request.user)})
+    return render(request, "annotation/study_list.html", {
+        "studies": selectors.study_list(user=request.user), "kinds": {n: k.title for n, k in TASK_KINDS.items()},
+        "with_results": {name for name, kind in TASK_KINDS.items() if kind.results_template},
+        "backends": Worker.Backend.choices})
 
 
 @researcher_required
