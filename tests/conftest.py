@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from tests.celery_processes import embedded_celery  # noqa: F401  (the embedded worker, for the browser tests)
 from tests.mturk_helpers import mturk, mturk_study  # noqa: F401  (fixtures for the crowd-site tests)
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls around it are safe.

@@ -67,6 +67,13 @@ class ClassListField(forms.CharField):
             raise forms.ValidationError("give class indices as whole numbers separated by commas") from exc
 
 
+class JSONObjectField(forms.JSONField):
+    """A JSON object typed in a box; nothing typed shows an empty box, never ``null``."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class BenchmarkOverridesForm(forms.Form):
     """Base of a model-based kind's settings form: the dataset, and JSON overrides of the benchmark and training."""
 
@@ -77,9 +84,9 @@ class BenchmarkOverridesForm(forms.Form):
                                              ("resize", "resize the whole image to a square")], initial="resize_crop",
                                     required=False, empty_value="resize_crop",
                                     help_text="How a registered folder's images are brought to the model's input size.")
-    benchmark = forms.JSONField(required=False, initial=dict,
+    benchmark = JSONObjectField(required=False, initial=dict,
                                 help_text='Benchmark overrides, e.g. {"train_per_class": 200}.')
-    training = forms.JSONField(required=False, initial=dict,
+    training = JSONObjectField(required=False, initial=dict,
                                help_text='Training overrides per model, e.g. {"robust": {"epochs": 2}}.')
 
     def __init__(self, *args, **kwargs) -> None:

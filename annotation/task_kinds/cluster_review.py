@@ -173,18 +173,19 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
         entry = spray.classes[cls]
         k = display_k(entry.result)
         cluster_ids = entry.result.labels[k]
+        numbers = cluster_number(cluster_ids)  # what every page, file and figure calls a cluster
         name = bench.class_names[cls]
         yield OutputFile(f"eigenvalues_{cls}.png", eigenvalue_plot(entry.result.eigenvalues, f"{name}: eigenvalues"),
                          f"Eigenvalues (1 − λ) of class {name}")
         if entry.result.umap is not None:
             yield OutputFile(f"umap_{cls}.png",
-                             umap_plot(entry.result.umap, cluster_ids, f"{name}: UMAP, k = {k}",
+                             umap_plot(entry.result.umap, numbers, f"{name}: UMAP, k = {k}",
                                        splits=pool.split_of[entry.indices] if joint else None),
                              f"UMAP of class {name}'s spectral embedding")
         grid = grid_members(cluster_ids)
         yield OutputFile(f"clusters_{cls}.png",
                          cluster_grid(pool.field(bench, entry.indices[grid], "images"),
-                                      full_relevance(handle, bench, maps, entry.indices[grid]), cluster_ids,
+                                      full_relevance(handle, bench, maps, entry.indices[grid]), numbers,
                                       title=f"{name}: example heatmaps per cluster (k = {k})", members=grid),
                          f"Example heatmaps per cluster of class {name}")
         clusters = []
@@ -192,7 +193,7 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
             local = np.flatnonzero(cluster_ids == cid)
             members = pool.members(entry.indices[local])
             share = cue_share(bench, members)
-            clusters.append({"cluster": int(cid), "size": int(len(local)), "cue_share": share,
+            clusters.append({"cluster": cluster_number(cid), "size": int(len(local)), "cue_share": share,
                              "validation": int(len(members.get(VAL, ())))})
             reviewed = rank_of[cls] <= c["review_classes"] or cls in c["review_also"]
             if not reviewed or len(local) < c["min_cluster_size"]:
@@ -204,8 +205,8 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
             if joint:
                 split_members["val_indices"] = [int(i) for i in members[VAL]]
             yield TaskSpec(
-                key=f"class{cls}-k{k}-cluster{int(cid)}",
-                payload={**class_info(bench, cls), "cls": cls, "k": k, "cluster": int(cid),
+                key=f"c{cls}-{slug(name)}-k{k}-cluster{cluster_number(cid)}",
+                payload={**class_info(bench, cls), "cls": cls, "k": k, "cluster": cluster_number(cid),
                          "size": int(len(local)), "tau": round(tau, 4), "rank": rank_of[cls],
                          "examples": [{"image": i, "heatmap": h} for i, h in
                                       zip(ctx.store.images(shown_images), heatmaps(ctx, shown_images, shown_maps))],
@@ -232,6 +233,19 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
                "ranking": rows, "classes": [per_class[cls] for cls, _ in spray.ranking]}
     yield OutputFile(SUMMARY, json.dumps(summary, indent=1).encode(), "SpRAy results (JSON)")
     progress(1000, 1000, "SpRAy done")
+
+
+def cluster_number(cluster_id):
+    """SpRAy's cluster ids (0, 1, …) as researchers count them, from 1: one numbering in tables, task keys, CSVs, the
+    API, the figures and the un-Hans form (issue 28). Works on one id or an array of them."""
+    return int(cluster_id) + 1 if np.ndim(cluster_id) == 0 else np.asarray(cluster_id) + 1
+
+
+def slug(name: str) -> str:
+    """A class name as part of a task key: lower case, letters and digits, words joined by ``_``."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "class"
 
 
 def spray_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:

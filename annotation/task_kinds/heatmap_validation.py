@@ -20,6 +20,7 @@ of the crowd's label with the planted truth).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -132,8 +133,21 @@ class HeatmapValidation(TaskKind):
                                                default=str).encode(), "Heatmap validation agreement")]
 
     def results_context(self, ctx: StudyContext) -> dict[str, Any]:
+        """The summary and per-feature rows in the words of the task page (never ``a_unclear`` or ``nan``)."""
         data = read_json(ctx, SUMMARY) or {}
-        return {"summary": data.get("summary"), "features": data.get("features", [])}
+        summary = data.get("summary")
+        if summary and "answer_percent" in summary:
+            summary = {**summary, "answer_percent": {answer_word(k): v for k, v in summary["answer_percent"].items()}}
+        features = [{**f, "label": answer_word(f.get("label")), "truth": answer_word(f.get("truth")),
+                     "tie": f.get("tie") is True} for f in data.get("features", [])]
+        return {"summary": summary, "features": features}
+
+
+def answer_word(value: Any) -> str:
+    """An answer value as the task page words it; nothing (None, NaN) is blank."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value in ("nan", "None", ""):
+        return ""
+    return dict(zip(ANSWERS, ANSWER_LABELS)).get(value, str(value))
 
 
 def validation_table(tasks: Mapping[int, Any], labels: pd.DataFrame) -> pd.DataFrame:

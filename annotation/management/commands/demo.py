@@ -167,7 +167,9 @@ class Command(BaseCommand):
     def handle(self, *args, out: Path, accuracy: float, seed: int, only, full: bool, password: str, **options):
         # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import benchmark_inputs
+        from workers.celery import run_jobs_in_process_without_a_broker
 
+        run_jobs_in_process_without_a_broker()  # the embedded default: the demo's jobs run in this process
         started = time.monotonic()
         groups = with_profile(full, {g: options[g] for g in
                                      ("benchmark", "training", "salient", "spray", "unhans", "misclassification",
