@@ -151,6 +151,8 @@ EXPORT_DIR = Path(os.environ.get("SALIENT_EXPORT_DIR", VAR_DIR / "exports"))
 # Folders researchers may register checkpoints and image folders from (os.pathsep-separated); empty = any
 # path this process can read (the embedded default; `check --deploy` warns).
 SALIENT_REGISTRY_ROOTS = [p for p in os.environ.get("SALIENT_REGISTRY_ROOTS", "").split(os.pathsep) if p]
+# S3 buckets checkpoints may be registered from (comma-separated); with registry roots set, no other bucket.
+SALIENT_REGISTRY_BUCKETS = [b.strip() for b in os.environ.get("SALIENT_REGISTRY_BUCKETS", "").split(",") if b.strip()]
 
 # Celery: without a broker, tasks run eagerly in-process (the embedded default).
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
