@@ -45,17 +45,17 @@ def worker_of(user) -> Worker | None:
 
 
 def artifact_visible_to(*, user, artifact) -> bool:
-    """A non-public artifact is for the owner of a study that uses it (a task shows it, or it is one of the
-    study's files) and for a worker holding an open assignment on a task that shows it."""
+    """A non-public artifact is for the owner of a study whose own stored evidence made it (its tasks' images,
+    :attr:`Study.artifacts`, or one of its files) and for a worker holding an open assignment in such a study.
+    Text in task payloads never grants access."""
     if artifact.public or user.is_superuser:
         return True
-    shown_by = Task.objects.filter(payload__icontains=artifact.sha256)
-    owned = Study.objects.filter(owner=user)
-    if owned.filter(Q(pk__in=shown_by.values("study")) | Q(outputs__artifact=artifact)).exists():
+    using = Study.objects.filter(Q(artifacts=artifact) | Q(outputs__artifact=artifact))
+    if using.filter(owner=user).exists():
         return True
     worker = worker_of(user)
     return worker is not None and Assignment.objects.filter(
-        worker=worker, state=Assignment.State.ASSIGNED, task__in=shown_by).exists()
+        worker=worker, state=Assignment.State.ASSIGNED, task__study__artifacts=artifact).exists()
 
 
 def assignment_open_for(*, worker: Worker) -> Assignment | None:

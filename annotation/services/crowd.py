@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -13,7 +10,7 @@ from django.utils import timezone
 from annotation import selectors
 from annotation.errors import ApplicationError, Conflict, Forbidden
 from annotation.locks import exclusive
-from annotation.models import Answer, Artifact, Assignment, BlockedWorker, ExternalSession, Job, Study, Task, Worker
+from annotation.models import Answer, Assignment, BlockedWorker, ExternalSession, Job, Study, Task, Worker
 from annotation.recruiters import RecruiterError, RecruitmentStatus, recruiter_for
 from annotation.task_kinds import get_task_kind
 
@@ -25,24 +22,9 @@ RECONCILE_WAIT_SECONDS = 120
 
 
 def artifacts_make_public(*, study: Study) -> int:
-    """Artifacts a launched study shows are served without sign-in (crowd pages carry no session)."""
-    pattern = re.compile(r"^([0-9a-f]{64})\.[A-Za-z0-9]+$")
-    found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            if match := pattern.match(value):
-                found.add(match.group(1))
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                walk(v)
-
-    for payload in study.tasks.values_list("payload", flat=True):
-        walk(payload)
-    return Artifact.objects.filter(sha256__in=found, public=False).update(public=True)
+    """The images a launched study's own evidence stored are served without sign-in (crowd pages carry no
+    session). Only :attr:`Study.artifacts` counts: text in a task payload never names what is published."""
+    return study.artifacts.filter(public=False).update(public=True)
 
 
 def enqueue_recruitment(*, study: Study, verb: str) -> None:
