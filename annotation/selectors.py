@@ -208,10 +208,10 @@ def study_answers_filtered(*, study: Study, task: str = "", worker: str = "", st
     label value, sorted by ``order`` (see :data:`ANSWER_ORDERS`)."""
     answers = Answer.objects.filter(task__study=study).select_related("task", "worker__user", "assignment")
     if task:
-        answers = answers.filter(Q(task__key=task) | (Q(task_id=int(task)) if is_number(task) else Q()))
+        answers = answers.filter(Q(task__key=task) | (Q(task_id=as_id(task)) if as_id(task) else Q()))
     if worker:
         by_name = Q(worker__user__username=worker) | Q(worker__external_id=worker)
-        answers = answers.filter(by_name | (Q(worker_id=int(worker)) if is_number(worker) else Q()))
+        answers = answers.filter(by_name | (Q(worker_id=as_id(worker)) if as_id(worker) else Q()))
     if state:
         if state not in A.values:
             raise FilterError(f"unknown status {state!r}; use one of {', '.join(A.values)}", "status")
@@ -224,6 +224,15 @@ def study_answers_filtered(*, study: Study, task: str = "", worker: str = "", st
 def is_number(text: str) -> bool:
     """ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` refuses."""
     return text.isascii() and text.isdigit()
+
+
+#: The largest id a 64-bit primary key holds; a larger number names no row (and SQLite cannot bind it).
+MAX_ID = 2**63 - 1
+
+
+def as_id(text: str) -> int | None:
+    """``text`` as a row id when it spells one (ASCII digits, at most :data:`MAX_ID`), else None."""
+    return int(text) if is_number(text) and len(text) <= 19 and int(text) <= MAX_ID else None
 
 
 def study_tasks_filtered(*, study: Study, key: str = "", gold: bool | None = None, order: str = "id") -> QuerySet[Task]:

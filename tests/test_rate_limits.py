@@ -133,19 +133,19 @@ def test_the_embedded_default_cache_counts_across_processes(db, clock, settings,
 
     env = {k: v for k, v in os.environ.items() if k not in ("CACHE_URL", "DATABASE_URL")}
     env.update(SALIENT_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="studio.settings")
-    script = (
-        "import django, types; django.setup()\n"
-        "import json; from django.conf import settings; print(json.dumps(settings.CACHES['default']))\n"
-        "from django_ratelimit import core; core.time = types.SimpleNamespace(time=lambda: %r)\n"
-        "from django.test import RequestFactory\n"
-        "from studio.ratelimits import LOGIN_COUNTERS, _usage\n"
-        "for i in range(%d):\n"
+    script = "\n".join([
+        "import django, json, types; django.setup()",
+        "from django.conf import settings; print(json.dumps(settings.CACHES['default']))",
+        f"from django_ratelimit import core; core.time = types.SimpleNamespace(time=lambda: {clock.value!r})",
+        "from django.test import RequestFactory",
+        "from studio.ratelimits import LOGIN_COUNTERS, _usage",
+        f"for i in range({LIMIT}):",
         "    request = RequestFactory().post('/accounts/login/', {'username': 'carol', 'password': 'x'},"
-        " REMOTE_ADDR='10.0.6.%%d' %% i)\n"
-        "    for group, key in LOGIN_COUNTERS:\n"
-        "        _usage(request, group=group, key=key, rate=settings.SALIENT_LOGIN_FAILURE_RATE, increment=True)\n"
-    ) % (clock.value, LIMIT)
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+        " REMOTE_ADDR=f'10.0.6.{i}')",
+        "    for group, key in LOGIN_COUNTERS:",
+        "        _usage(request, group=group, key=key, rate=settings.SALIENT_LOGIN_FAILURE_RATE, increment=True)",
+    ])
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
     settings.CACHES = {"default": json.loads(done.stdout.strip().splitlines()[0])}  # the other process's cache
