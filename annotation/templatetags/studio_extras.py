@@ -10,3 +10,12 @@ def get_item(mapping, key):
     if hasattr(mapping, "get"):
         return mapping.get(key)
     return None
+
+
+@register.filter
+def web_links(links):
+    """Only the ``http(s)://`` addresses of ``links``: a ``javascript:`` or ``data:`` link from class metadata
+    stored before registration refused them never becomes clickable."""
+    from analysis.datasets.metadata import is_web_link
+
+    return [link for link in links or () if isinstance(link, str) and is_web_link(link)]
