@@ -221,6 +221,9 @@ SALIENT_MTURK_LOCALES = [c for c in os.environ.get("SALIENT_MTURK_LOCALES", "US"
 SALIENT_PROLIFIC_FEE_RATE = float(os.environ.get("SALIENT_PROLIFIC_FEE_RATE", 1 / 3))
 # With a token, every Prolific entry is confirmed against Prolific's submissions (SESSION_ID, PROLIFIC_PID).
 SALIENT_PROLIFIC_API_TOKEN = os.environ.get("SALIENT_PROLIFIC_API_TOKEN", "")
+# Without it, entries are unverified: at most this many open assignments of a study started within the window.
+SALIENT_UNVERIFIED_OPEN_MAX = env_int("SALIENT_UNVERIFIED_OPEN_MAX", 20, minimum=1)
+SALIENT_UNVERIFIED_OPEN_WINDOW_SECONDS = env_int("SALIENT_UNVERIFIED_OPEN_WINDOW_SECONDS", 600, minimum=1)
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").lower()
 LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "WARNING"))

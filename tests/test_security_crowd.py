@@ -65,3 +65,47 @@ def test_the_per_worker_cap_applies_to_mturk_workers(mturk_study, mturk):
     posted = _post(second, later)  # refused before MTurk is asked
     assert posted.status_code == 409 and "tasks a worker may do" in posted.content.decode()
     assert not Assignment.objects.filter(external_id="B2").exists()
+
+
+def _prolific_entry(study, pid, session):
+    from urllib.parse import urlencode
+
+    query = urlencode({"PROLIFIC_PID": pid, "STUDY_ID": "P1", "SESSION_ID": session})
+    return Client().get(reverse("prolific_entry", args=[study.pk]) + "?" + query)
+
+
+def test_made_up_prolific_ids_cannot_squat_every_slot(make_study, settings):
+    """Without an API token, at most SALIENT_UNVERIFIED_OPEN_MAX open entries per study within the window."""
+    from annotation.models import Worker
+
+    settings.SALIENT_UNVERIFIED_OPEN_MAX = 3
+    study = make_study(images=["astronaut", "chelsea", "coffee"], workers_per_task=3, backend="prolific",
+                       recruitment={"prolific_study_id": "P1"})
+    for i in range(3):
+        assert _prolific_entry(study, f"fake{i:020d}", f"S{i}").status_code == 302
+    resumed = _prolific_entry(study, f"fake{0:020d}", "S0")  # the same unfinished session resumes
+    assert resumed.status_code == 302
+    reply = _prolific_entry(study, "fake99", "S99")
+    assert reply.status_code == 429 and "try again" in reply.content.decode()
+    assert not Worker.objects.filter(external_id="fake99").exists()
+    assert Assignment.objects.filter(task__study=study, state="assigned").count() == 3
+
+
+def test_a_refused_prolific_entry_stores_no_worker(make_study):
+    from annotation.models import Worker
+
+    study = make_study(backend="prolific", recruitment={"prolific_study_id": "P1"})
+    assert _prolific_entry(study, "participant0001", "S1").status_code == 302
+    assert _prolific_entry(study, "participant0001", "S2").status_code == 409  # started already
+    Study.objects.filter(pk=study.pk).update(state="closed")
+    assert _prolific_entry(study, "participant0002", "S3").status_code == 409
+    assert list(Worker.objects.filter(backend="prolific").values_list("external_id", flat=True)) == ["participant0001"]
+
+
+def test_the_study_page_says_prolific_entries_are_unverified_without_a_token(make_study, researcher_client, settings):
+    study = make_study(backend="prolific", recruitment={"prolific_study_id": "P1"})
+    page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "unverified" in page and "SALIENT_PROLIFIC_API_TOKEN" in page
+    settings.SALIENT_PROLIFIC_API_TOKEN = "secret"
+    page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "unverified" not in page
