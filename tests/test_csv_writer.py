@@ -65,6 +65,14 @@ def test_the_writer_quotes_text_and_breaks_a_formula_after_a_semicolon():
     assert_inert("table", text)
 
 
+def test_the_bytes_form_is_the_same_csv_and_options_reach_pandas():
+    from analysis.exports import safe_csv_bytes
+
+    table = pd.DataFrame({"label": ["=x"], "score": [0.5]})
+    assert safe_csv_bytes(table, float_format="%.2f") == b"\"label\",\"score\"\r\n\"'=x\",\"0.50\"\r\n"
+    assert table_to_safe_csv(table, float_format="%.3f").endswith(',"0.500"\r\n')
+
+
 def test_every_salient_dataset_member_is_written_by_the_one_writer():
     """Class names come from a researcher's metadata; they reach index.csv and feature_masks.csv verbatim."""
     mask = np.zeros((4, 4))
