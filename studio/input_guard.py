@@ -17,6 +17,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 def _refuse(request: HttpRequest, field: str, message: str, status: int) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"error": message, "field": field}, status=status)
+    # deferred: this module is loaded with the settings, before the apps and their models are ready
     from annotation.permissions import error_response
 
     return error_response(request, message, status, {"field": field})

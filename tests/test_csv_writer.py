@@ -15,8 +15,8 @@ import pytest
 
 from analysis.exports import FORMULA_PREFIXES, table_to_safe_csv
 from analysis.salient.masks import SalientSample, salient_dataset_files
-from annotation.exports import study_export_files
-from annotation.exports_ecosystem import ecosystem_files
+from annotation.reports.export_files import study_export_files
+from annotation.reports.ecosystem import ecosystem_files
 from annotation.services import assignment_claim_next, assignment_submit, study_aggregate, study_close
 from annotation.tokens import assignment_token
 

@@ -144,7 +144,8 @@ def test_the_embedded_default_cache_counts_across_processes(db, clock, settings,
         "    for group, key in LOGIN_COUNTERS:",
         "        _usage(request, group=group, key=key, rate=settings.SALIENT_LOGIN_FAILURE_RATE, increment=True)",
     ])
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False,
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                          check=False,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
     settings.CACHES = {"default": json.loads(done.stdout.strip().splitlines()[0])}  # the other process's cache

@@ -19,7 +19,8 @@ def _post(task, token):
 
 def _denied(mturk, assignment_id):
     mturk.add_client_error("get_assignment", service_error_code="RequestError", http_status_code=400,
-                           service_message="Assignment does not exist.", expected_params={"AssignmentId": assignment_id})
+                           service_message="Assignment does not exist.",
+                           expected_params={"AssignmentId": assignment_id})
 
 
 def test_a_forged_unconfirmed_claim_does_not_block_the_real_worker(mturk_study, mturk):

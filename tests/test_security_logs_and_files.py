@@ -54,7 +54,8 @@ def test_tokens_never_reach_the_access_log(access_log, url):
 def test_other_parameters_stay_in_the_log():
     from studio.access_log import scrub
 
-    assert scrub("GET /studies/1/?tkey=a&tasks=1,2&page=2 HTTP/1.1") == "GET /studies/1/?tkey=a&tasks=1,2&page=2 HTTP/1.1"
+    line = "GET /studies/1/?tkey=a&tasks=1,2&page=2 HTTP/1.1"
+    assert scrub(line) == line
     assert scrub("t=abc&tkey=t=x") == "t=[redacted]&tkey=t=x"
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import attrs
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from analysis.exports import table_to_safe_csv
 
@@ -29,8 +30,6 @@ class SalientSample:
 
 
 def _png(array: np.ndarray) -> bytes:
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()

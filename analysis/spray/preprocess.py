@@ -5,7 +5,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 NORMALIZATIONS = ("sum", "l1", "none")
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.forms.models import model_to_dict
@@ -36,8 +37,13 @@ class RegistryError(ApplicationError):
 
 
 def _load_errors() -> tuple[type[BaseException], ...]:
+    # deferred: loads scikit-image, torch
     from analysis.datasets.metadata import ClassMetadataError
+
+    # deferred: loads torch
     from analysis.models.architectures import UnknownArchitectureError
+
+    # deferred: loads torch
     from analysis.models.checkpoints import CheckpointError
 
     return CheckpointError, UnknownArchitectureError, ClassMetadataError, OSError, ValueError, RuntimeError
@@ -65,7 +71,6 @@ def allowed_path(value: str, field: str) -> None:
     An ``s3://`` value must name a plain bucket and key (:func:`s3_location`); when roots are set, its
     bucket must also be one of ``SALIENT_REGISTRY_BUCKETS``.
     """
-    from django.conf import settings
 
     if not value:
         return
@@ -93,7 +98,10 @@ def _check_name(model, owner, name: str) -> None:
 
 def builtin_entries_ensure() -> None:
     """The built-in benchmark and the two demo models as shared entries (idempotent)."""
+    # deferred: loads scikit-image, torch
     from analysis.datasets.benchmark import BenchmarkConfig
+
+    # deferred: loads scikit-image, torch
     from analysis.datasets.fashion_mnist import CLASS_DESCRIPTIONS, CLASS_NAMES
 
     classes = [{"index": i, "folder": str(c), "name": CLASS_NAMES[c], "description": CLASS_DESCRIPTIONS[c],
@@ -112,6 +120,7 @@ def model_register(*, owner, name: str, architecture: str, checkpoint: str, form
                    input_size: int | None = None, mean: list[float] | None = None, std: list[float] | None = None,
                    title: str = "") -> RegisteredModel:
     """Load the checkpoint once and store what loading found; refuse (nothing stored) when it does not load."""
+    # deferred: loads torch
     from analysis.models.describe import describe_checkpoint
 
     _check_name(RegisteredModel, owner, name)
@@ -141,7 +150,10 @@ def model_register(*, owner, name: str, architecture: str, checkpoint: str, form
 def dataset_register(*, owner, name: str, root: str, val_root: str = "", class_metadata: str = "",
                      title: str = "") -> RegisteredDataset:
     """Scan the folder once (class order, images per class, unreadable files); never copies an image."""
+    # deferred: loads scikit-image, torch
     from analysis.datasets.folder_benchmark import scan_image_folder
+
+    # deferred: loads scikit-image, torch
     from analysis.datasets.metadata import read_class_metadata
 
     _check_name(RegisteredDataset, owner, name)
@@ -181,14 +193,13 @@ def checkpoint_path(checkpoint: str) -> str:
     """
     if not checkpoint.startswith("s3://"):
         return checkpoint
-    from django.conf import settings
-
     bucket, key = s3_location(checkpoint, "checkpoint")
     cache = (Path(settings.SALIENT_BENCHMARK_DIR) / "checkpoints").resolve()
     target = cache.joinpath(bucket, *PurePosixPath(key).parts)
     if not target.resolve().is_relative_to(cache):
         raise RegistryError(f"{checkpoint!r} leads outside the checkpoint cache", "checkpoint")
     if not target.is_file():
+        # deferred: loads boto3
         import boto3
 
         target.parent.mkdir(parents=True, exist_ok=True)

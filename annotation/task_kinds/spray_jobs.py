@@ -48,6 +48,7 @@ def task_members(payload: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 def member_tensors(bench, members: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """The members' images (float, [0, 1]) and labels, split by split."""
+    # deferred: loads torch
     import torch
 
     parts = [bench.split(split).tensors(idx) for split, idx in members.items() if len(idx)]
@@ -65,6 +66,7 @@ def planted_cue(bench, cls: int) -> str | None:
 
 def carriers(bench, cls: int, split: str, members: Mapping[str, np.ndarray]) -> np.ndarray:
     """Which images of ``split`` carry the artifact: the planted cue of ``cls``, else the cluster's images."""
+    # deferred: loads scikit-image, torch
     from analysis.datasets.benchmark import BIAS_KINDS
 
     data = bench.split(split)
@@ -78,7 +80,10 @@ def carriers(bench, cls: int, split: str, members: Mapping[str, np.ndarray]) -> 
 
 def isolate_artifact(bench, handle, members: Mapping[str, np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:
     """(mask, patch) of the artifact the cluster's heatmaps agree on."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.artifacts import artifact_mask, artifact_patch
+
+    # deferred: loads scikit-learn, scipy, torch, zennit (torch)
     from analysis.spray.lrp import relevance
 
     images, labels = member_tensors(bench, members)
@@ -95,6 +100,7 @@ def removal_set(bench, cls: int, members: Mapping[str, np.ndarray],
     planted cue; elsewhere the cluster's own images, appended to the validation images. Only the images
     the tests use are read: the first ``max_images`` of each group (the split's labels choose them).
     """
+    # deferred: loads torch
     import torch
 
     val = bench.split(VAL)
@@ -118,6 +124,7 @@ def removal_set(bench, cls: int, members: Mapping[str, np.ndarray],
 
 def artifact_test_rows(bench, handle, cls: int, members: Mapping[str, np.ndarray]) -> list[dict]:
     """One row per test (paste, remove) of the cluster's artifact, Δ rank signed positive = toward ``cls``."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.artifacts import artifact_tests
 
     mask, patch = isolate_artifact(bench, handle, members)
@@ -172,8 +179,13 @@ def unhans_form(ctx: StudyContext) -> type[forms.Form]:
 
 def run_unhans(ctx: StudyContext, params: Mapping[str, Any], progress: Progress) -> list[OutputFile]:
     """Fine-tune on subsets A and B; Table 2 (CSV, JSON) and the fixed sample's heatmaps per epoch (PNG)."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_review import Pool
+
+    # deferred: loads matplotlib, scikit-learn, scipy, torch
     from analysis.spray.plots import heatmap_row
+
+    # deferred: loads scikit-image, scikit-learn, scipy, torch
     from analysis.spray.unhans import (
         confusion_counts,
         heatmap_epochs,
@@ -253,6 +265,7 @@ def unhans_drop_form(ctx: StudyContext) -> type[forms.Form]:
 
 def run_unhans_drop(ctx: StudyContext, params: Mapping[str, Any], progress: Progress) -> list[OutputFile]:
     """Retrain the study's model without a cluster's training images; bias-flipped accuracy before/after."""
+    # deferred: loads scikit-image, scikit-learn, scipy, torch
     from analysis.spray.unhans import train_config_of, unhans_retrain
 
     task = _cluster_task(ctx, params.get("cluster", ""))
