@@ -216,7 +216,7 @@ def study_progress(request, pk: int):
     """The dashboard's poll: totals and the latest job, plus the rows of the tasks named in ``?tasks=1,2``
     (the page on screen, at most :data:`PAGE_SIZE`), in a number of queries that does not grow with the study."""
     study = selectors.study_get(user=request.user, pk=pk)
-    ids = [int(t) for t in request.GET.get("tasks", "").split(",") if selectors.is_number(t.strip())][:PAGE_SIZE]
+    ids = [i for t in request.GET.get("tasks", "").split(",") if (i := selectors.as_id(t.strip()))][:PAGE_SIZE]
     rows = selectors.task_progress_rows(tasks=study.tasks.filter(pk__in=ids)) if ids else []
     return JsonResponse({**selectors.study_progress_summary(study=study), "task_rows": rows})
 

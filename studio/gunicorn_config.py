@@ -22,6 +22,7 @@ max_requests = env_int("GUNICORN_MAX_REQUESTS", 5000, minimum=0)  # recycle work
 max_requests_jitter = max_requests // 10
 backlog = 2048
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # "-" for stdout
+logger_class = "studio.access_log.ScrubbingLogger"  # task, claim and answer tokens never reach the log
 # The proxy allowed to set X-Forwarded-* (its address; "*" only when nothing else can reach gunicorn).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 control_socket_disable = True  # no runtime-control socket in $HOME (two sites on one host would share it)

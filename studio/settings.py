@@ -56,11 +56,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "studio.csp.ContentSecurityPolicyMiddleware",
     "studio.static.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "studio.input_guard.MalformedInputMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -79,6 +81,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "studio.csp.nonce",
             ],
             "builtins": ["annotation.templatetags.studio_extras"],
         },
@@ -124,8 +127,11 @@ STORAGES = {
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} is not a Redis URL (redis://host:6379/1)")
+# Without CACHE_URL (the embedded default) a file cache under var/ is shared by every process of this host,
+# so gunicorn's workers count one limit between them (not atomically: Redis is what production uses).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
-          if CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+          if CACHE_URL else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                             "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 100_000}}}
 RATELIMIT_USE_CACHE = "default"
 # Behind a proxy, the request header holding the client's address (e.g. HTTP_X_REAL_IP set by nginx).
 RATELIMIT_IP_META_KEY = os.environ.get("RATELIMIT_IP_META_KEY") or None
@@ -153,6 +159,8 @@ EXPORT_DIR = Path(os.environ.get("SALIENT_EXPORT_DIR", VAR_DIR / "exports"))
 # Folders researchers may register checkpoints and image folders from (os.pathsep-separated); empty = any
 # path this process can read (the embedded default; `check --deploy` warns).
 SALIENT_REGISTRY_ROOTS = [p for p in os.environ.get("SALIENT_REGISTRY_ROOTS", "").split(os.pathsep) if p]
+# S3 buckets checkpoints may be registered from (comma-separated); with registry roots set, no other bucket.
+SALIENT_REGISTRY_BUCKETS = [b.strip() for b in os.environ.get("SALIENT_REGISTRY_BUCKETS", "").split(",") if b.strip()]
 
 # Celery. Without CELERY_BROKER_URL (the embedded default) the broker is kombu's filesystem transport under
 # var/celery/ and `make serve` starts one worker process next to gunicorn (studio/embedded_broker.py); with it
@@ -222,6 +230,9 @@ SALIENT_MTURK_LOCALES = [c for c in os.environ.get("SALIENT_MTURK_LOCALES", "US"
 SALIENT_PROLIFIC_FEE_RATE = float(os.environ.get("SALIENT_PROLIFIC_FEE_RATE", 1 / 3))
 # With a token, every Prolific entry is confirmed against Prolific's submissions (SESSION_ID, PROLIFIC_PID).
 SALIENT_PROLIFIC_API_TOKEN = os.environ.get("SALIENT_PROLIFIC_API_TOKEN", "")
+# Without it, entries are unverified: at most this many open assignments of a study started within the window.
+SALIENT_UNVERIFIED_OPEN_MAX = env_int("SALIENT_UNVERIFIED_OPEN_MAX", 20, minimum=1)
+SALIENT_UNVERIFIED_OPEN_WINDOW_SECONDS = env_int("SALIENT_UNVERIFIED_OPEN_WINDOW_SECONDS", 600, minimum=1)
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").lower()
 LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "WARNING"))

@@ -25,10 +25,14 @@ def _isolated_storage(settings, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    """Rate-limit counters (kept in the cache) start at zero in every test."""
+def _fresh_rate_limits(settings, tmp_path_factory):
+    """Rate-limit counters (kept in the cache) start at zero in every test; a file cache (the embedded
+    default) lives in the test run's temporary directory, never in the checkout's ``var/``."""
     from django.core.cache import cache
 
+    default = settings.CACHES["default"]
+    if default["BACKEND"].endswith("FileBasedCache"):
+        settings.CACHES = {"default": {**default, "LOCATION": str(tmp_path_factory.getbasetemp() / "cache")}}
     cache.clear()
 
 

@@ -15,6 +15,7 @@ from annotation.selectors.studies import (  # noqa: F401
     FilterError,
     NotFound,
     artifact_visible_to,
+    as_id,
     assignment_open_for,
     is_number,
     job_summary,

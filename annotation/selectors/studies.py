@@ -54,17 +54,17 @@ def worker_of(user) -> Worker | None:
 
 
 def artifact_visible_to(*, user, artifact) -> bool:
-    """A non-public artifact is for the owner of a study that uses it (a task shows it, or it is one of the
-    study's files) and for a worker holding an open assignment on a task that shows it."""
+    """A non-public artifact is for the owner of a study whose own stored evidence made it (its tasks' images,
+    :attr:`Study.artifacts`, or one of its files) and for a worker holding an open assignment in such a study.
+    Text in task payloads never grants access."""
     if artifact.public or user.is_superuser:
         return True
-    shown_by = Task.objects.filter(payload__icontains=artifact.sha256)
-    owned = Study.objects.filter(owner=user)
-    if owned.filter(Q(pk__in=shown_by.values("study")) | Q(outputs__artifact=artifact)).exists():
+    using = Study.objects.filter(Q(artifacts=artifact) | Q(outputs__artifact=artifact))
+    if using.filter(owner=user).exists():
         return True
     worker = worker_of(user)
     return worker is not None and Assignment.objects.filter(
-        worker=worker, state=Assignment.State.ASSIGNED, task__in=shown_by).exists()
+        worker=worker, state=Assignment.State.ASSIGNED, task__study__artifacts=artifact).exists()
 
 
 def assignment_open_for(*, worker: Worker) -> Assignment | None:
@@ -226,10 +226,10 @@ def study_answers_filtered(*, study: Study, task: str = "", worker: str = "", st
     label value, sorted by ``order`` (see :data:`ANSWER_ORDERS`)."""
     answers = Answer.objects.filter(task__study=study).select_related("task", "worker__user", "assignment")
     if task:
-        answers = answers.filter(Q(task__key=task) | (Q(task_id=int(task)) if is_number(task) else Q()))
+        answers = answers.filter(Q(task__key=task) | (Q(task_id=as_id(task)) if as_id(task) else Q()))
     if worker:
         by_name = Q(worker__user__username=worker) | Q(worker__external_id=worker)
-        answers = answers.filter(by_name | (Q(worker_id=int(worker)) if is_number(worker) else Q()))
+        answers = answers.filter(by_name | (Q(worker_id=as_id(worker)) if as_id(worker) else Q()))
     if state:
         if state not in A.values:
             raise FilterError(f"unknown status {state!r}; use one of {', '.join(A.values)}", "status")
@@ -242,6 +242,15 @@ def study_answers_filtered(*, study: Study, task: str = "", worker: str = "", st
 def is_number(text: str) -> bool:
     """ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` refuses."""
     return text.isascii() and text.isdigit()
+
+
+#: The largest id a 64-bit primary key holds; a larger number names no row (and SQLite cannot bind it).
+MAX_ID = 2**63 - 1
+
+
+def as_id(text: str) -> int | None:
+    """``text`` as a row id when it spells one (ASCII digits, at most :data:`MAX_ID`), else None."""
+    return int(text) if is_number(text) and len(text) <= 19 and int(text) <= MAX_ID else None
 
 
 def study_tasks_filtered(*, study: Study, key: str = "", gold: bool | None = None, order: str = "id") -> QuerySet[Task]:
