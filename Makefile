@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/tes
 TEST_BROKER_URL ?= $(or $(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat lint test clean
+.PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat lint test clean mutation
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,3 +71,11 @@ test: lint install system-packages
 
 clean:
 	rm -rf var .pytest_cache
+
+# Mutation testing of the security-critical modules ([tool.mutmut] in pyproject.toml); prints the survivors.
+# `make mutation MUTANTS='annotation.tokens*'` mutates one module. Slow: not part of `make test`.
+MUTANTS ?=
+mutation: install
+	rm -rf mutants
+	nice -n 10 $(BIN)/mutmut run $(MUTANTS) || true
+	$(BIN)/mutmut results

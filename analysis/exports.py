@@ -1,8 +1,10 @@
 """Writing result tables: CSV (safe against formula injection), JSON records, and a zip archive of a study's exports."""
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
 import zipfile
 from collections.abc import Mapping
 
@@ -25,19 +27,31 @@ def _jsonable(value):
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: Where a spreadsheet may start a new cell (``;`` in many locales, tab) or row (CR, LF) when it does not see
+#: the cell's quotes: a formula character there is neutralised too.
+_SPLIT_FORMULA = re.compile(r"([;\t\r\n])(?=[=+\-@\t\r])")
+
+
 def csv_cell(value):
-    """``value`` with a leading ``'`` if it is text a spreadsheet would run as a formula."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
+    """``value`` with a leading ``'`` if it is text a spreadsheet would run as a formula, and a ``'`` after a
+    ``;``, tab, CR or LF that a formula character follows (a spreadsheet that splits there would start one)."""
+    if not isinstance(value, str):
+        return value
+    value = _SPLIT_FORMULA.sub(r"\1'", value)
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
 def table_to_safe_csv(table: pd.DataFrame, **options) -> str:
-    """The table as CSV, every text cell and column name neutralised by :func:`csv_cell`.
+    """The platform's one CSV writer: every CSV it produces (exports, output files, archive members) is this.
 
-    Lines end in CRLF (RFC 4180), so that a cell holding a bare CR is quoted too: unquoted, a spreadsheet
-    would start a new row there, and a formula after the CR would escape the leading-character rule.
-    ``options`` go to :meth:`pandas.DataFrame.to_csv` (e.g. ``float_format``).
+    Every text cell and column name is neutralised by :func:`csv_cell` and written between double quotes
+    (numbers are not), so a cell such as ``x;=cmd()`` stays one cell in a spreadsheet whose locale splits
+    on ``;``. Lines end in CRLF (RFC 4180), so that a cell holding a bare CR is quoted too: unquoted, a
+    spreadsheet would start a new row there. ``options`` go to :meth:`pandas.DataFrame.to_csv` (e.g.
+    ``float_format``).
     """
-    return table.map(csv_cell).rename(columns=csv_cell).to_csv(index=False, lineterminator="\r\n", **options)
+    return table.map(csv_cell).rename(columns=csv_cell).to_csv(
+        index=False, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC, **options)
 
 
 def safe_csv_bytes(table: pd.DataFrame, **options) -> bytes:

@@ -80,7 +80,15 @@ def artifact_read(artifact: Artifact) -> bytes:
 
 
 class ArtifactImages:
-    """The image sink of :class:`annotation.task_kinds.StudyContext`: PNG artifacts, one per content."""
+    """The image sink of :class:`annotation.task_kinds.StudyContext`: PNG artifacts, one per content.
+
+    ``made`` keeps the hashes it stored, so the job can record them as the study's own evidence.
+    """
+
+    def __init__(self) -> None:
+        self.made: set[str] = set()
 
     def images(self, images, kind: str = "image") -> list[str]:
-        return [artifact_store_image(image=np.asarray(im), kind=kind).name for im in images]
+        stored = [artifact_store_image(image=np.asarray(im), kind=kind) for im in images]
+        self.made.update(a.sha256 for a in stored)
+        return [a.name for a in stored]

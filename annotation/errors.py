@@ -25,6 +25,18 @@ class Forbidden(ApplicationError):
     status = 403
 
 
+class TooMany(ApplicationError):
+    """Refused for now: too many of something in a time window (429)."""
+
+    status = 429
+
+
+class Unavailable(ApplicationError):
+    """A service the request depends on cannot be reached; refused rather than let through (503)."""
+
+    status = 503
+
+
 class AnswerInvalid(ApplicationError):
     """An answer that does not fit its task kind's schema; ``errors`` maps field -> message."""
 

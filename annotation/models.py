@@ -94,6 +94,9 @@ class Study(TimestampedModel):
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     error = models.TextField(blank=True, default="")
     excluded_workers = models.ManyToManyField(Worker, blank=True, related_name="excluded_from")
+    artifacts = models.ManyToManyField("Artifact", blank=True, related_name="studies",
+                                       help_text="Images the study's own evidence stored: the only artifacts its "
+                                                 "launch publishes and its tasks serve.")
     # Quality control: gold mix-in and threshold, caps, time filters, early stopping.
     gold_rate = models.FloatField(default=0.0, help_text="Share of a worker's tasks that are gold (0 = none).")
     gold_min_accuracy = models.FloatField(default=0.6, help_text="Workers below this gold accuracy are excluded.")

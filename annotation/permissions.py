@@ -69,15 +69,15 @@ def worker_required(view):
 
 
 def crowd_framable(view):
-    """Let crowd sites frame this page (worker task pages only): no X-Frame-Options, and a CSP
-    ``frame-ancestors`` naming the allowed sites. Every other page keeps ``X-Frame-Options: DENY``."""
+    """Let crowd sites frame this page (worker task pages only): no X-Frame-Options, and the CSP's
+    ``frame-ancestors`` (:mod:`studio.csp`) naming the allowed sites. Every other page keeps
+    ``X-Frame-Options: DENY`` and ``frame-ancestors 'none'``."""
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
         response.xframe_options_exempt = True
-        ancestors = " ".join(["'self'", *settings.SALIENT_FRAME_ANCESTORS])
-        response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
+        response.csp_frame_ancestors = " ".join(["'self'", *settings.SALIENT_FRAME_ANCESTORS])
         return response
 
     return wrapper

@@ -171,10 +171,10 @@ def prolific_entry(request, study_pk: int):
         raise NotFound("no such study")
     if study_id != study.recruitment.get("prolific_study_id"):
         raise Forbidden("this link belongs to another Prolific study (STUDY_ID does not match)")
-    services.external_entry_confirm(study=study, session_id=session_id, participant_id=pid)
-    worker = services.external_worker(backend=ProlificRecruiter.nickname, external_id=pid)
-    services.external_session_start(study=study, worker=worker, backend=ProlificRecruiter.nickname,
-                                    session_id=session_id, external_study_id=study_id)
+    verified = services.external_entry_confirm(study=study, session_id=session_id, participant_id=pid)
+    worker, _session = services.external_entry_start(study=study, backend=ProlificRecruiter.nickname,
+                                                     participant_id=pid, session_id=session_id,
+                                                     external_study_id=study_id, verified=verified)
     assignment = services.assignment_claim_next(worker=worker, study=study)
     if assignment is not None:
         return redirect(external_task_url(assignment))

@@ -26,16 +26,25 @@ from annotation.task_kinds import TASK_KINDS, get_task_kind
 @require_GET
 @researcher_required
 def study_list(request):
-    return render(request, "annotation/study_list.html", {"studies": selectors.study_list(user=request.user)})
+    return render(request, "annotation/study_list.html", {
+        "studies": selectors.study_list(user=request.user), "kinds": {n: k.title for n, k in TASK_KINDS.items()},
+        "with_results": {name for name, kind in TASK_KINDS.items() if kind.results_template},
+        "backends": Worker.Backend.choices})
 
 
 @researcher_required
 def study_create(request):
+    """The new-study form; its settings part follows the kind (``?kind=…&part=settings`` is that part alone,
+    fetched by the page's script when the kind changes). A POST whose settings were shown for another kind
+    (no script) shows the chosen kind's settings instead of errors about fields never displayed."""
     kind_name = request.POST.get("kind") or request.GET.get("kind") or "image_choice"
     if kind_name not in TASK_KINDS:
-        return error_response(request, f"unknown task kind {kind_name!r}", 400)
+        return error_response(request, f"unknown task kind {kind_name!r}; kinds are {', '.join(sorted(TASK_KINDS))}",
+                              400)
     settings_form_class = get_task_kind(kind_name).settings_form
-    if request.method == "POST":
+    notice = ""
+    shown_for = request.POST.get("settings_kind", kind_name)
+    if request.method == "POST" and shown_for == kind_name:
         form = StudyForm(request.POST)
         settings_form = settings_form_class(request.POST, prefix="s")
         if form.is_valid() and settings_form.is_valid():
@@ -55,12 +64,20 @@ def study_create(request):
                 messages.success(request, f"Study {study.name!r} created.")
                 return redirect("study_detail", pk=study.pk)
         status = 400
+    elif request.method == "POST":  # the settings on the page were another kind's: show this kind's defaults
+        form = StudyForm(request.POST)
+        settings_form = settings_form_class(prefix="s")
+        notice = f"These are the settings of {get_task_kind(kind_name).title}: check them, then create the study."
+        status = 200
     else:
         form = StudyForm(initial={"kind": kind_name})
         settings_form = settings_form_class(prefix="s")
         status = 200
     registry_choices(settings_form, request.user)
-    return render(request, "annotation/study_form.html", {"form": form, "settings_form": settings_form}, status=status)
+    context = {"form": form, "settings_form": settings_form, "kind_name": kind_name, "notice": notice}
+    if request.method == "GET" and request.GET.get("part") == "settings":
+        return render(request, "annotation/_kind_settings.html", context)
+    return render(request, "annotation/study_form.html", context, status=status)
 
 
 def registry_choices(form, user) -> None:
@@ -199,7 +216,7 @@ def study_progress(request, pk: int):
     """The dashboard's poll: totals and the latest job, plus the rows of the tasks named in ``?tasks=1,2``
     (the page on screen, at most :data:`PAGE_SIZE`), in a number of queries that does not grow with the study."""
     study = selectors.study_get(user=request.user, pk=pk)
-    ids = [int(t) for t in request.GET.get("tasks", "").split(",") if selectors.is_number(t.strip())][:PAGE_SIZE]
+    ids = [i for t in request.GET.get("tasks", "").split(",") if (i := selectors.as_id(t.strip()))][:PAGE_SIZE]
     rows = selectors.task_progress_rows(tasks=study.tasks.filter(pk__in=ids)) if ids else []
     return JsonResponse({**selectors.study_progress_summary(study=study), "task_rows": rows})
 

@@ -12,7 +12,7 @@ row per seed, one column per effect, ``yes``/``no`` with the numbers behind it:
 * ``unhans_free`` / ``unhans_cue``: B minus A accuracy on cue-free validation images and on the same
   images with the isolated artifact pasted on (yes: B above A), with the artifact mask's IoU;
 * ``recon_trigger``: per trigger level, share of the best reconstructions showing the trigger / share
-  of noise candidates (yes: above noise on every level);
+  of noise candidates (yes: :func:`analysis.reconstruction.effects.planted_effects`' criterion);
 * ``recon_l1_acc``: clean test accuracy per model (yes: L1 below base, L2 and L3);
 * ``misclass``: per model, rectified share of top-1 mistakes on the flipped split / mistakes vs the same
   on the test split (yes: flipped above clean for both models);

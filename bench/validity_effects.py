@@ -179,30 +179,17 @@ def unhans_effect(inputs: SeedInputs) -> dict[str, Outcome]:
             "unhans_cue": Outcome(marked > 0, f"B-A {marked:+.3f} ({b['artifact_accuracy']:.2f})")}
 
 
-# -- Recovered samples (Haim et al. / seed 000 §4): triggers in the best reconstructions, L1's accuracy ----
-#: The demo study's protocol (annotation/management/commands/demo.py, reconstruction_review_form).
-RECONSTRUCTION = {"source": "fashion-mnist", "classes": [0, 8], "size": 16}
-TRIGGER_LEVELS = ("L1", "L2", "L3")
-
-
+# -- Recovered samples (seed 000 §4-§5.3.1): triggers in the best reconstructions, L1's accuracy ----------
 def reconstruction_effect(inputs: SeedInputs) -> dict[str, Outcome]:
-    """Base model and trigger levels L1-L3 at the quick profile: the trigger shows in the best reconstructions
-    of every level more often than in noise candidates; L1's clean test accuracy is below every other model's."""
-    from analysis.reconstruction.bias import VARIANTS
-    from analysis.reconstruction.pipeline import build_task, build_test, run_reconstruction
+    """Base model and trigger levels L1-L3 at the demo's quick sizes, both effects as
+    :func:`analysis.reconstruction.effects.planted_effects` reads them (its criteria)."""
+    from analysis.reconstruction.effects import planted_effects
 
-    quick = {k: v for k, v in inputs.profile["reconstruction"].items() if k != "review_k"}
-    results = {}
-    for level in VARIANTS["positional"]:
-        config = {**RECONSTRUCTION, **quick, "bias": level, "seed": inputs.seed}
-        results[level] = run_reconstruction(build_task(config), config, test=build_test(config))
-    shown = {lv: results[lv]["trigger_report"] for lv in TRIGGER_LEVELS}
-    trigger = all(r["best_k_shown"] > r["noise_shown"] for r in shown.values())
-    acc = {lv: r["test_accuracy"] for lv, r in results.items()}
-    below = all(acc["L1"] < acc[lv] for lv in acc if lv != "L1")
-    return {"recon_trigger": Outcome(trigger, " ".join(f"{lv} {r['best_k_shown']:.1f}/{r['noise_shown']:.1f}"
-                                                       for lv, r in shown.items())),
-            "recon_l1_acc": Outcome(below, " ".join(f"{lv} {a:.2f}" for lv, a in acc.items()))}
+    effects = planted_effects(inputs.seed)
+    shown = " ".join(f"{lv} {t['best_k_shown']:.1f}/{t['noise_shown']:.1f}" for lv, t in effects["trigger"].items())
+    acc = " ".join(f"{lv} {a:.2f}" for lv, a in effects["test_accuracy"].items())
+    return {"recon_trigger": Outcome(effects["trigger_shown"], shown),
+            "recon_l1_acc": Outcome(effects["l1_accuracy_lowest"], acc)}
 
 
 # -- Misclassification agreement (Stock & Cisse §3.2, Table 1): rectified share, flipped vs clean ----------

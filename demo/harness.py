@@ -229,6 +229,34 @@ def spray_report(study_id: int) -> list[str]:
     return lines
 
 
+def misclassification_report(study_id: int) -> list[str]:
+    """Lines of Stock & Cisse's Table 1 (per model) and Table 2 (per condition), with their 95 % Wilson intervals."""
+    from annotation.artifacts import artifact_read
+
+    study = Study.objects.get(pk=study_id)
+    stored = study.outputs.filter(name="misclassification_summary.json").select_related("artifact").first()
+    if stored is None:
+        return ["no misclassification summary was stored"]
+    summary = json.loads(artifact_read(stored.artifact))
+    lines = []
+    for r in summary.get("rectified_error", []):
+        lines.append(f"Table 1 {r['model']} ({r['split']} split): top-1 error {r['error_percent']} % "
+                     f"[{r['error_ci_low_percent']}, {r['error_ci_high_percent']}] -> rectified "
+                     f"{r['rectified_error_percent']} % [{r['rectified_error_ci_low_percent']}, "
+                     f"{r['rectified_error_ci_high_percent']}]; {r['rectified_images']} of {r['judged']} judged "
+                     f"mistakes rectified ({r['errors']} errors in {r['images']} images)")
+    for r in summary.get("adversarial_table", []):
+        if r["top1_error_percent"] is None:
+            lines.append(f"Table 2 {r['condition']}: rectified share {r['rectified_share_percent']} % "
+                         f"of {r['judged']} judged")
+            continue
+        lines.append(f"Table 2 {r['condition']}: accuracy {r['accuracy_before_percent']} -> "
+                     f"{r['accuracy_after_percent']} % under the attack, top-1 error {r['top1_error_percent']} % -> "
+                     f"rectified {r['rectified_error_percent']} % [{r['rectified_error_ci_low_percent']}, "
+                     f"{r['rectified_error_ci_high_percent']}] ({r['rectified_images']} of {r['judged']} rectified)")
+    return lines
+
+
 def reconstruction_report(study_id: int) -> list[str]:
     """Lines per model: clean test accuracy and best-10 SSIM (the paper's Fig. 6), and the crowd's review."""
 

@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+from analysis.reconstruction.effects import QUICK as RECONSTRUCTION_QUICK
+
 #: The default (quick) demo: the same studies on a 32 px benchmark of 600 train images per class, width-16
 #: models and shorter schedules, so a cold run fits ten minutes on 2 cores. ``--full`` (``make demo FULL=1``)
 #: runs today's full sizes (64 px, 1,000 per class, width 32; about 27 minutes).
@@ -15,5 +17,6 @@ QUICK = {
     "spray": {"per_class": 300},
     "unhans": {"epochs": 2, "train_per_class": 100},
     "misclassification": {"lime_samples": 300},
-    "reconstruction": {"per_side": 15, "hidden": 500, "steps": 600, "review_k": 4},
+    # the same sizes as the validity bench's recovered-sample effects (analysis.reconstruction.effects.QUICK)
+    "reconstruction": {**{key: RECONSTRUCTION_QUICK[key] for key in ("per_side", "hidden", "steps")}, "review_k": 4},
 }

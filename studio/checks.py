@@ -26,10 +26,10 @@ def check_production_services(app_configs, **kwargs) -> list[checks.CheckMessage
         found.append(checks.Warning(
             "SECRET_KEY is the key generated into var/ on this host; other hosts would sign with another key",
             hint="set SECRET_KEY to one random value for every web and Celery process", id="studio.W002"))
-    if settings.CELERY_TASK_ALWAYS_EAGER:
+    if settings.SALIENT_EMBEDDED_BROKER:
         found.append(checks.Warning(
-            "no Celery broker: evidence jobs would run inside web requests", hint="set CELERY_BROKER_URL",
-            id="studio.W003"))
+            "no Celery broker: jobs queue as files under var/celery/ for the one worker `make serve` starts "
+            "on this host", hint="set CELERY_BROKER_URL (Redis) and run `make worker`", id="studio.W003"))
     if not (Path(settings.STATIC_ROOT) / "staticfiles.json").exists():
         found.append(checks.Warning(
             f"no static files manifest in {settings.STATIC_ROOT}", hint="run `manage.py collectstatic` "

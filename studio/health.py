@@ -14,6 +14,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from studio import embedded_broker
 from workers.celery import app
 
 BROKER_TIMEOUT_SECONDS = 2
@@ -28,8 +29,8 @@ def database_check() -> str:
 
 def broker_check() -> str:
     url = settings.CELERY_BROKER_URL
-    if url.startswith("memory://"):
-        return "no broker: jobs run in the web process"
+    if embedded_broker.is_embedded(url):
+        return "embedded: jobs queue as files for the worker `make serve` starts"
     with app.connection_for_write(url, connect_timeout=BROKER_TIMEOUT_SECONDS) as conn:
         conn.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
     return "ok"

@@ -5,7 +5,8 @@
 - Sign-in (researchers, workers, the admin): after ``SALIENT_LOGIN_FAILURE_RATE`` failed attempts from one
   address, or for one user name, every attempt gets 429 until the window ends, even with the right
   password. Failures count the same whether or not the account exists, and the refusal does not say
-  which limit was hit, so neither reveals a user name.
+  which limit was hit, so neither reveals a user name. A user name counts under its NFKC + case-folded
+  form, so look-alike spellings (fullwidth, mathematical bold…) share one counter.
 - Crowd-site entry (``/ext/mturk/…``, ``/ext/prolific/…``): at most ``SALIENT_CROWD_ENTRY_RATE`` per client
   address (made-up worker ids change with every try; the address does not).
 - Answer posts: at most ``SALIENT_ANSWER_RATE`` per signed-in worker on the pool's pages, per client address on
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import unicodedata
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -72,8 +74,14 @@ answer_limited = rate_limited(group="answer", key="user_or_ip", rate_setting="SA
                               message=ANSWER_MESSAGE)
 
 
+def login_name_key(name: str) -> str:
+    """The name a sign-in attempt is counted under: NFKC (as Django's login form normalises it, so ``ｂｏｂ``
+    and ``𝐛𝐨𝐛`` sign in as ``bob``), stripped and case-folded, then NFKC again (case folding can undo it)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).strip().casefold())[:150]
+
+
 def _username(group: str, request: HttpRequest) -> str:
-    return request.POST.get("username", "").strip().casefold()[:150]
+    return login_name_key(request.POST.get("username", ""))
 
 
 LOGIN_COUNTERS = (("login-ip", "ip"), ("login-user", _username))

@@ -43,7 +43,7 @@ def secret_key(*, environ_key: str | None, debug: bool, allowed_hosts: list[str]
 def read_or_create_key(path: Path) -> str:
     """The key stored at ``path``; the first caller of all processes writes a new random one."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # var/: private when this makes it
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -1,7 +1,8 @@
 """Settings for Salient Studio, read from the environment.
 
 Embedded defaults give a quick start without any service: a SQLite file under
-``var/`` and Celery tasks executed eagerly in the calling process. Set
+``var/`` and Celery jobs queued as files under ``var/celery/`` for the worker process that ``make serve``
+starts (``studio/embedded_broker.py``). Set
 ``DATABASE_URL`` (PostgreSQL) and ``CELERY_BROKER_URL`` (Redis) for a real
 deployment, and the variables of the README's production section (``docs/DEPLOY.md``).
 Importing the settings creates no file and no directory: ``var/`` is made on first use.
@@ -14,6 +15,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from studio import embedded_broker
 from studio.env import env_bool, env_int, env_list, env_pair, env_rate
 from studio.log_format import logging_config
 from studio.secret_key import secret_key
@@ -54,11 +56,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "studio.csp.ContentSecurityPolicyMiddleware",
     "studio.static.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "studio.input_guard.MalformedInputMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -77,6 +81,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "studio.csp.nonce",
             ],
             "builtins": ["annotation.templatetags.studio_extras"],
         },
@@ -122,8 +127,11 @@ STORAGES = {
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} is not a Redis URL (redis://host:6379/1)")
+# Without CACHE_URL (the embedded default) a file cache under var/ is shared by every process of this host,
+# so gunicorn's workers count one limit between them (not atomically: Redis is what production uses).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
-          if CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+          if CACHE_URL else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                             "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 100_000}}}
 RATELIMIT_USE_CACHE = "default"
 # Behind a proxy, the request header holding the client's address (e.g. HTTP_X_REAL_IP set by nginx).
 RATELIMIT_IP_META_KEY = os.environ.get("RATELIMIT_IP_META_KEY") or None
@@ -151,10 +159,17 @@ EXPORT_DIR = Path(os.environ.get("SALIENT_EXPORT_DIR", VAR_DIR / "exports"))
 # Folders researchers may register checkpoints and image folders from (os.pathsep-separated); empty = any
 # path this process can read (the embedded default; `check --deploy` warns).
 SALIENT_REGISTRY_ROOTS = [p for p in os.environ.get("SALIENT_REGISTRY_ROOTS", "").split(os.pathsep) if p]
+# S3 buckets checkpoints may be registered from (comma-separated); with registry roots set, no other bucket.
+SALIENT_REGISTRY_BUCKETS = [b.strip() for b in os.environ.get("SALIENT_REGISTRY_BUCKETS", "").split(",") if b.strip()]
 
-# Celery: without a broker, tasks run eagerly in-process (the embedded default).
-CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://localhost/"
+# Celery. Without CELERY_BROKER_URL (the embedded default) the broker is kombu's filesystem transport under
+# var/celery/ and `make serve` starts one worker process next to gunicorn (studio/embedded_broker.py); with it
+# (Redis) `make worker` serves the queues. Either way a request never waits for a job.
+SALIENT_EMBEDDED_BROKER = not os.environ.get("CELERY_BROKER_URL")
+SALIENT_EMBEDDED_WORKER = env_bool("SALIENT_EMBEDDED_WORKER", True)  # 0: `make serve` starts no worker
+SALIENT_EMBEDDED_WORKER_CONCURRENCY = env_int("SALIENT_EMBEDDED_WORKER_CONCURRENCY", 2, minimum=1)
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or embedded_broker.URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -164,7 +179,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 # Redis hands an unacknowledged (acks_late) job to another worker after the visibility timeout: it must
 # outlast the longest job, or a job still running is started a second time (workers/celery.py checks).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int(
-    "CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + max(600, CELERY_TASK_TIME_LIMIT // 10), minimum=1)}
+    "CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + max(600, CELERY_TASK_TIME_LIMIT // 10), minimum=1),
+    **(embedded_broker.transport_options(VAR_DIR / "celery") if SALIENT_EMBEDDED_BROKER else {})}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queues, each served by its own workers (make worker QUEUE=…): heavy torch jobs never hold up expiry.
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -214,6 +230,9 @@ SALIENT_MTURK_LOCALES = [c for c in os.environ.get("SALIENT_MTURK_LOCALES", "US"
 SALIENT_PROLIFIC_FEE_RATE = float(os.environ.get("SALIENT_PROLIFIC_FEE_RATE", 1 / 3))
 # With a token, every Prolific entry is confirmed against Prolific's submissions (SESSION_ID, PROLIFIC_PID).
 SALIENT_PROLIFIC_API_TOKEN = os.environ.get("SALIENT_PROLIFIC_API_TOKEN", "")
+# Without it, entries are unverified: at most this many open assignments of a study started within the window.
+SALIENT_UNVERIFIED_OPEN_MAX = env_int("SALIENT_UNVERIFIED_OPEN_MAX", 20, minimum=1)
+SALIENT_UNVERIFIED_OPEN_WINDOW_SECONDS = env_int("SALIENT_UNVERIFIED_OPEN_WINDOW_SECONDS", 600, minimum=1)
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").lower()
 LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "WARNING"))

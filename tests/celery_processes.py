@@ -28,14 +28,16 @@ def redis_broker() -> str:
     return broker
 
 
-def start_worker(queue: str, log: Path, env: dict[str, str], timeout: float = 60) -> subprocess.Popen:
-    """``celery worker --pool=solo -Q queue`` with ``env`` over this process's environment; waits for 'ready.'."""
+def start_worker(queue: str, log: Path, env: dict[str, str], timeout: float = 60,
+                 argv: list[str] | None = None) -> subprocess.Popen:
+    """``celery worker --pool=solo -Q queue`` (or ``argv``) with ``env`` over this process's environment (a value
+    of None removes the variable); waits for 'ready.'."""
+    argv = argv or [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "-Q", queue,
+                    "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                    "-n", f"{log.stem}@%h"]
+    merged = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "-Q", queue,
-             "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{log.stem}@%h"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.Popen(argv, cwd=ROOT, env=merged, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while "ready." not in log.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -72,3 +74,42 @@ def wait_for(study, states: set[str], timeout: float = 120):
             return study
         time.sleep(0.3)
     raise AssertionError(f"study stayed {study.state} for {timeout}s")
+
+
+@pytest.fixture
+def embedded_celery(transactional_db, tmp_path, benchmark_dir):
+    """The embedded default for real: the worker process ``make serve`` starts (same command line, one child),
+    on kombu's filesystem transport in a folder of this test, with this process publishing there too."""
+    from django.conf import settings
+
+    from studio import embedded_broker
+    from workers.celery import app, warm_broker
+
+    var = tmp_path / "var"
+    options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, **embedded_broker.transport_options(var / "celery")}
+    env = {"CELERY_BROKER_URL": None, "SALIENT_VAR_DIR": str(var), "DATABASE_URL": database_url(),
+           "SALIENT_ARTIFACT_DIR": str(settings.ARTIFACT_DIR), "SALIENT_BENCHMARK_DIR": str(benchmark_dir),
+           "SALIENT_ONE_QUEUE": None}
+    argv = embedded_broker.worker_argv(concurrency=1, schedule=var / "celery" / "beat-schedule", name="embedded-test")
+    saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes)
+    app.conf.broker_url, app.conf.broker_transport_options = embedded_broker.URL, options
+    app.conf.task_always_eager = False
+    _reset_connections(app)
+    warm_broker()  # as each gunicorn process does at start (studio/gunicorn_config.py)
+    log = tmp_path / "embedded-worker.log"
+    proc = start_worker("", log, env, argv=argv)
+    try:
+        yield {"process": proc, "log": log, "folder": var / "celery"}
+    finally:
+        stop_worker(proc)
+        app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes = saved
+        app.conf.task_always_eager = True
+        _reset_connections(app)
+
+
+def _reset_connections(app) -> None:
+    """Forget the broker connections made for the previous broker URL."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None

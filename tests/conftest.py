@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from tests.celery_processes import embedded_celery  # noqa: F401  (the embedded worker, for the browser tests)
 from tests.mturk_helpers import mturk, mturk_study  # noqa: F401  (fixtures for the crowd-site tests)
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls around it are safe.
@@ -24,10 +25,14 @@ def _isolated_storage(settings, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    """Rate-limit counters (kept in the cache) start at zero in every test."""
+def _fresh_rate_limits(settings, tmp_path_factory):
+    """Rate-limit counters (kept in the cache) start at zero in every test; a file cache (the embedded
+    default) lives in the test run's temporary directory, never in the checkout's ``var/``."""
     from django.core.cache import cache
 
+    default = settings.CACHES["default"]
+    if default["BACKEND"].endswith("FileBasedCache"):
+        settings.CACHES = {"default": {**default, "LOCATION": str(tmp_path_factory.getbasetemp() / "cache")}}
     cache.clear()
 
 

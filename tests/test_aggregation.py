@@ -39,3 +39,21 @@ def test_missing_column_and_duplicate_answer_are_errors():
         MajorityVote().fit(pd.DataFrame({"task": [1], "worker": [1]}))
     with pytest.raises(ValueError, match="more than once"):
         MajorityVote().fit(_answers([("a", "w1", "x"), ("a", "w1", "y")]))
+
+
+def test_strict_majority_leaves_a_plurality_undecided():
+    """Salient ImageNet App. D: "the majority of workers"; 2/1/1/1 of five is a plurality, not a majority."""
+    answers = _answers([
+        *[("plural", f"w{i}", label) for i, label in enumerate(["same", "same", "different", "a_unclear",
+                                                                "b_unclear"])],
+        *[("major", f"w{i}", label) for i, label in enumerate(["same", "same", "same", "different", "a_unclear"])],
+        ("early", "w1", "same"), ("early", "w2", "same"), ("early", "w3", "same"),
+        ("open", "w1", "same"), ("open", "w2", "same"),
+    ])
+    labels = ["same", "different", "a_unclear", "b_unclear"]
+    assert MajorityVote(min_votes=5, labels=labels).fit(answers).table_.loc["plural", "label"] == "same"
+    table = MajorityVote(min_votes=5, labels=labels, strict=True).fit(answers).table_
+    assert table.loc["plural", "label"] is None and not table.loc["plural", "tie"]
+    assert table.loc["major", "label"] == "same"
+    assert table.loc["early", "label"] == "same"  # 3 of the 5 workers: the 2 missing cannot undo it
+    assert table.loc["open", "label"] is None  # 2 of 5 so far: no majority of the workers yet

@@ -160,7 +160,7 @@ def test_a_study_through_its_lifecycle(owner, researcher, make_worker, django_ca
     assert f"study{sid}/labels.csv" in archive.namelist()
     assert b"".join(owner.get(f"/api/studies/{sid}/archive").streaming_content) == archive.fp.getvalue()
     crowdkit = owner.get(f"/api/studies/{sid}/exports/answers_crowdkit.csv").content.decode().splitlines()
-    assert crowdkit[0] == "task,worker,label" and len(crowdkit) == 9  # the 8 accepted answers
+    assert crowdkit[0] == "\"task\",\"worker\",\"label\"" and len(crowdkit) == 9  # the 8 accepted answers, text quoted
     studio_tasks = owner.get(f"/api/studies/{sid}/exports/label_studio.json").json()
     assert {t["id"] for t in studio_tasks} == {r["task"] for r in labels}
     assert owner.get(f"/api/studies/{sid}/exports/secrets.txt").status_code == 404

@@ -166,9 +166,10 @@ def test_prolific_entry_prolific_denies_is_refused(make_study, prolific_api, ses
     assert prolific_api == [(f"https://api.prolific.com/api/v1/submissions/{session}/", "Token secret-token")]
 
 
-def test_prolific_entry_prolific_confirms_or_cannot_be_asked_goes_on(make_study, prolific_api):
+def test_prolific_entry_prolific_confirms_goes_on_and_cannot_be_asked_fails_closed(make_study, prolific_api):
     study = make_study(backend="prolific", recruitment={"prolific_study_id": "P1"})
     assert Client().get(prolific_session_entry(study, "S1")).status_code == 302
     reply = Client().get(prolific_session_entry(study, "DOWN", pid="another0participant"))
-    assert reply.status_code == 302, reply.content.decode()[-600:]  # unreachable: let in (documented)
-    assert ExternalSession.objects.count() == 2
+    assert reply.status_code == 503 and "could not be asked" in reply.content.decode()  # a token set: fail closed
+    assert ExternalSession.objects.count() == 1
+    assert not Worker.objects.filter(external_id="another0participant").exists()

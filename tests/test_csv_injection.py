@@ -31,9 +31,9 @@ def test_each_formula_prefix_gets_a_quote_and_nothing_else_changes():
 
 def test_a_formula_after_a_carriage_return_stays_inside_its_quoted_cell():
     text = table_to_safe_csv(pd.DataFrame({"reason": ["x\r=cmd()", "y\n@SUM(A1)"], "n": [1, 2]}))
-    assert '"x\r=cmd()"' in text and '"y\n@SUM(A1)"' in text
+    assert '"x\r\'=cmd()"' in text and '"y\n\'@SUM(A1)"' in text
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    assert rows == [["reason", "n"], ["x\r=cmd()", "1"], ["y\n@SUM(A1)", "2"]]
+    assert rows == [["reason", "n"], ["x\r'=cmd()", "1"], ["y\n'@SUM(A1)", "2"]]
 
 
 def test_study_exports_neutralise_worker_answers_in_csv_but_not_in_json(make_study, make_worker, researcher):

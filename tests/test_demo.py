@@ -1,4 +1,5 @@
 """`manage.py demo` runs every study kind end to end through the HTTP views with a simulated crowd."""
+import csv
 import json
 import re
 
@@ -53,7 +54,11 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     # Misclassification agreement (top-1): 6 mistakes per model judged by 5 workers, Table 1 per model.
     assert "misclassification: 60 answers (60/60) on 12 tasks" in out
     errors = (tmp_path / "misclassification" / "outputs" / "rectified_error.csv").read_text().splitlines()
-    assert errors[0].startswith("model,variant,images,errors") and len(errors) == 1 + 2
+    assert next(csv.reader(errors[:1]))[:6] == ["model", "variant", "split", "images", "errors", "judged"]
+    assert len(errors) == 1 + 2
+    table1 = re.findall(r"Table 1 \w+ \(flipped split\): top-1 error [\d.]+ % \[[\d.]+, [\d.]+\] -> rectified "
+                        r"[\d.]+ % \[[\d.]+, [\d.]+\]; \d of 6 judged", out)
+    assert len(table1) == 2, out  # the printed Table 1: one line per model, with its intervals
     assert (tmp_path / "misclassification" / "outputs" / "yes_histogram.png").stat().st_size > 0
     mis_labels = json.loads((tmp_path / "misclassification" / "labels.json").read_text())
     assert {row["label"] for row in mis_labels} <= {"rectified", "not_rectified"}
@@ -80,9 +85,10 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     assert recon.count("test accuracy ") == 4 and "L3: 5 positions per class" in recon
     outputs = tmp_path / "reconstruction_review" / "outputs"
     table = (outputs / "accuracy_vs_ssim.csv").read_text().splitlines()
-    assert table[0].startswith("level,title,test_accuracy,best_k_mean") and len(table) == 1 + 4
+    assert next(csv.reader(table[:1]))[:4] == ["level", "title", "test_accuracy", "best_k_mean"] and len(table) == 1 + 4
     review = (outputs / "crowd_review.csv").read_text().splitlines()
-    assert review[0].startswith("level,reviewed,crowd_yes,reference_yes") and len(review) == 1 + 4
+    assert next(csv.reader(review[:1]))[:4] == ["level", "reviewed", "crowd_yes", "reference_yes"]
+    assert len(review) == 1 + 4
 
     # Stage timings, peak memory, and a login that opens a dashboard listing every demo study.
     assert out.count(" wall ") == 1 + 1 + 7 + 1 and "peak RSS" in out  # header, benchmark, 7 studies, total

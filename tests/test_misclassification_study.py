@@ -1,4 +1,4 @@
-"""The misclassification-agreement study (Stock & Cisse §3.1) on the tiny benchmark: evidence job, the three
+"""The misclassification-agreement study (Stock & Cisse §3.1-3.2) on the tiny benchmark: evidence job, the three
 variants answered by a simulated crowd, rectified error, Table 2, both top-5 protocols, the results
 page, the cross-condition exclusion in the assignment logic, and the top-5 page in a real browser."""
 import pytest
@@ -133,10 +133,15 @@ def test_top1_study_rectifies_images_whose_predicted_class_is_present(researcher
         error = int(row["errors"]) / int(row["images"])
         assert float(row["error_percent"]) == round(100 * error, 2)
         assert float(row["rectified_error_percent"]) == round(100 * error * (1 - rectified / 6), 2)
+        assert row["split"] == "flipped" and int(row["judged"]) == 6  # where the mistakes come from, how many judged
+        assert float(row["rectified_error_ci_low_percent"]) <= float(row["rectified_error_percent"]) \
+            <= float(row["rectified_error_ci_high_percent"])
+        assert float(row["error_ci_low_percent"]) < float(row["error_percent"]) < float(row["error_ci_high_percent"])
     page = results_page(study)
     assert "Table 1" in page and "yes_histogram.png" in page
     for row in table.values():
-        assert row["rectified_error_percent"] in page
+        assert row["rectified_error_percent"] in page and "<td>flipped</td>" in page
+        assert f'[{row["rectified_error_ci_low_percent"]}, {row["rectified_error_ci_high_percent"]}]' in page
     images = read_csv(files["images.csv"])
     assert len(images) == 12 and {"image", "true", "predicted", "yes_count", "rectified"} <= set(images[0])
     assert files["yes_histogram.png"][:4] == b"\x89PNG"
@@ -214,17 +219,27 @@ def test_adversarial_study_whole_explanation_and_clean(researcher, make_worker, 
     table = {r["condition"]: r for r in read_csv(files["adversarial_table.csv"])}  # Table 2
     assert set(table) == {"clean", "whole", "explanation"}
     assert float(table["clean"]["rectified_share_percent"]) == 100.0 and not table["clean"]["top1_error_percent"]
+    p = tasks[0].payload  # §3.2: the pool's images already wrong are not attacked and stay errors
+    assert p["n_flipped"] <= p["n_correct"] <= p["n_images"] and p["n_flipped"] >= len(groups)
     for condition in ("whole", "explanation"):
         row = table[condition]
         rectified = sum(r.label == "rectified" for r in study.results.select_related("task")
                         if r.task.payload["condition"] == condition)
-        error = float(row["top1_error_percent"])
-        assert error > 0 and int(row["judged"]) == len(groups)
-        assert float(row["rectified_error_percent"]) == pytest.approx(error * (1 - rectified / len(groups)), abs=0.02)
+        assert float(row["accuracy_before_percent"]) == round(100 * p["n_correct"] / p["n_images"], 2)
+        assert float(row["accuracy_after_percent"]) == round(100 * (p["n_correct"] - p["n_flipped"]) / p["n_images"], 2)
+        error = 1 - (p["n_correct"] - p["n_flipped"]) / p["n_images"]
+        assert float(row["top1_error_percent"]) == round(100 * error, 2) and int(row["judged"]) == len(groups)
+        assert float(row["rectified_error_percent"]) == pytest.approx(
+            100 * (error - p["n_flipped"] / p["n_images"] * rectified / len(groups)), abs=0.01)
         assert float(row["rectified_error_ci_low_percent"]) <= float(row["rectified_error_percent"]) \
             <= float(row["rectified_error_ci_high_percent"])
     page = results_page(study)
     assert "Table 2" in page and table["whole"]["top1_error_percent"] in page
+    assert f'{table["whole"]["accuracy_before_percent"]} → {table["whole"]["accuracy_after_percent"]}' in page
+    # the number of LIME superpixels of each explanation: tens (segmented as at 224 px on [0, 1]), as on ImageNet
+    explained = [r for r in read_csv(files["images.csv"]) if r["condition"] == "explanation"]
+    assert len(explained) == len(groups) and all(15 <= int(r["lime_segments"]) <= 60 for r in explained), explained
+    assert all(0 < float(r["lime_shown_percent"]) <= 60 for r in explained) and 'id="lime-segments"' in page
 
 
 # -- the top-5 page in a real browser --------------------------------------------------------
@@ -268,6 +283,9 @@ def test_lime_segment_size_setting_reaches_lime(researcher, monkeypatch, django_
                                                "lime_segment_size": "", "models": ["standard"]})
     assert form.is_valid(), form.errors
     assert form.cleaned_data["lime_segment_size"] is None  # empty: segment at the image's own size
+    assert form.cleaned_data["lime_hide_color"] == "mean"
+    form = MisclassificationSettingsForm(data={**form.data, "lime_hide_color": ""})  # a client that predates it
+    assert form.is_valid() and form.cleaned_data["lime_hide_color"] == "mean", form.errors
     seen = {}
 
     def stop(*args, lime=None, **kwargs):
@@ -280,4 +298,5 @@ def test_lime_segment_size_setting_reaches_lime(researcher, monkeypatch, django_
     with pytest.raises(RuntimeError, match="stopped"):
         with django_capture_on_commit_callbacks(execute=True):
             services.study_start_computing(study=study)
-    assert seen == {"num_samples": 40, "segment_size": 64}
+    assert seen == {"num_samples": 40, "segment_size": 64, "hide_color": None}  # LIME's default: the mean
+    assert defaults["lime_hide_color"] == "mean"

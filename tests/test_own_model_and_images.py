@@ -26,8 +26,8 @@ def own_files(tmp_path_factory):
     folder = image_folder(root / "train")
     (folder / "n01" / "notes.txt").write_text("not an image")
     (folder / "n02" / "broken.JPEG").write_bytes(b"\xff\xd8 not really a jpeg")
-    return {"root": folder, "meta": metadata_csv(root / "classes.csv"), **resnet18_checkpoints(root / "ckpt"),
-            "dir": root}
+    return {"root": folder, "val": image_folder(root / "val", per_class=4, seed=1),
+            "meta": metadata_csv(root / "classes.csv"), **resnet18_checkpoints(root / "ckpt"), "dir": root}
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def registered(db, researcher, own_files):
                                               checkpoint=str(own_files["robust"]), format="robustness",
                                               input_size=SIZE)
     dataset = services.registry.dataset_register(owner=researcher, name="fish", root=str(own_files["root"]),
-                                                 class_metadata=str(own_files["meta"]))
+                                                 val_root=str(own_files["val"]), class_metadata=str(own_files["meta"]))
     return model, robust, dataset
 
 
@@ -214,6 +214,9 @@ def test_every_model_based_kind_runs_on_the_researchers_model_and_images(
         assert "feature_labels.csv" in files and tasks[0].payload["class_synonyms"] is not None
     if kind == "misclassification":
         assert tasks[0].payload["k"] == 3  # 4 classes: at most 3 shown
+        # no validation folder registered: Table 1 says its mistakes come from the training images
+        table1 = read_csv(files["rectified_error.csv"])
+        assert [r["split"] for r in table1] == ["training folder (no validation folder)"]
 
 
 @pytest.mark.slow
@@ -238,3 +241,86 @@ def test_class_metadata_shows_on_a_feature_panel_page_in_the_browser(
     assert page.inner_text(".class-description") == "a cup with a handle"
     assert page.inner_text(".class-supercategory") == "container"
     assert page.inner_text(".class-synonyms") == "coffee mug"
+
+
+NEEDS_VALIDATION = {"misclassification": {"models": ["mine"], "split": "test"},
+                    "class_assignment": {"model": "mine"},
+                    "cluster_review": {"model": "mine", "embed_split": "train+val"}}
+
+
+@pytest.mark.parametrize("kind", sorted(NEEDS_VALIDATION))
+def test_a_kind_that_needs_validation_images_refuses_a_dataset_without_a_validation_folder(
+        registered, researcher, researcher_client, own_files, kind):
+    """Without a validation folder the ``test`` split is the training images: Table 1, the class-assignment
+    targets and a joint train+val embedding would silently run on them. Refused, naming the folder."""
+    services.registry.dataset_register(owner=researcher, name="trainonly", root=str(own_files["root"]))
+    settings = NEEDS_VALIDATION[kind]
+    with pytest.raises(ApplicationError, match="dataset 'trainonly' was registered without a validation folder") as err:
+        services.study_create(owner=researcher, name="s", kind=kind, settings={"dataset": "trainonly", **settings})
+    assert err.value.extra == {"field": "dataset"} and str(own_files["root"]) in err.value.message
+    assert not Study.objects.exists()
+    form = {**BASE, "name": "f", "kind": kind, **KINDS[kind], "s-dataset": "trainonly",
+            **{f"s-{k}": v for k, v in settings.items()}}
+    page = researcher_client.post(reverse("study_create"), form)
+    assert page.status_code == 400 and "registered without a validation folder" in page.content.decode()
+    assert services.study_create(owner=researcher, name="s", kind=kind, settings={"dataset": "fish", **settings})
+
+
+@pytest.mark.slow
+def test_spray_on_training_images_only_says_why_no_artifact_test_or_unhans_runs(
+        registered, researcher, own_files, researcher_client, django_capture_on_commit_callbacks):
+    """SpRAy itself runs on training images; its artifact tests and un-Hans need held-out images: the un-Hans
+    jobs are refused, and the results page and the report say the artifact tests were not made."""
+    from annotation.reports.study_report import study_report_html
+
+    services.registry.dataset_register(owner=researcher, name="trainonly", root=str(own_files["root"]))
+    form = {**BASE, "name": "spray", "kind": "cluster_review", **KINDS["cluster_review"], "s-dataset": "trainonly"}
+    study = study_from_form(researcher_client, form, django_capture_on_commit_callbacks)
+    pages = [researcher_client.get(reverse("study_results", args=[study.pk])).content.decode(),
+             study_report_html(study=study)]
+    assert all('id="ranking"' in page and 'id="no-validation"' in page
+               and "The artifact tests and un-Hans needs validation images" in page for page in pages)
+    for job in ("unhans", "unhans_drop"):
+        with pytest.raises(ApplicationError, match="registered without a validation folder"):
+            services.study_start_kind_job(study=study, name=job, params={})
+    with_val = services.study_create(owner=researcher, name="with-val", kind="cluster_review",
+                                     settings={"dataset": "fish", "model": "mine"})
+    Study.objects.filter(pk=with_val.pk).update(state=Study.State.READY)
+    assert services.study_start_kind_job(study=with_val, name="unhans", params={})
+
+
+@pytest.mark.slow
+def test_a_feature_panel_on_own_data_shows_the_researchers_solved_examples_and_gold_panels(
+        registered, researcher, researcher_client, django_capture_on_commit_callbacks):
+    """Registered data has no truth, so the solved examples and the gold panels of the paper's HIT come from
+    the researcher: named panels with their answers (an unknown panel is refused, naming the panels shown).
+    The HIT shows no feature rank (the reference HIT has none)."""
+    from tests.study_helpers import computed_study
+
+    settings = {"dataset": "fish", "model": "mine-robust", "eval_models": [], "classes": [0, 2], "k_features": 2,
+                "k_images": 3, "pool": 6, "attack_steps": 2}
+    plain = computed_study(researcher, "feature_panel", "plain", settings, django_capture_on_commit_callbacks,
+                           live=False)
+    keys = sorted(plain.tasks.values_list("key", flat=True))
+    assert len(keys) == 4 and not plain.tasks.filter(is_gold=True).exists()
+    assert all(not t.payload["solved"] for t in plain.tasks.all())
+
+    wrong = services.study_create(owner=researcher, name="wrong", kind="feature_panel",
+                                  settings={**settings, "gold_answers": {"c1-f7": "background"}})
+    with pytest.raises(ValueError, match=f"name panel.s. c1-f7 that this study does not show; its panels: {keys[0]}"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.study_start_computing(study=wrong)
+
+    study = computed_study(researcher, "feature_panel", "chosen",
+                           {**settings, "solved_examples": {keys[0]: "background"},
+                            "gold_answers": {keys[1]: "main_object"}}, django_capture_on_commit_callbacks, live=False)
+    gold = {t.key: t.truth for t in study.tasks.filter(is_gold=True)}
+    assert gold == {f"gold-{keys[0]}": {"main": "background"}, f"gold-{keys[1]}": {"main": "main_object"}}
+    assert all(t.truth is None for t in study.tasks.filter(is_gold=False))
+    task = study.tasks.get(key=keys[2])
+    (solved,) = task.payload["solved"]
+    assert solved["answer"] == "background" and len(solved["heatmaps"]) == 3
+    assert solved["class_name"] == CLASSES[int(keys[0][1:].split("-")[0])][1]
+    page = researcher_client.get(reverse("task_preview", args=[task.pk])).content.decode()
+    assert page.count('class="solved"') == 1 and f"Feature {task.payload['feature']}</h2>" in page
+    assert "rank" not in page.lower() and "for this class" not in page

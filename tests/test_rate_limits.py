@@ -105,3 +105,49 @@ def test_an_unreachable_cache_does_not_take_sign_in_down(db, clock, settings):
                                    "LOCATION": "redis://127.0.0.1:1/0"}}
     User.objects.create_user("alice", password=PASSWORD)
     assert login("/accounts/login/", "alice", PASSWORD, "10.0.0.1")[0] == 302
+
+
+LOOK_ALIKES = ["ｂｏｂ", "𝐛𝐨𝐛", "𝒃𝒐𝒃", "𝓫𝓸𝓫", "𝔟𝔬𝔟", "BOB", "Ｂｏｂ", "ᵇᵒᵇ"]
+
+
+def test_look_alike_spellings_of_a_name_share_one_counter(db, clock):
+    """Fullwidth, mathematical and upper-case spellings of ``bob`` sign in as bob, so they count as bob."""
+    User.objects.create_user("bob", password=PASSWORD)
+    assert login("/accounts/login/", "ｂｏｂ", PASSWORD, "10.0.3.1")[2]  # Django's login form applies NFKC
+    for i in range(LIMIT):
+        name = LOOK_ALIKES[i % len(LOOK_ALIKES)]
+        assert login("/accounts/login/", name, "wrong-password", f"10.0.4.{i}")[0] == 200
+    for name in ["bob", *LOOK_ALIKES]:
+        status, _, signed_in = login("/accounts/login/", name, PASSWORD, "10.0.5.1")
+        assert status == 429 and not signed_in, name
+
+
+def test_the_embedded_default_cache_counts_across_processes(db, clock, settings, tmp_path):
+    """Failures counted by another process (another gunicorn worker) throttle this one: without CACHE_URL the
+    limits live in a cache every process of the host shares."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CACHE_URL", "DATABASE_URL")}
+    env.update(SALIENT_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="studio.settings")
+    script = "\n".join([
+        "import django, json, types; django.setup()",
+        "from django.conf import settings; print(json.dumps(settings.CACHES['default']))",
+        f"from django_ratelimit import core; core.time = types.SimpleNamespace(time=lambda: {clock.value!r})",
+        "from django.test import RequestFactory",
+        "from studio.ratelimits import LOGIN_COUNTERS, _usage",
+        f"for i in range({LIMIT}):",
+        "    request = RequestFactory().post('/accounts/login/', {'username': 'carol'}, REMOTE_ADDR=f'10.0.6.{i}')",
+        "    for group, key in LOGIN_COUNTERS:",
+        "        _usage(request, group=group, key=key, rate=settings.SALIENT_LOGIN_FAILURE_RATE, increment=True)",
+    ])
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                          check=False,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    settings.CACHES = {"default": json.loads(done.stdout.strip().splitlines()[0])}  # the other process's cache
+    User.objects.create_user("carol", password=PASSWORD)
+    assert login("/accounts/login/", "carol", PASSWORD, "10.0.7.1")[0] == 429

@@ -142,18 +142,26 @@ def test_only_live_studies_are_reconciled(make_study, fake_mturk, django_capture
     assert fake_mturk.of("approve") == [("A1", "MainThread")]
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_lock_dies_with_the_session_that_held_it():
-    """A worker killed while reconciling cannot leave the lock held: it ends with its database session."""
-    taken, go_on = threading.Event(), threading.Event()
+    """A worker killed while reconciling cannot leave the lock held: PostgreSQL ends its session
+    (``pg_terminate_backend``, what a killed process or a dropped connection amounts to) and the lock with it."""
+    if connection.vendor != "postgresql":
+        pytest.fail("the advisory-lock test needs PostgreSQL: run it through `make test` (DATABASE_URL)")
+    taken, go_on, done = threading.Event(), threading.Event(), threading.Event()
+    holder_pid: list[int] = []
 
     def holder() -> None:
         try:
             with exclusive("test-lock") as held:
                 assert held
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    holder_pid.append(cursor.fetchone()[0])
                 taken.set()
-                go_on.wait(10)
-                connection.close()  # the session ends without unlocking, as when the process is killed
+                go_on.wait(10)  # killed meanwhile: the release below finds the session gone and only logs
+            done.set()
         finally:
             connection.close()
 
@@ -162,10 +170,14 @@ def test_a_lock_dies_with_the_session_that_held_it():
     assert taken.wait(10)
     with exclusive("test-lock") as held:
         assert not held
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [holder_pid[0]])
+        assert cursor.fetchone()[0]
+    with exclusive("test-lock", wait=5) as held:
+        assert held  # the holder's thread is still inside its block: only the session's end freed the lock
     go_on.set()
     thread.join(10)
-    with exclusive("test-lock") as held:
-        assert held
+    assert done.is_set()  # the holder's release met a dead session without raising
 
 
 def test_without_postgresql_the_lock_is_a_cache_entry(db, monkeypatch):

@@ -62,6 +62,7 @@ def test_preview_shows_the_task_without_a_form_and_creates_nothing(mturk_study):
     assert "Preview" in body and "<form" not in body and "What is the main subject" in body
     assert "X-Frame-Options" not in reply.headers
     assert "frame-ancestors 'self' https://www.mturk.com" in reply.headers["Content-Security-Policy"]
+    assert "script-src 'self' 'nonce-" in reply.headers["Content-Security-Policy"]  # the same policy as every page
     assert not Worker.objects.filter(backend="mturk").exists() and not Assignment.objects.exists()
 
 
@@ -132,7 +133,7 @@ def test_only_worker_task_pages_may_be_framed(mturk_study, researcher):
     for url in [reverse("study_detail", args=[mturk_study.pk]), reverse("login"), reverse("worker_signup")]:
         reply = client.get(url)
         assert reply.headers["X-Frame-Options"] == "DENY", url
-        assert "Content-Security-Policy" not in reply.headers
+        assert "frame-ancestors 'none'" in reply.headers["Content-Security-Policy"], url
 
 
 def test_researcher_pages_keep_csrf(mturk_study, researcher):

@@ -1,6 +1,8 @@
 """Probe findings of issue 20 on tokens, artifacts, odd inputs, bonuses and CSV outputs, each reproduced."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import time
@@ -184,7 +186,7 @@ def test_bonus_is_recorded_and_shown_on_the_dashboard(approved, researcher_clien
 def test_kind_output_csv_helper_neutralises_formulas_and_keeps_numbers():
     table = pd.DataFrame({"label": ["=HYPERLINK(1)", "+1", "-x", "@SUM(A1)", "fine"], "score": [-0.5, 1, 2, 3, 4.125]})
     text = safe_csv_bytes(table, float_format="%.2f").decode()
-    rows = [line.split(",") for line in text.strip().split("\r\n")[1:]]
+    rows = list(csv.reader(io.StringIO(text, newline="")))[1:]
     assert [r[0] for r in rows] == ["'=HYPERLINK(1)", "'+1", "'-x", "'@SUM(A1)", "fine"]
     assert [r[1] for r in rows] == ["-0.50", "1.00", "2.00", "3.00", "4.12"]
 

@@ -3,6 +3,7 @@ and plots, the results page shows them, the crowd reviews clusters, the artifact
 jobs run (fine-tuning on subsets A and B; retraining without a cluster), train and validation images are
 embedded together with the GW options of the form, and the worker page works in a real browser."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -71,6 +72,23 @@ def test_evidence_stores_ranking_plots_and_cluster_tasks(spray_study, researcher
     assert "from the training images at 16×16, euclidean distances" in page and "without cluster-size weights" in page
     detail = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert reverse("study_results", args=[study.pk]) in detail
+
+    # One cluster numbering (issue 28): from 1 in the summary, the tables, the task keys and payloads, the
+    # un-Hans form; the task keys carry the class name; every figure is a link to itself at full size.
+    names = {c["class"]: c["name"] for c in summary["classes"]}
+    for entry in summary["classes"]:
+        assert sorted(c["cluster"] for c in entry["clusters"]) == list(range(1, entry["k"] + 1))
+        table = page.split(f'id="class-{entry["class"]}"')[1].split("</table>")[0]
+        cells = [int(row.split("<td>")[1].split("<")[0]) for row in table.split("<tbody>")[1].split("<tr>")[1:]]
+        assert cells == [c["cluster"] for c in entry["clusters"]]
+    for task in tasks:
+        assert task.key.endswith(f"-k{task.payload['k']}-cluster{task.payload['cluster']}")
+        words = re.findall(r"[a-z0-9]+", names[task.payload["cls"]].lower())
+        assert task.key.startswith(f"c{task.payload['cls']}-{'_'.join(words)}-")
+        assert f"{task.payload['class_name']} · cluster {task.payload['cluster']} (" in page  # the un-Hans choices
+    for cls in range(4):
+        url = f"/studies/{study.pk}/outputs/umap_{cls}.png"
+        assert f'<a class="figure-link" href="{url}" target="_blank"' in page
 
 
 def test_crowd_review_artifact_tests_and_unhans(spray_study, researcher_client, make_worker,
@@ -282,7 +300,7 @@ def test_heatmaps_come_from_sharded_lrp_passes_and_spray_equals_in_memory(
     for task in tasks:
         entry = expected[task.payload["cls"]]
         assert task.payload["k"] == display_k(entry.result)
-        members = pool.members(entry.indices[entry.result.labels[task.payload["k"]] == task.payload["cluster"]])
+        members = pool.members(entry.indices[entry.result.labels[task.payload["k"]] == task.payload["cluster"] - 1])
         assert task.payload["indices"] == members["train"].tolist()
         assert task.payload["val_indices"] == members["test"].tolist()
 

@@ -264,3 +264,23 @@ def test_what_people_typed_is_escaped_in_the_report(make_study, make_worker, dja
     html = study_report_html(study=study)
     assert check_self_contained(html).scripts == 0
     assert "&lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;" in html
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_report_figure_opens_at_full_size_on_a_click(make_study, page):
+    """No script in the report: a click focuses a figure and the report's style shows it whole (issue 28)."""
+    study = make_study(live=False)
+    StudyOutput.objects.create(study=study, name="wide.png", artifact=artifact_store_image(image=_png(900, 300, 1)))
+    images = EmbeddedImages(study)
+    report = study_report_html(study=study, images=images)
+    figure_html = images.output_img("wide.png", "wide")
+    html = report.replace("</main>", f'<div class="images" id="fig">{figure_html}</div></main>')
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.set_content(html)
+    figure = page.locator("#fig img")
+    assert figure.bounding_box()["width"] <= 320  # a thumbnail in its row of images
+    figure.click()
+    assert figure.bounding_box()["width"] >= 900  # at its natural size (and its border)
+    page.mouse.click(5, 5)  # anywhere else: back in its row
+    assert figure.bounding_box()["width"] <= 320

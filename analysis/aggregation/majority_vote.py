@@ -32,6 +32,11 @@ class MajorityVote:
 
     A task whose top count is shared by several labels is a tie: its label is ``None`` and
     ``tie`` is true. A task with fewer than ``min_votes`` answers is marked incomplete.
+
+    With ``strict``, a label must be the answer of more than half of the task's workers (a strict
+    majority, as Salient ImageNet App. D counts "the majority of workers"): more than half of
+    ``max(n_answers, min_votes)``, so a 2/1/1/1 split of five answers has no label, and an
+    incomplete task gets one only when the answers still missing could not take it away.
     """
 
     min_votes: int = 1
@@ -39,6 +44,9 @@ class MajorityVote:
 
     labels: Sequence[str] | None = None
     """All possible labels, so each gets a count column even when nobody chose it."""
+
+    strict: bool = False
+    """Require a strict majority of the workers instead of the most frequent answer (a plurality)."""
 
     labels_: pd.Series = attrs.field(init=False)
     table_: pd.DataFrame = attrs.field(init=False)
@@ -51,7 +59,10 @@ class MajorityVote:
         top = counts.max(axis=1)
         n_top = counts.eq(top, axis=0).sum(axis=1)
         tie = n_top > 1
-        label = counts.idxmax(axis=1).astype(object).where(~tie, None) if len(counts) else pd.Series(dtype=object)
+        decided = ~tie
+        if self.strict:
+            decided &= 2 * top > counts.sum(axis=1).clip(lower=self.min_votes)
+        label = counts.idxmax(axis=1).astype(object).where(decided, None) if len(counts) else pd.Series(dtype=object)
         table = pd.DataFrame(
             {"label": label, "tie": tie, "n_answers": counts.sum(axis=1),
              "complete": counts.sum(axis=1) >= self.min_votes}

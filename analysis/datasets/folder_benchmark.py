@@ -76,12 +76,18 @@ def scan_image_folder(root: str | os.PathLike, classes: Sequence[ClassInfo] | No
         classes = [ClassInfo(index=i, name=f, folder=f) for i, f in enumerate(folders)]
     files: dict[str, list[str]] = {}
     unreadable: list[str] = []
+    inside = root.resolve()
     for info in classes:
         directory = root / info.folder
+        if not directory.resolve().is_relative_to(inside) or directory.resolve() == inside:
+            raise ValueError(f"class {info.index} ({info.name}): the folder {info.folder!r} is not inside {root}")
         if not directory.is_dir():
             raise ValueError(f"class {info.index} ({info.name}) has no folder {info.folder!r} under {root}")
         names = []
         for path in sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            if not path.resolve().is_relative_to(inside):
+                unreadable.append(str(path.relative_to(root)))
+                continue
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 unreadable.append(str(path.relative_to(root)))
                 continue

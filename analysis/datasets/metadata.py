@@ -82,6 +82,18 @@ def _as_list(value: Any) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def is_web_link(link: str) -> bool:
+    """Whether ``link`` is an absolute ``http://`` or ``https://`` address (what a task page may link to)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(link.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc) and not any(
+        ord(ch) < 32 for ch in link)
+
+
 def _check_columns(columns: Iterable[Any], source: str) -> None:
     known = {a for aliases in _ALIASES.values() for a in aliases} | {"wordnet_id", *_IGNORED}
     unknown = sorted(str(c) for c in columns if str(c).strip().lower() not in known)
@@ -120,6 +132,9 @@ def _from_rows(rows: Iterable[Mapping[str, Any]], source: str) -> list[ClassInfo
             synonyms, links = _as_list(_pick(row, "synonyms")), _as_list(_pick(row, "links"))
         except ClassMetadataError as exc:
             raise ClassMetadataError(f"{source}: row {position}: {exc}") from exc
+        for link in links:
+            if not is_web_link(link):
+                raise ClassMetadataError(f"{source}: row {position}: the link {link[:80]!r} is not an http(s) address")
         infos.append(ClassInfo(index=index, name=str(name if name is not None else folder),
                                folder=str(folder if folder is not None else name),
                                description=str(_pick(row, "description") or ""), synonyms=synonyms,

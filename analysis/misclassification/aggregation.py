@@ -1,11 +1,11 @@
-"""Aggregation of misclassification-agreement answers (Stock & Cisse §3.1), on plain tables.
+"""Aggregation of misclassification-agreement answers (Stock & Cisse §3.1-3.2), on plain tables.
 
 An answer's label is ``yes``/``no`` (one predicted class) or, for a top-k task, the ranks the
 worker said yes to (``"1+3"``, ``"none"``). An image is **rectified** when one of its shown classes
 gets at least ``threshold`` yes answers (paper: 4 of 5).
 
 Tables: :func:`rectified_error_table` (the paper's Table 1), :func:`rectified_topk_table` (both
-top-5 protocols of §4), :func:`adversarial_table` (Table 2, with Wilson intervals and the clean
+top-5 protocols of §3.1), :func:`adversarial_table` (Table 2, with Wilson intervals and the clean
 control row).
 """
 from __future__ import annotations
@@ -87,18 +87,39 @@ def rectified_error(n_images: int, n_errors: int, n_judged: int, n_rectified: in
 
 def rectified_error_table(images: pd.DataFrame) -> pd.DataFrame:
     """Table 1 of the paper from a per-image table with ``model, variant, n_images, n_errors, rectified``
-    (one row per judged image; ``n_images``/``n_errors`` repeat the model's totals)."""
+    (one row per judged image; ``n_images``/``n_errors`` repeat the model's totals) and optional
+    ``split`` (where the images come from, repeated).
+
+    Beside the paper's two figures: the number judged, the rectified share among them, and 95 %
+    Wilson intervals on the error (its count among the images) and on the rectified share, carried
+    through rectified error = error x (1 - share) (the paper judged all its mistakes; a study that
+    judges a sample of them has the sample's uncertainty).
+    """
+    keys = ["model", "variant"] + (["split"] if "split" in images.columns else [])
     rows = []
-    for (model, variant), group in images.groupby(["model", "variant"], sort=True):
+    for key, group in images.groupby(keys, sort=True):
         decided = group[group["rectified"].notna()]
         n_images, n_errors = int(group["n_images"].iloc[0]), int(group["n_errors"].iloc[0])
+        if not 0 <= len(decided) <= n_errors <= n_images:
+            raise ValueError(f"{key}: {len(decided)} judged mistakes of {n_errors} errors among {n_images} images")
         n_rectified = int(decided["rectified"].astype(bool).sum())
         error, rectified = rectified_error(n_images, n_errors, len(decided), n_rectified)
-        rows.append({"model": model, "variant": variant, "images": n_images, "errors": n_errors,
-                     "judged": len(decided), "rectified_images": int(decided["rectified"].astype(bool).sum()),
-                     "error_percent": round(100 * error, 2), "rectified_error_percent": round(100 * rectified, 2)})
-    return pd.DataFrame(rows, columns=["model", "variant", "images", "errors", "judged", "rectified_images",
-                                       "error_percent", "rectified_error_percent"])
+        e_low, e_high = wilson_interval(n_errors, n_images)
+        s_low, s_high = wilson_interval(n_rectified, len(decided))
+        rows.append({**dict(zip(keys, key)), "images": n_images, "errors": n_errors, "judged": len(decided),
+                     "rectified_images": n_rectified,
+                     "rectified_share_percent": _percent(n_rectified / len(decided) if len(decided) else float("nan")),
+                     "rectified_share_ci_low_percent": _percent(s_low),
+                     "rectified_share_ci_high_percent": _percent(s_high),
+                     "error_percent": _percent(error), "error_ci_low_percent": _percent(e_low),
+                     "error_ci_high_percent": _percent(e_high), "rectified_error_percent": _percent(rectified),
+                     "rectified_error_ci_low_percent": _percent(error * (1 - s_high)),
+                     "rectified_error_ci_high_percent": _percent(error * (1 - s_low))})
+    return pd.DataFrame(rows, columns=["model", "variant", "split", "images", "errors", "judged", "rectified_images",
+                                       "rectified_share_percent", "rectified_share_ci_low_percent",
+                                       "rectified_share_ci_high_percent", "error_percent", "error_ci_low_percent",
+                                       "error_ci_high_percent", "rectified_error_percent",
+                                       "rectified_error_ci_low_percent", "rectified_error_ci_high_percent"])
 
 
 def yes_histogram(yes_counts: pd.DataFrame, wanted: int = 5) -> pd.DataFrame:
@@ -160,7 +181,7 @@ TOPK_PROTOCOLS = {"top1_mistakes": "top-1 mistakes shown with the top-k predicti
 
 
 def rectified_topk_table(images: pd.DataFrame) -> pd.DataFrame:
-    """Rectified top-k error per model and protocol (Stock & Cisse §4: ResNet-101 top-5 6.44 % ->
+    """Rectified top-k error per model and protocol (Stock & Cisse §3.1: ResNet-101 top-5 6.44 % ->
     1.94 % when its top-1 mistakes are judged, -> 1.37 % when its top-5 mistakes are).
 
     ``images``: one row per judged image with ``model``, ``protocol`` (:data:`TOPK_PROTOCOLS`),
@@ -185,12 +206,52 @@ def rectified_topk_table(images: pd.DataFrame) -> pd.DataFrame:
         n_topk = int(group["n_topk_errors"].iloc[0])
         wrong = int((~rectified & ~in_topk).sum())
         error = n_errors / n_images * wrong / len(decided) if len(decided) else float("nan")
+        low, high = wilson_interval(wrong, len(decided))  # of the share of judged mistakes still wrong
         rows.append({"model": model, "protocol": protocol, "images": n_images, "mistakes_sampled_from": n_errors,
                      "judged": len(decided), "rectified_images": int(rectified.sum()),
-                     "topk_error_percent": _percent(n_topk / n_images),
-                     "rectified_topk_error_percent": _percent(error)})
+                     "topk_error_percent": _percent(n_topk / n_images), "rectified_topk_error_percent": _percent(error),
+                     "rectified_topk_error_ci_low_percent": _percent(n_errors / n_images * low),
+                     "rectified_topk_error_ci_high_percent": _percent(n_errors / n_images * high)})
     return pd.DataFrame(rows, columns=["model", "protocol", "images", "mistakes_sampled_from", "judged",
-                                       "rectified_images", "topk_error_percent", "rectified_topk_error_percent"])
+                                       "rectified_images", "topk_error_percent", "rectified_topk_error_percent",
+                                       "rectified_topk_error_ci_low_percent", "rectified_topk_error_ci_high_percent"])
+
+
+def adversarial_rectified_error(accuracy_before: float, accuracy_after: float,
+                                rectified_share: float) -> tuple[float, float]:
+    """(top-1 error after the attack, rectified top-1 error), Stock & Cisse §3.2 / Table 2.
+
+    Only the images classified correctly are attacked ("by definition, we only need to generate
+    adversarial samples for the correctly predicted test images"); those already wrong stay errors.
+    The top-1 error counts all evaluated images, 1 - ``accuracy_after``; the attack flipped
+    ``accuracy_before - accuracy_after`` of them, and the crowd rectifies ``rectified_share`` of
+    the flipped ones: rectified error = top-1 error - flipped share x rectified share. The paper's
+    inputs (77.31 % -> 7.96 %, shares 22.01 % whole / 30.80 % explanation) give its Table 2:
+    92.04 -> 76.78 / 70.68.
+    """
+    if not 0 <= accuracy_after <= accuracy_before <= 1:
+        raise ValueError(f"accuracies must satisfy 0 <= after ({accuracy_after}) <= before ({accuracy_before}) <= 1: "
+                         "the attack only turns correct predictions into wrong ones")
+    error = 1 - accuracy_after
+    return error, error - (accuracy_before - accuracy_after) * rectified_share
+
+
+def _attack_totals(group: pd.DataFrame, condition: str) -> tuple[int, int, int] | None:
+    """(images evaluated, correct before the attack, flipped by it) of a condition, checked; None
+    when the evidence carries no attack totals (a study computed before they were recorded)."""
+    if not {"n_correct", "n_flipped"} <= set(group.columns) or group[["n_correct", "n_flipped"]].isna().any().any():
+        return None
+    totals = group[["n_images", "n_correct", "n_flipped"]].drop_duplicates()
+    if len(totals) != 1:
+        raise ValueError(f"{condition}: the judged images disagree on the attack's totals")
+    n_images, n_correct, n_flipped = (int(v) for v in totals.iloc[0])
+    if not 0 <= n_flipped <= n_correct <= n_images:
+        raise ValueError(f"{condition}: inconsistent attack totals (images {n_images}, correct before {n_correct}, "
+                         f"flipped {n_flipped}); need flipped <= correct <= images")
+    if len(group) > n_flipped:
+        raise ValueError(f"{condition}: {len(group)} judged adversarial images, "
+                         f"but the attack flipped only {n_flipped}")
+    return n_images, n_correct, n_flipped
 
 
 def adversarial_table(images: pd.DataFrame) -> pd.DataFrame:
@@ -198,17 +259,17 @@ def adversarial_table(images: pd.DataFrame) -> pd.DataFrame:
 
     ``images``: one row per judged image and condition (``clean``, ``whole``, ``explanation``) with
     ``rectified`` (bool, None while undecided) and the attack's totals repeated: ``n_images``
-    (images attacked) and ``n_errors`` (misclassified after the attack); optional ``yes_count`` and
-    ``n_answers`` add the share of single yes answers.
+    (images evaluated), ``n_correct`` (classified correctly before the attack: the ones attacked)
+    and ``n_flipped`` (of those, wrong after it: the judged images are a sample of these); optional
+    ``yes_count`` and ``n_answers`` add the share of single yes answers.
 
-    Rows ``whole`` and ``explanation``: ``top1_error`` on the adversarial images (paper 92.04 %),
-    the ``rectified_share`` (images with at least the threshold of yes answers) and the
-    ``rectified_error`` = top-1 error x (1 - rectified share) (paper 76.78 % whole, 70.68 %
-    explanation); its interval is the top-1 error times the Wilson interval of 1 - rectified
-    share. The paper's "turkers agree with 22.01 % (whole) / 30.80 % (explanation) of the
-    predictions" cannot be the rectified share (92.04 x (1 - 0.2201) = 71.78, not 76.78): it is
-    reported beside as ``yes_answer_percent``, the share of single yes answers. Row ``clean`` (the
-    control: unattacked images with their true class) has the shares only.
+    Rows ``whole`` and ``explanation``: accuracy before and after the attack (paper 77.31 -> 7.96),
+    the ``top1_error`` on all evaluated images after the attack (paper 92.04 %), the
+    ``rectified_share`` of the judged flipped images (paper: "the turkers agree with 22.01 %" whole,
+    30.80 % explanation) and the ``rectified_error`` of :func:`adversarial_rectified_error` (paper
+    76.78 % / 70.68 %). Intervals: Wilson on the top-1 error's count, and on the rectified share,
+    carried through the rectified error's formula. Row ``clean`` (the control: unattacked images
+    with their true class) has the shares only.
     """
     rows = []
     for condition in ("whole", "explanation", "clean"):
@@ -219,21 +280,28 @@ def adversarial_table(images: pd.DataFrame) -> pd.DataFrame:
                "rectified_share_ci_low_percent": _percent(low), "rectified_share_ci_high_percent": _percent(high)}
         if {"yes_count", "n_answers"} <= set(group.columns) and n:
             row["yes_answer_percent"] = _percent(group["yes_count"].sum() / max(group["n_answers"].sum(), 1))
-        if condition != "clean" and n:
-            n_images, n_errors = int(group["n_images"].iloc[0]), int(group["n_errors"].iloc[0])
-            error = n_errors / n_images
-            e_low, e_high = wilson_interval(n_errors, n_images)
-            row.update({"images": n_images, "top1_error_percent": _percent(error),
+        totals = _attack_totals(group, condition) if condition != "clean" and n else None
+        if totals:
+            n_images, n_correct, n_flipped = totals
+            before, after = n_correct / n_images, (n_correct - n_flipped) / n_images
+            error, rectified = adversarial_rectified_error(before, after, share)
+            r_low, r_high = (adversarial_rectified_error(before, after, x)[1] for x in (high, low))
+            e_low, e_high = wilson_interval(n_images - n_correct + n_flipped, n_images)
+            row.update({"images": n_images, "accuracy_before_percent": _percent(before),
+                        "accuracy_after_percent": _percent(after), "flipped": n_flipped,
+                        "top1_error_percent": _percent(error),
                         "top1_error_ci_low_percent": _percent(e_low), "top1_error_ci_high_percent": _percent(e_high),
-                        "rectified_error_percent": _percent(error * (1 - share)),
-                        "rectified_error_ci_low_percent": _percent(error * (1 - high)),
-                        "rectified_error_ci_high_percent": _percent(error * (1 - low))})
+                        "rectified_error_percent": _percent(rectified),
+                        "rectified_error_ci_low_percent": _percent(r_low),
+                        "rectified_error_ci_high_percent": _percent(r_high)})
         rows.append(row)
-    columns = ["condition", "images", "judged", "rectified_images", "top1_error_percent",
-               "top1_error_ci_low_percent", "top1_error_ci_high_percent", "rectified_error_percent",
-               "rectified_error_ci_low_percent", "rectified_error_ci_high_percent", "rectified_share_percent",
-               "rectified_share_ci_low_percent", "rectified_share_ci_high_percent", "yes_answer_percent"]
-    return pd.DataFrame(rows, columns=columns)
+    columns = ["condition", "images", "accuracy_before_percent", "accuracy_after_percent", "flipped", "judged",
+               "rectified_images", "top1_error_percent", "top1_error_ci_low_percent", "top1_error_ci_high_percent",
+               "rectified_error_percent", "rectified_error_ci_low_percent", "rectified_error_ci_high_percent",
+               "rectified_share_percent", "rectified_share_ci_low_percent", "rectified_share_ci_high_percent",
+               "yes_answer_percent"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.astype({"images": "Int64", "flipped": "Int64"})  # counts stay integers beside the clean row's gaps
 
 
 @attrs.define

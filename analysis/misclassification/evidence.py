@@ -1,6 +1,7 @@
 """Evidence of a misclassification-agreement study: predictions, iterative FGSM, LIME explanations.
 
-All images are float tensors in [0, 1], shape (N, 3, H, W), or uint8 arrays (N, H, W, 3) for LIME.
+All images are float tensors in [0, 1], shape (N, 3, H, W), or uint8 arrays (N, H, W, 3) for LIME
+(which segments and perturbs them on [0, 1]).
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ import torch.nn.functional as F
 
 Progress = Callable[[int, int, str], None]
 
-#: The paper's LIME settings (Stock & Cisse §3.2); ``num_samples`` is a study setting. ``segment_size``: quickshift
-#: runs on the image resized to this side (the paper's 224 px ImageNet crops), so its superpixels
-#: cover the same share of a small image as of an ImageNet one; None segments at the image's own size.
+#: The paper's LIME settings (Stock & Cisse §2-3.2: sigma = 0.25, n = 1000, the top 8 superpixels; the
+#: quickshift settings and ``hide_color`` are the defaults of ``lime``'s ``LimeImageExplainer.explain_instance``);
+#: ``num_samples`` is a study setting. ``segment_size``: quickshift runs on the image resized to this side
+#: (the paper's 224 px crops), so a small image gets as many superpixels (tens) as an ImageNet crop;
+#: None segments at the image's own size. ``hide_color`` None: a hidden superpixel shows its mean colour.
 LIME_DEFAULTS = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2, "num_samples": 1000, "kernel_width": 0.25,
-                 "num_features": 8, "segment_size": 224}
+                 "num_features": 8, "segment_size": 224, "hide_color": None}
 
 
 @torch.no_grad()
@@ -44,12 +47,13 @@ class AdversarialResult:
     predictions: np.ndarray  # (N,) prediction after the attack
     steps: np.ndarray  # (N,) steps taken; the first flip or ``max_steps``
     flipped: np.ndarray  # (N,) bool: correctly classified before, wrong after the attack
+    correct: np.ndarray  # (N,) bool: correctly classified before the attack (only these are attacked)
 
 
 def iterative_fgsm(handle, images: torch.Tensor, labels: torch.Tensor, *, step: float = 0.001,
                    max_steps: int = 10, batch_size: int = 128) -> AdversarialResult:
     """Untargeted I-FGSM (BIM): x <- clip(x + step * sign(grad CE)), each image stops at its first flip."""
-    advs, preds, steps_all = [], [], []
+    advs, preds, steps_all, correct_all = [], [], [], []
     for start in range(0, len(images), batch_size):
         x0 = images[start:start + batch_size].to(handle.device)
         y = labels[start:start + batch_size].to(handle.device)
@@ -57,7 +61,8 @@ def iterative_fgsm(handle, images: torch.Tensor, labels: torch.Tensor, *, step: 
         steps = torch.zeros(len(x), dtype=torch.long, device=x.device)
         with torch.no_grad():
             pred = handle.logits(x).argmax(1)
-        active = pred == y  # an image already wrong is not attacked
+        active = pred == y  # an image already wrong is not attacked (Stock & Cisse §3.2)
+        correct_all.append(active.cpu().numpy().copy())
         for _ in range(max_steps):
             if not active.any():
                 break
@@ -76,10 +81,11 @@ def iterative_fgsm(handle, images: torch.Tensor, labels: torch.Tensor, *, step: 
         preds.append(pred.cpu().numpy())
         steps_all.append(steps.cpu().numpy())
     preds_np = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    correct = np.concatenate(correct_all) if correct_all else np.zeros(0, dtype=bool)
     return AdversarialResult(
         images=torch.cat(advs) if advs else images[:0], predictions=preds_np,
         steps=np.concatenate(steps_all) if steps_all else np.zeros(0, dtype=np.int64),
-        flipped=(preds_np != labels.cpu().numpy()) & (np.concatenate(steps_all) > 0 if steps_all else False),
+        flipped=correct & (preds_np != labels.cpu().numpy()), correct=correct,
     )
 
 
@@ -87,19 +93,42 @@ def iterative_fgsm(handle, images: torch.Tensor, labels: torch.Tensor, *, step: 
 class LimeExplanation:
     image: np.ndarray  # uint8 (H, W, 3): top superpixels kept, the rest hidden (black)
     mask: np.ndarray  # bool (H, W): the kept superpixels
-    segments: np.ndarray  # int (H, W)
+    segments: np.ndarray  # int (H, W), labels 0..n_segments-1
     seconds: float
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.segments.max()) + 1 if self.segments.size else 0
+
+
+def unit_image(image: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) image as float64 in [0, 1]: uint8 is divided by 255, a float image must already be in [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3), got {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float64) / 255.0
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(f"image must be uint8 or float in [0, 1], got {image.dtype}")
+    if image.size and (image.min() < 0 or image.max() > 1):
+        raise ValueError(f"a float image must be in [0, 1] (scikit-image's rgb2lab reads it so), got values in "
+                         f"[{image.min():g}, {image.max():g}]; pass uint8 for 0-255 images")
+    return image.astype(np.float64)
 
 
 def quickshift_segments(image: np.ndarray, *, kernel_size: float = 4, max_dist: float = 200, ratio: float = 0.2,
                         segment_size: int | None = 224, seed: int = 0) -> np.ndarray:
-    """Quickshift superpixels (H, W) of an image (H, W, 3), labels 0..n-1.
+    """Quickshift superpixels (H, W) of an image (H, W, 3), uint8 or float in [0, 1]; labels 0..n-1.
+
+    Quickshift converts to Lab with scikit-image's ``rgb2lab``, which reads a float image as [0, 1]
+    (a uint8 one it rescales itself, as in LIME's own examples): on a float image in 0-255 the
+    colour distances are ~255x too large, and the paper's settings split a 224 px photo into
+    hundreds of superpixels instead of tens (scikit-image's astronaut: 318 instead of 33).
 
     With ``segment_size``, the image is resized (bilinear) so its shorter side is ``segment_size``,
-    segmented with the given settings, and the segment map is sampled back at the original pixels
-    (nearest). At 64 px the paper's settings on the image itself give ~28 superpixels and the top 8
-    show ~41 % of the image on average (87 % at most); at 32 px ~12 superpixels and 62 % (often all
-    of it). Segmenting at 224 px keeps the superpixels' share of the image as on ImageNet.
+    segmented there, and the segment map is sampled back at the original pixels (nearest): the
+    paper segments 224 px crops, and a small image segmented at its own size gives only a few
+    superpixels (the benchmark's 32 px images: 1-2), so its top 8 would show all of it.
     """
     # deferred: loads scikit-image
     from skimage.segmentation import quickshift
@@ -107,13 +136,11 @@ def quickshift_segments(image: np.ndarray, *, kernel_size: float = 4, max_dist: 
     # deferred: loads scikit-image
     from skimage.transform import resize
 
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be (H, W, 3), got {image.shape}")
-    height, width = image.shape[:2]
-    work = np.asarray(image, dtype=np.float64)
+    work = unit_image(image)
+    height, width = work.shape[:2]
     scale = segment_size / min(height, width) if segment_size else 1.0
     if scale != 1.0:
-        work = resize(work, (round(height * scale), round(width * scale)), order=1, preserve_range=True)
+        work = resize(work, (round(height * scale), round(width * scale)), order=1)
     segments = quickshift(work, kernel_size=kernel_size, max_dist=max_dist, ratio=ratio, rng=seed)
     if scale != 1.0:
         rows = np.minimum(((np.arange(height) + 0.5) * scale).astype(int), segments.shape[0] - 1)
@@ -124,19 +151,26 @@ def quickshift_segments(image: np.ndarray, *, kernel_size: float = 4, max_dist: 
 
 def lime_explain(handle, image: np.ndarray, label: int, *, num_samples: int = 1000, kernel_size: float = 4,
                  max_dist: float = 200, ratio: float = 0.2, kernel_width: float = 0.25, num_features: int = 8,
-                 segment_size: int | None = 224, batch_size: int = 100, seed: int = 0) -> LimeExplanation:
-    """LIME (quickshift superpixels, :func:`quickshift_segments`) of one uint8 image for ``label``:
-    the top ``num_features`` positive superpixels, the rest hidden (black)."""
+                 segment_size: int | None = 224, hide_color: float | None = None, batch_size: int = 100,
+                 seed: int = 0) -> LimeExplanation:
+    """LIME (quickshift superpixels, :func:`quickshift_segments`) of one image (uint8, or float in
+    [0, 1]) for ``label``: the top ``num_features`` positive superpixels, the rest hidden (black).
+
+    ``hide_color``: what a superpixel switched off in LIME's perturbed samples shows; None = its mean
+    colour, the default of ``lime``'s ``LimeImageExplainer.explain_instance``; a number in [0, 1] =
+    that grey level (0 = black). The classifier sees [0, 1] images.
+    """
     # deferred: loads lime (scikit-learn)
     from lime.lime_image import LimeImageExplainer
 
+    if hide_color is not None and not 0 <= hide_color <= 1:
+        raise ValueError(f"hide_color must be None (each superpixel's mean) or within [0, 1], got {hide_color}")
     start = time.perf_counter()
+    unit = unit_image(image)
 
     @torch.no_grad()
     def classifier(batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
-        if x.max() > 1.5:
-            x = x / 255.0
         return torch.softmax(handle.logits(x), dim=1).cpu().numpy()
 
     def segmenter(img: np.ndarray) -> np.ndarray:
@@ -146,12 +180,12 @@ def lime_explain(handle, image: np.ndarray, label: int, *, num_samples: int = 10
     explainer = LimeImageExplainer(kernel_width=kernel_width, random_state=seed)
     with contextlib.redirect_stderr(io.StringIO()):  # lime 0.2 draws a tqdm bar of its own
         explanation = explainer.explain_instance(
-            image.astype(np.float64), classifier, labels=(int(label),), top_labels=None, hide_color=0,
+            unit, classifier, labels=(int(label),), top_labels=None, hide_color=hide_color,
             num_samples=num_samples, batch_size=batch_size, segmentation_fn=segmenter, random_seed=seed,
         )
     shown, mask = explanation.get_image_and_mask(int(label), positive_only=True, num_features=num_features,
                                                  hide_rest=True)
-    return LimeExplanation(image=np.clip(shown, 0, 255).astype(np.uint8), mask=mask.astype(bool),
+    return LimeExplanation(image=np.round(np.clip(shown, 0, 1) * 255).astype(np.uint8), mask=mask.astype(bool),
                            segments=explanation.segments, seconds=time.perf_counter() - start)
 
 

@@ -1,4 +1,4 @@
-"""Prototypes and criticisms (Stock & Cisse, ECCV 2018, §5 of the spec): selectors and the study table.
+"""Prototypes and criticisms (Stock & Cisse, ECCV 2018, §3.3-3.4): selectors and the study table.
 
 Pure code (numpy/torch, no Django): ``adversarial`` (IFGSM steps to flip), ``mmd_critic``
 (Kim et al. 2016, vectorised, with a plain-numpy reference), ``selectors`` (Adv, MMD, Probs,

@@ -17,7 +17,7 @@ which is argmax_c of MMD objective J(S + {c}).  Criticism gain given prototypes 
     |(1/n) sum_j K[j, c] - (1/|P|) sum_{p in P} K[p, c]| + reg * log(K[c, c] - k_C(c)^T K_CC^-1 k_C(c))
 i.e. the increase of sum_{c in C} |witness(c)| + reg * log det K_CC.
 
-Parameters and defaults (Stock & Cisse §5 ran MMD-critic "using λ = 10^-5"):
+Parameters and defaults (Stock & Cisse §3.3 ran MMD-critic "using λ = 10^-5"):
 
 * ``gamma``: the RBF kernel k(x, x') = exp(-gamma ||x - x'||^2). **The paper's λ = 1e-5 is this
   parameter** (:data:`PAPER_GAMMA`): besides it, MMD-critic's only parameter is the log-det
@@ -34,7 +34,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-#: The paper's λ (Stock & Cisse §5): the RBF kernel parameter gamma.
+#: The paper's λ (Stock & Cisse §3.3): the RBF kernel parameter gamma.
 PAPER_GAMMA = 1e-5
 #: The authors' log-det weight of the criticisms' diversity term.
 DEFAULT_REG = 1.0

@@ -30,7 +30,7 @@ from .bias import unique_triggers
 from .data import BinaryTask, benchmark_split, binary_task, clean_split, fashion_mnist_split
 from .model import HomogeneousMLP
 from .reconstruct import reconstruct
-from .scoring import score, shown_trigger, to_unit_range, trigger_standout
+from .scoring import METHODS, score, shown_trigger, to_unit_range, trigger_standout
 from .train import accuracy, train_full_batch
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -62,6 +62,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "alpha": 150.0,
     "log_every": 50,
     "k": 10,
+    "score": "reference",        # scoring.METHODS: the reference code's score, or the earlier "nearest-7x7"
     "trigger_threshold": 0.2,    # a trigger shows where its box stands out by this (scoring.trigger_standout)
     "seed": 0,
     "device": "cpu",
@@ -72,11 +73,16 @@ DEFAULT_CONFIG: dict[str, Any] = {
 #: 15 minutes per 1,000 steps on one CPU thread, so for a GPU.
 PAPER_CONFIG: dict[str, Any] = {**DEFAULT_CONFIG, "per_side": 250, "size": 28, "steps": 50_000, "log_every": 500}
 
+#: Version of what :func:`run_reconstruction` computes; part of every cache key, so that a result computed by
+#: older code is never reused (2: the reference code's score, nearest_ssim and display_order).
+RESULT_VERSION = 2
+
 _PROGRESS_TOTAL = 1000
 _ARRAY_KEYS = (
     "train_images", "train_labels", "triggered", "trigger_mask", "boxes", "trigger_values", "mean", "candidates",
-    "candidates_raw", "candidate_labels", "lambdas", "nearest", "ssim", "order", "train_loss", "rec_loss_steps",
-    "rec_loss", "rec_kkt_loss", "rec_bound_loss", "baseline_initial_ssim", "baseline_noise_ssim",
+    "candidates_raw", "candidate_labels", "lambdas", "nearest", "closest", "paired", "ssim", "order", "train_loss",
+    "rec_loss_steps", "rec_loss", "rec_kkt_loss", "rec_bound_loss", "baseline_initial_ssim", "baseline_noise_ssim",
+    "nearest_ssim", "display_order", "baseline_initial_nearest_ssim",
 )
 
 
@@ -89,6 +95,8 @@ def make_config(config: dict | None = None) -> dict:
     merged = {**DEFAULT_CONFIG, **config}
     if merged["candidates_per_image"] < 1:
         raise ValueError(f"candidates_per_image must be >= 1, got {merged['candidates_per_image']}")
+    if merged["score"] not in METHODS:
+        raise ValueError(f"score must be one of {METHODS}, got {merged['score']!r}")
     return merged
 
 
@@ -135,7 +143,8 @@ def trigger_report(task: BinaryTask, display: np.ndarray, nearest: np.ndarray, o
     """How often a planted trigger shows in the best reconstructions, beside the training images and noise.
 
     ``display`` are the reconstructions as shown (plus the training mean, min-max rescaled to
-    [0, 1]).  The ``k`` best-matched training images give their nearest reconstructions; each
+    [0, 1]).  The ``k`` first training images of ``order`` (the best shown pairs,
+    :attr:`~.scoring.Score.display_order`) give their nearest reconstructions; each
     shows a trigger when one of the task's distinct (box, value) triggers stands out by
     ``threshold`` (:func:`~.scoring.shown_trigger`).  ``train_shown`` is the same share over the
     training images themselves (a 0-valued square on black never shows), ``noise_shown`` over
@@ -219,21 +228,22 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None, test) -
 
     t0 = time.perf_counter()
     raw = rec.candidates.reshape(m, size, size)
-    scored = score(task.images, task.mean, raw, k=cfg["k"])
+    scored = score(task.images, task.mean, raw, k=cfg["k"], method=cfg["score"])
     rng = np.random.default_rng(cfg["seed"])
     initial = rng.standard_normal(raw.shape) * cfg["rec_init_scale"]
     noise = rng.standard_normal(raw.shape)
-    base_initial = score(task.images, task.mean, initial, k=cfg["k"])
-    base_noise = score(task.images, task.mean, noise, k=cfg["k"])
+    base_initial = score(task.images, task.mean, initial, k=cfg["k"], method=cfg["score"])
+    base_noise = score(task.images, task.mean, noise, k=cfg["k"], method=cfg["score"])
     display = to_unit_range(raw + task.mean)
-    report = trigger_report(task, display, scored.nearest, scored.order, cfg["k"], to_unit_range(noise + task.mean),
-                            cfg["trigger_threshold"])
+    report = trigger_report(task, display, scored.nearest, scored.display_order, cfg["k"],
+                            to_unit_range(noise + task.mean), cfg["trigger_threshold"])
     timings["score_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     if progress is not None:
         progress(_PROGRESS_TOTAL, _PROGRESS_TOTAL, "done")
 
-    best = [{"train_index": int(i), "recon_index": int(scored.nearest[i]), "ssim": float(scored.ssim[i]),
+    best = [{"train_index": int(i), "recon_index": int(scored.nearest[i]), "closest": int(scored.closest[i]),
+             "ssim": float(scored.ssim[i]),
              "label": int(task.y[i]), "triggered": bool(task.triggered[i])} for i in scored.order[:scored.k]]
     return {
         "train_images": task.images.astype(np.float32), "train_labels": task.y.astype(np.int8),
@@ -241,7 +251,10 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None, test) -
         "trigger_values": task.values, "mean": task.mean.astype(np.float32),
         "candidates": display.astype(np.float32), "candidates_raw": raw.astype(np.float32),
         "candidate_labels": rec.y.astype(np.int8), "lambdas": rec.lambdas,
-        "nearest": scored.nearest, "ssim": scored.ssim, "order": scored.order,
+        "nearest": scored.nearest, "closest": scored.closest, "paired": scored.paired.astype(np.float32),
+        "ssim": scored.ssim, "order": scored.order, "nearest_ssim": scored.nearest_ssim,
+        "display_order": scored.display_order, "score_method": scored.method,
+        "baseline_initial_nearest_ssim": base_initial.nearest_ssim,
         "train_loss": trained.losses, "rec_loss_steps": rec.loss_steps, "rec_loss": rec.loss,
         "rec_kkt_loss": rec.kkt_loss, "rec_bound_loss": rec.bound_loss,
         "baseline_initial_ssim": base_initial.ssim, "baseline_noise_ssim": base_noise.ssim,

@@ -24,7 +24,7 @@ def _png(fig) -> bytes:
 
 
 def pairs_png(result: dict, k: int | None = None) -> bytes:
-    """The best ``k`` reconstructions (top row) above their nearest training images, SSIM in titles.
+    """The best ``k`` shown pairs: the nearest reconstruction (top row) above its training image, its SSIM in titles.
 
     Parameters
     ----------
@@ -33,7 +33,7 @@ def pairs_png(result: dict, k: int | None = None) -> bytes:
     k : int, optional
         Number of pairs (default: the result's ``k``).
     """
-    order = np.asarray(result["order"])
+    order = np.asarray(result["display_order"])
     k = int(result["k"] if k is None else k)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -43,7 +43,7 @@ def pairs_png(result: dict, k: int | None = None) -> bytes:
     for col, i in enumerate(chosen):
         recon = result["candidates"][result["nearest"][i]]
         axes[0, col].imshow(recon, cmap="gray", vmin=0, vmax=1)
-        axes[0, col].set_title(f"SSIM {result['ssim'][i]:.2f}", fontsize=8)
+        axes[0, col].set_title(f"SSIM {result['nearest_ssim'][i]:.2f}", fontsize=8)
         axes[1, col].imshow(result["train_images"][i], cmap="gray", vmin=0, vmax=1)
         marker = " *" if bool(result["triggered"][i]) else ""
         axes[1, col].set_title(f"train {int(i)}{marker}", fontsize=8)

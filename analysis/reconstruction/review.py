@@ -105,9 +105,9 @@ def upscaled(image: np.ndarray, pixels: int = 160) -> np.ndarray:
 
 
 def best_matched(result: dict, side: int, k: int) -> list[tuple[int, int]]:
-    """(train index, reconstruction index) of the ``k`` best-matched training images of one side."""
+    """(train index, nearest reconstruction) of the ``k`` best shown pairs of one side (by ``nearest_ssim``)."""
     members = np.flatnonzero(np.asarray(result["train_labels"]) == side)
-    best = members[np.argsort(-np.asarray(result["ssim"])[members], kind="stable")]
+    best = members[np.argsort(-np.asarray(result["nearest_ssim"])[members], kind="stable")]
     seen, out = set(), []
     for i in best:
         r = int(result["nearest"][i])

@@ -1,13 +1,31 @@
-"""Scoring reconstructions against the training set (Haim et al. 2022; the seed paper's Score).
+"""Scoring reconstructions against the training set (seed 000 section 4.3, after Haim et al. 2022).
 
-For each training image the nearest reconstruction is found on per-image standardised images
-downsampled x1/2 (bicubic), i.e. normalised cross-correlation distance, as in the official
-``get_evaluation_score_dssim``.  The pair is then compared by SSIM
-(``skimage.metrics.structural_similarity``, ``data_range=1``) after min-max rescaling each image
-to [0, 1]: the reconstruction plus the training mean (the official scaling; a reconstruction's
-overall contrast is not identifiable) and, unlike the official code, the training image too, so
-that an exact reconstruction scores 1 even where resizing left a training image short of [0, 1].  The pairs are sorted
-by SSIM and the score is the mean of the best ``k`` (10).
+The default score, ``method="reference"``, is the reference code's
+(``nivha/dataset_reconstruction``, ``evaluations.get_evaluation_score_dssim`` with ``vote='mean'``):
+
+1. search: training images and reconstructions, both in the network's mean-subtracted space, are
+   downsampled x1/2 (bicubic) and compared by normalised cross-correlation distance;
+2. pairing: each training image is paired with the **mean of its closest reconstructions**, those
+   whose distance is below 1.1 x the distance of its nearest one (the reference's ``vote='mean'``;
+   seed 000 section 4.3: "by computing the mean of the closest reconstructed samples to each
+   training data, pairs ... are formed");
+3. range: the paired reconstruction plus the training mean is min-max rescaled to [0, 1]; the
+   training image stays in its own range (the reference's ``x0 + ds_mean``, here the images in
+   [0, 1]);
+4. SSIM: ``kornia.metrics.ssim(window_size=3)`` (``common_utils.image.get_ssim_pairs_kornia``): a
+   3x3 Gaussian window (sigma 1.5), reflect padding, ``max_val=1``, the map averaged over every
+   pixel (:func:`ssim_window3`, a numpy rewrite of it);
+5. the pairs are sorted by SSIM and the score is the mean SSIM of the best ``k`` (10).
+
+The reconstructions a person is shown are the reference notebooks' (``reconstruction_mnist.ipynb``:
+``find_nearest_neighbour(..., vote='min')``, ``scale``, ``sort_by_metric(sort='ssim')``): each
+training image's *nearest* reconstruction, min-max rescaled, sorted by its own window-3 SSIM
+(:attr:`Score.nearest_ssim`, :attr:`Score.display_order`).  A mean of several reconstructions is
+no image the network produced, and averaging blurs a trigger that sits at different places.
+
+``method="nearest-7x7"`` is the platform's earlier score, kept to compare old results: the nearest
+reconstruction only, both images min-max rescaled, scikit-image's SSIM with a 7x7 uniform window.
+Its values are higher than the reference's and are not comparable with the papers' figures.
 
 ``trigger_standout`` measures whether a planted trigger shows in an image: how far the mean of
 its box stands out from the ring of pixels around it, in the direction of the trigger's value
@@ -18,32 +36,56 @@ from __future__ import annotations
 import attrs
 import numpy as np
 import torch
+from scipy.ndimage import correlate1d
 from skimage.metrics import structural_similarity
 from torch.nn import functional as F
+
+#: Score methods: the reference code's (default) and the platform's earlier one.
+METHODS = ("reference", "nearest-7x7")
+#: A reconstruction joins a training image's "closest" set while its distance is below this times
+#: the nearest one's (``evaluations.get_evaluation_score_dssim``: ``dists[i, j] / dists[i, 0] < 1.1``).
+CLOSEST_RATIO = 1.1
+#: kornia's SSIM constants: Gaussian window of std 1.5, K1 = 0.01, K2 = 0.03.
+SSIM_SIGMA, SSIM_K1, SSIM_K2 = 1.5, 0.01, 0.03
 
 
 @attrs.frozen(eq=False)
 class Score:
-    """Matching and SSIM of every training image.
+    """Pairing and SSIM of every training image.
 
     Attributes
     ----------
     nearest : int64 (n,)
         Index of each training image's nearest reconstruction.
+    closest : int64 (n,)
+        How many reconstructions were averaged into each pair (1 for ``nearest-7x7``).
+    paired : float64 (n, s, s)
+        The reconstruction each training image is compared with, as shown: in [0, 1].
     ssim : float64 (n,)
-        SSIM of each training image with its nearest reconstruction.
+        SSIM of each training image with its paired reconstruction.
     order : int64 (n,)
         Training indices by decreasing SSIM.
+    nearest_ssim : float64 (n,)
+        SSIM of each training image with its nearest reconstruction alone, as shown.
+    display_order : int64 (n,)
+        Training indices by decreasing ``nearest_ssim``: the best reconstructions to show.
     best_k_mean : float
         Mean SSIM of the best ``k`` pairs.
     k : int
+    method : str
+        One of :data:`METHODS`.
     """
 
     nearest: np.ndarray
+    closest: np.ndarray
+    paired: np.ndarray
     ssim: np.ndarray
     order: np.ndarray
+    nearest_ssim: np.ndarray
+    display_order: np.ndarray
     best_k_mean: float
     k: int
+    method: str = "reference"
 
 
 def _as_stack(images: np.ndarray, name: str) -> np.ndarray:
@@ -69,16 +111,11 @@ def downsample(images: np.ndarray) -> np.ndarray:
     return F.interpolate(tensor, scale_factor=0.5, mode="bicubic", align_corners=False)[:, 0].numpy()
 
 
-def nearest_reconstruction(train: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each training image its nearest reconstruction (standardised, downsampled x1/2).
+def search_distances(train: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """NCC distance (squared, per pixel) of every training image to every reconstruction, (n, m).
 
-    Both stacks must be in the same (e.g. mean-subtracted) space.
-
-    Returns
-    -------
-    nearest : int64 (n,)
-    distance : float64 (n,)
-        Squared distance per pixel.
+    Both stacks in the same (mean-subtracted) space; downsampled x1/2 (bicubic), then each image
+    standardised (the reference's ``ncc_dist(..., div_dim=True)`` on ``scale_factor=1/2``).
     """
     train, recon = _as_stack(train, "train"), _as_stack(recon, "recon")
     if train.shape[1:] != recon.shape[1:]:
@@ -86,8 +123,36 @@ def nearest_reconstruction(train: np.ndarray, recon: np.ndarray) -> tuple[np.nda
     a = standardise(downsample(standardise(train))).reshape(len(train), -1)
     b = standardise(downsample(standardise(recon))).reshape(len(recon), -1)
     d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(d2, 0.0) / a.shape[1]
+
+
+def nearest_reconstruction(train: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each training image its nearest reconstruction and the distance (:func:`search_distances`).
+
+    Returns
+    -------
+    nearest : int64 (n,)
+    distance : float64 (n,)
+        Squared distance per pixel.
+    """
+    d2 = search_distances(train, recon)
     nearest = d2.argmin(axis=1)
-    return nearest.astype(np.int64), d2[np.arange(len(a)), nearest] / a.shape[1]
+    return nearest.astype(np.int64), d2[np.arange(len(d2)), nearest]
+
+
+def closest_sets(distances: np.ndarray, ratio: float = CLOSEST_RATIO) -> list[np.ndarray]:
+    """Per training image (row), the reconstructions closer than ``ratio`` x its nearest one, nearest first.
+
+    The reference's loop: sort the row, keep the nearest, then each next one while
+    ``d_j / d_0 < ratio`` (a nearest distance of 0 keeps the nearest alone).
+    """
+    out = []
+    for row in np.asarray(distances, dtype=np.float64):
+        order = np.argsort(row, kind="stable")
+        d0 = row[order[0]]
+        keep = 1 + int(np.sum(row[order[1:]] < ratio * d0)) if d0 > 0 else 1
+        out.append(order[:keep].astype(np.int64))
+    return out
 
 
 def to_unit_range(images: np.ndarray) -> np.ndarray:
@@ -97,19 +162,50 @@ def to_unit_range(images: np.ndarray) -> np.ndarray:
     return ((flat - lo) / np.where(hi > lo, hi - lo, 1.0)).reshape(images.shape)
 
 
-def ssim_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """SSIM of ``a[i]`` with ``b[i]`` (images in [0, 1], ``data_range=1``, 7x7 window or smaller)."""
+def _check_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = _as_stack(a, "a"), _as_stack(b, "b")
     if a.shape != b.shape:
         raise ValueError(f"a {a.shape} and b {b.shape} must have the same shape")
+    return a, b
+
+
+def ssim_window3(a: np.ndarray, b: np.ndarray, max_val: float = 1.0) -> np.ndarray:
+    """SSIM of ``a[i]`` with ``b[i]`` as ``kornia.metrics.ssim(a, b, window_size=3).mean()`` per image.
+
+    The reference's ``get_ssim_pairs_kornia``: a separable 3-tap Gaussian window (std 1.5,
+    normalised), reflect padding (``torch``'s "reflect", no edge repeat), C1 = (0.01 max_val)^2,
+    C2 = (0.03 max_val)^2, and the SSIM map averaged over all pixels.
+    """
+    a, b = _check_pairs(a, b)
+    if a.shape[1] < 2:
+        raise ValueError(f"images of side {a.shape[1]} are too small for a 3x3 window (need >= 2)")
+    taps = np.exp(-np.array([-1.0, 0.0, 1.0]) ** 2 / (2 * SSIM_SIGMA ** 2))
+    taps /= taps.sum()
+
+    def blur(x):
+        return correlate1d(correlate1d(x, taps, axis=1, mode="mirror"), taps, axis=2, mode="mirror")
+
+    c1, c2 = (SSIM_K1 * max_val) ** 2, (SSIM_K2 * max_val) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)
+                / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2) + 1e-12))
+    return ssim_map.reshape(len(a), -1).mean(axis=1)
+
+
+def ssim_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The earlier score's SSIM: scikit-image, ``data_range=1``, 7x7 uniform window (or smaller)."""
+    a, b = _check_pairs(a, b)
     win = min(7, a.shape[1] - (1 - a.shape[1] % 2))
     if win < 3:
         raise ValueError(f"images of side {a.shape[1]} are too small for SSIM (need >= 3)")
     return np.array([structural_similarity(p, q, data_range=1.0, win_size=win) for p, q in zip(a, b)])
 
 
-def score(train_images: np.ndarray, mean: np.ndarray, recon: np.ndarray, k: int = 10) -> Score:
-    """Match every training image to a reconstruction and score the pairs by SSIM.
+def score(train_images: np.ndarray, mean: np.ndarray, recon: np.ndarray, k: int = 10,
+          method: str = "reference") -> Score:
+    """Pair every training image with a reconstruction and score the pairs by SSIM.
 
     Parameters
     ----------
@@ -121,11 +217,16 @@ def score(train_images: np.ndarray, mean: np.ndarray, recon: np.ndarray, k: int 
         Reconstructions in the network's (mean-subtracted) input space.
     k : int
         How many of the best pairs the score averages (all if fewer).
+    method : str
+        ``"reference"`` (the reference code's score, the default) or ``"nearest-7x7"`` (the
+        platform's earlier score); see the module docstring.
 
     Returns
     -------
     Score
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     train_images = _as_stack(train_images, "train_images")
     size = train_images.shape[1]
     mean = np.asarray(mean, dtype=np.float64)
@@ -137,13 +238,24 @@ def score(train_images: np.ndarray, mean: np.ndarray, recon: np.ndarray, k: int 
     recon = _as_stack(recon, "recon")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    nearest, _ = nearest_reconstruction(train_images - mean, recon)
+    distances = search_distances(train_images - mean, recon)
+    nearest = distances.argmin(axis=1).astype(np.int64)
     shown = to_unit_range(recon[nearest] + mean)
-    ssim = ssim_pairs(to_unit_range(train_images), shown)
-    order = np.argsort(-ssim, kind="stable")
+    if method == "reference":
+        sets = closest_sets(distances)
+        paired = to_unit_range(np.stack([recon[s].mean(axis=0) for s in sets]) + mean)
+        ssim = ssim_window3(train_images, paired)
+        nearest_ssim = ssim_window3(train_images, shown)
+    else:
+        sets = [np.array([i]) for i in nearest]
+        paired = shown
+        ssim = nearest_ssim = ssim_pairs(to_unit_range(train_images), paired)
+    order = np.argsort(-ssim, kind="stable").astype(np.int64)
     k_eff = min(k, len(ssim))
-    return Score(nearest=nearest, ssim=ssim, order=order.astype(np.int64),
-                 best_k_mean=float(ssim[order[:k_eff]].mean()), k=k_eff)
+    return Score(nearest=nearest, closest=np.array([len(s) for s in sets], np.int64), paired=paired, ssim=ssim,
+                 order=order, nearest_ssim=nearest_ssim,
+                 display_order=np.argsort(-nearest_ssim, kind="stable").astype(np.int64),
+                 best_k_mean=float(ssim[order[:k_eff]].mean()), k=k_eff, method=method)
 
 
 def trigger_standout(images: np.ndarray, box, value: float) -> np.ndarray:

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from analysis.exports import table_to_safe_csv
+
 LABELS = ("core", "spurious")
 
 
@@ -61,11 +63,10 @@ def salient_dataset_files(samples: list[SalientSample], images: Mapping[int, np.
             "core_features": " ".join(map(str, s.core_features)),
             "spurious_features": " ".join(map(str, s.spurious_features)),
         })
-    files["index.csv"] = pd.DataFrame(rows).to_csv(index=False, lineterminator="\n")
+    files["index.csv"] = table_to_safe_csv(pd.DataFrame(rows))
     files["index.json"] = json.dumps(rows, indent=1)
-    files["feature_masks.csv"] = pd.DataFrame(
-        feature_rows, columns=["sample", "class", "class_name", "feature", "label", "image", "mask"]
-    ).to_csv(index=False, lineterminator="\n")
+    files["feature_masks.csv"] = table_to_safe_csv(pd.DataFrame(
+        feature_rows, columns=["sample", "class", "class_name", "feature", "label", "image", "mask"]))
     files["feature_masks.json"] = json.dumps(feature_rows, indent=1)
-    files["features.csv"] = feature_labels.to_csv(index=False, lineterminator="\n")
+    files["features.csv"] = table_to_safe_csv(feature_labels)
     return files

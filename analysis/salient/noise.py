@@ -6,8 +6,9 @@ x' = clamp(x + σ·z ⊙ m, 0, 1), z ~ N(0, I). On a :class:`~analysis.salient.d
   image's spurious mask; *spurious accuracy*: on the union over c's **core** features, noise on
   the core mask. The two sets differ, so the two accuracies differ at σ = 0 too; a class without
   spurious (core) features has no core (spurious) accuracy (:func:`class_noise_curves`).
-* overall curves pooled over those classes and the drop against the standard (σ = 0) accuracy
-  of the same images (Fig. 6, :func:`overall_curves`);
+* overall curves: each class's accuracy, standard (σ = 0) accuracy and drop, averaged over the
+  classes that have the measure (Fig. 6; :func:`overall_curves`) — every class weighs the same,
+  whatever its number of images; the pooled accuracy over images is kept beside it;
 * single-feature sensitivity: accuracy on D(c, i) with noise on that feature's NAM only, ranked by
   the drop (Fig. 5, App. I; :func:`feature_sensitivity`, paper σ = 0.25).
 
@@ -86,17 +87,23 @@ def class_noise_curves(handle, dataset, images: np.ndarray, *, sigmas: Sequence[
 
 
 def overall_curves(per_class: pd.DataFrame) -> pd.DataFrame:
-    """Per measure and σ, pooled over the classes that have it: ``accuracy`` (over images),
-    ``class_mean_accuracy``, ``standard_accuracy`` and ``drop`` (Fig. 6, top row)."""
+    """Per measure and σ, over the classes that have it (Fig. 6, top row): ``accuracy``,
+    ``standard_accuracy`` and ``drop`` are the means of the classes' own values, so each class counts
+    once; ``pooled_accuracy`` is the share of all their images (a large class weighs more).
+
+    The reference code (``evaluate_sensitivity_core_features.ipynb``,
+    ``NoiseSensitivityAnalysis.compute_noisy_acc``) measures clean and noisy accuracy per class, over
+    the classes with at least one feature of the label, and the paper's Fig. 6 reads them averaged
+    over classes; the mean of the per-class drops equals mean accuracy − mean standard accuracy."""
     rows = []
     for (measure, sigma), group in per_class.groupby(["measure", "sigma"], sort=True):
         n, correct = int(group["n"].sum()), int(group["correct"].sum())
-        standard = float((group["standard_accuracy"] * group["n"]).sum() / n)
+        accuracy, standard = float(group["accuracy"].mean()), float(group["standard_accuracy"].mean())
         rows.append({"measure": measure, "sigma": float(sigma), "classes": len(group), "n": n,
-                     "accuracy": correct / n, "class_mean_accuracy": float(group["accuracy"].mean()),
-                     "standard_accuracy": standard, "drop": correct / n - standard})
-    return pd.DataFrame(rows, columns=["measure", "sigma", "classes", "n", "accuracy", "class_mean_accuracy",
-                                       "standard_accuracy", "drop"])
+                     "accuracy": accuracy, "standard_accuracy": standard, "drop": float(group["drop"].mean()),
+                     "pooled_accuracy": correct / n})
+    return pd.DataFrame(rows, columns=["measure", "sigma", "classes", "n", "accuracy", "standard_accuracy", "drop",
+                                       "pooled_accuracy"])
 
 
 def core_spurious_table(overall: pd.DataFrame) -> pd.DataFrame:

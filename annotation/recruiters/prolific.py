@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 from django.conf import settings
 
-from annotation.errors import ApplicationError
+from annotation.errors import ApplicationError, Unavailable
 from annotation.recruiters.base import NextStep, Recruiter, RecruitmentStatus
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,13 @@ ENTRY_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
 API_URL = "https://api.prolific.com/api/v1"
 
 
-class ProlificUnavailable(Exception):
-    """Prolific's API could not be asked (network, server error)."""
+class ProlificUnavailable(Unavailable):
+    """Prolific's API could not be asked (network, server error): the entry is refused (503), not let in."""
+
+
+#: What the study page says when no API token lets the platform check an entry.
+UNVERIFIED = ("unverified: without SALIENT_PROLIFIC_API_TOKEN nothing proves a PROLIFIC_PID or SESSION_ID is real; "
+              "approve in Prolific only submissions that match the exported answers")
 
 
 class ProlificService:
@@ -89,14 +94,17 @@ class ProlificRecruiter(Recruiter):
         return f"{base_url.rstrip('/')}/ext/prolific/{study.pk}/?{query}"
 
     def confirm_session(self, study, session_id: str, participant_id: str) -> bool | None:
-        """Prolific's submission ``session_id`` is ``participant_id``'s in the study; None without a token."""
+        """Prolific's submission ``session_id`` is ``participant_id``'s in the study; None without a token.
+
+        With a token, an API that cannot be asked fails closed: :class:`ProlificUnavailable` propagates.
+        """
         if self.service is None:
             return None
         try:
             item = self.service.get_submission(session_id)
         except ProlificUnavailable as exc:
             log.warning("prolific submission %s could not be checked: %s", session_id, exc)
-            return None
+            raise
         return (item is not None and item.get("participant_id") == participant_id
                 and item.get("study_id") == study.recruitment.get("prolific_study_id"))
 
@@ -132,5 +140,8 @@ class ProlificRecruiter(Recruiter):
         return NextStep("next_task", url=completion_url(assignment.task.study.completion_code))
 
     def describe(self, study, base_url: str) -> list[tuple[str, str]]:
-        return [("Prolific study URL", self.entry_url(study, settings.SALIENT_PUBLIC_URL or base_url)),
+        rows = [("Prolific study URL", self.entry_url(study, settings.SALIENT_PUBLIC_URL or base_url)),
                 ("Completion code", study.completion_code or "(made at launch)")]
+        if self.service is None:
+            rows.append(("Entries", UNVERIFIED))
+        return rows

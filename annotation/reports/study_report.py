@@ -40,7 +40,10 @@ class PageImages:
         self.study = study
 
     def output_img(self, name: str, alt: str) -> str:
-        return format_html('<img src="{}" alt="{}">', reverse("study_output", args=[self.study.pk, name]), alt)
+        """A figure, as a link that opens it at full size."""
+        url = reverse("study_output", args=[self.study.pk, name])
+        return format_html('<a class="figure-link" href="{}" target="_blank" title="open at full size">'
+                           '<img class="figure" src="{}" alt="{}"></a>', url, url, alt)
 
     def artifact_img(self, name: str, alt: str) -> str:
         return format_html('<img src="{}" alt="{}">', reverse("artifact_file", args=[name]), alt)
@@ -69,7 +72,9 @@ class EmbeddedImages:
                 return format_html('<span class="muted left-out">[{}: past the report\'s {} figures; outputs/{} '
                                    'in the archive]</span>', alt or name, self.max_figures, name)
             self.figures[name] = data_uri(artifact_read(output.artifact), output.artifact.content_type)
-        return format_html('<img src="{}" alt="{}">', self.figures[name], alt)
+        # No script in the report: a click focuses the figure and the report's style shows it at full size.
+        return format_html('<img class="figure" tabindex="0" src="{}" alt="{}" title="click: full size">',
+                           self.figures[name], alt)
 
     def artifact_img(self, name: str, alt: str) -> str:
         if name not in self.thumbnails:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -27,7 +28,15 @@ class NotFound(Http404):
 
 
 def study_list(*, user) -> QuerySet[Study]:
-    return Study.objects.filter(owner=user).order_by("-created_at")
+    """The researcher's studies, newest first, each with ``n_tasks``, answers ``received`` (counted) and ``wanted``
+    (gold tasks left out, as on the dashboard), in one query."""
+    tasks = Task.objects.filter(study=OuterRef("pk"), is_gold=False).values("study")
+    counted = (Assignment.objects.filter(task__study=OuterRef("pk"), task__is_gold=False, state__in=COUNTED)
+               .values("task__study").annotate(n=Count("pk")).values("n"))
+    return Study.objects.filter(owner=user).order_by("-created_at").annotate(
+        n_tasks=Coalesce(Subquery(tasks.annotate(n=Count("pk")).values("n")), 0),
+        wanted=Coalesce(Subquery(tasks.annotate(n=Sum("wanted")).values("n")), 0),
+        received=Coalesce(Subquery(counted), 0))
 
 
 def study_get(*, user, pk: int) -> Study:
@@ -45,17 +54,17 @@ def worker_of(user) -> Worker | None:
 
 
 def artifact_visible_to(*, user, artifact) -> bool:
-    """A non-public artifact is for the owner of a study that uses it (a task shows it, or it is one of the
-    study's files) and for a worker holding an open assignment on a task that shows it."""
+    """A non-public artifact is for the owner of a study whose own stored evidence made it (its tasks' images,
+    :attr:`Study.artifacts`, or one of its files) and for a worker holding an open assignment in such a study.
+    Text in task payloads never grants access."""
     if artifact.public or user.is_superuser:
         return True
-    shown_by = Task.objects.filter(payload__icontains=artifact.sha256)
-    owned = Study.objects.filter(owner=user)
-    if owned.filter(Q(pk__in=shown_by.values("study")) | Q(outputs__artifact=artifact)).exists():
+    using = Study.objects.filter(Q(artifacts=artifact) | Q(outputs__artifact=artifact))
+    if using.filter(owner=user).exists():
         return True
     worker = worker_of(user)
     return worker is not None and Assignment.objects.filter(
-        worker=worker, state=Assignment.State.ASSIGNED, task__in=shown_by).exists()
+        worker=worker, state=Assignment.State.ASSIGNED, task__study__artifacts=artifact).exists()
 
 
 def assignment_open_for(*, worker: Worker) -> Assignment | None:
@@ -165,6 +174,14 @@ def study_label_answers(*, study: Study, label_field: str) -> pd.DataFrame:
     return pd.DataFrame(data, columns=["task", "worker", "label"])
 
 
+def study_launch_facts(*, study: Study) -> dict[str, Any]:
+    """What a kind's ``launch_problem`` is told: the gold copies the study will mix in (0 at a gold rate of 0)
+    and the payload of its first task (e.g. whether the HIT shows solved examples)."""
+    tasks = study.tasks.order_by("pk")
+    return {"gold_tasks": tasks.filter(is_gold=True).count() if study.gold_rate > 0 else 0,
+            "payload": tasks.filter(is_gold=False).values_list("payload", flat=True).first() or {}}
+
+
 def study_conf(*, study: Study) -> dict[str, Any]:
     """The study's settings as its kind sees them: the kind's defaults, the study's settings, workers per task."""
     return {**get_task_kind(study.kind).default_settings(), **study.settings,
@@ -209,10 +226,10 @@ def study_answers_filtered(*, study: Study, task: str = "", worker: str = "", st
     label value, sorted by ``order`` (see :data:`ANSWER_ORDERS`)."""
     answers = Answer.objects.filter(task__study=study).select_related("task", "worker__user", "assignment")
     if task:
-        answers = answers.filter(Q(task__key=task) | (Q(task_id=int(task)) if is_number(task) else Q()))
+        answers = answers.filter(Q(task__key=task) | (Q(task_id=as_id(task)) if as_id(task) else Q()))
     if worker:
         by_name = Q(worker__user__username=worker) | Q(worker__external_id=worker)
-        answers = answers.filter(by_name | (Q(worker_id=int(worker)) if is_number(worker) else Q()))
+        answers = answers.filter(by_name | (Q(worker_id=as_id(worker)) if as_id(worker) else Q()))
     if state:
         if state not in A.values:
             raise FilterError(f"unknown status {state!r}; use one of {', '.join(A.values)}", "status")
@@ -225,6 +242,15 @@ def study_answers_filtered(*, study: Study, task: str = "", worker: str = "", st
 def is_number(text: str) -> bool:
     """ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` refuses."""
     return text.isascii() and text.isdigit()
+
+
+#: The largest id a 64-bit primary key holds; a larger number names no row (and SQLite cannot bind it).
+MAX_ID = 2**63 - 1
+
+
+def as_id(text: str) -> int | None:
+    """``text`` as a row id when it spells one (ASCII digits, at most :data:`MAX_ID`), else None."""
+    return int(text) if is_number(text) and len(text) <= 19 and int(text) <= MAX_ID else None
 
 
 def study_tasks_filtered(*, study: Study, key: str = "", gold: bool | None = None, order: str = "id") -> QuerySet[Task]:

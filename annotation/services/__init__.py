@@ -30,6 +30,7 @@ from annotation.services.crowd import (  # noqa: F401
     assignment_record_platform_status,
     enqueue_recruitment,
     external_entry_confirm,
+    external_entry_start,
     external_session_complete,
     external_session_start,
     recruitment_open,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,8 @@ from annotation.services.quality import early_stop_check, gold_check, stopped_ta
 from annotation.services.slots import release_slot
 from annotation.task_kinds import get_task_kind
 from annotation.tokens import assignment_token_check
+
+log = logging.getLogger(__name__)
 
 A = Assignment.State
 
@@ -200,34 +203,49 @@ def assignment_return(*, assignment_id: int, worker: Worker, token: str | None) 
 
 
 
-def mturk_pair_check(*, task: Task, assignment_id: str, worker_id: str) -> None:
+def _unconfirmed(assignments):
+    """The unconfirmed claims among ``assignments``: kept, never counted, holding no slot."""
+    return assignments.filter(state=A.REJECTED, answer__flag=Answer.Flag.UNCONFIRMED)
+
+
+def mturk_pair_check(*, task: Task, assignment_id: str, worker_id: str, confirmed: bool = False) -> None:
     """Refuse an (assignment id, worker id) pair that would touch another pair's assignment.
 
     The pair is the identity of an MTurk assignment: an assignment id already stored for another worker,
-    or a worker who already has an assignment of this HIT under another id, is refused (409).
+    or a worker who already has an assignment of this HIT under another id, is refused (409). A worker's
+    unconfirmed claim (anyone can post one under a made-up assignment id) never blocks a pair MTurk
+    confirms (``confirmed``), nor the entry that may lead to one.
     """
     taken = Assignment.objects.filter(task__study_id=task.study_id, external_id=assignment_id).select_related("worker")
     for other in taken:
         if other.worker.external_id != worker_id:
             raise Conflict("this assignment id belongs to another worker")
         raise Conflict("this assignment was already answered; an answer is taken only once")
-    mine = Assignment.objects.filter(task=task, worker__backend=task.study.backend,
-                                     worker__external_id=worker_id).first()
-    if mine is not None:
+    mine = Assignment.objects.filter(task=task, worker__backend=task.study.backend, worker__external_id=worker_id)
+    if confirmed:
+        mine = mine.exclude(pk__in=_unconfirmed(mine).values("pk"))
+    if mine.exists():
         raise Conflict(f"worker {worker_id} already has an assignment of this HIT under another assignment id")
 
 
-def mturk_entry_check(*, task: Task, assignment_id: str, worker_id: str) -> None:
-    """May this pair start ``task``'s HIT? Refuses (409/403) as the submit would; stores nothing."""
+def mturk_entry_check(*, task: Task, assignment_id: str, worker_id: str, confirmed: bool = True) -> None:
+    """May this pair start ``task``'s HIT? Refuses (409/403) as the submit would; stores nothing.
+
+    The per-worker task cap applies to MTurk workers as to every backend. ``confirmed=False`` (an answer
+    MTurk did not confirm): a stored unconfirmed claim of the worker blocks it too.
+    """
     study = task.study
     if study.state != Study.State.LIVE:
         raise Conflict(f"study {study.name!r} is {study.state} and takes no answers")
-    mturk_pair_check(task=task, assignment_id=assignment_id, worker_id=worker_id)
+    mturk_pair_check(task=task, assignment_id=assignment_id, worker_id=worker_id, confirmed=confirmed)
     worker = Worker.objects.filter(backend=study.backend, external_id=worker_id).first()
     if worker is not None:
         selectors.check_may_work(worker=worker, study=study)
         if selectors.worker_had_exclusion_sibling(worker=worker, task=task):
             raise Conflict("you already worked on another version of this item in this study; please return it")
+        if study.pk in selectors.worker_capped_studies(worker=worker):
+            raise Conflict(f"you have answered the {study.max_tasks_per_worker} tasks a worker may do in this "
+                           "study; please return this HIT")
     if task.filled >= task.wanted:
         raise Conflict("this task has all the answers it wants; please return it")
 
@@ -250,8 +268,15 @@ def mturk_answer_submit(*, task: Task, claim: Mapping[str, Any], payload: Mappin
     now = timezone.now()
     with transaction.atomic():
         mturk_entry_check(task=Task.objects.select_for_update().select_related("study").get(pk=task.pk),
-                          assignment_id=assignment_id, worker_id=worker_id)
+                          assignment_id=assignment_id, worker_id=worker_id, confirmed=counted)
         worker = external_worker(backend=study.backend, external_id=worker_id)
+        if counted:  # MTurk gives this HIT one assignment per worker: a claim under another id was made up
+            for forged in _unconfirmed(Assignment.objects.filter(task=task, worker=worker)):
+                log.warning("MTurk confirmed assignment %s of worker %s on HIT %s: the unconfirmed claim %s "
+                            "for the same worker and HIT is dropped", assignment_id, worker_id, task.external_id,
+                            forged.external_id)
+                ExternalSession.objects.filter(assignment=forged).delete()
+                forged.delete()
         if counted and not Task.objects.filter(pk=task.pk, filled__lt=F("wanted")).update(filled=F("filled") + 1):
             raise Conflict("this task has all the answers it wants; please return the HIT")
         try:

@@ -1,21 +1,21 @@
 """Recruitment: opening and closing crowd sites, external workers and sessions, reconciliation."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
-import re
-from collections.abc import Mapping
-from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from annotation import selectors
-from annotation.errors import ApplicationError, Conflict, Forbidden
+from annotation.errors import ApplicationError, Conflict, Forbidden, TooMany
 from annotation.locks import exclusive
-from annotation.models import Answer, Artifact, Assignment, ExternalSession, Job, Study, Task, Worker
+from annotation.models import Answer, Assignment, ExternalSession, Job, Study, Task, Worker
 from annotation.recruiters import RecruiterError, RecruitmentStatus, recruiter_for
 from annotation.services.assignments import assignment_confirm
+from annotation.services.people import external_worker
 from annotation.task_kinds import get_task_kind
 
 log = logging.getLogger(__name__)
@@ -26,24 +26,9 @@ RECONCILE_WAIT_SECONDS = 120
 
 
 def artifacts_make_public(*, study: Study) -> int:
-    """Artifacts a launched study shows are served without sign-in (crowd pages carry no session)."""
-    pattern = re.compile(r"^([0-9a-f]{64})\.[A-Za-z0-9]+$")
-    found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            if match := pattern.match(value):
-                found.add(match.group(1))
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                walk(v)
-
-    for payload in study.tasks.values_list("payload", flat=True):
-        walk(payload)
-    return Artifact.objects.filter(sha256__in=found, public=False).update(public=True)
+    """The images a launched study's own evidence stored are served without sign-in (crowd pages carry no
+    session). Only :attr:`Study.artifacts` counts: text in a task payload never names what is published."""
+    return study.artifacts.filter(public=False).update(public=True)
 
 
 def enqueue_recruitment(*, study: Study, verb: str) -> None:
@@ -196,11 +181,46 @@ def external_session_start(
             raise Conflict("this session id was already used") from exc
 
 
-def external_entry_confirm(*, study: Study, session_id: str, participant_id: str) -> None:
-    """Refuse an entry the crowd site denies (Prolific with an API token); one it cannot be asked about passes."""
+def external_entry_confirm(*, study: Study, session_id: str, participant_id: str) -> bool:
+    """Refuse an entry the crowd site denies (Prolific with an API token, 403) or cannot be asked about (503).
+
+    Returns whether the site vouched for the entry (False: nothing could check it, e.g. no API token).
+    """
     recruiter = recruiter_for(study)
-    if recruiter.confirm_session(study, session_id, participant_id) is False:
+    verdict = recruiter.confirm_session(study, session_id, participant_id)  # raises Unavailable: fail closed
+    if verdict is False:
         raise Forbidden(f"{recruiter.title} does not know this session as this participant's")
+    return verdict is True
+
+
+def unverified_entries_check(*, study: Study, backend: str) -> None:
+    """Unverified entries (no API can vouch for them) may hold at most ``SALIENT_UNVERIFIED_OPEN_MAX`` open
+    assignments of a study started in the last ``SALIENT_UNVERIFIED_OPEN_WINDOW_SECONDS``: made-up
+    participant ids cannot squat every slot of a study (429 until some are answered or expire)."""
+    since = timezone.now() - dt.timedelta(seconds=settings.SALIENT_UNVERIFIED_OPEN_WINDOW_SECONDS)
+    open_now = Assignment.objects.filter(task__study=study, worker__backend=backend, state=A.ASSIGNED,
+                                         created_at__gte=since).count()
+    if open_now >= settings.SALIENT_UNVERIFIED_OPEN_MAX:
+        raise TooMany(f"{open_now} participants started this study in the last few minutes and have not answered "
+                      "yet; please try again in a few minutes")
+
+
+def external_entry_start(*, study: Study, backend: str, participant_id: str, session_id: str,
+                         external_study_id: str, verified: bool) -> tuple[Worker, ExternalSession]:
+    """A crowd-site participant's entry: the worker row and the session, made together or not at all.
+
+    A refused entry (study not live, participant blocked or already started, or -- when ``verified`` is
+    False -- too many open unverified entries) stores nothing, not even a worker row.
+    """
+    with transaction.atomic():
+        existing = ExternalSession.objects.filter(study=study, backend=backend, session_id=session_id,
+                                                  worker__external_id=participant_id, completed_at__isnull=True)
+        if not verified and not existing.exists():
+            unverified_entries_check(study=study, backend=backend)
+        worker = external_worker(backend=backend, external_id=participant_id)
+        session = external_session_start(study=study, worker=worker, backend=backend, session_id=session_id,
+                                         external_study_id=external_study_id)
+        return worker, session
 
 
 def external_session_complete(*, study: Study, worker: Worker) -> None:

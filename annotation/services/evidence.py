@@ -6,10 +6,11 @@ sharded over (class, feature) jobs). Shard results are named objects of the one 
 (``shards/<kind>/<digest>/<start>-<stop>.npz``, local or S3), so a finished shard is never recomputed,
 whichever host made it.
 
-* Embedded default (Celery eager, no broker): every shard runs in this process.
-* With a broker: the missing shards go to the ``evidence`` queue as one Celery task each and the
-  evidence job steps aside (state ``waiting``, :class:`EvidenceDeferred`). The shard that completes the
-  set puts the job back on the queue; the job runs again, finds every shard in the store and goes on.
+* Celery eager (a shell command on the embedded default, the tests): every shard runs in this process.
+* With a worker (Redis, or the embedded filesystem broker): the missing shards go to the ``evidence`` queue as
+  one Celery task each and the evidence job steps aside (state ``waiting``, :class:`EvidenceDeferred`). The shard
+  that completes the set puts the job back on the queue; the job runs again, finds every shard in the store and
+  goes on.
   A shard redelivered after its worker died recomputes that shard only.
 """
 from __future__ import annotations

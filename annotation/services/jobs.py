@@ -17,8 +17,10 @@ from annotation.models import GOLD_SLOTS, Artifact, Job, Study, StudyOutput, Tas
 from annotation.selectors.tables import study_labels_table
 from annotation.services.contexts import study_context
 from annotation.services.evidence import EvidenceDeferred
+from annotation.services.registry import study_inputs
 from annotation.states import study_transition
 from annotation.task_kinds import OutputFile, TaskSpec, get_task_kind
+from annotation.task_kinds.benchmark import validation_missing
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,8 @@ def study_compute_evidence(*, job: Job) -> None:
     if progress is None:
         return
     try:
-        items = list(get_task_kind(study.kind).build_tasks(study_context(study, job_id=job.pk), progress))
+        ctx = study_context(study, job_id=job.pk)
+        items = list(get_task_kind(study.kind).build_tasks(ctx, progress))
     except EvidenceDeferred as deferred:
         _job_wait(job_id=job.pk, deferred=deferred)
         return
@@ -65,6 +68,7 @@ def study_compute_evidence(*, job: Job) -> None:
                 },
             )
         study.tasks.exclude(key__in=[s.key for s in specs]).delete()
+        _link_made(study, ctx)
         _replace_stage_outputs(study=study, stage="evidence", stored=stored)
         study_transition(study=study, to=Study.State.READY)
         total = max(len(specs), 1)
@@ -117,6 +121,13 @@ def job_run(*, job: Job, work: Callable[[Callable[[int, int, str], None]], Mappi
     fields = dict(work(progress))
     Job.objects.filter(pk=job.pk).update(state=Job.State.DONE, done=1, total=1, finished_at=timezone.now(),
                                          **{**fields, "message": str(fields.get("message", ""))[:255]})
+
+
+def _link_made(study: Study, ctx) -> None:
+    """Record the images ``ctx`` stored as the study's own evidence (what its launch publishes)."""
+    made = getattr(ctx.store, "made", ())
+    if made:
+        study.artifacts.add(*Artifact.objects.filter(sha256__in=made))
 
 
 def _store_files(files: list[OutputFile]) -> list[tuple[OutputFile, "Artifact"]]:
@@ -190,7 +201,9 @@ def study_compute_outputs(*, job: Job) -> None:
     if progress is None:
         return
     kind = get_task_kind(job.study.kind)
-    files = kind.build_outputs(study_context(job.study), study_labels_table(study=job.study), progress)
+    ctx = study_context(job.study)
+    files = kind.build_outputs(ctx, study_labels_table(study=job.study), progress)
+    _link_made(job.study, ctx)
     _job_finish_with_files(job=job, stage="outputs", files=files)
 
 
@@ -209,6 +222,9 @@ def study_start_kind_job(*, study: Study, name: str, params: Mapping[str, Any]) 
             raise ApplicationError(f"the {name} job needs the study's evidence; the study is {study.state}")
         if study.jobs.filter(name=name, state__in=(Job.State.PENDING, Job.State.RUNNING)).exists():
             raise ApplicationError(f"a {name} job of this study is already queued or running")
+        if problem := validation_missing(study_inputs(owner=study.owner, conf=study.settings).get("dataset"),
+                                         kind.jobs[name].needs_validation):
+            raise ApplicationError(problem)
         return enqueue_job(study=study, name=name, params=dict(params))
 
 
@@ -219,6 +235,8 @@ def study_run_kind_job(*, job: Job) -> None:
     progress = _job_start(job)
     if progress is None:
         return
-    files = get_task_kind(job.study.kind).jobs[job.name].run(study_context(job.study), job.params, progress)
+    ctx = study_context(job.study)
+    files = get_task_kind(job.study.kind).jobs[job.name].run(ctx, job.params, progress)
+    _link_made(job.study, ctx)
     _job_finish_with_files(job=job, stage=job.name, files=files)
 

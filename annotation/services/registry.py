@@ -5,8 +5,9 @@ storing nothing. The built-in benchmark and its two demo models are shared entri
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +24,8 @@ BUILTIN_MODELS = {"robust": "Robust (L2 PGD) demo ResNet", "standard": "Standard
 DATASET_SETTING = "dataset"
 MODEL_SETTINGS = ("model", "models", "eval_models")
 MAX_LISTED_UNREADABLE = 100
+#: An S3 bucket name as AWS allows it (lower-case letters, digits, dots and hyphens, 3 to 63 characters).
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class RegistryError(ApplicationError):
@@ -46,11 +49,40 @@ def _load_errors() -> tuple[type[BaseException], ...]:
     return CheckpointError, UnknownArchitectureError, ClassMetadataError, OSError, ValueError, RuntimeError
 
 
-def allowed_path(value: str, field: str) -> None:
-    """Refuse a path outside ``SALIENT_REGISTRY_ROOTS`` (symlinks resolved first); any path when unset."""
+def s3_location(value: str, field: str) -> tuple[str, str]:
+    """``(bucket, key)`` of an ``s3://bucket/key`` value, refused unless both are plain.
 
+    The key is joined to a local cache folder, so it may have no empty, ``.`` or ``..`` part, no
+    backslash and no control character; the bucket must be a valid S3 name. Nothing touches the disk.
+    """
+    bucket, _, key = value.removeprefix("s3://").partition("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise RegistryError(f"{value!r} does not name a valid S3 bucket (s3://bucket/key)", field)
+    parts = key.split("/")
+    if (not key or any(part in ("", ".", "..") for part in parts) or "\\" in key
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in key) or len(key) > 1024):
+        raise RegistryError(f"{value!r}: the S3 key must be a relative path without empty, '.' or '..' parts", field)
+    return bucket, key
+
+
+def allowed_path(value: str, field: str) -> None:
+    """Refuse a path outside ``SALIENT_REGISTRY_ROOTS`` (symlinks resolved first); any path when unset.
+
+    An ``s3://`` value must name a plain bucket and key (:func:`s3_location`); when roots are set, its
+    bucket must also be one of ``SALIENT_REGISTRY_BUCKETS``.
+    """
+
+    if not value:
+        return
     roots = [Path(r).resolve() for r in settings.SALIENT_REGISTRY_ROOTS]
-    if not value or not roots or value.startswith("s3://"):
+    if value.startswith("s3://"):
+        bucket, _ = s3_location(value, field)
+        buckets = settings.SALIENT_REGISTRY_BUCKETS
+        if roots and bucket not in buckets:
+            raise RegistryError(f"the bucket {bucket!r} is not one this server registers from "
+                                f"({', '.join(buckets) or 'none'}: SALIENT_REGISTRY_BUCKETS)", field)
+        return
+    if not roots:
         return
     if not any(Path(value).resolve().is_relative_to(root) for root in roots):
         raise RegistryError(f"{value} is outside the folders this server registers from "
@@ -154,15 +186,22 @@ def dataset_register(*, owner, name: str, root: str, val_root: str = "", class_m
 
 
 def checkpoint_path(checkpoint: str) -> str:
-    """A local path for ``checkpoint`` (an ``s3://`` one is fetched once into the benchmark work dir)."""
+    """A local path for ``checkpoint`` (an ``s3://`` one is fetched once into the benchmark work dir).
+
+    The bucket and key are checked before anything touches the disk, and the cached file must lie
+    inside ``<SALIENT_BENCHMARK_DIR>/checkpoints``.
+    """
     if not checkpoint.startswith("s3://"):
         return checkpoint
-    # deferred: loads boto3
-    import boto3
-
-    bucket, _, key = checkpoint.removeprefix("s3://").partition("/")
-    target = Path(settings.SALIENT_BENCHMARK_DIR) / "checkpoints" / bucket / key
+    bucket, key = s3_location(checkpoint, "checkpoint")
+    cache = (Path(settings.SALIENT_BENCHMARK_DIR) / "checkpoints").resolve()
+    target = cache.joinpath(bucket, *PurePosixPath(key).parts)
+    if not target.resolve().is_relative_to(cache):
+        raise RegistryError(f"{checkpoint!r} leads outside the checkpoint cache", "checkpoint")
     if not target.is_file():
+        # deferred: loads boto3
+        import boto3
+
         target.parent.mkdir(parents=True, exist_ok=True)
         client = boto3.client("s3", endpoint_url=getattr(settings, "SALIENT_S3_ENDPOINT_URL", None) or None)
         client.download_file(bucket, key, str(target))

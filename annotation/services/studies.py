@@ -16,10 +16,11 @@ from annotation.selectors.quality import study_quality_report
 from annotation.selectors.stopping_policy import with_stop_labels
 from annotation.services.crowd import artifacts_make_public, enqueue_recruitment
 from annotation.services.jobs import enqueue_job, job_run, jobs_active
-from annotation.services.registry import study_inputs
+from annotation.services.registry import RegistryError, study_inputs
 from annotation.services.slots import release_slot
 from annotation.states import study_transition, transition_check
 from annotation.task_kinds import get_task_kind
+from annotation.task_kinds.benchmark import validation_missing
 
 A = Assignment.State
 
@@ -47,6 +48,8 @@ def study_create(
     settings = {**task_kind.default_settings(), **(settings or {})}
     gold_rate = task_kind.default_gold_rate if gold_rate is None else gold_rate
     inputs = study_inputs(owner=owner, conf=settings, needs_conv_map=task_kind.needs_conv_map)
+    if inputs and (problem := validation_missing(inputs["dataset"], task_kind.validation_use(settings))):
+        raise RegistryError(problem, "dataset")
     if inputs and not inputs["dataset"]["builtin"]:
         settings["num_classes"] = len(inputs["dataset"]["classes"])  # the answer schema of some kinds needs it
     if Study.objects.filter(owner=owner, name=name).exists():
@@ -101,6 +104,9 @@ def study_launch(*, study: Study) -> Study:
         if study.state == Study.State.READY and not study.tasks.exists():
             raise ApplicationError(f"study {study.name!r} has no tasks to launch")
         if problem := recruiter_for(study).launch_problem(study):
+            raise ApplicationError(problem)
+        if problem := get_task_kind(study.kind).launch_problem(selectors.study_conf(study=study), backend=study.backend,
+                                                               **selectors.study_launch_facts(study=study)):
             raise ApplicationError(problem)
         study = study_transition(study=study, to=Study.State.LIVE)
         artifacts_make_public(study=study)

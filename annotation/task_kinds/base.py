@@ -121,6 +121,8 @@ class KindJob:
     title: str
     form: Callable[[StudyContext], type["forms.Form"]]
     run: Callable[[StudyContext, Mapping[str, Any], Progress], list[OutputFile]]
+    #: What the job needs validation images for ("" = nothing): refused on a dataset without a validation folder.
+    needs_validation: str = ""
 
 
 class Aggregator(Protocol):
@@ -171,6 +173,18 @@ class TaskKind:
         if not form.is_valid():
             raise TypeError(f"the initial values of {form_class.__name__} do not validate: {form.errors.as_json()}")
         return dict(form.cleaned_data)
+
+    def validation_use(self, conf: Mapping[str, Any]) -> str:
+        """What a study with these settings needs validation images for ("" = nothing). A registered dataset
+        without a validation folder is then refused (``benchmark.validation_missing``): its ``test`` split
+        would otherwise be the training images."""
+        return ""
+
+    def launch_problem(self, conf: Mapping[str, Any], *, backend: str, gold_tasks: int,
+                       payload: Mapping[str, Any]) -> str:
+        """Why a study with these settings cannot go live on ``backend`` ("" when it can): ``gold_tasks`` is
+        how many gold copies it will mix in (0 at a gold rate of 0), ``payload`` a task's payload."""
+        return ""
 
     # -- answers -------------------------------------------------------------------------------
     def answer_fields(self, conf: Mapping[str, Any]) -> list[Field]:

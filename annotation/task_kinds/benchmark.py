@@ -67,6 +67,13 @@ class ClassListField(forms.CharField):
             raise forms.ValidationError("give class indices as whole numbers separated by commas") from exc
 
 
+class JSONObjectField(forms.JSONField):
+    """A JSON object typed in a box; nothing typed shows an empty box, never ``null``."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class BenchmarkOverridesForm(forms.Form):
     """Base of a model-based kind's settings form: the dataset, and JSON overrides of the benchmark and training."""
 
@@ -77,9 +84,9 @@ class BenchmarkOverridesForm(forms.Form):
                                              ("resize", "resize the whole image to a square")], initial="resize_crop",
                                     required=False, empty_value="resize_crop",
                                     help_text="How a registered folder's images are brought to the model's input size.")
-    benchmark = forms.JSONField(required=False, initial=dict,
+    benchmark = JSONObjectField(required=False, initial=dict,
                                 help_text='Benchmark overrides, e.g. {"train_per_class": 200}.')
-    training = forms.JSONField(required=False, initial=dict,
+    training = JSONObjectField(required=False, initial=dict,
                                help_text='Training overrides per model, e.g. {"robust": {"epochs": 2}}.')
 
     def __init__(self, *args, **kwargs) -> None:
@@ -164,6 +171,25 @@ def data_source(ctx: StudyContext, bench, split: str = "train"):
         return DataSource("benchmark", {"directory": str(ctx.work_dir / "benchmark"),
                                         "config": dict(ctx.conf["benchmark"]), "split": split})
     return DataSource("registered_folder", bench.data_source_options(split))
+
+
+def validation_missing(dataset: Mapping[str, Any] | None, purpose: str) -> str | None:
+    """Why ``purpose`` cannot run on ``dataset`` (a registry entry as a dict), or None.
+
+    A registered folder without a validation folder has only training images (its ``test`` split falls
+    back to them): what needs validation images — held-out images for Table 1, class-assignment targets,
+    SpRAy's artifact tests and un-Hans — is refused with this message instead of silently using them."""
+    if not purpose or not dataset or dataset.get("builtin") or dataset.get("val_root"):
+        return None
+    return (f"{purpose} needs validation images, but dataset {dataset['name']!r} was registered without a "
+            f"validation folder (val_root is empty; {dataset['root']} holds training images only): register the "
+            "dataset again with its validation folder")
+
+
+def require_validation(ctx: StudyContext, purpose: str) -> None:
+    """Raise ``ValueError`` when the study's dataset has no validation folder and ``purpose`` needs one."""
+    if problem := validation_missing(ctx.inputs.get("dataset"), purpose):
+        raise ValueError(problem)
 
 
 def folder_dataset(entry: Mapping[str, Any], image_size: int, mode: str = "resize_crop"):

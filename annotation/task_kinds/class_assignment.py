@@ -1,4 +1,4 @@
-"""``class_assignment`` (Stock & Cisse §5): which of these classes does the target image belong to?
+"""``class_assignment`` (Stock & Cisse §3.3): which of these classes does the target image belong to?
 
 A task shows up to six classes as groups, each by the six images a selector picked for it
 (prototypes only, or prototypes + criticisms), and one target image from the test split; the
@@ -41,6 +41,7 @@ from annotation.task_kinds.benchmark import (
     model_inputs,
     model_source,
     num_classes,
+    require_validation,
 )
 from annotation.task_kinds.fields import ChoiceField
 
@@ -169,11 +170,15 @@ class ClassAssignment(TaskKind):
         n = groups_shown(conf)
         return [ChoiceField("choice", tuple(str(i + 1) for i in range(n)), tuple(f"Group {i + 1}" for i in range(n)))]
 
+    def validation_use(self, conf) -> str:
+        return "The class-assignment targets (held-out images, not the training images the groups come from)"
+
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
         # deferred: loads torch
         from analysis.prototypes.selectors import CONDITIONS, Selection, condition_name, condition_title, shown_images
 
         c = ctx.conf
+        require_validation(ctx, self.validation_use(c))
         bench, _, paths = model_inputs(ctx, [c["model"]], staged(progress, 0.0, 0.3))
         selections = select_all(ctx, bench, paths[c["model"]], c, staged(progress, 0.3, 0.5))
         store = ctx.store

@@ -41,6 +41,7 @@ from annotation.task_kinds.benchmark import (
     has_truth,
     heatmaps,
     model_field,
+    validation_missing,
 )
 from annotation.task_kinds.fields import ChoiceField, TextField
 from annotation.task_kinds.spray_heatmaps import full_relevance, pool_heatmaps
@@ -63,6 +64,8 @@ SUMMARY = "spray_summary.json"
 #: Largest heatmap grid (size × size) Gromov-Wasserstein accepts.
 GW_MAX_SIZE = 16
 #: Settings recorded in the summary (and shown on the results page).
+#: What needs the validation images besides a joint embedding (Anders et al. §3.3, Table 2 and 4).
+ARTIFACT_TESTS = "The artifact tests and un-Hans"
 SHOWN_SETTINGS = ("model", "per_class", "size", "metric", "max_k", "embed_split", "space", "weighted_tau")
 
 
@@ -170,18 +173,19 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
         entry = spray.classes[cls]
         k = display_k(entry.result)
         cluster_ids = entry.result.labels[k]
+        numbers = cluster_number(cluster_ids)  # what every page, file and figure calls a cluster
         name = bench.class_names[cls]
         yield OutputFile(f"eigenvalues_{cls}.png", eigenvalue_plot(entry.result.eigenvalues, f"{name}: eigenvalues"),
                          f"Eigenvalues (1 − λ) of class {name}")
         if entry.result.umap is not None:
             yield OutputFile(f"umap_{cls}.png",
-                             umap_plot(entry.result.umap, cluster_ids, f"{name}: UMAP, k = {k}",
+                             umap_plot(entry.result.umap, numbers, f"{name}: UMAP, k = {k}",
                                        splits=pool.split_of[entry.indices] if joint else None),
                              f"UMAP of class {name}'s spectral embedding")
         grid = grid_members(cluster_ids)
         yield OutputFile(f"clusters_{cls}.png",
                          cluster_grid(pool.field(bench, entry.indices[grid], "images"),
-                                      full_relevance(handle, bench, maps, entry.indices[grid]), cluster_ids,
+                                      full_relevance(handle, bench, maps, entry.indices[grid]), numbers,
                                       title=f"{name}: example heatmaps per cluster (k = {k})", members=grid),
                          f"Example heatmaps per cluster of class {name}")
         clusters = []
@@ -189,7 +193,7 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
             local = np.flatnonzero(cluster_ids == cid)
             members = pool.members(entry.indices[local])
             share = cue_share(bench, members)
-            clusters.append({"cluster": int(cid), "size": int(len(local)), "cue_share": share,
+            clusters.append({"cluster": cluster_number(cid), "size": int(len(local)), "cue_share": share,
                              "validation": int(len(members.get(VAL, ())))})
             reviewed = rank_of[cls] <= c["review_classes"] or cls in c["review_also"]
             if not reviewed or len(local) < c["min_cluster_size"]:
@@ -201,8 +205,8 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
             if joint:
                 split_members["val_indices"] = [int(i) for i in members[VAL]]
             yield TaskSpec(
-                key=f"class{cls}-k{k}-cluster{int(cid)}",
-                payload={**class_info(bench, cls), "cls": cls, "k": k, "cluster": int(cid),
+                key=f"c{cls}-{slug(name)}-k{k}-cluster{cluster_number(cid)}",
+                payload={**class_info(bench, cls), "cls": cls, "k": k, "cluster": cluster_number(cid),
                          "size": int(len(local)), "tau": round(tau, 4), "rank": rank_of[cls],
                          "examples": [{"image": i, "heatmap": h} for i, h in
                                       zip(ctx.store.images(shown_images), heatmaps(ctx, shown_images, shown_maps))],
@@ -231,6 +235,19 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
     progress(1000, 1000, "SpRAy done")
 
 
+def cluster_number(cluster_id):
+    """SpRAy's cluster ids (0, 1, …) as researchers count them, from 1: one numbering in tables, task keys, CSVs, the
+    API, the figures and the un-Hans form (issue 28). Works on one id or an array of them."""
+    return int(cluster_id) + 1 if np.ndim(cluster_id) == 0 else np.asarray(cluster_id) + 1
+
+
+def slug(name: str) -> str:
+    """A class name as part of a task key: lower case, letters and digits, words joined by ``_``."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "class"
+
+
 def spray_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
     """Cluster labels with their planted-cue shares, and the artifact tests of clusters called artifacts."""
     # deferred: loads scikit-learn, scipy, torch
@@ -252,7 +269,10 @@ def spray_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -
                      **{f"share_{kind}": round(v, 4) for kind, v in share.items()}})
     files = [OutputFile("cluster_labels.csv", safe_csv_bytes(pd.DataFrame(rows)),
                         "Crowd label per cluster with the share of each planted cue")]
-    artifacts = [r for r in rows if r["label"] == "artifact"]
+    # Anders et al. test an artifact on held-out images: without a validation folder the tests are not run
+    # (the results page says why) rather than run on training images.
+    skipped = validation_missing(ctx.inputs.get("dataset"), ARTIFACT_TESTS)
+    artifacts = [] if skipped else [r for r in rows if r["label"] == "artifact"]
     by_key = {t.key: t for t in tasks.values()}
     results = []
     for i, r in enumerate(artifacts):
@@ -298,6 +318,10 @@ class ClusterReview(TaskKind):
     def build_outputs(self, ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
         return spray_outputs(ctx, labels, progress)
 
+    def validation_use(self, conf) -> str:
+        return "embed_split 'train+val' (Fig. 8)" if conf["embed_split"] == "train+val" else ""
+
     def results_context(self, ctx: StudyContext) -> dict[str, Any]:
-        return {"summary": read_json(ctx, SUMMARY), "artifact_tests": read_json(ctx, "artifact_tests.json"),
+        return {"validation_missing": validation_missing(ctx.inputs.get("dataset"), ARTIFACT_TESTS),
+                "summary": read_json(ctx, SUMMARY), "artifact_tests": read_json(ctx, "artifact_tests.json"),
                 "unhans": read_json(ctx, "unhans_table2.json"), "unhans_drop": read_json(ctx, "unhans.json")}

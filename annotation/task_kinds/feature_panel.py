@@ -7,9 +7,17 @@ images the model predicts as the class, their NAM heatmaps ("highlighted") and f
 a confidence 1-5. Spurious when at least ``spurious_threshold`` answers say separate object or
 background (default: a strict majority of the study's workers per task).
 
-Where the answer is known (the benchmark's truth) each panel also gets a gold copy (``gold-<key>``),
-mixed into the work at the study's gold rate; a worker below the study's gold bar is excluded and
-their assignments rejected (``services.quality.gold_check``).
+The paper's HIT (App. C; the reference HIT ``mturk_code/discover_sec3_3_study_code.html``) always
+shows fixed solved examples, and "some of the visualizations below are from the given solved examples
+... you must correctly answer at least 60% of them". Here the solved examples are the researcher's
+``solved_examples`` (panel keys ``c<class>-f<feature>`` with their answers) or, on the benchmark when
+none are named, one panel per answer from its truth. Every panel whose answer is known — the
+benchmark's truth, the researcher's ``gold_answers`` and the solved examples — also gets a gold copy
+(``gold-<key>``), mixed into the work at the study's gold rate; a worker below the study's gold bar
+(60 %) is excluded and their assignments rejected (``services.quality.gold_check``). A study on
+MTurk or Prolific without solved examples or gold copies is refused at launch unless its
+``allow_without_gold`` setting says to go on without them. The HIT names the feature but not its
+rank among the class's features (the reference HIT shows no rank).
 
 Outputs (after aggregation): ``feature_labels.csv`` and ``feature_panels.json`` (the label per
 (class, feature), Salient ImageNet's crowd labels), ``salient_dataset.zip`` (§3.4: D(c, i) with
@@ -59,8 +67,55 @@ SOLVED_NOTES = {
                        "a separate object (spurious).",
     "background": "The red regions lie around the object, on the background: background (spurious).",
 }
+#: Crowd sites whose feature-panel studies need solved examples and gold panels to launch.
+CROWD_SITES = ("mturk", "prolific")
 SUMMARY = "salient_summary.json"
 PANELS = "feature_panels.json"
+
+
+PANEL_KEY = re.compile(r"^c(\d+)-f(\d+)$")
+
+
+class PanelAnswersField(forms.Field):
+    """Panels with their answers: ``"c3-f412=background, c7-f88=main_object"``, or from JSON the same text,
+    a list of ``key=answer`` strings or a ``{key: answer}`` object; cleaned to ``{key: answer}``."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("initial", dict)
+        super().__init__(**kwargs)
+
+    def to_python(self, value) -> dict[str, str]:
+        if value in (None, "", [], {}):
+            return {}
+        if isinstance(value, str):
+            value = [part for part in re.split(r"[,\n]", value) if part.strip()]
+        if isinstance(value, dict):
+            pairs = list(value.items())
+        elif isinstance(value, (list, tuple)):
+            pairs = []
+            for item in value:
+                key, sep, answer = str(item).partition("=")
+                if not sep:
+                    raise forms.ValidationError(f"{str(item).strip()!r} must look like c<class>-f<feature>=<answer>")
+                pairs.append((key, answer))
+        else:
+            raise forms.ValidationError("give panels as c<class>-f<feature>=<answer>, separated by commas")
+        answers = {}
+        for key, answer in pairs:
+            key, answer = str(key).strip(), str(answer).strip()
+            if not PANEL_KEY.match(key):
+                raise forms.ValidationError(f"{key!r} is not a panel key; a panel is c<class>-f<feature>, e.g. c3-f412")
+            if answer not in MAIN_CHOICES:
+                raise forms.ValidationError(f"the answer of {key} must be one of {', '.join(MAIN_CHOICES)}, "
+                                            f"not {answer!r}")
+            answers[key] = answer
+        return answers
+
+    def prepare_value(self, value):
+        if isinstance(value, dict):
+            return ", ".join(f"{k}={v}" for k, v in value.items())
+        return value
 
 
 class FeaturePanelSettingsForm(SalientSettingsForm):
@@ -69,9 +124,20 @@ class FeaturePanelSettingsForm(SalientSettingsForm):
         help_text="Spurious answers needed to label a feature spurious; empty = a strict majority of the "
                   "study's workers per task (the paper's 3 of 5).")
     gold_panels = forms.TypedChoiceField(
-        choices=[("known", "a gold copy of every panel whose answer is known (the benchmark's truth)"),
+        choices=[("known", "a gold copy of every panel whose answer is known (the benchmark's truth, your gold "
+                           "answers and solved examples)"),
                  ("none", "no gold copies")], required=False, initial="known", empty_value="known",
         help_text="Gold copies are mixed in at the study's gold rate; workers below its gold bar are not approved.")
+    solved_examples = PanelAnswersField(
+        help_text="Solved examples shown with their answers in every HIT (and mixed in as gold, as in the paper's "
+                  "HIT): panel keys with answers, e.g. c3-f412=background, c7-f88=main_object. Empty on the "
+                  "benchmark: one per answer from its truth.")
+    gold_answers = PanelAnswersField(
+        help_text="Further panels whose answer you know, e.g. c3-f17=separate_object: each gets a gold copy.")
+    allow_without_gold = forms.BooleanField(
+        required=False, initial=False,
+        help_text="Launch on MTurk or Prolific without solved examples or gold panels (the paper's HIT always has "
+                  "both; without this the launch is refused).")
 
 
 def spurious_threshold(conf: Mapping[str, Any]) -> int:
@@ -105,7 +171,15 @@ class FeaturePanel(TaskKind):
 
         bench, _, evidence = study_evidence(ctx, progress)
         truths = {p.key: panel_truth(bench, p.top, p.top_nams) for p in evidence.panels} if has_truth(bench) else {}
-        solved = solved_examples(ctx, bench, evidence, truths)
+        given = {**ctx.conf["gold_answers"], **ctx.conf["solved_examples"]}
+        unknown = sorted(set(given) - {p.key for p in evidence.panels})
+        if unknown:
+            shown = ", ".join(p.key for p in evidence.panels[:40])
+            raise ValueError(f"solved_examples/gold_answers name panel(s) {', '.join(unknown)} that this study "
+                             f"does not show; its panels: {shown}{' …' if len(evidence.panels) > 40 else ''}")
+        known = {**truths, **given}  # the researcher's answers over the benchmark's truth
+        solved = solved_examples(ctx, bench, evidence, ctx.conf["solved_examples"] or truths,
+                                 chosen=bool(ctx.conf["solved_examples"]))
         examples = {}
         report = staged(progress, 0.9, 0.1)
         for done, panel in enumerate(evidence.panels):
@@ -114,7 +188,7 @@ class FeaturePanel(TaskKind):
                 shown = example_indices(bench, panel.cls) if has_truth(bench) else evidence.examples[panel.cls]
                 examples[panel.cls] = ctx.store.images(images_uint8(bench, shown), kind="example")
             top = images_uint8(bench, panel.top)
-            payload = {
+            payload = {  # "rank" goes to the exports, not to the HIT page
                 **class_info(bench, panel.cls), "cls": panel.cls, "feature": panel.feature,
                 "rank": panel.rank + 1, "importance": panel.importance, "examples": examples[panel.cls],
                 "images": ctx.store.images(top), "heatmaps": heatmaps(ctx, top, panel.top_nams),
@@ -122,8 +196,9 @@ class FeaturePanel(TaskKind):
             }
             truth = {"main": truths[panel.key]} if panel.key in truths else None
             yield TaskSpec(key=panel.key, payload=payload, truth=truth)
-            if truth and ctx.conf["gold_panels"] == "known":
-                yield TaskSpec(key=f"gold-{panel.key}", payload=payload, truth=truth, is_gold=True)
+            if panel.key in known and ctx.conf["gold_panels"] == "known":
+                yield TaskSpec(key=f"gold-{panel.key}", payload=payload, truth={"main": known[panel.key]},
+                               is_gold=True)
 
     def aggregator(self, conf: Mapping[str, Any]) -> ThresholdVote:
         return ThresholdVote(positive_values=SPURIOUS_ANSWERS, threshold=spurious_threshold(conf),
@@ -133,6 +208,19 @@ class FeaturePanel(TaskKind):
         truth = (task.truth or {}).get("main") or MAIN_CHOICES[int(rng.integers(3))]
         main = noisy_choice(truth, MAIN_CHOICES, accuracy, rng)
         return {"main": main, "reason": REASONS[main], "confidence": int(rng.integers(3, 6))}
+
+    def launch_problem(self, conf, *, backend: str, gold_tasks: int, payload: Mapping[str, Any]) -> str:
+        if backend not in CROWD_SITES or conf["allow_without_gold"]:
+            return ""
+        needed = (("solved examples", payload.get("solved")),
+                  ("gold panels mixed in at a gold rate above 0", gold_tasks))
+        missing = [what for what, present in needed if not present]
+        if not missing:
+            return ""
+        return (f"a feature-panel study on {backend} needs {' and '.join(missing)}: the paper's HIT shows solved "
+                "examples and approves a worker only with at least 60 % of its gold panels right (Salient ImageNet "
+                "App. C). Name panels with their answers in the settings solved_examples and gold_answers, or set "
+                "allow_without_gold to launch without them")
 
     def expected_label(self, task) -> str | None:
         main = (task.truth or {}).get("main")
@@ -146,18 +234,27 @@ class FeaturePanel(TaskKind):
         return {"summary": panels, "accuracy": read_json(ctx, SUMMARY)}
 
 
-def solved_examples(ctx: StudyContext, bench, evidence, truths: Mapping[str, str]) -> list[dict[str, Any]]:
-    """One solved panel per answer whose truth is known (its heatmaps, the answer and why), for the
-    HIT's instructions; the lowest-ranked feature of each answer, so the top features are not given away."""
+def solved_examples(ctx: StudyContext, bench, evidence, answers: Mapping[str, str],
+                    chosen: bool = False) -> list[dict[str, Any]]:
+    """The solved panels of the HIT's instructions (their heatmaps, the answer and why).
+
+    ``chosen``: ``answers`` are the researcher's solved examples, shown in their order. Otherwise
+    ``answers`` are known answers (the benchmark's truth) and one panel per answer is shown: the
+    lowest-ranked feature of each answer, so the top features are not given away."""
     # deferred: loads scikit-image, torch
     from analysis.salient.benchmark_inputs import images_uint8
 
+    by_key = {p.key: p for p in evidence.panels}
+    if chosen:
+        picked = [(by_key[key], answer) for key, answer in answers.items()]
+    else:
+        picked = []
+        for answer in MAIN_CHOICES:
+            panels = [p for p in evidence.panels if answers.get(p.key) == answer]
+            if panels:
+                picked.append((max(panels, key=lambda p: (p.rank, p.cls)), answer))
     solved = []
-    for answer in MAIN_CHOICES:
-        panels = [p for p in evidence.panels if truths.get(p.key) == answer]
-        if not panels:
-            continue
-        panel = max(panels, key=lambda p: (p.rank, p.cls))
+    for panel, answer in picked:
         solved.append({"answer": answer, "answer_label": MAIN_LABELS[MAIN_CHOICES.index(answer)],
                        "class_name": bench.class_names[panel.cls], "note": SOLVED_NOTES[answer],
                        "heatmaps": heatmaps(ctx, images_uint8(bench, panel.top), panel.top_nams)})
@@ -245,7 +342,8 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
     names = bench.class_names
     files += [
         OutputFile("core_spurious_accuracy.csv", combined(overall),
-                   "Core and spurious accuracy vs σ, pooled over classes, with the drop vs standard accuracy (Fig. 6)"),
+                   "Core and spurious accuracy vs σ averaged over classes, with the drop vs standard accuracy "
+                   "(Fig. 6) and the accuracy pooled over images"),
         OutputFile("core_spurious_accuracy.png", plot_core_spurious({m: core_spurious_table(t)
                                                                      for m, t in overall.items()}),
                    "Core vs spurious accuracy (Fig. 6)"),

@@ -2,19 +2,25 @@
 
 Set A = the top-k images *labelled* as the class by the feature's activation, set B = the k lowest of
 its top-``pool`` (D(c, i)); each set shows the images and their NAM heatmaps. Answer: same / different
-/ set A unclear / set B unclear (majority vote), a required reason and a confidence 1-5. A feature
-whose answer is "same" is validated: its label generalises to D(c, i).
+/ set A unclear / set B unclear, a required reason and a confidence 1-5. A set's label is the answer
+of a strict majority of its workers (App. D: "the visualizations for which majority of workers
+selected same ... were deemed to be validated"); a set whose answers have no strict majority (e.g.
+2 same / 1 / 1 / 1 of five) is **undecided**, never "same" by plurality. A feature whose label is
+"same" is validated: its label generalises to D(c, i).
 
 Which features: by default those labelled **spurious** (App. D) by the feature-panel study named in
 ``labels_from`` (a study of the same researcher with aggregated labels; ``ctx.inputs["labels_from"]``);
 ``features = all`` or no ``labels_from`` validates every feature.
 
-Outputs: ``validation.csv``/``.json`` (answer shares per feature and overall, the share validated and,
-on the benchmark, the agreement of the crowd's label with the planted truth).
+Outputs: ``validation.csv``/``.json`` (answer counts and label per feature — ``undecided`` where all
+answers are in without a strict majority, empty while answers are missing — answer shares overall,
+the share validated among the features with all their answers and, on the benchmark, the agreement
+of the crowd's label with the planted truth).
 """
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,6 +38,7 @@ from annotation.task_kinds.fields import ChoiceField, IntField, TextField
 from annotation.task_kinds.salient import SalientSettingsForm, study_evidence
 
 ANSWERS = ("same", "different", "a_unclear", "b_unclear")
+UNDECIDED = "undecided"
 ANSWER_LABELS = ("Same visual attribute", "Different attributes", "Set A is unclear", "Set B is unclear")
 REASONS = {"same": "the red regions cover the same kind of thing in both sets",
            "different": "set A highlights one thing, set B another",
@@ -108,7 +115,7 @@ class HeatmapValidation(TaskKind):
             )
 
     def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
-        return MajorityVote(min_votes=int(conf["workers_per_task"]), labels=ANSWERS)
+        return MajorityVote(min_votes=int(conf["workers_per_task"]), labels=ANSWERS, strict=True)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         truth = (task.truth or {}).get("answer") or ANSWERS[int(rng.integers(2))]
@@ -126,19 +133,36 @@ class HeatmapValidation(TaskKind):
                                                default=str).encode(), "Heatmap validation agreement")]
 
     def results_context(self, ctx: StudyContext) -> dict[str, Any]:
+        """The summary and per-feature rows in the words of the task page (never ``a_unclear`` or ``nan``)."""
         data = read_json(ctx, SUMMARY) or {}
-        return {"summary": data.get("summary"), "features": data.get("features", [])}
+        summary = data.get("summary")
+        if summary and "answer_percent" in summary:
+            summary = {**summary, "answer_percent": {answer_word(k): v for k, v in summary["answer_percent"].items()}}
+        features = [{**f, "label": answer_word(f.get("label")), "truth": answer_word(f.get("truth")),
+                     "tie": f.get("tie") is True} for f in data.get("features", [])]
+        return {"summary": summary, "features": features}
+
+
+def answer_word(value: Any) -> str:
+    """An answer value as the task page words it; nothing (None, NaN) is blank."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value in ("nan", "None", ""):
+        return ""
+    return dict(zip(ANSWERS, ANSWER_LABELS)).get(value, str(value))
 
 
 def validation_table(tasks: Mapping[int, Any], labels: pd.DataFrame) -> pd.DataFrame:
-    """One row per validated feature: its answer counts, label and (on the benchmark) the truth."""
+    """One row per validated feature: its answer counts, label and (on the benchmark) the truth.
+
+    ``label``: the strict-majority answer; ``undecided`` when the task has all its answers and none
+    has a strict majority; empty while answers are still missing."""
     rows = []
     for row in labels.to_dict("records"):
         task = tasks.get(row["task"])
         if task is None or task.is_gold or "set_a" not in task.payload:
             continue
+        label = row["label"] or (UNDECIDED if bool(row.get("complete", True)) else "")
         rows.append({"task_key": task.key, "class": task.payload["cls"], "class_name": task.payload["class_name"],
-                     "feature": task.payload["feature"], "label": row["label"] or "", "tie": bool(row["tie"]),
+                     "feature": task.payload["feature"], "label": label, "tie": bool(row["tie"]),
                      "n_answers": int(row["n_answers"]), **{a: int(row.get(f"count_{a}", 0) or 0) for a in ANSWERS},
                      "truth": (task.truth or {}).get("answer", "")})
     return pd.DataFrame(rows, columns=["task_key", "class", "class_name", "feature", "label", "tie", "n_answers",
@@ -146,17 +170,20 @@ def validation_table(tasks: Mapping[int, Any], labels: pd.DataFrame) -> pd.DataF
 
 
 def validation_summary(table: pd.DataFrame) -> dict[str, Any] | None:
-    """Shares of the answers over all votes, features validated ("same"), and agreement with the truth."""
+    """Shares of the answers over all votes, features validated ("same" by a strict majority) among those
+    with all their answers (an undecided feature is not validated), and agreement with the truth."""
     if table.empty:
         return None
     votes = int(table[list(ANSWERS)].to_numpy().sum())
-    decided = table[table["label"] != ""]
+    finished = table[table["label"] != ""]
+    decided = finished[finished["label"] != UNDECIDED]
     known = decided[decided["truth"] != ""]
     return {
-        "features": len(table), "decided": len(decided), "votes": votes,
+        "features": len(table), "decided": len(decided), "undecided": int((finished["label"] == UNDECIDED).sum()),
+        "votes": votes,
         "answer_percent": {a: round(100 * int(table[a].sum()) / max(votes, 1), 2) for a in ANSWERS},
         "validated": int((decided["label"] == "same").sum()),
-        "validated_percent": round(100 * float((decided["label"] == "same").mean()), 2) if len(decided) else None,
+        "validated_percent": round(100 * float((finished["label"] == "same").mean()), 2) if len(finished) else None,
         "ties": int(table["tie"].sum()),
         "truth_agreement_percent": round(100 * float((known["label"] == known["truth"]).mean()), 2)
         if len(known) else None,

@@ -1,4 +1,4 @@
-"""``misclassification`` (Stock & Cisse, ECCV 2018, §3.1): is the class the model predicted relevant to the image?
+"""``misclassification`` (Stock & Cisse §3.1-3.2): is the class the model predicted relevant to the image?
 
 Three variants (study setting ``variant``):
 
@@ -16,12 +16,14 @@ An answer's label (``relevant``) is ``yes``/``no``, or for a top-k task the rank
 (``"1+3"``/``"none"``, derived on submit). An image is *rectified* when one shown class gets at
 least ``threshold`` yes answers (default 4 of 5).
 
-Outputs: ``images.csv`` (per image: truth, classes shown, yes count, rectified); ``rectified_error.csv``
-(Table 1: top-1 error -> rectified error per model); for ``top5`` ``rectified_topk_table.csv`` (§4's
-rectified top-5 error for the protocol); for ``adversarial`` ``adversarial_table.csv`` (Table 2: top-1
-error on the adversarial images, rectified error whole vs explanation with Wilson intervals, the clean
-control row); ``yes_histogram.csv``/``.png`` (the histogram of yes answers per image, Fig. 3);
-``misclassification_summary.json`` (the results page).
+Outputs: ``images.csv`` (per image: truth, classes shown, yes count, rectified; for an explanation its
+number of LIME superpixels and the share of the image its top ones show); ``rectified_error.csv``
+(Table 1: top-1 error -> rectified error per model, with the split the mistakes come from, the number
+judged and 95 % Wilson intervals); for ``top5`` ``rectified_topk_table.csv`` (§3.1's
+rectified top-5 error for the protocol); for ``adversarial`` ``adversarial_table.csv`` (Table 2: accuracy
+before and after the attack, top-1 error on all evaluated images after it, rectified error whole vs
+explanation with Wilson intervals, the clean control row); ``yes_histogram.csv``/``.png`` (the histogram
+of yes answers per image, Fig. 3); ``misclassification_summary.json`` (the results page).
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ from annotation.task_kinds.benchmark import (
     model_source,
     models_field,
     num_classes,
+    require_validation,
 )
 from annotation.task_kinds.fields import ChoiceField
 
@@ -67,6 +70,8 @@ VARIANTS = [("top1", "Top-1: the predicted class of misclassified images"),
             ("top5", "Top-5: the 5 predicted classes of top-5-misclassified images"),
             ("adversarial", "Adversarial examples: whole vs LIME explanation, clean images as control")]
 CONDITIONS = ("clean", "whole", "explanation")
+#: LIME's hide_color: None = each superpixel's mean colour (``LimeImageExplainer.explain_instance``'s default).
+LIME_HIDE_COLORS = {"mean": "its mean colour (LIME's default)", "black": "black"}
 SUMMARY = "misclassification_summary.json"
 
 
@@ -80,7 +85,7 @@ class MisclassificationSettingsForm(BenchmarkOverridesForm):
     top_k = forms.IntegerField(min_value=2, max_value=10, initial=5, help_text="Classes per top-k task.")
     top5_protocol = forms.TypedChoiceField(
         choices=list(TOPK_PROTOCOLS.items()), initial="topk_mistakes", required=False, empty_value="topk_mistakes",
-        help_text="Top-k variant: which mistakes are shown with the top-k predictions (Stock & Cisse §4: "
+        help_text="Top-k variant: which mistakes are shown with the top-k predictions (Stock & Cisse §3.1: "
                   "ResNet-101 6.44 % top-5 error -> 1.94 % rectified with top-1 mistakes, 1.37 % with top-5 mistakes).")
     max_images = forms.IntegerField(
         min_value=1, max_value=100000, initial=40,
@@ -93,8 +98,13 @@ class MisclassificationSettingsForm(BenchmarkOverridesForm):
                                       help_text="LIME perturbation samples.")
     lime_segment_size = forms.IntegerField(
         min_value=16, max_value=1024, required=False, initial=224,
-        help_text="Quickshift runs on the image resized to this side (the paper's 224 px), so the top 8 superpixels "
-                  "hide at least half of a small image; empty = the image's own size.")
+        help_text="Quickshift runs on the image resized to this side (the paper's 224 px crops), so a small image "
+                  "gets tens of superpixels as an ImageNet crop does; empty = the image's own size (a 32 px image: "
+                  "1-3 superpixels, and the top 8 show all of it).")
+    lime_hide_color = forms.TypedChoiceField(
+        choices=list(LIME_HIDE_COLORS.items()), initial="mean", required=False, empty_value="mean",
+        help_text="What a superpixel switched off in LIME's perturbed samples shows (the explanation shown to workers "
+                  "hides the rest in black either way).")
 
 
 def shown_k(conf: Mapping[str, Any]) -> int:
@@ -120,6 +130,14 @@ def class_truth(bench, split, index: int, cls: int, region: np.ndarray | None = 
     kind = int(split.bias_kinds[index])
     return kind >= 0 and any(b.label == cls and b.kind == BIAS_KINDS[kind] for b in bench.biases) and visible(
         split.bias_masks[index].astype(bool))
+
+
+def split_source(ctx: StudyContext, bench, split: str) -> str:
+    """Where the judged images come from, as the tables say it: the benchmark's split, or on a
+    registered dataset its validation folder (or its training folder when it has none)."""
+    if ctx.inputs["dataset"]["builtin"]:
+        return split
+    return "validation folder" if getattr(bench, "roots", {}).get("test") else "training folder (no validation folder)"
 
 
 @register_task_kind
@@ -168,6 +186,9 @@ class Misclassification(TaskKind):
         truth = (task.truth or {}).get("relevant")
         return None if truth is None else (POSITIVE if yes_ranks(truth) else NEGATIVE)
 
+    def validation_use(self, conf) -> str:
+        return f"Table 1 (misclassification) on the {conf['split']!r} split"
+
     # -- evidence ----------------------------------------------------------------------------
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
         # deferred: loads torch
@@ -180,9 +201,11 @@ class Misclassification(TaskKind):
         from analysis.streaming import PassSpec
 
         c = ctx.conf
+        require_validation(ctx, self.validation_use(c))
         models = list(c["models"]) or ["standard"]
         bench, handles, paths = model_inputs(ctx, models, staged(progress, 0.0, 0.3))
         split = bench.split(c["split"])
+        source = split_source(ctx, bench, c["split"])
         store = ctx.store
         examples: dict[int, list[str]] = {}
 
@@ -215,7 +238,7 @@ class Misclassification(TaskKind):
                                                                                             e["cls"])]
                     yield TaskSpec(
                         key=f"{model}-{c['variant']}-{index}",
-                        payload={"variant": c["variant"], "model": model, "image_index": int(index),
+                        payload={"variant": c["variant"], "model": model, "image_index": int(index), "split": source,
                                  "true": int(split.labels[index]), "true_name": bench.class_names[split.labels[index]],
                                  "image": store.images(split.images[[index]])[0], "classes": classes,
                                  "n_images": len(predictions.indices), "n_errors": int(len(wrong)), "k": k,
@@ -233,10 +256,13 @@ class Misclassification(TaskKind):
         result = adversarial_with_explanations(
             handles[model], pool_images, pool_labels, step=float(c["fgsm_step"]),
             max_steps=int(c["fgsm_max_steps"]),
-            lime={"num_samples": int(c["lime_samples"]), "segment_size": c["lime_segment_size"]},
+            lime={"num_samples": int(c["lime_samples"]), "segment_size": c["lime_segment_size"],
+                  "hide_color": None if c["lime_hide_color"] == "mean" else 0.0},
             progress=staged(progress, 0.3, 0.6))
         keep = list(range(min(len(result["indices"]), int(c["max_images"]))))
         adv = result["adversarial"]
+        # Stock & Cisse §3.2: only the correct predictions are attacked; the pool's other images stay errors
+        n_correct, n_flipped = int(adv.correct.sum()), int(adv.flipped.sum())
         for j in keep:
             local = int(result["indices"][j])
             index = int(pool[local])
@@ -245,16 +271,20 @@ class Misclassification(TaskKind):
             explanation = result["explanations"][j]
             shown = {"clean": (split.images[index], true, None), "whole": (result["images"][j], adv_cls, None),
                      "explanation": (explanation.image, adv_cls, explanation.mask)}
+            lime_figures = {"lime_segments": explanation.n_segments,
+                            "lime_shown_percent": round(100 * float(explanation.mask.mean()), 1)}
             for condition, (image, cls, region) in shown.items():
                 stored = store.images(image[None], kind="image" if condition == "clean" else "adversarial")[0]
                 yield TaskSpec(
                     key=f"adv-{condition}-{index}",
                     payload={"variant": "adversarial", "model": model, "condition": condition, "image_index": index,
+                             "split": source,
                              "true": true, "true_name": bench.class_names[true],
                              "image": stored,
                              "classes": [class_entry(1, cls)], "exclusion_group": f"image-{index}",
-                             "steps": int(adv.steps[local]), "n_images": len(pool), "n_errors": int(adv.flipped.sum()),
-                             "k": 1},
+                             "steps": int(adv.steps[local]), "n_images": len(pool), "n_correct": n_correct,
+                             "n_flipped": n_flipped, "n_errors": len(pool) - n_correct + n_flipped, "k": 1,
+                             **(lime_figures if condition == "explanation" else {})},
                     truth={"relevant": "yes" if class_truth(bench, split, index, cls, region) else "no"}
                     if has_truth(bench) else None,
                 )
@@ -280,31 +310,46 @@ def images_table(ctx: StudyContext, labels: pd.DataFrame) -> pd.DataFrame:
         label = row["label"]
         rows.append({
             "task": task.pk, "task_key": task.key, "model": p["model"], "variant": p["variant"],
+            "split": p.get("split", ctx.conf.get("split", "")),
             "condition": p.get("condition", ""), "protocol": p.get("protocol", ""), "image": p["image_index"],
             "true": p["true_name"], "predicted": " | ".join(cl["class_name"] for cl in p["classes"]),
             "truth_in_topk": bool(p.get("truth_in_topk", False)),
             "yes_count": int(row.get("count_yes", 0) or 0), "n_answers": int(row["n_answers"]),
             "rectified": None if label is None or label == "" else label == POSITIVE,
             "n_images": p["n_images"], "n_errors": p["n_errors"], "n_topk_errors": p.get("n_topk_errors"),
+            "n_correct": p.get("n_correct"), "n_flipped": p.get("n_flipped"),
+            "lime_segments": p.get("lime_segments"), "lime_shown_percent": p.get("lime_shown_percent"),
         })
-    return pd.DataFrame(rows, columns=["task", "task_key", "model", "variant", "condition", "protocol", "image", "true",
-                                       "predicted", "truth_in_topk", "yes_count", "n_answers", "rectified",
-                                       "n_images", "n_errors", "n_topk_errors"])
+    table = pd.DataFrame(rows, columns=["task", "task_key", "model", "variant", "split", "condition", "protocol",
+                                        "image", "true", "predicted", "truth_in_topk", "yes_count", "n_answers",
+                                        "rectified", "n_images", "n_errors", "n_topk_errors", "n_correct",
+                                        "n_flipped", "lime_segments", "lime_shown_percent"])
+    table["lime_segments"] = pd.to_numeric(table["lime_segments"]).astype("Int64")  # a count, blank when none
+    return table
 
 
 def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
     images = images_table(ctx, labels)
-    files = [OutputFile("images.csv", safe_csv_bytes(images.drop(columns=["n_images", "n_errors", "n_topk_errors"])),
-                        "Per-image table (true, predicted, yes-count, rectified)")]
+    per_image = images.drop(columns=["n_images", "n_errors", "n_topk_errors", "n_correct", "n_flipped"])
+    if per_image["lime_segments"].isna().all():  # no LIME explanations (top-1 / top-k variants)
+        per_image = per_image.drop(columns=["lime_segments", "lime_shown_percent"])
+    files = [OutputFile("images.csv", safe_csv_bytes(per_image),
+                        "Per-image table (true, predicted, yes-count, rectified; LIME superpixels of an explanation)")]
     if images.empty:
         return files
     wanted = int(ctx.conf["workers_per_task"])
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[str, pd.DataFrame | dict] = {}
     if (images["variant"] == "adversarial").any():
         tables["adversarial_table"] = adversarial_table(images)
         files.append(OutputFile("adversarial_table.csv", safe_csv_bytes(tables["adversarial_table"]),
                                 "Table 2: top-1 error on adversarial images, rectified error whole vs explanation"))
         hist = yes_histogram(images.assign(variant=images["condition"]), wanted)
+        lime = images.loc[images["condition"] == "explanation", ["lime_segments", "lime_shown_percent"]].dropna()
+        if len(lime):
+            segments = lime["lime_segments"].astype(int)
+            tables["lime"] = {"explanations": len(lime), "segments_median": float(segments.median()),
+                              "segments_min": int(segments.min()), "segments_max": int(segments.max()),
+                              "shown_percent_mean": round(float(lime["lime_shown_percent"].mean()), 1)}
     else:
         tables["rectified_error"] = rectified_error_table(images)
         files.append(OutputFile("rectified_error.csv", safe_csv_bytes(tables["rectified_error"]),
@@ -313,11 +358,12 @@ def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress:
         if len(topk):
             tables["rectified_topk"] = rectified_topk_table(topk)
             files.append(OutputFile("rectified_topk_table.csv", safe_csv_bytes(tables["rectified_topk"]),
-                                    "Top-k error and rectified top-k error per model and protocol (§4)"))
+                                    "Top-k error and rectified top-k error per model and protocol (§3.1)"))
         hist = yes_histogram(images, wanted)
     files.append(OutputFile("yes_histogram.csv", safe_csv_bytes(hist), "Images per number of yes"))
     files.append(OutputFile("yes_histogram.png", plot_yes_histogram(hist), "Histogram of yes answers per image"))
-    summary = {name: json.loads(t.to_json(orient="records")) for name, t in tables.items()}
+    summary = {name: t if isinstance(t, dict) else json.loads(t.to_json(orient="records"))
+               for name, t in tables.items()}
     summary["images"] = len(images)
     summary["variant"] = str(ctx.conf["variant"])
     files.append(OutputFile(SUMMARY, json.dumps(summary).encode(), "Tables of the results page"))

@@ -63,10 +63,11 @@ class ReconstructionSettingsForm(forms.Form):
     steps = forms.IntegerField(min_value=10, max_value=100_000, initial=3000, help_text="Reconstruction steps.")
     review_k = forms.IntegerField(min_value=1, max_value=50, initial=5,
                                   help_text="Best reconstructions per class and model shown to the crowd.")
-    object_ssim = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.5,
+    object_ssim = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.4,
                                    help_text="Reference for the crowd's answer: a reconstruction shows its main "
-                                             "object when its SSIM with its nearest training image is at least "
-                                             "this and above that of the unoptimised start (the training mean).")
+                                             "object when its SSIM (3×3 window, the reference code's) with its "
+                                             "training image is at least this and above that of the unoptimised "
+                                             "start (the training mean).")
     seed = forms.IntegerField(min_value=0, initial=0)
 
     def clean_classes(self) -> list[int]:
@@ -89,11 +90,15 @@ def _run_config(c: Mapping[str, Any], level: str) -> dict[str, Any]:
 
 
 def cached_run(config: dict[str, Any], work_dir: Path, progress: Progress) -> dict:
-    """Run (or reuse) one model's training, test accuracy and reconstruction; cached by configuration."""
+    """Run (or reuse) one model's training, test accuracy and reconstruction; cached by configuration and by the
+    version of the code that computes the result (:data:`~analysis.reconstruction.pipeline.RESULT_VERSION`)."""
     # deferred: loads scikit-image, torch
-    from analysis.reconstruction.pipeline import build_task, build_test, load, make_config, run_reconstruction, save
+    from analysis.reconstruction.pipeline import (
+        RESULT_VERSION, build_task, build_test, load, make_config, run_reconstruction, save,
+    )
 
-    key = hashlib.sha256(json.dumps(make_config(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    keyed = {"result_version": RESULT_VERSION, **make_config(config)}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:16]
     directory = Path(work_dir) / "reconstruction" / key
     try:
         return load(directory)
@@ -143,7 +148,8 @@ def review_tasks(ctx: StudyContext, level: str, result: dict) -> Iterator[TaskSp
         for train_index, recon in best_matched(result, side, c["review_k"]):
             image = np.asarray(result["candidates"][recon], dtype=np.float64)
             shown, _ = shown_trigger(image[None], triggers, threshold)
-            ssim, start = float(result["ssim"][train_index]), float(result["baseline_initial_ssim"][train_index])
+            ssim = float(result["nearest_ssim"][train_index])
+            start = float(result["baseline_initial_nearest_ssim"][train_index])
             reconstructed = ssim >= c["object_ssim"] and ssim > start
             truth: dict[str, Any] = {"object": "yes" if reconstructed else "no", "trigger": None}
             if shown[0] >= 0:

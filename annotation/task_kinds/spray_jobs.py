@@ -280,6 +280,8 @@ def run_unhans_drop(ctx: StudyContext, params: Mapping[str, Any], progress: Prog
 
 
 JOBS = {
-    "unhans": KindJob("Un-Hans (§3.3): fine-tune on subsets A and B", unhans_form, run_unhans),
-    "unhans_drop": KindJob("Retrain without a cluster's images", unhans_drop_form, run_unhans_drop),
+    "unhans": KindJob("Un-Hans (§3.3): fine-tune on subsets A and B", unhans_form, run_unhans,
+                      needs_validation="Un-Hans (§3.3: Table 2 on validation images)"),
+    "unhans_drop": KindJob("Retrain without a cluster's images", unhans_drop_form, run_unhans_drop,
+                           needs_validation="Un-Hans (retrained, evaluated on validation images)"),
 }

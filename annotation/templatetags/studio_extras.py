@@ -1,6 +1,8 @@
 """Template filters used by the task pages (loaded as a builtin)."""
 from django import template
 
+from analysis.datasets.metadata import is_web_link
+
 register = template.Library()
 
 
@@ -10,3 +12,10 @@ def get_item(mapping, key):
     if hasattr(mapping, "get"):
         return mapping.get(key)
     return None
+
+
+@register.filter
+def web_links(links):
+    """Only the ``http(s)://`` addresses of ``links``: a ``javascript:`` or ``data:`` link from class metadata
+    stored before registration refused them never becomes clickable."""
+    return [link for link in links or () if isinstance(link, str) and is_web_link(link)]

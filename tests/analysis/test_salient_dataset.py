@@ -149,3 +149,22 @@ def test_figures_are_pngs(dataset):
                 plot_class_curves(per_class, names),
                 plot_feature_sensitivity(sensitivity, names)):
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and Image.open(io.BytesIO(png)).size[0] > 300
+
+
+def test_overall_curves_average_classes_not_images():
+    """Fig. 6 averages the per-class accuracies (the reference code measures them class by class): a class
+    of 10 images counts as much as one of 90. Pooling the 100 images would read 0.23 / 0.55 / -0.32."""
+    def rows(cls, n, correct_clean, correct_noisy):
+        return [{"class": cls, "measure": "core", "noise_on": "spurious", "sigma": s, "n": n, "correct": c,
+                 "accuracy": c / n, "standard_accuracy": correct_clean / n, "drop": (c - correct_clean) / n}
+                for s, c in ((0.0, correct_clean), (0.25, correct_noisy))]
+
+    per_class = pd.DataFrame(rows(0, 10, 10, 5) + rows(1, 90, 45, 18))
+    at = overall_curves(per_class).set_index("sigma")
+    assert at.loc[0.25, "accuracy"] == pytest.approx((0.5 + 0.2) / 2)
+    assert at.loc[0.25, "standard_accuracy"] == pytest.approx((1.0 + 0.5) / 2)
+    assert at.loc[0.25, "drop"] == pytest.approx(((0.5 - 1.0) + (0.2 - 0.5)) / 2)
+    assert at.loc[0.25, "pooled_accuracy"] == pytest.approx(23 / 100)
+    assert (at.loc[0.25, "classes"], at.loc[0.25, "n"]) == (2, 100)
+    assert core_spurious_table(overall_curves(per_class)).set_index("sigma").loc[0.25, "core_accuracy"] == \
+        pytest.approx(0.35)

@@ -68,6 +68,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, verb: str, study: str | None, owner: str | None, kind: str | None, out: Path | None,
                **options):
+        from workers.celery import run_jobs_in_process_without_a_broker
+
+        run_jobs_in_process_without_a_broker()
         try:
             if verb == "create":
                 self._create(study, owner, kind, _pairs(options["set"], "--set"), _pairs(options["option"], "--option"))
