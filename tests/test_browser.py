@@ -70,7 +70,7 @@ def test_worker_answers_a_feature_panel(live_server, page, make_worker, research
     assert rows.count() == 3
     for i in range(3):  # images, highlighted, amplified: every picture loads
         assert rows.nth(i).locator("img").count() == 3
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
     assert page.evaluate("Array.from(document.images).every(i => i.naturalWidth > 0)")
     page.keyboard.press("3")  # background
     page.fill("textarea[name=reason]", "ok")  # too short

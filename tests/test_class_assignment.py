@@ -135,7 +135,7 @@ def test_assignment_page_in_a_browser_keys_choose_a_class(live_server, page, res
     assert groups.count() == 4
     for i in range(4):
         assert groups.nth(i).locator("img").count() == 4
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
     assert page.evaluate("Array.from(document.images).every(i => i.naturalWidth > 0)")
     assignment = Assignment.objects.get(worker__user__username="assigner")
     for key in ("4", "1", "3"):  # digits pick group 4, then 1, then 3

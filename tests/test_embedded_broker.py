@@ -68,7 +68,7 @@ def test_compute_evidence_returns_at_once_and_the_bar_follows_the_worker(live_se
     assert not page.inner_text("#job-text").startswith("done")  # the page came back before the job ran
     assert page.inner_text("#study-state") == "computing"
     # The dashboard's poll follows the job the worker process runs; the page reloads into the new state.
-    page.wait_for_function("['ready', 'draft'].includes(document.getElementById('study-state').textContent)",
+    page.wait_for_function("() => ['ready', 'draft'].includes(document.getElementById('study-state').textContent)",
                            timeout=60_000)
     study.refresh_from_db()
     assert study.state == "ready", f"{study.error}\n{embedded_celery['log'].read_text()[-3000:]}"

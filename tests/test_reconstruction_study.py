@@ -130,7 +130,7 @@ def test_worker_answers_and_clicks_a_trigger_in_the_browser(recon_study, live_se
     sign_in(page, live_server.url, "looker")
     page.click("#next-task")
     page.wait_for_selector("text=Was the main object reconstructed?")
-    page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
     page.keyboard.press("1")  # yes
     box = page.locator(".point-target img").bounding_box()
     page.mouse.click(box["x"] + 0.1 * box["width"], box["y"] + 0.2 * box["height"])

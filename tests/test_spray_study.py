@@ -316,7 +316,7 @@ def test_worker_reviews_a_cluster_in_the_browser(spray_study, live_server, page,
     page.wait_for_selector("text=What do these heatmaps focus on?")
     rows = page.locator(".panel-row")
     assert rows.count() == 2 and rows.nth(0).locator("img").count() == rows.nth(1).locator("img").count() > 0
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
     assert page.evaluate("Array.from(document.images).every(i => i.naturalWidth > 0)")
     page.keyboard.press("4")  # an artifact
     page.fill("textarea[name=reason]", "a small mark in the top corner")

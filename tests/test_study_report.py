@@ -251,7 +251,7 @@ def test_the_report_opens_from_disk_with_every_image(researcher, make_worker, dj
 
     page.route("**/*", offline)
     page.goto(path.as_uri())
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
     sizes = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
     assert len(sizes) == len(Page(path.read_text()).images) > 10 and all(w > 0 for w in sizes), sizes
     assert not requested, requested
