@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/tes
 TEST_BROKER_URL ?= $(or $(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat test clean
+.PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat lint test clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,7 +61,12 @@ beat: install
 	mkdir -p var
 	$(BIN)/celery -A workers beat --loglevel=info --schedule var/celerybeat-schedule
 
-test: install system-packages
+# ruff (settings in pyproject.toml) and the import contracts (pyproject.toml [tool.importlinter]); `make test` runs it first.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint install system-packages
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

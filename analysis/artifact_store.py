@@ -14,6 +14,7 @@ True
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -265,6 +266,7 @@ class S3ArtifactStore(ArtifactStore):
         if self.prefix and not self.prefix.endswith("/"):
             self.prefix += "/"
         if client is None:
+            # deferred: loads boto3
             import boto3
 
             kwargs = dict(client_kwargs or {})
@@ -282,6 +284,7 @@ class S3ArtifactStore(ArtifactStore):
         return self.prefix + validate_key(key)
 
     def exists(self, key: str) -> bool:
+        # deferred: loads botocore
         from botocore.exceptions import ClientError
 
         try:
@@ -307,6 +310,7 @@ class S3ArtifactStore(ArtifactStore):
         return io.BytesIO(self.get(key))
 
     def get(self, key: str) -> bytes:
+        # deferred: loads botocore
         from botocore.exceptions import ClientError
 
         try:
@@ -325,6 +329,7 @@ class S3ArtifactStore(ArtifactStore):
                                ChecksumSHA256=_b64_sha256(bytes(data)))
 
     def get_named(self, name: str) -> bytes | None:
+        # deferred: loads botocore
         from botocore.exceptions import ClientError
 
         try:
@@ -337,8 +342,6 @@ class S3ArtifactStore(ArtifactStore):
 
 
 def _b64_sha256(data: bytes) -> str:
-    import base64
-
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 

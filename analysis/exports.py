@@ -45,10 +45,6 @@ def safe_csv_bytes(table: pd.DataFrame, **options) -> bytes:
     return table_to_safe_csv(table, **options).encode()
 
 
-def table_to_csv(table: pd.DataFrame) -> str:
-    return table.to_csv(index=False, lineterminator="\n")
-
-
 def records_to_json(records: list[Mapping]) -> str:
     return json.dumps(records, default=_jsonable, indent=1, ensure_ascii=False)
 

@@ -22,7 +22,10 @@ SUBJECT_OPTIONS = ("person", "animal", "object", "texture")
 
 def load_sample(name: str, size: int = 256) -> np.ndarray:
     """The bundled image ``name`` as uint8 RGB, its longer side resized to ``size``."""
+    # deferred: loads scikit-image
     import skimage.data
+
+    # deferred: loads scikit-image
     from skimage.transform import resize
 
     if name not in SUBJECTS:

@@ -1,6 +1,7 @@
 """Django admin for every model of the annotation app."""
 from django.contrib import admin
 
+from annotation.forms import registry_admin_form
 from annotation.models import (
     Answer,
     Artifact,
@@ -76,8 +77,6 @@ class RegisteredModelAdmin(admin.ModelAdmin):
               *readonly_fields)
 
     def get_form(self, request, obj=None, **kwargs):
-        from annotation.forms import registry_admin_form
-
         return registry_admin_form(super().get_form(request, obj, **kwargs), "model")
 
 
@@ -90,6 +89,4 @@ class RegisteredDatasetAdmin(admin.ModelAdmin):
     fields = ("name", "title", "owner", "root", "val_root", "class_metadata", *readonly_fields)
 
     def get_form(self, request, obj=None, **kwargs):
-        from annotation.forms import registry_admin_form
-
         return registry_admin_form(super().get_form(request, obj, **kwargs), "dataset")

@@ -7,6 +7,7 @@ class AnnotationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # in ready(): the app registry must be loaded first
         from annotation import task_kinds
 
         task_kinds.load_all()

@@ -13,9 +13,12 @@ from typing import BinaryIO
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.http import FileResponse
+from PIL import Image
 
 from analysis.artifact_store import ArtifactNotFoundError, ArtifactStore, LocalArtifactStore, make_artifact_store
 from annotation.models import Artifact
+from annotation.selectors import NotFound
 
 
 def artifact_store() -> ArtifactStore:
@@ -48,7 +51,6 @@ def artifact_store_bytes(*, data: bytes, ext: str, kind: str = "") -> Artifact:
 
 def artifact_store_image(*, image: np.ndarray, kind: str = "image") -> Artifact:
     """Store a uint8 HxW or HxWx3 array as PNG."""
-    from PIL import Image
 
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", optimize=False)
@@ -62,9 +64,7 @@ def artifact_open(artifact: Artifact) -> BinaryIO:
 
 def artifact_download(artifact: Artifact, *, filename: str):
     """A download of ``artifact`` as ``filename``; :class:`annotation.selectors.NotFound` when its file is gone."""
-    from django.http import FileResponse
 
-    from annotation.selectors import NotFound
 
     try:
         handle = artifact_open(artifact)

@@ -5,14 +5,18 @@ from django import forms
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
-from annotation.models import RegisteredModel, Worker
+from annotation.errors import ApplicationError
+from annotation.models import RegisteredModel, Study, Worker
+from annotation.recruiters import choices
+from annotation.services import registry
 from annotation.task_kinds import TASK_KINDS
 
 
 class StudyForm(forms.Form):
     name = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=())
-    workers_per_task = forms.IntegerField(min_value=1, max_value=50, initial=5)
+    workers_per_task = forms.IntegerField(min_value=1, max_value=50,
+                                          initial=Study._meta.get_field("workers_per_task").default)
     reward_cents = forms.IntegerField(min_value=0, max_value=10_000, initial=0, help_text="Reward per task, in cents.")
     assignment_minutes = forms.IntegerField(min_value=1, max_value=24 * 60, initial=30)
     backend = forms.ChoiceField(choices=(), initial=Worker.Backend.INTERNAL, help_text="Where the workers come from.")
@@ -21,13 +25,15 @@ class StudyForm(forms.Form):
                                  help_text="Share of each worker's tasks that are gold tasks (0 = none; "
                                            "empty = the kind's default: 0.2 for feature panels, else 0).")
     gold_min_accuracy = forms.FloatField(min_value=0, max_value=1, required=False, initial=0.6,
-                                         help_text="Workers below this gold accuracy are excluded; answers kept, flagged.")
+                                         help_text="Workers below this gold accuracy are excluded; "
+                                                   "answers kept, flagged.")
     gold_min_answers = forms.IntegerField(min_value=1, max_value=100, required=False, initial=3,
                                           help_text="Gold answers before a worker is judged.")
     max_tasks_per_worker = forms.IntegerField(min_value=1, required=False, help_text="Cap per worker; empty = none.")
     min_answer_seconds = forms.FloatField(min_value=0, required=False, initial=0,
                                           help_text="Faster answers are kept but flagged and not counted.")
-    max_answer_seconds = forms.FloatField(min_value=1, required=False, help_text="Slower answers are flagged; empty = none.")
+    max_answer_seconds = forms.FloatField(min_value=1, required=False,
+                                          help_text="Slower answers are flagged; empty = none.")
     early_stopping = forms.BooleanField(
         required=False, help_text="Stop a task once its label with all answers is predicted with 97.5% confidence "
                                   "(answers weighted by worker reliability).")
@@ -38,8 +44,6 @@ class StudyForm(forms.Form):
                                                    "entries with another STUDY_ID are refused.")
 
     def __init__(self, *args, **kwargs) -> None:
-        from annotation.recruiters import choices
-
         super().__init__(*args, **kwargs)
         self.fields["kind"].choices = [(name, kind.title) for name, kind in sorted(TASK_KINDS.items())]
         self.fields["backend"].choices = choices()
@@ -128,8 +132,6 @@ class DatasetRegistrationForm(forms.Form):
 
 def registry_admin_form(base: type[forms.ModelForm], kind: str) -> type[forms.ModelForm]:
     """The admin's form of a registry entry: saving registers through the services (load/scan, refusals)."""
-    from annotation.errors import ApplicationError
-    from annotation.services import registry
 
     class RegistryAdminForm(base):
         def clean(self):

@@ -1,4 +1,4 @@
-"""Data model of crowd studies (SPEC §1): studies, tasks, assignments, answers, workers, artifacts.
+"""Data model of crowd studies: studies, tasks, assignments, answers, workers, artifacts.
 
 Invariants that must survive concurrent requests are database constraints, not Python checks:
 one assignment per (worker, task), one answer per assignment, and a task's counters never
@@ -94,7 +94,7 @@ class Study(TimestampedModel):
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     error = models.TextField(blank=True, default="")
     excluded_workers = models.ManyToManyField(Worker, blank=True, related_name="excluded_from")
-    # Quality control (SPEC §8): gold mix-in and threshold, caps, time filters, early stopping.
+    # Quality control: gold mix-in and threshold, caps, time filters, early stopping.
     gold_rate = models.FloatField(default=0.0, help_text="Share of a worker's tasks that are gold (0 = none).")
     gold_min_accuracy = models.FloatField(default=0.6, help_text="Workers below this gold accuracy are excluded.")
     gold_min_answers = models.PositiveSmallIntegerField(default=3, help_text="Gold answers before judging a worker.")

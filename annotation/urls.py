@@ -2,8 +2,7 @@
 from django.urls import path
 
 from annotation import views_external as e
-from annotation import views_preview
-from annotation import views_registry
+from annotation import views_preview, views_registry
 from annotation import views_researcher as r
 from annotation import views_worker as w
 

@@ -21,9 +21,9 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from annotation import services
+from annotation import selectors, services
 from annotation.errors import AnswerInvalid, ApplicationError, Forbidden
-from annotation.models import Assignment, Study, Task
+from annotation.models import Assignment
 from annotation.permissions import crowd_framable, error_response, handles_errors
 from annotation.recruiters import NextStep, recruiter_for
 from annotation.recruiters.mturk import PREVIEW_ASSIGNMENT_ID, MTurkRecruiter
@@ -66,7 +66,7 @@ def task_page(request, pk: int):
 
 
 def _assignment(pk: int, *, token) -> Assignment:
-    assignment = Assignment.objects.select_related("task__study", "worker").filter(pk=pk).first()
+    assignment = selectors.lookups.assignment_get(pk=pk)
     if assignment is None:
         raise NotFound("no such assignment")
     assignment_token_check(token=token, assignment=assignment, purpose=EXTERNAL)
@@ -121,7 +121,7 @@ def _param(request, name: str) -> str:
 @handles_errors
 def mturk_entry(request, task_pk: int):
     """MTurk's ExternalQuestion URL: preview without a form, or start/resume the worker's assignment."""
-    task = Task.objects.select_related("study").filter(pk=task_pk, study__backend=MTurkRecruiter.nickname).first()
+    task = selectors.lookups.task_get(pk=task_pk, backend=MTurkRecruiter.nickname)
     if task is None or not task.external_id or request.GET.get("hitId") != task.external_id:
         raise NotFound("no such HIT")
     assignment_id = request.GET.get("assignmentId", PREVIEW_ASSIGNMENT_ID)
@@ -144,7 +144,7 @@ def mturk_task(request, task_pk: int):
     """An MTurk worker's task page; the answer is stored (and checked with MTurk) only when it is posted."""
     if request.method not in ("GET", "POST"):
         return error_response(request, "use GET to see the task and POST to answer it", 405)
-    task = Task.objects.select_related("study").filter(pk=task_pk, study__backend=MTurkRecruiter.nickname).first()
+    task = selectors.lookups.task_get(pk=task_pk, backend=MTurkRecruiter.nickname)
     if task is None:
         raise NotFound("no such HIT")
     token = request.POST.get("token") if request.method == "POST" else request.GET.get("t")
@@ -157,7 +157,7 @@ def mturk_task(request, task_pk: int):
     except AnswerInvalid as exc:
         return render_external_task(request, None, task=task, claim=token, errors=exc.errors, values=payload,
                                     status=400)
-    assignment = Assignment.objects.select_related("task__study", "worker", "answer").get(pk=assignment.pk)
+    assignment = selectors.lookups.assignment_with_answer(pk=assignment.pk)
     return _follow(request, assignment, recruiter_for(task.study).after_submit(assignment))
 
 
@@ -166,7 +166,7 @@ def mturk_task(request, task_pk: int):
 def prolific_entry(request, study_pk: int):
     """The Prolific study URL: one start per participant, then the study's tasks one by one."""
     pid, study_id, session_id = (_param(request, name) for name in ENTRY_PARAMS)
-    study = Study.objects.filter(pk=study_pk, backend=ProlificRecruiter.nickname).first()
+    study = selectors.lookups.study_on_backend(pk=study_pk, backend=ProlificRecruiter.nickname)
     if study is None:
         raise NotFound("no such study")
     if study_id != study.recruitment.get("prolific_study_id"):
@@ -178,7 +178,7 @@ def prolific_entry(request, study_pk: int):
     assignment = services.assignment_claim_next(worker=worker, study=study)
     if assignment is not None:
         return redirect(external_task_url(assignment))
-    if worker.answers.filter(task__study=study).exists():
+    if selectors.lookups.worker_answered(worker=worker, study=study):
         services.external_session_complete(study=study, worker=worker)
         return redirect(completion_url(study.completion_code))
     return render(request, "annotation/ext_message.html", {

@@ -9,7 +9,6 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from annotation import selectors
-from annotation.models import Task
 from annotation.permissions import researcher_required
 from annotation.views_worker import task_page_context
 
@@ -17,7 +16,7 @@ from annotation.views_worker import task_page_context
 @require_GET
 @researcher_required
 def task_preview(request, pk: int):
-    task = Task.objects.select_related("study").filter(pk=pk, study__owner=request.user).first()
+    task = selectors.lookups.task_get(pk=pk, owner=request.user)
     if task is None:
         raise selectors.NotFound("no such task in your studies")
     neighbours = list(task.study.tasks.order_by("id").values_list("id", flat=True))

@@ -6,17 +6,19 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation import exports, quality, selectors, services
+from annotation import selectors, services
 from annotation.artifacts import artifact_download, artifact_open
 from annotation.errors import ApplicationError
 from annotation.forms import StudyForm
-from annotation.models import Assignment, Bonus, Job, Task, Worker
+from annotation.models import Assignment, Job, RegisteredDataset, RegisteredModel, Worker
 from annotation.permissions import error_response, researcher_required
 from annotation.recruiters import recruiter_for
-from annotation.report import PageImages, study_report_html
-from annotation.services.export_jobs import JOB_EXPORTS
+from annotation.reports.export_files import study_export_files
+from annotation.reports.study_report import PageImages, study_report_html
+from annotation.services.export_jobs import ARCHIVE, JOB_EXPORTS
 from annotation.states import allowed_transitions
 from annotation.task_kinds import TASK_KINDS, get_task_kind
 
@@ -63,8 +65,6 @@ def study_create(request):
 
 def registry_choices(form, user) -> None:
     """List the researcher's own and the shared registry entries in the form's dataset/model fields."""
-    from annotation.models import RegisteredDataset, RegisteredModel
-
     for field in form.fields.values():
         registry = getattr(field, "registry", None)
         if registry is None:
@@ -81,7 +81,8 @@ PAGE_SIZE = 50
 
 
 def _task_filters(request) -> dict:
-    return {"key": request.GET.get("tkey", "").strip(), "gold": {"yes": True, "no": False}.get(request.GET.get("tgold")),
+    return {"key": request.GET.get("tkey", "").strip(), "gold": {"yes": True,
+                                                                 "no": False}.get(request.GET.get("tgold")),
             "order": request.GET.get("torder") or "id"}
 
 
@@ -115,16 +116,17 @@ def study_detail(request, pk: int):
         "task_page": task_page,
         "task_rows": task_rows,
         "task_filters": _task_filters(request),
-        "results": study.results.select_related("task").filter(task__in=[r["id"] for r in task_rows]).order_by("task_id"),
+        "results": (study.results.select_related("task").filter(task__in=[r["id"] for r in task_rows])
+                    .order_by("task_id")),
         "kind": get_task_kind(study.kind),
-        "cost": quality.study_cost_estimate(study=study),
+        "cost": selectors.quality.study_cost_estimate(study=study),
         "recruitment": recruiter_for(study).describe(study, request.build_absolute_uri("/").rstrip("/")),
-        "qc": quality.study_quality_live(study=study),
+        "qc": selectors.quality.study_quality_live(study=study),
         "gold_editable": study.state in ("draft", "ready"),
         "gold_choices": _label_choices(study),
-        "outputs": study.outputs.select_related("artifact"),
-        "archive": services.study_export_latest(study=study),
-        "bonuses": Bonus.objects.filter(assignment__task__study=study).select_related("paid_by", "assignment__worker")[:200],
+        "outputs": selectors.lookups.study_outputs(study=study),
+        "archive": selectors.study_export_latest(study=study, file=ARCHIVE),
+        "bonuses": selectors.lookups.study_bonuses(study=study),
     })
 
 
@@ -143,8 +145,7 @@ def answers_decide(request, pk: int):
     except selectors.FilterError as exc:
         return error_response(request, exc.message, 400, {"field": exc.field})
     decide = services.assignment_approve if decision == "approve" else services.assignment_reject
-    targets = Assignment.objects.filter(pk__in=answers.filter(assignment__state__in=allowed[decision])
-                                        .values("assignment_id")).order_by("id")
+    targets = selectors.lookups.assignments_of_answers(answers=answers, states=allowed[decision])
     done = 0
     for assignment in targets:
         decide(assignment=assignment)
@@ -163,12 +164,12 @@ def study_results(request, pk: int):
     kind = get_task_kind(study.kind)
     if kind.results_template is None:
         return error_response(request, f"studies of kind {study.kind!r} have no results page", 404)
-    outputs = {o.name: o for o in study.outputs.select_related("artifact")}
+    outputs = {o.name: o for o in selectors.lookups.study_outputs(study=study)}
     ctx = services.study_context(study)
     job_forms = {name: (job.title, job.form(ctx)(prefix=name)) for name, job in kind.jobs.items()}
     return render(request, "annotation/study_results.html", {
         "study": study, "kind": kind, "outputs": outputs, "job_forms": job_forms, "images": PageImages(study),
-        "jobs": study.jobs.exclude(name__in=("evidence", "outputs")).order_by("-created_at")[:10],
+        "jobs": selectors.lookups.study_kind_jobs(study=study),
         **kind.results_context(ctx),
     })
 
@@ -233,7 +234,7 @@ def study_action(request, pk: int, action: str):
 @require_POST
 @researcher_required
 def assignment_decide(request, pk: int, decision: str):
-    assignment = Assignment.objects.select_related("task__study").filter(pk=pk).first()
+    assignment = selectors.lookups.assignment_get(pk=pk)
     if assignment is None or assignment.task.study.owner_id != request.user.pk:
         return error_response(request, "no such assignment in your studies", 404)
     if decision == "approve":
@@ -282,7 +283,7 @@ def study_export(request, pk: int, filename: str):
     if filename == "report.html":  # the study report alone, as the archive has it
         response = HttpResponse(study_report_html(study=study), content_type="text/html; charset=utf-8")
     else:
-        response = HttpResponse(exports.study_export_files(study=study)[filename],
+        response = HttpResponse(study_export_files(study=study)[filename],
                                 content_type=f"{EXPORTS[filename]}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="study{study.pk}-{filename}"'
     return response
@@ -296,7 +297,7 @@ def _export_job(request, study, filename: str):
             return JsonResponse({"job": selectors.job_summary(job)}, status=202)
         messages.success(request, f"{filename}: {'ready' if job.state == Job.State.DONE else 'being made'}.")
         return redirect(reverse("study_detail", args=[study.pk]) + "#exports")
-    latest = services.study_export_latest(study=study, file=filename)
+    latest = selectors.study_export_latest(study=study, file=filename)
     if latest is None:
         return error_response(request, f"no {filename} was made yet: make one on the study's page", 404)
     return _job_file(study, latest)
@@ -307,7 +308,7 @@ def _export_job(request, study, filename: str):
 def study_job_file(request, pk: int, job_id: int):
     """The file a job of the study made (an export archive)."""
     study = selectors.study_get(user=request.user, pk=pk)
-    job = study.jobs.filter(pk=job_id, artifact__isnull=False).select_related("artifact").first()
+    job = selectors.lookups.study_job(study=study, pk=job_id, with_file=True)
     if job is None:
         return error_response(request, "this job made no file", 404)
     return _job_file(study, job)
@@ -321,7 +322,7 @@ def _job_file(study, job):
 @researcher_required
 def study_output(request, pk: int, name: str):
     study = selectors.study_get(user=request.user, pk=pk)
-    output = study.outputs.select_related("artifact").filter(name=name).first()
+    output = selectors.lookups.study_output(study=study, name=name)
     if output is None:
         return error_response(request, f"study {study.name!r} has no output {name!r}", 404)
     response = FileResponse(artifact_open(output.artifact), content_type=output.artifact.content_type)
@@ -338,7 +339,7 @@ def _label_choices(study) -> list[str]:
 @researcher_required
 def task_gold(request, pk: int):
     """Mark a task gold with its known label (``label`` empty: unmark it); before launch only."""
-    task = Task.objects.select_related("study").filter(pk=pk, study__owner=request.user).first()
+    task = selectors.lookups.task_get(pk=pk, owner=request.user)
     if task is None:
         return error_response(request, "no such task in your studies", 404)
     label = request.POST.get("label") or None
@@ -351,7 +352,7 @@ def task_gold(request, pk: int):
 @researcher_required
 def worker_block(request, pk: int):
     """Block a worker who answered in one of the researcher's studies."""
-    worker = Worker.objects.filter(pk=pk, answers__task__study__owner=request.user).distinct().first()
+    worker = selectors.lookups.worker_of_owner(pk=pk, owner=request.user)
     if worker is None:
         return error_response(request, "no such worker in your studies", 404)
     services.worker_block(researcher=request.user, worker=worker, reason=request.POST.get("reason", "")[:255])
@@ -378,7 +379,7 @@ def block_list(request):
 @require_POST
 @researcher_required
 def assignment_bonus(request, pk: int):
-    assignment = Assignment.objects.select_related("task__study").filter(pk=pk, task__study__owner=request.user).first()
+    assignment = selectors.lookups.assignment_get(pk=pk, owner=request.user)
     if assignment is None:
         return error_response(request, "no such assignment in your studies", 404)
     try:
@@ -392,7 +393,5 @@ def assignment_bonus(request, pk: int):
 
 
 def _safe_next(request) -> bool:
-    from django.utils.http import url_has_allowed_host_and_scheme
-
     target = request.POST.get("next", "")
     return bool(target) and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.http import FileResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from analysis.artifact_store import ArtifactNotFoundError
@@ -15,7 +17,7 @@ from annotation import selectors, services
 from annotation.artifacts import artifact_open
 from annotation.errors import AnswerInvalid, ApplicationError
 from annotation.forms import SignupForm
-from annotation.models import Answer, Artifact, Assignment, Invitation
+from annotation.models import Assignment
 from annotation.permissions import error_response, handles_errors, is_researcher, wants_json, worker_required
 from annotation.task_kinds import get_task_kind
 from annotation.tokens import assignment_token
@@ -34,7 +36,7 @@ def signup(request):
     token = request.GET.get("invite") or request.POST.get("invite")
     invitation = None
     if token:
-        invitation = Invitation.objects.filter(token=token, used_by__isnull=True).first() if _is_uuid(token) else None
+        invitation = selectors.lookups.invitation_open(token=token) if _is_uuid(token) else None
         if invitation is None:
             return error_response(request, "this invitation link is invalid or already used", 404)
     elif not settings.SALIENT_WORKER_SIGNUP_OPEN:
@@ -55,8 +57,6 @@ def signup(request):
 
 
 def _is_uuid(text: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(text)
     except ValueError:
@@ -68,7 +68,7 @@ def _is_uuid(text: str) -> bool:
 @worker_required
 def worker_home(request):
     worker = request.worker
-    done = Answer.objects.filter(worker=worker).count()
+    done = selectors.lookups.worker_answered(worker=worker)
     open_assignment = selectors.assignment_open_for(worker=worker)
     return render(request, "annotation/worker_home.html", {
         "worker": worker, "done": done, "open_assignment": open_assignment,
@@ -90,13 +90,11 @@ def next_task(request):
 
 
 def assignment_url(assignment: Assignment) -> str:
-    from django.urls import reverse
-
     return reverse("assignment_page", kwargs={"pk": assignment.pk})
 
 
 def _own_assignment(request, pk: int) -> Assignment:
-    assignment = Assignment.objects.select_related("task__study").filter(pk=pk, worker=request.worker).first()
+    assignment = selectors.lookups.assignment_get(pk=pk, worker=request.worker)
     if assignment is None:
         raise selectors.NotFound("no such assignment of yours")
     return assignment
@@ -182,7 +180,7 @@ def artifact_file(request, name: str):
     """An artifact by its content hash. A public one (a launched study shows it) for anyone: crowd task pages
     carry no session; a non-public one only for those :func:`selectors.artifact_visible_to` names (else 404)."""
     sha, _, ext = name.partition(".")
-    artifact = Artifact.objects.filter(sha256=sha, ext=ext).first()
+    artifact = selectors.lookups.artifact_by_name(sha=sha, ext=ext)
     if not request.user.is_authenticated and (artifact is None or not artifact.public):
         return error_response(request, "sign in to see this file", 403)
     if artifact is None or not selectors.artifact_visible_to(user=request.user, artifact=artifact):

@@ -34,6 +34,7 @@ def main() -> None:
 
         from annotation import services
         from annotation.models import Job, Study
+        from annotation.reports.archive_job import study_run_export
         from workers.celery import app
 
         owner, workers, client = bench_researcher()
@@ -61,7 +62,7 @@ def main() -> None:
             csv_seconds = time.perf_counter() - started
             export = Job.objects.create(study=study, name="export", params={"file": "archive.zip"})
             started = time.perf_counter()
-            services.study_run_export(job=Job.objects.select_related("study").get(pk=export.pk))
+            study_run_export(job=Job.objects.select_related("study").get(pk=export.pk))
             archive_seconds = time.perf_counter() - started
             export = Job.objects.select_related("artifact").get(pk=export.pk)
             print(f"{size:>7} {3 * size:>8} {request:>10.3f} {queries:>8} {ran:>8.2f} {job.state:>10} "

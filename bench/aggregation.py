@@ -11,7 +11,6 @@ is slower than crowd-kit's by more than the timing noise (``--slack``).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 import warnings
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis.aggregation import DawidSkene, MajorityVote  # noqa: E402
 from analysis.aggregation.agreement import count_matrix, fleiss_kappa, krippendorff_alpha  # noqa: E402
-from analysis.aggregation.early_stopping import majority_settled_counts  # noqa: E402
+from analysis.aggregation.majority_settled import majority_settled_counts  # noqa: E402
 
 LABELS = np.array(["a", "b", "c"])
 
@@ -98,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Same labels? Majority vote ties are broken differently (ours reports a tie; crowd-kit picks one).
     ties = ours_mv.table_["tie"]
-    same_mv = (ours_mv.labels_[~ties].astype(str) == ck_mv.labels_.reindex(ours_mv.labels_[~ties].index).astype(str)).mean()
+    ours = ours_mv.labels_[~ties]
+    same_mv = (ours.astype(str) == ck_mv.labels_.reindex(ours.index).astype(str)).mean()
     same_ds = (ours_ds.labels_.astype(str) == ck.labels_.reindex(ours_ds.labels_.index).astype(str)).mean()
     print(f"labels identical to crowd-kit: majority vote {same_mv:.4%} of non-tied tasks ({int(ties.sum()):,} ties), "
           f"Dawid-Skene {same_ds:.4%}")

@@ -258,7 +258,8 @@ def main() -> None:
         one = two_workers(job, 1, work if args.workdir else Path(tmp))
         two = two_workers(job, 2, work if args.workdir else Path(tmp))
         r1, r2 = one["images"] / one["seconds"], two["images"] / two["seconds"]
-        print(f"\n2. worker processes of {args.threads} torch thread(s), shards merged afterwards ({args.images} images)")
+        print(f"\n2. worker processes of {args.threads} torch thread(s), shards merged afterwards "
+              f"({args.images} images)")
         print(f"{'workers':>8}{'images/s':>10}{'scaling':>9}{'per worker':>16}{'CPU s/image':>13}")
         for n, r, rate_n in ((1, one, r1), (2, two, r2)):
             per = " ".join(f"{v:.1f}" for v in r["per_worker"])

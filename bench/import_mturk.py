@@ -60,7 +60,8 @@ def main() -> None:
                 seconds = time.perf_counter() - started
                 per_row = seconds / size
                 anchor = anchor or per_row
-                print(f"{size:>7} {size - size // 10:>9} {seconds:>8.2f} {size / seconds:>8.0f} {per_row / anchor:>19.2f}")
+                print(f"{size:>7} {size - size // 10:>9} {seconds:>8.2f} {size / seconds:>8.0f} "
+                      f"{per_row / anchor:>19.2f}")
 
 
 if __name__ == "__main__":

@@ -154,7 +154,8 @@ def client_run(args: tuple[list[str], list[list], float, int]) -> dict:
         t.start()
     for t in threads:
         t.join()
-    return {"latencies": [x for o in outs for x in o["latencies"]], "accepted": [x for o in outs for x in o["accepted"]],
+    return {"latencies": [x for o in outs for x in o["latencies"]],
+            "accepted": [x for o in outs for x in o["accepted"]],
             "codes": _merge(o["codes"] for o in outs), "replays": _merge(o["replays"] for o in outs)}
 
 
@@ -312,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'non-200':>9}{'replays 409':>13}")
         accepted_all: list[int] = []
         ok, anchor_rate, offset = True, None, 0
-        runs = ([("runserver", args.anchor_clients)] if args.anchor_clients else []) + [("gunicorn", c) for c in args.levels]
+        runs = ([("runserver", args.anchor_clients)] if args.anchor_clients else []) + [("gunicorn",
+                                                                                         c) for c in args.levels]
         for kind, clients in runs:
             if kind == "runserver":
                 ports = [free_port() for _ in range(args.servers)]
@@ -338,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             bad = sum(v for k, v in result["codes"].items() if k != 200)
             replays = result["replays"]
             print(f"{label:<28}{clients:>8}{n:>9}{result['wall']:>9.2f}{rate:>11.1f}{rate / anchor_rate:>10.2f}"
-                  f"{q(0.5):>9.1f}{q(0.95):>9.1f}{q(0.99):>9.1f}{bad:>9}{replays.get(409, 0):>7}/{sum(replays.values()):<5}",
+                  f"{q(0.5):>9.1f}{q(0.95):>9.1f}{q(0.99):>9.1f}{bad:>9}"
+                  f"{replays.get(409, 0):>7}/{sum(replays.values()):<5}",
                   flush=True)
             if bad:
                 print(f"  non-200 replies: {dict(sorted(result['codes'].items()))}")

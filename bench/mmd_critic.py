@@ -2,7 +2,8 @@
 
 Default size (the issue's check): 10,000 candidates of 512-d features (one class), 6 prototypes and
 6 criticisms (the study's default). The RBF parameter gamma is the paper's λ (1e-5 on ResNet-50
-ImageNet features); here, as in the study's default, the median heuristic sets it (``--gamma`` fixes it). The reference is the authors' algorithm in plain numpy (full
+ImageNet features); here, as in the study's default, the median heuristic sets it (``--gamma`` fixes it).
+The reference is the authors' algorithm in plain numpy (full
 float64 kernel, ``K[selected][:, candidates]`` sums and a matrix inverse every greedy step); ours
 computes the kernel's column sums from float32 blocks of its upper triangle, kernel rows only
 for the selected points, and
@@ -24,7 +25,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis.prototypes.mmd_critic import median_gamma, mmd_critic, reference_mmd_critic  # noqa: E402
-
 
 BLOCK = 1024
 

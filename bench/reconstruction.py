@@ -25,7 +25,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis.reconstruction import (  # noqa: E402
-    VARIANTS, HomogeneousMLP, build_task, build_test, run_reconstruction,
+    VARIANTS,
+    HomogeneousMLP,
+    build_task,
+    build_test,
+    run_reconstruction,
 )
 from analysis.reconstruction.reconstruct import reconstruct  # noqa: E402
 

@@ -44,9 +44,9 @@ from analysis.datasets.benchmark import BenchmarkConfig, cache_file_name  # noqa
 from analysis.salient.benchmark_inputs import benchmark_inputs  # noqa: E402
 from analysis.spray.clustering import DEFAULT_KS, agglomerative_labels, cluster_space, kmeans_labels, umap_2d  # noqa: E402
 from analysis.spray.distances import euclidean, gromov_wasserstein  # noqa: E402
-from analysis.spray.gromov import point_sets  # noqa: E402
 from analysis.spray.embedding import knn_affinity, spectral_embedding  # noqa: E402
 from analysis.spray.fisher import fisher_score  # noqa: E402
+from analysis.spray.gromov import point_sets  # noqa: E402
 from analysis.spray.lrp import relevance  # noqa: E402
 from analysis.spray.preprocess import preprocess  # noqa: E402
 

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from analysis.datasets.benchmark import BIAS_KINDS  # noqa: E402
 from analysis.salient.benchmark_inputs import benchmark_inputs  # noqa: E402
 from analysis.spray.artifacts import artifact_mask, artifact_patch  # noqa: E402
-from analysis.spray.benchmark_variant import SPRAY_BENCHMARK  # noqa: E402
 from analysis.spray.benchmark_review import Pool  # noqa: E402
+from analysis.spray.benchmark_variant import SPRAY_BENCHMARK  # noqa: E402
 from analysis.spray.dataset import best_cluster, class_indices  # noqa: E402
 from analysis.spray.lrp import relevance  # noqa: E402
 from analysis.spray.pipeline import spray_class  # noqa: E402

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
 from analysis.crowd_sim import simulated_crowd
 from annotation import selectors, services
-from demo.http_client import ResearcherClient, SiteClient, WorkerClient
-from annotation.models import Assignment, Study
+from annotation.artifacts import artifact_read
+from annotation.models import Assignment, Job, Study
 from annotation.task_kinds import get_task_kind
+from demo.http_client import ResearcherClient, SiteClient, WorkerClient
 
 EXPORT_FILES = ("answers.csv", "answers.json", "labels.csv", "labels.json", "archive.zip")
 RESEARCHER = "demo-researcher"
@@ -154,7 +156,6 @@ def run_demo_study(
 def run_kind_job(base_url: str, *, study_id: int, name: str, values: dict[str, Any], out_dir: Path,
                  password: str, timeout: float = 1800.0) -> dict[str, Path]:
     """Run one of the study kind's jobs through its form (initial values under ``values``) and download its files."""
-    from annotation.models import Job
 
     researcher = ResearcherClient(base_url)
     researcher.login(RESEARCHER, password)
@@ -179,8 +180,8 @@ def run_kind_job(base_url: str, *, study_id: int, name: str, values: dict[str, A
 
 def salient_bias_report(study_id: int) -> list[dict[str, Any]]:
     """Per planted bias: is a feature pointing at it among its class's top features, and its crowd label."""
-    from django.conf import settings as django_settings
 
+    # deferred: loads scikit-image, torch
     from analysis.salient.benchmark_inputs import benchmark_inputs
 
     study = Study.objects.get(pk=study_id)
@@ -203,7 +204,6 @@ def salient_bias_report(study_id: int) -> list[dict[str, Any]]:
 
 def spray_report(study_id: int) -> list[str]:
     """Lines on what SpRAy found: the class ranking, each planted cue's rank and purest cluster, the crowd's labels."""
-    from annotation.artifacts import artifact_read
 
     study = Study.objects.get(pk=study_id)
     summary = study.outputs.filter(name="spray_summary.json").select_related("artifact").first()
@@ -235,7 +235,6 @@ def spray_report(study_id: int) -> list[str]:
 
 def reconstruction_report(study_id: int) -> list[str]:
     """Lines per model: clean test accuracy and best-10 SSIM (the paper's Fig. 6), and the crowd's review."""
-    from annotation.artifacts import artifact_read
 
     study = Study.objects.get(pk=study_id)
     files = {o.name: o for o in study.outputs.select_related("artifact")}

@@ -37,7 +37,8 @@ class SiteClient:
             token = self.http.cookies["csrftoken"]
         return token
 
-    def post(self, path: str, data: dict[str, Any] | None = None, *, json_reply: bool = False, **kw) -> requests.Response:
+    def post(self, path: str, data: dict[str, Any] | None = None, *, json_reply: bool = False,
+             **kw) -> requests.Response:
         headers = {"X-CSRFToken": self.csrf(), "Referer": self.url(path)}
         if json_reply:
             headers["Accept"] = "application/json"

@@ -7,4 +7,5 @@ class StudioConfig(AppConfig):
     verbose_name = "Salient Studio deployment"
 
     def ready(self) -> None:
+        # in ready(): the app registry must be loaded first
         from studio import checks  # noqa: F401  (registers the checks)

@@ -14,6 +14,8 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from workers.celery import app
+
 BROKER_TIMEOUT_SECONDS = 2
 
 
@@ -25,8 +27,6 @@ def database_check() -> str:
 
 
 def broker_check() -> str:
-    from workers.celery import app
-
     url = settings.CELERY_BROKER_URL
     if url.startswith("memory://"):
         return "no broker: jobs run in the web process"

@@ -36,7 +36,8 @@ def logging_config(*, fmt: str, level: str) -> dict:
     level = level.upper()
     if not isinstance(logging.getLevelName(level), int):
         raise ImproperlyConfigured(f"LOG_LEVEL={level!r} is not a logging level (DEBUG, INFO, WARNING, ERROR)")
-    formatter = {"()": JsonFormatter} if fmt == "json" else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    text = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    formatter = {"()": JsonFormatter} if fmt == "json" else text
     money_level = min(logging.getLevelName(level), logging.INFO)
     return {
         "version": 1,

@@ -20,6 +20,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django_ratelimit import core
 
+from annotation.permissions import error_response
+
 log = logging.getLogger(__name__)
 
 SIGNUP_MESSAGE = "too many sign-up attempts from your network address: please wait a minute and try again"
@@ -27,8 +29,6 @@ LOGIN_MESSAGE = "too many failed sign-in attempts: please wait a minute and try 
 
 
 def _too_many(request: HttpRequest, message: str, retry_after: int) -> HttpResponse:
-    from annotation.permissions import error_response
-
     response = error_response(request, message, 429)
     response["Retry-After"] = str(max(1, retry_after))
     return response

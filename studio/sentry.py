@@ -6,8 +6,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 def sentry_init(*, dsn: str, environment: str, traces_sample_rate: float) -> None:
     try:
+        # deferred: loads sentry-sdk
         import sentry_sdk
+
+        # deferred: loads sentry-sdk
         from sentry_sdk.integrations.celery import CeleryIntegration
+
+        # deferred: loads sentry-sdk
         from sentry_sdk.integrations.django import DjangoIntegration
     except ImportError:
         raise ImproperlyConfigured("SENTRY_DSN is set but sentry-sdk is not installed "

@@ -182,19 +182,20 @@ CELERY_BEAT_SCHEDULE = {  # a run not started before the next one is due is drop
                                  "options": {"expires": 290}},
 }
 
-# Platform defaults (SPEC §1); each study can override its own.
+# Platform defaults; each study can override its own.
 SALIENT_ASSIGNMENT_SECONDS = int(os.environ.get("SALIENT_ASSIGNMENT_SECONDS", 30 * 60))
 # A task page's token lasts the assignment's time plus this margin.
 SALIENT_TOKEN_MARGIN_SECONDS = int(os.environ.get("SALIENT_TOKEN_MARGIN_SECONDS", 10 * 60))
 SALIENT_MAX_BONUS_CENTS = int(os.environ.get("SALIENT_MAX_BONUS_CENTS", 1000))  # the most one bonus may pay
 SALIENT_WORKER_SIGNUP_OPEN = env_bool("SALIENT_WORKER_SIGNUP_OPEN", True)
-# Early stopping (annotation/stopping.py): the probability of a task's full-answer label needed to stop it, the
+# Early stopping (annotation/selectors/stopping_policy.py): the probability of a task's full-answer label needed
+# to stop it, the
 # answers it needs first, and how many new answers of a study make its worker reliabilities refit.
 SALIENT_STOP_CONFIDENCE = float(os.environ.get("SALIENT_STOP_CONFIDENCE", "0.975"))
 SALIENT_STOP_MIN_ANSWERS = env_int("SALIENT_STOP_MIN_ANSWERS", 2, minimum=1)
 SALIENT_STOP_REFIT_ANSWERS = env_int("SALIENT_STOP_REFIT_ANSWERS", 25, minimum=1)
 
-# Crowd backends (SPEC §2). The public https:// address crowd sites send workers to.
+# Crowd backends. The public https:// address crowd sites send workers to.
 SALIENT_PUBLIC_URL = os.environ.get("SALIENT_PUBLIC_URL", "")
 # Only worker task pages may be framed, and only by these origins (CSP frame-ancestors).
 SALIENT_FRAME_ANCESTORS = [o.strip() for o in os.environ.get(

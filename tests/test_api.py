@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.test import Client
 
 from annotation.api.models import ApiToken
-from annotation.api.tokens import token_create
 from annotation.models import Assignment, Study
+from annotation.services.api_tokens import token_create
 from tests.conftest import SMALL_IMAGES
 from tests.study_helpers import crowd_answers
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotation import exports
 from annotation.models import Assignment, Job
+from annotation.reports.export_files import study_export_files
 from tests.fuzz_helpers import from_schema, json_values, text
 from tests.study_helpers import crowd_answers
 from tests.test_api import api_client
@@ -39,7 +39,7 @@ def api_world(make_study, make_worker, researcher, other_researcher):
         "study_id": [s.pk for s in studies],
         "job_id": list(Job.objects.values_list("pk", flat=True)),
         "assignment_id": list(Assignment.objects.values_list("pk", flat=True)),
-        "filename": sorted(exports.study_export_files(study=study)) + ["label_studio.json", "nope.csv"],
+        "filename": sorted(study_export_files(study=study)) + ["label_studio.json", "nope.csv"],
         "name": list(study.outputs.values_list("name", flat=True)) + ["nope"],
         "kind": ["image_choice"],
     }

@@ -2,6 +2,7 @@
 import pytest
 
 from annotation.models import Answer
+from annotation.reports.archive_job import study_run_export
 from tests.study_helpers import sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -91,7 +92,6 @@ def test_the_progress_bar_follows_a_job_and_offers_the_file_it_made(live_server,
     """The dashboard's 3-second poll moves the bar of a queued export job and shows its download link when done."""
     from django.urls import reverse
 
-    from annotation import services
     from annotation.models import Job
 
     study = make_study(images=["astronaut"], workers_per_task=1)
@@ -99,7 +99,7 @@ def test_the_progress_bar_follows_a_job_and_offers_the_file_it_made(live_server,
     sign_in(page, live_server.url, researcher.username)
     page.goto(f"{live_server.url}/studies/{study.pk}/")
     assert page.inner_text("#job-text").startswith("pending") and not page.is_visible("#job-file")
-    services.study_run_export(job=Job.objects.select_related("study").get(pk=job.pk))  # the worker runs it
+    study_run_export(job=Job.objects.select_related("study").get(pk=job.pk))  # the worker runs it
     page.wait_for_selector("#job-file a", state="visible", timeout=10_000)
     assert page.get_attribute("#job-bar", "aria-valuenow") == "100"
     assert page.get_attribute("#job-file a", "href") == reverse("study_job_file", args=[study.pk, job.pk])

@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from workers.celery import (QUEUES, VisibilityTimeoutTooShort, app, check_visibility_timeout, longest_time_limit,
-                            refuse_redelivery_of_running_jobs, routed_to)
+from workers.celery import (
+    QUEUES,
+    VisibilityTimeoutTooShort,
+    app,
+    check_visibility_timeout,
+    longest_time_limit,
+    refuse_redelivery_of_running_jobs,
+    routed_to,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_QUEUE = {

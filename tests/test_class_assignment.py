@@ -166,7 +166,8 @@ def test_cue_shares_and_the_mmd_gamma_setting(researcher, django_capture_on_comm
 
     rows = read_csv(output_files(median)["cue_share_table.csv"])  # stored with the evidence
     assert {(r["selector"], r["role"]) for r in rows} == {(s, role) for s in ("adv", "mmd", "probs")
-                                                          for role in ("prototypes", "criticisms")} | {("random", "prototypes")}
+                                                          for role in ("prototypes", "criticisms")} | {("random",
+                                                                                                        "prototypes")}
     for r in rows:
         assert float(r["cue_share_percent"]) == pytest.approx(100 * int(r["cue_images"]) / int(r["images"]), abs=0.01)
     assert any(float(r["class_cue_percent"]) > 0 for r in rows)  # the tiny benchmark has biased classes

@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from annotation.api.tokens import token_create
 from annotation.models import Study
+from annotation.services.api_tokens import token_create
 from tests.conftest import SMALL_IMAGES
 from tests.study_helpers import crowd_answers
 

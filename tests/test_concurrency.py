@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
-from demo.http_client import WorkerClient
 from annotation.models import Answer, Assignment, Task
+from demo.http_client import WorkerClient
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

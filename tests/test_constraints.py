@@ -28,7 +28,8 @@ def test_one_answer_per_assignment(make_study, make_worker):
     now = timezone.now()
     Answer.objects.create(assignment=assignment, task=task, worker=worker, payload={}, shown_at=now, submitted_at=now)
     with pytest.raises(IntegrityError), transaction.atomic():
-        Answer.objects.create(assignment=assignment, task=task, worker=worker, payload={}, shown_at=now, submitted_at=now)
+        Answer.objects.create(assignment=assignment, task=task, worker=worker, payload={}, shown_at=now,
+                              submitted_at=now)
 
 
 @pytest.mark.parametrize("counter", ["approved", "filled"])

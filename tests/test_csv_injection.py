@@ -9,7 +9,7 @@ import pandas as pd
 from django.test import Client
 from django.urls import reverse
 
-from annotation.exports import FORMULA_PREFIXES, csv_cell, table_to_safe_csv
+from annotation.reports.export_files import FORMULA_PREFIXES, csv_cell, table_to_safe_csv
 from annotation.services import assignment_claim_next, assignment_submit, study_aggregate, study_close
 from annotation.tokens import assignment_token
 

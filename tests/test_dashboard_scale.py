@@ -95,4 +95,5 @@ def test_any_task_can_be_marked_gold(make_study, researcher_client):
     last.refresh_from_db()
     assert last.is_gold and last.truth == {"choice": "animal"}
     body = researcher_client.get(url, {"tgold": "yes"}).content.decode()
-    assert re.search(r"<td>t00399 <a class=\"preview-link\"[^>]*>preview</a></td>.*gold: <b>animal</b>", body, re.S) and "1 tasks · page 1 of 1" in body
+    assert re.search(r"<td>t00399 <a class=\"preview-link\"[^>]*>preview</a></td>.*gold: <b>animal</b>", body,
+                     re.S) and "1 tasks · page 1 of 1" in body

@@ -96,9 +96,9 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
 def test_a_rerun_replaces_its_study_and_closes_one_an_interrupted_run_left_live(
         transactional_db, tmp_path, capsys, django_capture_on_commit_callbacks):
     from annotation import services
+    from annotation.management.commands.demo import image_choice_form
     from annotation.models import Answer, Study
     from demo.harness import RESEARCHER
-    from annotation.management.commands.demo import image_choice_form
 
     owner = services.researcher_create(username=RESEARCHER, password="old-pass")
 

@@ -33,7 +33,8 @@ def shard_settings(settings):
 
 
 def worker_env(settings, artifacts, queue: str, **extra) -> dict[str, str]:
-    return {"SALIENT_ONE_QUEUE": queue, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": redis_broker(), "SALIENT_ARTIFACT_DIR": str(artifacts),
+    return {"SALIENT_ONE_QUEUE": queue, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": redis_broker(),
+            "SALIENT_ARTIFACT_DIR": str(artifacts),
             "SALIENT_BENCHMARK_DIR": str(settings.SALIENT_BENCHMARK_DIR), "SALIENT_EVIDENCE_SHARDS": str(SHARDS),
             "SALIENT_EVIDENCE_BATCH": str(BATCH), "OMP_NUM_THREADS": "1", **extra}
 
@@ -52,8 +53,9 @@ def stored_shards(*logs, pattern=STORED) -> list[str]:
 
 
 def computed_study(researcher, name: str):
-    from analysis.salient.benchmark_inputs import benchmark_inputs
     from django.conf import settings
+
+    from analysis.salient.benchmark_inputs import benchmark_inputs
 
     # The benchmark and the model are built here first, so the workers only compute evidence.
     benchmark_inputs(settings.SALIENT_BENCHMARK_DIR, benchmark=TINY_BENCHMARK, training=TINY_TRAINING,
@@ -129,7 +131,8 @@ def s3_bucket(monkeypatch, settings):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1"}
     for name, value in credentials.items():
         monkeypatch.setenv(name, value)
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="evidence")

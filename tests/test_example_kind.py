@@ -11,8 +11,7 @@ from django import forms
 
 from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
-from annotation.task_kinds import (TASK_KINDS, OutputFile, Progress, StudyContext, TaskKind, TaskSpec,
-                                   register_task_kind)
+from annotation.task_kinds import TASK_KINDS, OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind
 from annotation.task_kinds.fields import ChoiceField, IntField
 
 PARITY = ("even", "odd")

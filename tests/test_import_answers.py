@@ -54,8 +54,10 @@ def test_import_then_export_labels(db, tmp_path):
     [
         (panel_rows("n01", 1, ["background"]), ["--worker", "Worker"], "unknown column(s) Worker"),
         (panel_rows("n01", 1, ["sky"]), [], "row 2: column 'Answer.main' (main) holds 'sky': 'sky' is not one of"),
-        ([["n01", 1, "W1", "background", 9, "the sky"]], [], "row 2: column 'Answer.confidence' (confidence) holds '9'"),
-        ([["n01", 1, "W1", "background", 3, ""]], [], "column 'Answer.reason' (reason) holds None: this field is required"),
+        ([["n01", 1, "W1", "background", 9, "the sky"]], [],
+         "row 2: column 'Answer.confidence' (confidence) holds '9'"),
+        ([["n01", 1, "W1", "background", 3, ""]], [],
+         "column 'Answer.reason' (reason) holds None: this field is required"),
         (panel_rows("n01", 1, ["background"]) * 2, [], "row 3: worker 'W0' answered task 'n01|1' twice"),
         (panel_rows("n01", 1, ["background"]), ["--field", "colour=Answer.main"], "unknown answer field(s) colour"),
     ],

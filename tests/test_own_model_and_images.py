@@ -1,4 +1,5 @@
-"""A researcher's own checkpoint and image folder: registration (and its refusals) and every model-based kind on them."""
+"""A researcher's own checkpoint and image folder: registration (and its refusals) and every model-based kind on
+them."""
 from __future__ import annotations
 
 import shutil
@@ -47,7 +48,8 @@ def test_registration_reads_the_checkpoints_and_scans_the_folder(registered):
     assert robust.mean == pytest.approx([0.5] * 3) and robust.std == pytest.approx([0.25] * 3)
     assert model.mean == pytest.approx([0.485, 0.456, 0.406])  # ImageNet's when the checkpoint records none
     assert [c["name"] for c in dataset.classes] == [c[1] for c in CLASSES]
-    assert dataset.classes[0]["synonyms"] == ["tench", "Tinca tinca"] and dataset.classes[2]["supercategory"] == "container"
+    assert dataset.classes[0]["synonyms"] == ["tench",
+                                              "Tinca tinca"] and dataset.classes[2]["supercategory"] == "container"
     assert dataset.counts == {"n01": 12, "n02": 12, "n03": 12, "n04": 12}
     assert dataset.n_unreadable == 2 and sorted(dataset.unreadable) == ["n01/notes.txt", "n02/broken.JPEG"]
 
@@ -139,8 +141,10 @@ def test_the_commands_register_and_refuse_with_a_non_zero_exit(db, own_files, ca
 def test_the_registry_page_registers_and_answers_400_on_a_bad_checkpoint(researcher_client, own_files):
     page = researcher_client.get(reverse("registry"))
     assert page.status_code == 200 and "benchmark" in page.content.decode()
-    bad = researcher_client.post(reverse("registry"), {"what": "model", "model-name": "m", "model-architecture": "vgg11",
-                                                       "model-checkpoint": str(own_files["plain"]), "model-format": "auto"})
+    bad = researcher_client.post(reverse("registry"), {"what": "model", "model-name": "m",
+                                                       "model-architecture": "vgg11",
+                                                       "model-checkpoint": str(own_files["plain"]),
+                                                       "model-format": "auto"})
     assert bad.status_code == 400 and "does not load as vgg11" in bad.content.decode()
     good = researcher_client.post(reverse("registry"), {"what": "dataset", "dataset-name": "fish",
                                                         "dataset-root": str(own_files["root"])})

@@ -14,7 +14,7 @@ from django.urls import reverse
 from analysis.aggregation import DawidSkene, MajorityVote
 from analysis.aggregation.agreement import count_matrix, fleiss_kappa, krippendorff_alpha
 from analysis.aggregation.worker_quality import gold_accuracy, worker_report
-from annotation import services
+from annotation import selectors, services
 from annotation.tokens import assignment_token
 
 
@@ -108,7 +108,7 @@ def test_study_page_and_exports_show_agreement_and_workers(make_study, make_work
     services.study_close(study=study)
     services.study_aggregate(study=study)
     study.refresh_from_db()
-    expected_counts = count_matrix(services.selectors.study_label_answers(study=study, label_field="choice"),
+    expected_counts = count_matrix(selectors.study_label_answers(study=study, label_field="choice"),
                                    ["person", "animal", "object", "scene"])
     assert study.quality["fleiss_kappa"] == round(fleiss_kappa(expected_counts), 4)
     assert study.quality["krippendorff_alpha"] == round(krippendorff_alpha(expected_counts), 4)

@@ -1,4 +1,5 @@
-"""Early stopping in live studies: a task stops once its full-answer label is predicted (``annotation.stopping``),
+"""Early stopping in live studies: a task stops once its full-answer label is predicted
+(``annotation.selectors.stopping_policy``),
 weighing each answer by its worker's reliability; stopped tasks refuse further assignments."""
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from django.test import Client
 from django.urls import reverse
 
 from analysis.aggregation import MajorityVote, ThresholdVote
-from analysis.aggregation.early_stopping import majority_settled, majority_settled_counts
+from analysis.aggregation.majority_settled import majority_settled, majority_settled_counts
 from analysis.aggregation.reliability import CrowdModel
 from analysis.aggregation.stopping import Settled, VoteSpace
 from annotation import services
 from annotation.models import Assignment, Task
-from annotation.stopping import with_stop_labels
+from annotation.selectors.stopping_policy import with_stop_labels
 from annotation.tokens import assignment_token
 
 VALUES = ["a", "b", "c"]

@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation import services
+from annotation import selectors, services
 from annotation.models import GOLD_SLOTS, Answer, Assignment, BlockedWorker, Task
 from annotation.tokens import assignment_token
 
@@ -54,7 +54,7 @@ def test_gold_is_mixed_in_at_the_study_rate(gold_study, make_worker):
         submit(worker, a)
     # rate 1/3: gold first, then two normal tasks, gold, ... until the two gold tasks are used up.
     assert kinds == [True, False, False, True, False, False, False, False]
-    progress = services.selectors.study_progress(study=gold_study)
+    progress = selectors.study_progress(study=gold_study)
     assert progress["wanted"] == 12  # gold tasks are not part of the study's wanted answers
 
 
@@ -120,7 +120,7 @@ def test_too_fast_and_too_slow_answers_are_flagged_and_not_counted(make_study, m
     assert Answer.objects.get(worker=fine).flag == ""
     task = study.tasks.get()
     assert (task.filled, task.approved) == (1, 1)  # only the valid answer holds a slot
-    labels = services.selectors.study_label_answers(study=study, label_field="choice")
+    labels = selectors.study_label_answers(study=study, label_field="choice")
     assert list(labels["worker"]) == [fine.pk]
 
 

@@ -58,7 +58,8 @@ def test_the_study_form_picks_the_backend(researcher):
     form["max_answer_seconds"] = "300"
     assert client.post(reverse("study_create"), form).status_code == 302
     study = Study.objects.get(name="On Prolific")
-    assert (study.backend, study.gold_rate, study.early_stopping, study.max_answer_seconds) == ("prolific", 0.2, True, 300)
+    assert (study.backend, study.gold_rate, study.early_stopping, study.max_answer_seconds) == ("prolific", 0.2, True,
+                                                                                                300)
     assert len(study.completion_code) == 8
     form.update(name="Nowhere", backend="toloka")
     assert client.post(reverse("study_create"), form).status_code == 400

@@ -162,13 +162,16 @@ def test_periodic_reconcile_approves_stored_answers_and_records_what_mturk_says(
         {"AssignmentId": "A1", "WorkerId": "W1", "HITId": "H0", "AssignmentStatus": "Submitted"},
         {"AssignmentId": "A2", "WorkerId": "W2", "HITId": "H0", "AssignmentStatus": "Submitted"},
         {"AssignmentId": "A7", "WorkerId": "W7", "HITId": "H0", "AssignmentStatus": "Submitted"},  # never stored here
-    ], "NumResults": 3}, {"HITId": "H0", "MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved", "Rejected"]})
+    ], "NumResults": 3}, {"HITId": "H0", "MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved",
+                                                                                   "Rejected"]})
     mturk.add_response("approve_assignment", {}, {"AssignmentId": "A1", "RequesterFeedback": "Thank you!"})
     mturk.add_response("reject_assignment", {}, {"AssignmentId": "A2",
-                                                 "RequesterFeedback": "Your answer was not accepted: rejected by the researcher."})
+                                                 "RequesterFeedback": "Your answer was not accepted: "
+                                                                      "rejected by the researcher."})
     mturk.add_response("list_assignments_for_hit", {"Assignments": [
         {"AssignmentId": "A3", "WorkerId": "W1", "HITId": "H1", "AssignmentStatus": "Approved"},
-    ], "NumResults": 1}, {"HITId": "H1", "MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved", "Rejected"]})
+    ], "NumResults": 1}, {"HITId": "H1", "MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved",
+                                                                                   "Rejected"]})
     assert reconcile_crowd_backends.delay().get() == 2
     statuses = dict(Assignment.objects.values_list("external_id", "platform_status"))
     assert statuses == {"A1": "Approved", "A2": "Rejected", "A3": "Approved"}
@@ -228,7 +231,8 @@ def test_mturk_needs_an_https_public_url(make_study, settings):
 
 
 def test_cost_estimate_adds_the_platform_fee(make_study, researcher):
-    study = make_study(images=["astronaut", "chelsea"], workers_per_task=3, reward_cents=10, backend="mturk", live=False)
+    study = make_study(images=["astronaut", "chelsea"], workers_per_task=3, reward_cents=10, backend="mturk",
+                       live=False)
     client = Client()
     client.force_login(researcher)
     body = client.get(reverse("study_detail", args=[study.pk])).content.decode()

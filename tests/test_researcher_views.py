@@ -88,7 +88,8 @@ def test_exports_are_long_format_with_labels(make_study, make_worker, researcher
     assert {row["task"]: row["label"] for row in labels} == truth
     assert all(row["complete"] == "True" and row["tie"] == "False" for row in labels)
     archive = made_archive(client, study, django_capture_on_commit_callbacks)
-    assert sorted(n.split("/")[-1] for n in archive.namelist()) == ["answers.csv", "answers.json", "labels.csv", "labels.json",
+    assert sorted(n.split("/")[-1] for n in archive.namelist()) == ["answers.csv", "answers.json", "labels.csv",
+                                                                    "labels.json",
                                                                        "quality.json", "report.html", "workers.csv"]
     assert client.get(reverse("study_export", args=[study.pk, "secrets.txt"])).status_code == 404
 

@@ -29,7 +29,8 @@ def tiny_data():
 
 def test_feature_importance_matches_the_definition():
     g = torch.Generator().manual_seed(0)
-    feats, preds, W = torch.rand(40, 6, generator=g), torch.randint(0, 3, (40,), generator=g), torch.randn(3, 6, generator=g)
+    feats, preds, W = torch.rand(40, 6, generator=g), torch.randint(0, 3, (40,), generator=g), torch.randn(3, 6,
+                                                                                                           generator=g)
     iv = feature_importance(feats, preds, W)
     for c in range(3):
         expected = feats[preds == c].mean(0) * W[c] if (preds == c).any() else torch.zeros(6)

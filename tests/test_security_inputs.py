@@ -101,7 +101,8 @@ def test_control_characters_in_text_are_refused_with_a_clear_message(claimed, re
 
 def test_tabs_and_newlines_stay_allowed(claimed):
     client, assignment = claimed
-    reply = post_answer(client, assignment, {"token": assignment_token(assignment), **GOOD, "reason": "a\tface\r\nhere"})
+    reply = post_answer(client, assignment, {"token": assignment_token(assignment), **GOOD,
+                                             "reason": "a\tface\r\nhere"})
     assert reply.status_code == 302
     assert Answer.objects.get().payload["reason"] == "a\tface\r\nhere"
 
@@ -170,7 +171,8 @@ def test_bonus_above_the_cap_is_refused_and_nothing_recorded(approved, researche
 
 
 def test_bonus_is_recorded_and_shown_on_the_dashboard(approved, researcher_client, researcher):
-    reply = researcher_client.post(reverse("assignment_bonus", args=[approved.pk]), {"cents": "25", "reason": "careful"})
+    reply = researcher_client.post(reverse("assignment_bonus", args=[approved.pk]), {"cents": "25",
+                                                                                     "reason": "careful"})
     assert reply.status_code == 302
     bonus = Bonus.objects.get()
     assert (bonus.assignment_id, bonus.paid_by, bonus.cents, bonus.reason) == (approved.pk, researcher, 25, "careful")

@@ -79,7 +79,8 @@ def test_export_for_crowdkit_and_label_studio(researcher, make_study, make_worke
     labels = dict(study.results.values_list("task_id", "label"))
     assert MajorityVote().fit_predict(answers).to_dict() == labels
     tasks = json.loads((tmp_path / "label_studio.json").read_text())
-    assert len(tasks) == 3 and all(t["data"]["image"].startswith("https://studio.example.org/artifacts/") for t in tasks)
+    assert len(tasks) == 3
+    assert all(t["data"]["image"].startswith("https://studio.example.org/artifacts/") for t in tasks)
     result = tasks[0]["annotations"][0]["result"][0]
     assert result["from_name"] == "choice" and result["value"]["choices"] == [labels[tasks[0]["id"]]]
     config = (tmp_path / "label_studio_config.xml").read_text()

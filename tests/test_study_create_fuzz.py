@@ -31,7 +31,8 @@ plain_values = st.none() | st.booleans() | st.integers() | printable | st.lists(
 IMAGES = {value for value, _ in ImageChoiceSettingsForm.base_fields["images"].choices}
 not_strings = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.lists(st.integers(), max_size=2)
 not_ints = (st.sampled_from(["many", "", "3.5", "1e3x", " "]) | st.floats(allow_nan=False).filter(
-    lambda f: not f.is_integer()) | st.lists(st.integers(), max_size=2) | st.dictionaries(text, st.integers(), max_size=2))
+    lambda f: not f.is_integer()) | st.lists(st.integers(), max_size=2) | st.dictionaries(text, st.integers(),
+                                                                                          max_size=2))
 not_numbers = st.sampled_from(["many", "", "1e3x", " "]) | st.lists(st.floats(), max_size=2) | st.dictionaries(
     text, st.integers(), max_size=2)
 

@@ -96,7 +96,7 @@ def test_a_study_reopened_before_its_job_runs_fails_the_job_visibly(closed_study
 
 def test_the_api_answers_with_the_job_and_the_client_can_poll_it(
         closed_study, researcher, django_capture_on_commit_callbacks):
-    from annotation.api.tokens import token_create
+    from annotation.services.api_tokens import token_create
 
     _, secret = token_create(user=researcher)
     api = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")

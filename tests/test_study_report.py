@@ -14,9 +14,9 @@ from django.urls import reverse
 from PIL import Image
 
 from annotation import services
-from annotation.artifacts import artifact_store_bytes, artifact_store_image
+from annotation.artifacts import artifact_store_image
 from annotation.models import StudyOutput
-from annotation.report import EmbeddedImages, study_report_html
+from annotation.reports.study_report import EmbeddedImages, study_report_html
 from annotation.task_kinds import get_task_kind
 from tests.study_helpers import computed_study, crowd_answers, study_from_form
 

@@ -200,7 +200,8 @@ def test_invitation_link_is_used_once(researcher, settings):
     settings.SALIENT_WORKER_SIGNUP_OPEN = False
     client = Client()
     client.force_login(researcher)
-    url = client.post(reverse("invitation_create"), {"note": "lab member"}, HTTP_ACCEPT="application/json").json()["url"]
+    url = client.post(reverse("invitation_create"), {"note": "lab member"},
+                      HTTP_ACCEPT="application/json").json()["url"]
     path = url.split("testserver", 1)[1]
     assert Client().post(reverse("worker_signup"), {"username": "nobody", "password": PASSWORD}).status_code == 403
     reply = Client().post(path, {"username": "invited", "password": PASSWORD})

@@ -11,6 +11,24 @@ from collections.abc import Callable
 
 from celery import shared_task
 from celery.utils.log import get_task_logger
+from django.db import InterfaceError, OperationalError
+
+from annotation.models import Job, Study, Task
+from annotation.reports.archive_job import study_run_export
+from annotation.services import (
+    assignments_expire,
+    job_fail,
+    job_release,
+    recruitment_reconcile_all,
+    study_close_recruitment,
+    study_compute_evidence,
+    study_compute_outputs,
+    study_open_recruitment,
+    study_run_aggregation,
+    study_run_kind_job,
+    task_stop_external,
+)
+from annotation.services.evidence import evidence_shard_run
 
 log = logging.getLogger(__name__)
 task_log = get_task_logger(__name__)
@@ -21,15 +39,11 @@ class TransientError(Exception):
 
 
 def _transient() -> tuple[type[BaseException], ...]:
-    from django.db import InterfaceError, OperationalError
-
     return (TransientError, OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
 def _run_job(task, job_id: int, service: Callable) -> None:
     """Run ``service(job=...)``; retry transient errors, record any other failure on the job."""
-    from annotation.models import Job
-    from annotation.services import job_fail, job_release
 
     job = Job.objects.select_related("study").filter(pk=job_id).first()
     if job is None:
@@ -57,7 +71,6 @@ JOB_OPTIONS = dict(bind=True, acks_late=True, autoretry_for=_transient(), retry_
 @shared_task(name="workers.tasks.compute_study_evidence", **JOB_OPTIONS)
 def compute_study_evidence(self, job_id: int) -> None:
     """Compute a study's evidence and create its tasks."""
-    from annotation.services import study_compute_evidence
 
     _run_job(self, job_id, study_compute_evidence)
 
@@ -65,8 +78,6 @@ def compute_study_evidence(self, job_id: int) -> None:
 @shared_task(name="workers.tasks.compute_evidence_shard", **JOB_OPTIONS)
 def compute_evidence_shard(self, job_id: int, spec: dict, index: int, n_shards: int) -> None:
     """Compute one shard of an evidence pass; the shard that completes the pass queues its job again."""
-    from annotation.services import job_fail
-    from annotation.services.evidence import evidence_shard_run
 
     try:
         done, complete = evidence_shard_run(job_id=job_id, spec=spec, index=index, n_shards=n_shards)
@@ -84,7 +95,6 @@ def compute_evidence_shard(self, job_id: int, spec: dict, index: int, n_shards: 
 @shared_task(name="workers.tasks.compute_study_outputs", **JOB_OPTIONS)
 def compute_study_outputs(self, job_id: int) -> None:
     """Make a study's output files (mask dataset, accuracy tables, plots) after aggregation."""
-    from annotation.services import study_compute_outputs
 
     _run_job(self, job_id, study_compute_outputs)
 
@@ -92,7 +102,6 @@ def compute_study_outputs(self, job_id: int) -> None:
 @shared_task(name="workers.tasks.aggregate_study", **JOB_OPTIONS)
 def aggregate_study(self, job_id: int) -> None:
     """Aggregate a study's answers: majority vote, Dawid-Skene, agreement, one label per task."""
-    from annotation.services import study_run_aggregation
 
     _run_job(self, job_id, study_run_aggregation)
 
@@ -100,7 +109,6 @@ def aggregate_study(self, job_id: int) -> None:
 @shared_task(name="workers.tasks.export_study", **JOB_OPTIONS)
 def export_study(self, job_id: int) -> None:
     """Make a study's export archive in the artifact store."""
-    from annotation.services import study_run_export
 
     _run_job(self, job_id, study_run_export)
 
@@ -108,7 +116,6 @@ def export_study(self, job_id: int) -> None:
 @shared_task(name="workers.tasks.run_kind_job", **JOB_OPTIONS)
 def run_kind_job(self, job_id: int) -> None:
     """Run one of a study kind's own jobs (e.g. SpRAy's un-Hans retrain) and store its files."""
-    from annotation.services import study_run_kind_job
 
     _run_job(self, job_id, study_run_kind_job)
 
@@ -116,7 +123,6 @@ def run_kind_job(self, job_id: int) -> None:
 @shared_task(name="workers.tasks.expire_assignments")
 def expire_assignments() -> int:
     """Periodic: expire overdue assignments so their tasks are offered again."""
-    from annotation.services import assignments_expire
 
     return assignments_expire()
 
@@ -126,8 +132,6 @@ def expire_assignments() -> int:
 @shared_task(name="workers.tasks.open_recruitment", **JOB_OPTIONS)
 def open_recruitment(self, job_id: int) -> None:
     """Open a launched study's recruitment (MTurk: create its HITs); idempotent per task."""
-    from annotation.models import Job
-    from annotation.services import job_fail, study_open_recruitment
 
     job = Job.objects.select_related("study").filter(pk=job_id).first()
     if job is None:
@@ -146,8 +150,6 @@ def open_recruitment(self, job_id: int) -> None:
 @shared_task(name="workers.tasks.close_recruitment", acks_late=True)
 def close_recruitment(study_id: int) -> None:
     """Close a study's recruitment on its crowd site (MTurk: expire its HITs)."""
-    from annotation.models import Study
-    from annotation.services import study_close_recruitment
 
     study = Study.objects.filter(pk=study_id).first()
     if study is not None:
@@ -157,8 +159,6 @@ def close_recruitment(study_id: int) -> None:
 @shared_task(name="workers.tasks.stop_external_task", acks_late=True)
 def stop_external_task(task_id: int) -> None:
     """Early stopping settled a task's label: stop offering it on the crowd site."""
-    from annotation.models import Task
-    from annotation.services import task_stop_external
 
     task = Task.objects.select_related("study").filter(pk=task_id).first()
     if task is not None:
@@ -168,6 +168,5 @@ def stop_external_task(task_id: int) -> None:
 @shared_task(name="workers.tasks.reconcile_crowd_backends")
 def reconcile_crowd_backends() -> int:
     """Periodic: approve on the crowd sites what the platform accepted, record what they say."""
-    from annotation.services import recruitment_reconcile_all
 
     return recruitment_reconcile_all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import krippendorff
 import numpy as np
 import pandas as pd
 
@@ -54,7 +55,6 @@ def fleiss_kappa(counts: np.ndarray) -> float:
 
 def krippendorff_alpha(counts: np.ndarray) -> float:
     """Krippendorff's alpha (nominal) of a tasks x labels count matrix; NaN when undefined."""
-    import krippendorff
 
     counts = np.asarray(counts, dtype=float)
     counts = counts[counts.sum(axis=1) >= 2]

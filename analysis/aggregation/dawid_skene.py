@@ -35,6 +35,7 @@ class DawidSkene:
     confidence_: pd.Series = attrs.field(init=False)
 
     def fit(self, answers: pd.DataFrame) -> "DawidSkene":
+        # deferred: loads crowd-kit
         from crowdkit.aggregation import DawidSkene as CrowdKitDawidSkene
 
         data = check_answers(answers).dropna(subset=["label"])

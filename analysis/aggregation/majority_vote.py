@@ -53,7 +53,8 @@ class MajorityVote:
         tie = n_top > 1
         label = counts.idxmax(axis=1).astype(object).where(~tie, None) if len(counts) else pd.Series(dtype=object)
         table = pd.DataFrame(
-            {"label": label, "tie": tie, "n_answers": counts.sum(axis=1), "complete": counts.sum(axis=1) >= self.min_votes}
+            {"label": label, "tie": tie, "n_answers": counts.sum(axis=1),
+             "complete": counts.sum(axis=1) >= self.min_votes}
         )
         table = table.join(counts.add_prefix("count_"))
         table.index.name = "task"

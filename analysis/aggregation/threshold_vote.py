@@ -1,6 +1,6 @@
 """Threshold vote: a task gets the positive label once ``threshold`` answers fall in a set.
 
-Salient ImageNet (SPEC §3): *spurious* when >= 3 of 5 answers are ``separate_object`` or
+Salient ImageNet (Singla & Feizi §3.3): *spurious* when >= 3 of 5 answers are ``separate_object`` or
 ``background``, else *core*. An incomplete task gets a label only when the missing answers can
 no longer change it; otherwise ``None``. With an even number of answers split evenly, ``tie``.
 """

@@ -22,6 +22,7 @@ __all__ = [
     "BenchmarkConfig", "BenchmarkDataset", "BenchmarkSplit", "ClassInfo", "ClassMetadataError",
     "DatasetEntry", "DatasetRegistry", "FashionMNISTNotFoundError", "IndexedImages", "MetadataImageFolder",
     "PlantedBias", "PlantedBiasBenchmark", "UnknownDatasetError",
-    "collate_indexed", "dataset_labels", "dataset_registry", "generate_benchmark", "load_fashion_mnist", "load_or_generate_benchmark",
+    "collate_indexed", "dataset_labels", "dataset_registry", "generate_benchmark", "load_fashion_mnist",
+    "load_or_generate_benchmark",
     "parse_class_metadata", "read_class_metadata", "write_class_metadata",
 ]

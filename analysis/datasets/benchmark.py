@@ -365,7 +365,7 @@ def _render(garments: np.ndarray, cues: np.ndarray, config: BenchmarkConfig, rng
     if len(balls):
         m = len(balls)
         radius = rng.uniform(0.08, 0.11, m) * size
-        b_left, b_top = left[balls], top[balls]
+        b_left = left[balls]
         right_side = (size - b_left - gsize) >= b_left
         u = rng.random(m)
         cx = np.where(right_side,
@@ -461,6 +461,7 @@ def generate_benchmark(config: BenchmarkConfig | None = None, *, fashion_mnist_d
     -------
     PlantedBiasBenchmark
     """
+    # deferred: loads tqdm
     from tqdm.auto import tqdm
 
     started = time.perf_counter()

@@ -16,6 +16,7 @@ Accepted layouts (column / key names are matched case-insensitively):
 """
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -74,8 +75,6 @@ def _as_list(value: Any) -> list[str]:
         return [str(v).strip() for v in value]
     text = str(value).strip()
     if text.startswith("["):
-        import ast
-
         try:
             return [str(v).strip() for v in ast.literal_eval(text)]
         except (ValueError, SyntaxError) as exc:

@@ -53,6 +53,7 @@ class DatasetRegistry:
                               *, title: str | None = None, description: str = "", image_size: int = 224,
                               replace: bool = False) -> DatasetEntry:
         """Register an on-disk :class:`MetadataImageFolder`."""
+        # deferred: loads torchvision
         from .image_folder import MetadataImageFolder
 
         def factory(**kwargs: Any) -> MetadataImageFolder:
@@ -98,6 +99,7 @@ def default_benchmark_directory() -> Path:
 
 def _benchmark_factory(split: str = "test", directory: str | os.PathLike | None = None,
                        config: Any = None, with_masks: bool = False, **kwargs: Any):
+    # deferred: loads torch
     from .benchmark import load_or_generate_benchmark
 
     benchmark, _ = load_or_generate_benchmark(directory or default_benchmark_directory(), config,

@@ -1,1 +1,1 @@
-"""Misclassification agreement (Stock & Cisse, ECCV 2018; SPEC §4): evidence and aggregation, no Django."""
+"""Misclassification agreement (Stock & Cisse, ECCV 2018, §3.1-§3.2): evidence and aggregation, no Django."""

@@ -1,4 +1,4 @@
-"""Aggregation of misclassification-agreement answers (SPEC §4), on plain tables.
+"""Aggregation of misclassification-agreement answers (Stock & Cisse §3.1), on plain tables.
 
 An answer's label is ``yes``/``no`` (one predicted class) or, for a top-k task, the ranks the
 worker said yes to (``"1+3"``, ``"none"``). An image is **rectified** when one of its shown classes
@@ -115,9 +115,11 @@ def yes_histogram(yes_counts: pd.DataFrame, wanted: int = 5) -> pd.DataFrame:
 
 
 def plot_yes_histogram(histogram: pd.DataFrame) -> bytes:
+    # deferred: loads matplotlib
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: loads matplotlib
     import matplotlib.pyplot as plt
 
     keys = [c for c in ("model", "variant") if c in histogram.columns]
@@ -152,7 +154,7 @@ def _percent(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100 * x, 2)
 
 
-#: The two top-k protocols (SPEC §4): which mistakes the crowd sees with the model's top-k predictions.
+#: The two top-k protocols (Stock & Cisse §3.1): which mistakes the crowd sees with the model's top-k predictions.
 TOPK_PROTOCOLS = {"top1_mistakes": "top-1 mistakes shown with the top-k predictions",
                   "topk_mistakes": "top-k mistakes (truth not in the top k) shown with the top-k predictions"}
 
@@ -185,7 +187,8 @@ def rectified_topk_table(images: pd.DataFrame) -> pd.DataFrame:
         error = n_errors / n_images * wrong / len(decided) if len(decided) else float("nan")
         rows.append({"model": model, "protocol": protocol, "images": n_images, "mistakes_sampled_from": n_errors,
                      "judged": len(decided), "rectified_images": int(rectified.sum()),
-                     "topk_error_percent": _percent(n_topk / n_images), "rectified_topk_error_percent": _percent(error)})
+                     "topk_error_percent": _percent(n_topk / n_images),
+                     "rectified_topk_error_percent": _percent(error)})
     return pd.DataFrame(rows, columns=["model", "protocol", "images", "mistakes_sampled_from", "judged",
                                        "rectified_images", "topk_error_percent", "rectified_topk_error_percent"])
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 Progress = Callable[[int, int, str], None]
 
-#: The paper's LIME settings (SPEC §4); ``num_samples`` is a study setting. ``segment_size``: quickshift
+#: The paper's LIME settings (Stock & Cisse §3.2); ``num_samples`` is a study setting. ``segment_size``: quickshift
 #: runs on the image resized to this side (the paper's 224 px ImageNet crops), so its superpixels
 #: cover the same share of a small image as of an ImageNet one; None segments at the image's own size.
 LIME_DEFAULTS = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2, "num_samples": 1000, "kernel_width": 0.25,
@@ -101,7 +101,10 @@ def quickshift_segments(image: np.ndarray, *, kernel_size: float = 4, max_dist: 
     show ~41 % of the image on average (87 % at most); at 32 px ~12 superpixels and 62 % (often all
     of it). Segmenting at 224 px keeps the superpixels' share of the image as on ImageNet.
     """
+    # deferred: loads scikit-image
     from skimage.segmentation import quickshift
+
+    # deferred: loads scikit-image
     from skimage.transform import resize
 
     if image.ndim != 3 or image.shape[2] != 3:
@@ -124,6 +127,7 @@ def lime_explain(handle, image: np.ndarray, label: int, *, num_samples: int = 10
                  segment_size: int | None = 224, batch_size: int = 100, seed: int = 0) -> LimeExplanation:
     """LIME (quickshift superpixels, :func:`quickshift_segments`) of one uint8 image for ``label``:
     the top ``num_features`` positive superpixels, the rest hidden (black)."""
+    # deferred: loads lime (scikit-learn)
     from lime.lime_image import LimeImageExplainer
 
     start = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Four residual stages of widths ``w, 2w, 4w, 8w``.  The stem is a stride-2 3x3
 convolution and stages 2 and 3 halve the resolution, so at 64 px input the last
-convolutional map is 8x8 (SPEC section 9: NAMs and LRP heatmaps need >= 8x8).
+convolutional map is 8x8 (NAMs and LRP heatmaps need >= 8x8).
 """
 from __future__ import annotations
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-
 #: The paper's λ (Stock & Cisse §5): the RBF kernel parameter gamma.
 PAPER_GAMMA = 1e-5
 #: The authors' log-det weight of the criticisms' diversity term.
@@ -70,6 +69,7 @@ def _column_sums(x: np.ndarray, gamma: float, block: int) -> np.ndarray:
 
     K is symmetric, so only the blocks on and above the diagonal are computed (half the work): an
     off-diagonal block adds its column sums to its columns and its row sums to its rows."""
+    # deferred: loads torch
     import torch
 
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))

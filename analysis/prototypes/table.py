@@ -1,6 +1,7 @@
 """The study's Table 3: answer-time filter, accuracy per condition with standard error, bar plot."""
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 import attrs
@@ -57,11 +58,12 @@ def accuracy_table(answers: pd.DataFrame, time_filter: TimeFilter,
 def plot_accuracy(table: pd.DataFrame, chance: float | None = None,
                   title: str = "Class assignment accuracy per condition") -> bytes:
     """Bar plot of accuracy (%) per condition with standard-error bars, as PNG bytes."""
-    import io
 
+    # deferred: loads matplotlib
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: loads matplotlib
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))

@@ -1,4 +1,7 @@
-"""Recovered-sample analysis: reconstructing training images from a homogeneous MLP (SPEC section 7).
+from importlib import import_module
+
+"""Recovered-sample analysis: reconstructing training images from a homogeneous MLP
+(Revealing Model Biases §4.2; the reconstruction of Haim et al. 2022).
 
 Plain Python (numpy, torch, scikit-image); no Django.  ``pipeline.run_reconstruction`` is the
 entry point for a Celery job; ``bias`` holds the seed paper's trigger levels and contrast.
@@ -22,7 +25,6 @@ _WHERE = {
 def __getattr__(name: str):
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
 
     return getattr(import_module(f".{_WHERE[name]}", __name__), name)
 
@@ -31,7 +33,7 @@ __all__ = [
     "BIASES", "DEFAULT_CONFIG", "PAPER_CONFIG", "POSITIONAL", "VARIANTS",
     "BinaryTask", "HomogeneousMLP", "Planted", "ReconstructionResult", "Score", "TrainResult",
     "accuracy", "apply_intensity", "benchmark_task", "binary_task", "build_task", "build_test", "clean_split",
-    "fashion_mnist_task", "load", "make_config", "modified_relu", "nearest_reconstruction", "plant", 
+    "fashion_mnist_task", "load", "make_config", "modified_relu", "nearest_reconstruction", "plant",
     "run_reconstruction", "save", "score", "shown_trigger", "ssim_pairs", "train_full_batch", "trigger_side",
     "trigger_standout",
 ]

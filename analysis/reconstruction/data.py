@@ -186,6 +186,7 @@ def clean_split(images: np.ndarray, labels: np.ndarray, classes: Sequence[int], 
 def fashion_mnist_split(classes: Sequence[int], split: str = "train", directory=None
                         ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Images, labels and the two class names of a raw Fashion-MNIST split (Debian's package)."""
+    # deferred: loads scikit-image
     from ..datasets.fashion_mnist import CLASS_NAMES, load_fashion_mnist
 
     images, labels = load_fashion_mnist(split, directory)

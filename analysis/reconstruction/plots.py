@@ -7,9 +7,11 @@ import numpy as np
 
 
 def _figure(width: float, height: float):
+    # deferred: loads matplotlib
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    # deferred: loads matplotlib
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100)

@@ -3,7 +3,7 @@
 A network trained to a KKT point of the max-margin problem satisfies
 ``theta = sum_i lambda_i y_i grad_theta Phi(x_i)`` over its training points.  Given only ``theta``
 we look for m candidates ``x_i`` (labels ``y_i`` = -1 for the first half, +1 for the second) and
-multipliers ``lambda_i`` minimising (SPEC section 7)::
+multipliers ``lambda_i`` minimising (Haim et al. 2022, as Revealing Model Biases §4.2 uses it)::
 
     sum_p || theta_p - (1/m) sum_i lambda_i y_i grad_{theta_p} Phi(x_i) ||^2
       + sum [relu(x - 1)^2 + relu(-1 - x)^2] + 5 sum relu(lambda_min - lambda_i)^2

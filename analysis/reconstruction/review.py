@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.reconstruction.plots import _figure, _png
+
 REQUIRED = ("level", "label", "reference", "clicks", "answers", "boxes", "trigger_shown")
 COLUMNS = ["level", "reviewed", "crowd_yes", "reference_yes", "agreement", "answers", "clicks", "click_rate",
            "clicks_in_trigger", "trigger_shown", "found"]
@@ -75,7 +77,6 @@ def review_table(rows: pd.DataFrame, margin: float = 0.05) -> pd.DataFrame:
 
 def review_plot(table: pd.DataFrame) -> bytes:
     """Bars per level: crowd "main object" share, the SSIM reference, and clicks on the trigger (PNG)."""
-    from analysis.reconstruction.plots import _figure, _png
 
     fig = _figure(6.5, 3.2)
     ax = fig.subplots()

@@ -1,4 +1,4 @@
-"""Feature attack: normalized gradient ascent on one neural feature r_i(x) (SPEC §3).
+"""Feature attack: normalized gradient ascent on one neural feature r_i(x) (Singla & Feizi §3.2).
 
 x <- clamp(x + step * g / ||g||_2, 0, 1), g = d r_i(x) / dx, ||.||_2 over the whole image; 100
 steps. The reference (``viz_utils.feature_attack`` of Singla & Feizi) steps 10 on 224 x 224 images

@@ -1,4 +1,4 @@
-"""The Salient dataset (Singla & Feizi §3.4, §5.1; SPEC §3): one set D(c, i) per labelled (class, feature).
+"""The Salient dataset (Singla & Feizi §3.4, §4, §5.1): one set D(c, i) per labelled (class, feature).
 
 D(c, i) = the top-``pool`` images *labelled* c by r_i(x) (paper: 65), each with its NAM for i.
 For class c and a label (core or spurious), the region of an image in the union of the sets of

@@ -17,7 +17,12 @@ import torch
 
 from analysis.salient.attack import feature_attack, reference_step
 from analysis.salient.importance import (
-    Progress, _no_progress, collect_features, feature_importance, top_features, top_images,
+    Progress,
+    _no_progress,
+    collect_features,
+    feature_importance,
+    top_features,
+    top_images,
 )
 from analysis.salient.nam import neural_activation_maps, to_uint8_images
 

@@ -1,6 +1,6 @@
 """Penultimate features r(x), feature importance IV_c and the top images of a feature.
 
-IV_c = mean over images *predicted* c of r(x) ⊙ W[c] (SPEC §3).
+IV_c = mean over images *predicted* c of r(x) ⊙ W[c] (Singla & Feizi §3.2).
 """
 from __future__ import annotations
 

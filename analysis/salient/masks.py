@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import attrs
 import numpy as np
 import pandas as pd
-
+from PIL import Image
 
 LABELS = ("core", "spurious")
 
@@ -28,8 +28,6 @@ class SalientSample:
 
 
 def _png(array: np.ndarray) -> bytes:
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -1,7 +1,7 @@
 """Neural activation maps (NAMs) and jet heatmap overlays.
 
 NAM = the feature's channel of the last convolutional block, divided by its per-image maximum,
-bilinearly resized to the image size (SPEC §3).
+bilinearly resized to the image size (Singla & Feizi §3.2).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ _JET = None
 def _jet_table() -> np.ndarray:
     global _JET
     if _JET is None:
+        # deferred: loads matplotlib
         from matplotlib import colormaps
 
         _JET = (colormaps["jet"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.float32)

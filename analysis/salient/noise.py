@@ -1,4 +1,4 @@
-"""Core and spurious accuracy under Gaussian noise on a region (Singla & Feizi §5.1, Eq. 2; SPEC §3).
+"""Core and spurious accuracy under Gaussian noise on a region (Singla & Feizi §5.1, Eq. 2).
 
 x' = clamp(x + σ·z ⊙ m, 0, 1), z ~ N(0, I). On a :class:`~analysis.salient.dataset.SalientDataset`:
 

@@ -1,4 +1,4 @@
-"""Artifact tests for a SpRAy cluster (SPEC section 6, Anders et al.).
+"""Artifact tests for a SpRAy cluster (Anders et al. §3.2).
 
 A cluster of heatmaps that all point at the same spot suggests an artifact (watermark,
 border, ...).  :func:`artifact_mask` turns the cluster's relevance into a pixel mask,
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter
 
 REMOVAL_METHODS = ("inpaint", "blur")
 KEEP_RULES = ("mass", "area", "all")
@@ -41,6 +42,7 @@ def artifact_mask(relevance_maps, quantile: float = 0.95, *, keep: str = "mass")
     Each map's positive part is scaled to sum 1 before averaging, so images with a
     large logit do not dominate the mean.
     """
+    # deferred: loads scikit-image
     from skimage.measure import label
 
     maps = np.asarray(relevance_maps, dtype=np.float64)
@@ -128,8 +130,6 @@ def paste_artifact(images, patch, mask) -> torch.Tensor:
 
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
     return gaussian_filter(image, sigma=(0, sigma, sigma), mode="nearest")
 
 
@@ -158,6 +158,7 @@ def remove_artifact(images, mask, method: str = "inpaint", *, sigma: float = 3.0
     out = x.numpy().copy()
     for i, image in enumerate(out):
         if method == "inpaint":
+            # deferred: loads scikit-image
             from skimage.restoration import inpaint_biharmonic
 
             out[i][:, m] = inpaint_biharmonic(image, m, channel_axis=0)[:, m]
@@ -235,7 +236,7 @@ def sample_indices(indices, max_images: int, seed: int = 0) -> np.ndarray:
 
 def artifact_tests(handle, images, labels, cls: int, mask, patch, *, affected=None, max_images: int = 500,
                    method: str = "inpaint", seed: int = 0) -> dict:
-    """Paste and removal tests of one artifact (SPEC section 6).
+    """Paste and removal tests of one artifact (Anders et al. §3.2).
 
     Parameters
     ----------

@@ -39,6 +39,7 @@ class Pool:
     @classmethod
     def of(cls, bench, splits: Sequence[str], classes: Iterable[int], per_class: int | None = None) -> "Pool":
         """The first ``per_class`` images of each class in each split (all when None), split by split."""
+        # deferred: loads zennit (torch)
         from .dataset import class_indices
 
         classes = list(classes)
@@ -100,6 +101,7 @@ def cluster_truth(bench, members: Mapping[str, np.ndarray], relevance: np.ndarra
 
     ``relevance`` holds the members' maps in the order of ``members`` (split by split).
     """
+    # deferred: loads scikit-image
     from analysis.salient.benchmark_inputs import majority_cue
 
     cue = majority_cue(gather(bench, members, "bias_kinds"))
@@ -114,6 +116,7 @@ def cluster_truth(bench, members: Mapping[str, np.ndarray], relevance: np.ndarra
 
 def cue_share(bench, members: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Share of the members (``{split: indices}``) carrying each planted cue."""
+    # deferred: loads scikit-image
     from analysis.datasets.benchmark import BIAS_KINDS
 
     kinds = gather(bench, members, "bias_kinds")

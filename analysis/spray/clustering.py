@@ -70,6 +70,7 @@ def agglomerative_labels(embedding: np.ndarray, ks: Iterable[int] = DEFAULT_KS, 
 
 def umap_2d(embedding: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0) -> np.ndarray:
     """UMAP 2-D coordinates of the embedding, shape (N, 2), for visual inspection."""
+    # deferred: loads umap
     import umap
 
     n = len(embedding)

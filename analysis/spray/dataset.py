@@ -180,8 +180,9 @@ def spray_maps(maps, labels, classes: Iterable[int] | None = None, *, size: int 
         done += 1
         if progress is not None:
             progress(done, total, f"class {cls}: tau {result.tau:.3g}")
-    settings = {"size": size, "normalize": normalize, "metric": metric, "n_neighbors": n_neighbors, "ks": ks, "per_class": None,
-                "seed": seed, "gw_options": dict(gw_options or {}), "space": space, "weighted_tau": weighted_tau}
+    settings = {"size": size, "normalize": normalize, "metric": metric, "n_neighbors": n_neighbors, "ks": ks,
+                "per_class": None, "seed": seed, "gw_options": dict(gw_options or {}), "space": space,
+                "weighted_tau": weighted_tau}
     return DatasetSpray(classes=out, ranking=rank_classes({c: s.result for c, s in out.items()}),
                         settings=settings)
 

@@ -18,6 +18,7 @@ def euclidean(heatmaps: np.ndarray) -> np.ndarray:
 
 def _pot_pairs(weights: np.ndarray, cost: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """POT's ``gromov_wasserstein2`` pair by pair on the same point sets (the reference)."""
+    # deferred: loads POT
     import ot
 
     out = np.empty(len(pairs))

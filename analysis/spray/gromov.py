@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 from scipy.spatial.distance import cdist
+from sklearn.neighbors import NearestNeighbors
 
 from .preprocess import mass_support
 
@@ -51,6 +52,7 @@ def _emd_targets(cost: torch.Tensor, c1: torch.Tensor, p: torch.Tensor, q: torch
     ``c1 @ T`` is summed over T's non-zeros: a vertex of the transport polytope has at most
     n1 + n2 - 1, and every column of a problem's support holds at least one.
     """
+    # deferred: loads POT
     from ot.lp.emd_wrap import emd_c
 
     cost_np, c1_np = cost.double().cpu().numpy(), c1.double().cpu().numpy()
@@ -221,7 +223,6 @@ def candidate_pairs(heatmaps: np.ndarray, neighbors: int, *, by: str = "euclidea
     distance-distribution bound of :func:`distance_quantiles` (needs the GW ``weights`` and
     ``cost``); ``"both"`` -- the union of ``neighbors // 2`` of each (at least one each).
     """
-    from sklearn.neighbors import NearestNeighbors
 
     if by not in CANDIDATE_RULES:
         raise ValueError(f"by must be one of {CANDIDATE_RULES}, got {by!r}")

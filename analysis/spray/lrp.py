@@ -6,6 +6,7 @@ import copy
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock as TorchvisionBasicBlock
+from torchvision.models.resnet import Bottleneck
 from zennit.canonizers import AttributeCanonizer, CompositeCanonizer, SequentialMergeBatchNorm
 from zennit.composites import EpsilonPlusFlat
 from zennit.layer import Sum
@@ -44,7 +45,6 @@ class ResNetCanonizer(CompositeCanonizer):
 
 def is_resnet_like(model: nn.Module) -> bool:
     """True when ``model`` contains residual blocks the ResNet canonizer handles."""
-    from torchvision.models.resnet import Bottleneck
 
     return any(isinstance(m, (*BASIC_BLOCKS, Bottleneck)) for m in model.modules())
 

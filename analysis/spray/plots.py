@@ -9,8 +9,10 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from analysis.salient.nam import heatmap_overlay
 
@@ -25,8 +27,6 @@ def _png(fig: Figure) -> bytes:
 
 
 def _colours(n: int) -> np.ndarray:
-    from matplotlib import colormaps
-
     cmap = colormaps["tab10" if n <= 10 else "tab20"]
     return cmap(np.arange(n) % cmap.N)
 
@@ -85,8 +85,6 @@ def umap_figure(coords, labels, title: str = "UMAP of the spectral embedding", s
     legend = ax.legend(title="cluster (size)", fontsize=7, title_fontsize=8, loc="best", markerscale=1.5,
                        ncol=1 if len(clusters) <= 10 else 2)
     if splits is not None:
-        from matplotlib.lines import Line2D
-
         ax.add_artist(legend)
         handles = [Line2D([], [], ls="", marker=SPLIT_MARKERS[g], color="grey",
                           markeredgecolor="none" if g == 0 else "black",

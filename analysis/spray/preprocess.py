@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 NORMALIZATIONS = ("sum", "l1", "none")
 #: Named preprocessing settings: keyword arguments of :func:`preprocess` (``size`` None = full resolution).
 PREPROCESSING = {"full": {"size": None, "normalize": "none"}, "pooled": {"size": 32, "normalize": "sum"}}

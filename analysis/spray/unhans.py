@@ -13,6 +13,7 @@ artifact class.
 """
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,14 +22,17 @@ import attrs
 import numpy as np
 import torch
 
+from analysis.models.checkpoints import read_checkpoint
+from analysis.models.handle import ModelHandle
 from analysis.training.trainer import TrainConfig, evaluate_benchmark, standard_config, train_model
+
+from .artifacts import paste_artifact
 
 Progress = Callable[[int, int, str], None]
 
 
 def train_config_of(checkpoint: str | os.PathLike) -> TrainConfig:
     """The :class:`TrainConfig` recorded in a checkpoint written by the training pipeline."""
-    from analysis.models.checkpoints import read_checkpoint
 
     recorded = read_checkpoint(checkpoint).metadata.get("train_config")
     if not recorded:
@@ -156,7 +160,6 @@ def with_artifact(images, patch, mask, carries=None) -> torch.Tensor:
     ``carries`` (bool per image, optional) marks the images that already show the artifact; they
     stay as they are. Default: none does, the artifact goes onto every image.
     """
-    from .artifacts import paste_artifact
 
     x = torch.as_tensor(images, dtype=torch.float32)
     lack = np.ones(len(x), bool) if carries is None else ~np.asarray(carries, dtype=bool).reshape(-1)
@@ -170,8 +173,6 @@ def with_artifact(images, patch, mask, carries=None) -> torch.Tensor:
 
 
 def _handle_of(classifier, like):
-    from analysis.models.handle import ModelHandle
-
     norm = classifier.normalize
     return ModelHandle(classifier.model, mean=norm.mean.flatten().tolist(), std=norm.std.flatten().tolist(),
                        arch=like.arch, class_names=like.class_names, input_size=like.input_size)
@@ -197,7 +198,6 @@ def finetune(handle, images, labels, *, epochs: int, lr: float = 0.01, batch_siz
     ModelHandle
         The fine-tuned copy.
     """
-    import copy
 
     x = torch.as_tensor(images, dtype=torch.float32)
     y = torch.as_tensor(np.asarray(labels).reshape(-1), dtype=torch.long)
@@ -294,6 +294,7 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
         the given model) and ``heatmaps`` (``{"A": {epoch: (H, W) relevance}, "B": {...}}`` of the
         sample for ``cls`` after the snapshot epochs).
     """
+    # deferred: loads zennit (torch)
     from .lrp import relevance
 
     tx, vx = torch.as_tensor(train_images, dtype=torch.float32), torch.as_tensor(val_images, dtype=torch.float32)

@@ -52,10 +52,12 @@ from .topk import GroupedTopK
 
 __all__ = [
     "DEVICE_ENV", "Batch", "DataSource", "DirectoryShardStore", "Execution", "GroupedTopK", "Heatmaps", "LrpPass",
-    "ModelSource", "PanelJob", "PanelsSpec", "Partial", "PassSpec", "PerImagePass", "Predictions", "PredictionsPass", "ProgressSum",
+    "ModelSource", "PanelJob", "PanelsSpec", "Partial", "PassSpec", "PerImagePass", "Predictions", "PredictionsPass",
+    "ProgressSum",
     "PrototypeFeatures", "PrototypeFeaturesPass", "SalientPass", "SalientStats", "Shard", "ShardStore",
     "StreamPass", "assemble_evidence", "autocast", "class_examples", "default_attack_step", "finish",
-    "image_loader", "merge", "panel_jobs", "panels_digest", "pass_kinds", "plan_shards", "register_data_source", "register_pass",
+    "image_loader", "merge", "panel_jobs", "panels_digest", "pass_kinds", "plan_shards", "register_data_source",
+    "register_pass",
     "resolve_device", "run_pass", "run_panels", "run_shard", "run_work", "salient_evidence", "shard_name",
     "work_from_dict",
 ]

@@ -1,4 +1,5 @@
-"""The SpRAy pass (SPEC §6): LRP relevance of each image's true class, channel-summed and downsampled at once.
+"""The SpRAy pass (Anders et al. §2.1): LRP relevance of each image's true class, channel-summed and
+downsampled at once.
 
 Only the ``size`` x ``size`` map of each image is kept (what :func:`analysis.spray.preprocess.preprocess`
 reduces a full map to); with ``full=True`` also the channel-summed map at image resolution (for small
@@ -41,7 +42,8 @@ class Heatmaps:
 @register_pass("lrp")
 @attrs.frozen
 class LrpPass(PerImagePass):
-    """``size``: side of the kept heatmaps (SPEC §6: 32); ``full``: keep the image-resolution maps too."""
+    """``size``: side of the kept heatmaps (32 by default; Anders et al. §2.1 cluster downsampled maps);
+    ``full``: keep the image-resolution maps too."""
 
     result = Heatmaps
     size: int = attrs.field(default=32, validator=attrs.validators.ge(1))

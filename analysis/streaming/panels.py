@@ -23,7 +23,7 @@ from analysis.salient.nam import neural_activation_maps, to_uint8_images
 
 from .device import resolve_device
 from .partial import Partial
-from .shards import ShardStore, image_loader, in_order, run_pass, run_work
+from .shards import ShardStore, image_loader, in_order, plan_shards, run_pass, run_work
 from .sources import DataSource, ModelSource, cached_dataset, cached_handle, cached_labels, canonical_json
 from .spec import Execution, PassSpec
 
@@ -76,7 +76,8 @@ def panel_jobs(stats, *, classes: Sequence[int] | None = None, k_features: int =
 
 
 def default_attack_step(height: int, width: int) -> float:
-    """SPEC §3: L2 steps of 10 on [0, 1] images at 224 x 224, scaled by sqrt(pixels / 224²)."""
+    """Singla & Feizi §3.2 (feature attack): L2 steps of 10 on [0, 1] images at 224 x 224, scaled by
+    sqrt(pixels / 224²)."""
     return 10.0 * math.sqrt(height * width / 224 ** 2)
 
 
@@ -167,8 +168,6 @@ class PanelsSpec:
         return panels_digest(self.source, self.jobs, self.settings())
 
     def plan(self, n_shards: int, execution: Execution) -> list:
-        from .shards import plan_shards
-
         return plan_shards(len(self), n_shards)
 
     def compute(self, shard, *, execution: Execution = Execution(), progress=None, handle=None,

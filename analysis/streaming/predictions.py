@@ -1,4 +1,4 @@
-"""The predictions pass of misclassification studies (SPEC §4): the top-k classes of every image."""
+"""The predictions pass of misclassification studies (Stock & Cisse §3.1): the top-k classes of every image."""
 from __future__ import annotations
 
 import attrs

@@ -1,4 +1,5 @@
-"""The prototypes pass (SPEC §5): features, true-class probability and, optionally, BIM flip steps per image."""
+"""The prototypes pass (Stock & Cisse §3.3-§3.4): features, true-class probability and, optionally, BIM flip
+steps per image."""
 from __future__ import annotations
 
 import attrs

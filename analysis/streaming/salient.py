@@ -1,4 +1,5 @@
-"""The Salient features pass (SPEC §3): IV_c from running sums, top images per (class, feature) by top-k merge.
+"""The Salient features pass (Singla & Feizi §3.2): IV_c from running sums, top images per (class, feature)
+by top-k merge.
 
 Per batch: r(x) and the predicted class.  Kept: the sum of r(x) over the images predicted c and
 their count (IV_c = sum / count * W[c]), the label counts, and for every (class, feature) the
@@ -55,7 +56,8 @@ class SalientPass(StreamPass):
         if not parts:
             return {}
         for part in parts[1:]:
-            if part["weight"].shape != parts[0]["weight"].shape or not np.array_equal(part["weight"], parts[0]["weight"]):
+            if part["weight"].shape != parts[0]["weight"].shape or not np.array_equal(part["weight"],
+                                                                                      parts[0]["weight"]):
                 raise ValueError("partials of the salient pass come from different model weights")
         arrays = {"weight": parts[0]["weight"]}
         for name in ("pred_sum", "pred_count", "label_count"):

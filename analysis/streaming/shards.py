@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import numpy as np
@@ -24,7 +24,10 @@ from analysis.datasets.indexed import IndexedImages, collate_indexed
 from .device import autocast, resolve_device
 from .partial import Partial
 from .sources import cached_dataset, cached_handle
-from .spec import Batch, Execution, PassSpec
+from .execution import Batch, Execution
+
+if TYPE_CHECKING:  # annotations only: spec.PassSpec runs its shards with the functions here
+    from .spec import PassSpec
 
 Progress = Callable[[int, int, str], None]
 

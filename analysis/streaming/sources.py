@@ -20,7 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from analysis.datasets.benchmark import BenchmarkConfig, load_or_generate_benchmark
+from analysis.datasets.folder_benchmark import FolderImages, folder_files
+from analysis.datasets.image_folder import MetadataImageFolder
 from analysis.datasets.indexed import dataset_labels
+from analysis.datasets.metadata import ClassInfo
 from analysis.models import ModelHandle, load_model
 
 DataBuilder = Callable[..., Dataset]
@@ -49,24 +53,17 @@ def register_data_source(name: str) -> Callable[[DataBuilder], DataBuilder]:
 
 @register_data_source("image_folder")
 def _image_folder(root: str, metadata: str | None = None, image_size: int = 224, **_: Any) -> Dataset:
-    from analysis.datasets.image_folder import MetadataImageFolder
-
     return MetadataImageFolder(root, metadata, image_size=int(image_size))
 
 
 @register_data_source("registered_folder")
 def _registered_folder(root: str, classes: list[dict], image_size: int = 224, mode: str = "resize_crop",
                        **_: Any) -> Dataset:
-    from analysis.datasets.folder_benchmark import FolderImages, folder_files
-    from analysis.datasets.metadata import ClassInfo
-
     return FolderImages(root, folder_files(root, [ClassInfo(**c) for c in classes]), int(image_size), mode)
 
 
 @register_data_source("benchmark")
 def _benchmark(directory: str, config: Mapping | None = None, split: str = "train", **_: Any) -> Dataset:
-    from analysis.datasets.benchmark import BenchmarkConfig, load_or_generate_benchmark
-
     bench, _path = load_or_generate_benchmark(directory, BenchmarkConfig(**dict(config or {})), show_progress=False)
     return bench.split(split).torch_dataset()
 

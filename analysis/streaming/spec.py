@@ -1,4 +1,4 @@
-"""What a pass computes (:class:`PassSpec`, hashed into a digest) and how it runs (:class:`Execution`).
+"""What a pass computes (:class:`PassSpec`, hashed into a digest); how it runs is :mod:`.execution`.
 
 A pass kind is a small class registered by name with :func:`register_pass`.  It turns one batch
 into arrays (:meth:`StreamPass.batch`), combines arrays of consecutive position ranges
@@ -14,24 +14,16 @@ from typing import Any, ClassVar
 
 import attrs
 import numpy as np
-import torch
 
+from .execution import Batch, Execution  # noqa: F401 - re-exported: analysis.streaming.spec.Batch
 from .partial import Partial
-from .sources import DataSource, ModelSource, canonical_json
+from .shards import finish, merge, plan_shards, run_shard
+from .sources import DataSource, ModelSource, cached_dataset, canonical_json
 
 #: Bumped when a pass's arrays change meaning, so old shard artifacts are not reused.
 FORMAT_VERSION = 1
 
 _PASSES: dict[str, type["StreamPass"]] = {}
-
-
-@attrs.frozen
-class Batch:
-    """One loader batch: dataset ``indices`` (B,), ``images`` (B, 3, H, W) in [0, 1] on the device, ``labels`` (B,)."""
-
-    indices: torch.Tensor
-    images: torch.Tensor
-    labels: torch.Tensor
 
 
 class Accumulator(ABC):
@@ -184,28 +176,20 @@ class PassSpec:
 
     def plan(self, n_shards: int, execution: "Execution") -> list:
         """Shards aligned to the batch size (see :func:`analysis.streaming.plan_shards`)."""
-        from .shards import plan_shards
-
         return plan_shards(len(self), n_shards, execution.batch_size)
 
     def compute(self, shard, *, execution: "Execution", progress=None, handle=None, digest: str | None = None):
         """One shard's :class:`Partial` (:func:`analysis.streaming.run_shard`)."""
-        from .shards import run_shard
-
         return run_shard(self, shard, execution=execution, progress=progress, handle=handle, digest=digest)
 
     def result(self, partials, digest: str | None = None) -> Any:
         """The pass's result from partials covering it (merged, then finished)."""
-        from .shards import finish, merge
-
         return finish(self, merge(self, partials, digest))
 
     def index(self) -> np.ndarray:
         """Dataset indices of the pass, position by position."""
         if self.indices is not None:
             return np.asarray(self.indices, dtype=np.int64)
-        from .sources import cached_dataset
-
         return np.arange(len(cached_dataset(self.data)), dtype=np.int64)
 
     def __len__(self) -> int:
@@ -230,37 +214,3 @@ class PassSpec:
     def from_dict(cls, value: Mapping[str, Any]) -> "PassSpec":
         return cls(kind=value["kind"], model=ModelSource(**value["model"]), data=DataSource(**value["data"]),
                    params=value.get("params", {}), indices=value.get("indices"), amp=bool(value.get("amp", False)))
-
-
-@attrs.frozen
-class Execution:
-    """How a shard runs; none of it changes the result's digest.
-
-    Attributes
-    ----------
-    batch_size : int
-        Images per forward pass (shards are aligned to it, see :func:`plan_shards`).
-    num_workers : int
-        DataLoader processes decoding images (0: decode in this process).
-    device : str or None
-        None: ``$SALIENT_DEVICE``, else CUDA when available, else CPU.
-    pin_memory : bool or None
-        None: pin on CUDA.
-    prefetch_factor : int or None
-        Batches each loader worker reads ahead (torch's default when None).
-    threads : int or None
-        ``torch.set_num_threads`` for this process (None: leave as is).
-    """
-
-    batch_size: int = 64
-    num_workers: int = 0
-    device: str | None = None
-    pin_memory: bool | None = None
-    prefetch_factor: int | None = None
-    threads: int | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")

@@ -63,7 +63,8 @@ class GroupedTopK:
         first = stacks[0][0][0]
         if not (self.batched if self.batched is not None else first.device.type == "cuda"):
             for group, stack in zip(names, stacks):
-                values, indices = _select(torch.cat([v for v, _ in stack])[None], torch.cat([i for _, i in stack])[None],
+                values, indices = _select(torch.cat([v for v, _ in stack])[None], torch.cat([i for _,
+                                                                                             i in stack])[None],
                                           self.pool)
                 self.groups[group] = (values[0], indices[0])
             return

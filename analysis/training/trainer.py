@@ -1,11 +1,12 @@
 """Training the demo ResNet on the planted-bias benchmark (standard or L2-robust).
 
-Choices for the 2-core CPU budget (15 minutes per flavour, SPEC section 9) are in
+Choices for the 2-core CPU budget (15 minutes per flavour) are in
 :func:`standard_config` and :func:`robust_config`.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -83,8 +84,6 @@ class TrainConfig:
     threads: int | None = TRAIN_THREADS
 
     def fingerprint(self) -> str:
-        import hashlib
-
         blob = json.dumps(attrs.asdict(self), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -272,6 +271,7 @@ def train_model(benchmark: PlantedBiasBenchmark, config: TrainConfig | None = No
     -------
     TrainingResult
     """
+    # deferred: loads tqdm
     from tqdm.auto import tqdm
 
     config = config or standard_config()

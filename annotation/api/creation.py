@@ -10,6 +10,7 @@ from annotation.errors import ApplicationError
 from annotation.forms import StudyForm
 from annotation.models import Study
 from annotation.task_kinds import TASK_KINDS, get_task_kind
+from annotation.views_researcher import registry_choices
 
 SETTINGS_PREFIX = "s"
 
@@ -72,6 +73,4 @@ def study_create_from_json(*, owner, data: Mapping[str, Any]) -> Study:
 
 
 def _registry_choices(form, owner) -> None:
-    from annotation.views_researcher import registry_choices
-
     registry_choices(form, owner)

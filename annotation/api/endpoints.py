@@ -12,16 +12,17 @@ from ninja import NinjaAPI, Query, Router, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
-from annotation import exports, selectors, services
+from annotation import selectors, services
 from annotation.api import schemas as s
 from annotation.api.creation import study_create_from_json
 from annotation.api.parsing import StorableJson
-from annotation.api.tokens import token_user
 from annotation.artifacts import artifact_download, artifact_open
 from annotation.errors import ApplicationError
-from annotation.exports_ecosystem import ecosystem_files
 from annotation.models import Assignment, RegisteredDataset, RegisteredModel
+from annotation.reports.ecosystem import ecosystem_files
+from annotation.reports.export_files import study_export_files
 from annotation.selectors import FilterError, NotFound
+from annotation.services.api_tokens import token_user
 from annotation.services.export_jobs import ARCHIVE
 from annotation.task_kinds import TASK_KINDS
 
@@ -89,8 +90,7 @@ def _study(request, study_id: int):
 
 
 def _assignment(request, assignment_id: int) -> Assignment:
-    assignment = (Assignment.objects.select_related("task__study")
-                  .filter(pk=assignment_id, task__study__owner=request.auth).first())
+    assignment = selectors.lookups.assignment_get(pk=assignment_id, owner=request.auth)
     if assignment is None:
         raise NotFound("no such assignment in your studies")
     return assignment
@@ -209,7 +209,7 @@ def job_list(request, study_id: int):
 
 @studies.get("/{study_id}/jobs/{job_id}", response={200: s.JobOut, **ERRORS})
 def job_detail(request, study_id: int, job_id: int):
-    job = _study(request, study_id).jobs.filter(pk=job_id).first()
+    job = selectors.lookups.study_job(study=_study(request, study_id), pk=job_id)
     if job is None:
         raise NotFound("no such job in this study")
     return _job(job)
@@ -220,7 +220,7 @@ def job_detail(request, study_id: int, job_id: int):
 def job_file(request, study_id: int, job_id: int):
     """The file a job made (an export archive), once the job is done."""
     study = _study(request, study_id)
-    job = study.jobs.filter(pk=job_id, artifact__isnull=False).select_related("artifact").first()
+    job = selectors.lookups.study_job(study=study, pk=job_id, with_file=True)
     if job is None:
         raise NotFound("this job made no file (yet)")
     return _job_download(study, job)
@@ -267,7 +267,7 @@ def answer_list(request, study_id: int, filters: Query[AnswerFilters]):
 @studies.get("/{study_id}/labels", response={200: list[dict], **ERRORS})
 def label_list(request, study_id: int):
     """One row per task from the last aggregation (``label``, ``tie``, ``count_<value>``, Dawid-Skene)."""
-    table = exports.study_labels_table(study=_study(request, study_id))
+    table = selectors.tables.study_labels_table(study=_study(request, study_id))
     return table.astype(object).where(table.notna(), None).to_dict(orient="records")
 
 
@@ -276,14 +276,14 @@ def output_list(request, study_id: int):
     study = _study(request, study_id)
     return [{"name": o.name, "title": o.title, "stage": o.stage, "content_type": o.artifact.content_type,
              "size": o.artifact.size, "url": reverse("api:output_download", args=[study.pk, o.name])}
-            for o in study.outputs.select_related("artifact").order_by("name")]
+            for o in selectors.lookups.study_outputs(study=study).order_by("name")]
 
 
 @studies.get("/{study_id}/outputs/{name}", url_name="output_download", response={404: s.ErrorOut},
              openapi_extra=_file_reply("The output file, of its own content type", "*/*"))
 def output_download(request, study_id: int, name: str):
     study = _study(request, study_id)
-    output = study.outputs.select_related("artifact").filter(name=name).first()
+    output = selectors.lookups.study_output(study=study, name=name)
     if output is None:
         raise NotFound(f"study {study.name!r} has no output {name!r}")
     response = FileResponse(artifact_open(output.artifact), content_type=output.artifact.content_type)
@@ -305,7 +305,7 @@ def archive_make(request, study_id: int):
 def archive(request, study_id: int):
     """The newest archive made (``POST`` to this address makes one)."""
     study = _study(request, study_id)
-    latest = services.study_export_latest(study=study, file=ARCHIVE)
+    latest = selectors.study_export_latest(study=study, file=ARCHIVE)
     if latest is None:
         raise NotFound(f"no archive was made yet: POST /api/studies/{study.pk}/archive makes one")
     return _job_download(study, latest)
@@ -317,7 +317,7 @@ def export_file(request, study_id: int, filename: str):
     """One export file: answers/labels (.csv, .json), workers.csv, quality.json, answers_crowdkit.csv,
     label_studio.json, label_studio_config.xml."""
     study = _study(request, study_id)
-    files = {**exports.study_export_files(study=study),
+    files = {**study_export_files(study=study),
              **ecosystem_files(study=study, base_url=request.build_absolute_uri("/"))}
     if filename not in files:
         raise NotFound(f"unknown export {filename!r}; exports are {', '.join(sorted(files))}")

@@ -4,13 +4,13 @@ from __future__ import annotations
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from annotation.api.models import ApiToken
-from annotation.api.tokens import token_create, token_revoke
+from annotation import selectors
 from annotation.permissions import researcher_required
+from annotation.services.api_tokens import token_create, token_revoke
 
 
 def _page(request, new_secret: str = "", status: int = 200):
-    tokens = ApiToken.objects.filter(user=request.user)
+    tokens = selectors.lookups.api_tokens_of(user=request.user)
     return render(request, "annotation/api_tokens.html", {"tokens": tokens, "new_secret": new_secret},
                   status=status)
 

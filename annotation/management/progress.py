@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 
 def tqdm_progress(total: int = 1000) -> Callable[[int, int, str], None]:
+    # deferred: loads tqdm
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="‰", leave=True)

@@ -1,4 +1,4 @@
-"""Crowd backends behind one :class:`~annotation.recruiters.base.Recruiter` interface (SPEC §2).
+"""Crowd backends behind one :class:`~annotation.recruiters.base.Recruiter` interface.
 
 ``internal`` (the platform's own pool), ``mturk`` (Amazon Mechanical Turk through boto3) and
 ``prolific`` (a Prolific-style study link). Use :func:`by_name` / :func:`recruiter_for`.

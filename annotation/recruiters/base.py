@@ -1,4 +1,4 @@
-"""The recruiter interface: how a study finds crowd workers and pays them (SPEC §2).
+"""The recruiter interface: how a study finds crowd workers and pays them.
 
 One subclass per crowd backend, registered by its ``nickname`` (as Dallinger's recruiters are).
 The rest of the platform calls only these verbs through :func:`recruiter_for`, never a backend

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 EXTERNAL_QUESTION_NS = "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/ExternalQuestion.xsd"
 PREVIEW_ASSIGNMENT_ID = "ASSIGNMENT_ID_NOT_AVAILABLE"
-#: MTurk's system qualification types (SPEC §2).
+#: MTurk's system qualification types (MTurk API reference: QualificationRequirement).
 QUAL_PERCENT_APPROVED = "000000000000000000L0"
 QUAL_HITS_APPROVED = "00000000000000000040"
 QUAL_LOCALE = "00000000000000000071"
@@ -74,6 +74,7 @@ def qualification_requirements(study) -> list[dict[str, Any]]:
 @contextmanager
 def _refusals() -> Iterator[None]:
     """MTurk's refusal of a call as a :class:`RecruiterError`."""
+    # deferred: loads botocore
     from botocore.exceptions import ClientError
 
     try:
@@ -111,7 +112,8 @@ class MTurkRecruiter(Recruiter):
     def hit_params(self, study, task, n: int) -> dict[str, Any]:
         return {
             "Title": str(_option(study, "title", study.name))[:128],
-            "Description": str(_option(study, "description", f"Answer a short question about images ({study.name})"))[:2000],
+            "Description": str(_option(study, "description",
+                                       f"Answer a short question about images ({study.name})"))[:2000],
             "Keywords": str(_option(study, "keywords", "image, classification, labeling")),
             "Reward": dollars(study.reward_cents),
             "MaxAssignments": int(n),
@@ -137,6 +139,7 @@ class MTurkRecruiter(Recruiter):
 
     def create_hit(self, study, task, n: int) -> str:
         """Create the task's HIT once: a retry reuses the UniqueRequestToken and finds the first HIT."""
+        # deferred: loads botocore
         from botocore.exceptions import ClientError
 
         params = self.hit_params(study, task, n)
@@ -218,6 +221,7 @@ class MTurkRecruiter(Recruiter):
 
         An assignment MTurk does not return yet (not submitted there) or denies is False; a failed call None.
         """
+        # deferred: loads botocore
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

@@ -31,6 +31,7 @@ class MTurkService:
 
     @classmethod
     def make_client(cls, sandbox: bool) -> Any:
+        # deferred: loads boto3
         import boto3
 
         return boto3.client("mturk", region_name=REGION,

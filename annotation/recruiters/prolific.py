@@ -112,7 +112,8 @@ class ProlificRecruiter(Recruiter):
                                  completion_code="" if study.completion_code else new_completion_code())
 
     def close(self, study) -> RecruitmentStatus:
-        return RecruitmentStatus(recruiting=False, messages=["new participants are refused; pause the study in Prolific"])
+        return RecruitmentStatus(recruiting=False,
+                                 messages=["new participants are refused; pause the study in Prolific"])
 
     def approve(self, assignment) -> None:
         """Approved in Prolific's dashboard: a link-only backend has no API to call."""

@@ -3,20 +3,21 @@
 Services take keyword arguments, check the current state first and raise
 :class:`annotation.errors.ApplicationError` subclasses; views stay thin. Counters that guard
 invariants are changed with conditional UPDATEs, which the database serialises. One module per
-concern: ``people``, ``studies`` (lifecycle verbs), ``jobs`` (Celery jobs), ``assignments``,
-``quality`` (gold, exclusion, early stopping, blocks, bonuses), ``crowd`` (recruitment) and
-``export_jobs`` (the archive made by a job).
+concern: ``people``, ``studies`` (lifecycle verbs), ``jobs`` (Celery jobs), ``evidence`` (passes in shards),
+``contexts`` (what a kind sees), ``assignments``, ``slots``, ``quality`` (gold, exclusion, early stopping, blocks,
+bonuses), ``crowd`` (recruitment), ``registry`` (models and image folders), ``imports`` (imported answers, in
+bulk), ``api_tokens`` and ``export_jobs`` (queueing the archive job; its work is in
+:mod:`annotation.reports.archive_job`). Reads are in :mod:`annotation.selectors`.
 Use them as ``from annotation import services; services.study_launch(...)``.
 """
-from annotation import selectors  # noqa: F401 - services.selectors is used by callers
 from annotation.services import registry  # noqa: F401 - services.registry.model_register(...)
 from annotation.services.assignments import (  # noqa: F401
     assignment_approve,
     assignment_claim_next,
+    assignment_confirm,
     assignment_mark_shown,
     assignment_reject,
     assignment_return,
-    assignment_confirm,
     assignment_submit,
     assignments_expire,
     mturk_answer_submit,
@@ -31,7 +32,6 @@ from annotation.services.crowd import (  # noqa: F401
     external_entry_confirm,
     external_session_complete,
     external_session_start,
-    external_worker,
     recruitment_open,
     recruitment_reconcile_all,
     study_close_recruitment,
@@ -42,8 +42,6 @@ from annotation.services.crowd import (  # noqa: F401
     task_stop_external,
 )
 from annotation.services.export_jobs import (  # noqa: F401
-    study_export_latest,
-    study_run_export,
     study_start_export,
 )
 from annotation.services.jobs import (  # noqa: F401
@@ -59,6 +57,7 @@ from annotation.services.jobs import (  # noqa: F401
     study_start_kind_job,
 )
 from annotation.services.people import (  # noqa: F401
+    external_worker,
     invitation_create,
     researcher_create,
     worker_signup,

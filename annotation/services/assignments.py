@@ -12,6 +12,8 @@ from django.utils import timezone
 from annotation import selectors
 from annotation.errors import Conflict
 from annotation.models import Answer, Assignment, ExternalSession, Study, Task, Worker
+from annotation.recruiters import recruiter_for
+from annotation.services.people import external_worker
 from annotation.services.quality import early_stop_check, gold_check, stopped_task_recheck, time_flag
 from annotation.services.slots import release_slot
 from annotation.task_kinds import get_task_kind
@@ -217,15 +219,13 @@ def mturk_pair_check(*, task: Task, assignment_id: str, worker_id: str) -> None:
 
 def mturk_entry_check(*, task: Task, assignment_id: str, worker_id: str) -> None:
     """May this pair start ``task``'s HIT? Refuses (409/403) as the submit would; stores nothing."""
-    from annotation.services.crowd import check_may_work
-
     study = task.study
     if study.state != Study.State.LIVE:
         raise Conflict(f"study {study.name!r} is {study.state} and takes no answers")
     mturk_pair_check(task=task, assignment_id=assignment_id, worker_id=worker_id)
     worker = Worker.objects.filter(backend=study.backend, external_id=worker_id).first()
     if worker is not None:
-        check_may_work(worker=worker, study=study)
+        selectors.check_may_work(worker=worker, study=study)
         if selectors.worker_had_exclusion_sibling(worker=worker, task=task):
             raise Conflict("you already worked on another version of this item in this study; please return it")
     if task.filled >= task.wanted:
@@ -240,9 +240,6 @@ def mturk_answer_submit(*, task: Task, claim: Mapping[str, Any], payload: Mappin
     unconfirmed one (MTurk denies it, does not list it yet, or cannot be asked) is kept with the flag
     ``unconfirmed``, holds no slot and is never counted until reconciliation confirms it.
     """
-    from annotation.recruiters import recruiter_for
-    from annotation.services.crowd import external_worker
-
     task = Task.objects.select_related("study").get(pk=task.pk)
     study = task.study
     cleaned = get_task_kind(study.kind).validate_answer(payload, selectors.study_conf(study=study))

@@ -1,4 +1,5 @@
-"""What a task kind sees of a study: its settings and read-only views, built from the ORM here."""
+"""What a task kind sees of a study: its settings, read-only loaders (from the selectors), and the two
+writers it may use (a pass runner and an image sink); so it lives with the services."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,18 +49,9 @@ def study_context(study: Study, job_id: int | None = None) -> StudyContext:
     for entry in inputs.get("models", {}).values():
         entry["path"] = checkpoint_path(entry["checkpoint"]) if entry["checkpoint"] else ""
     if conf.get("labels_from"):
-        inputs["labels_from"] = linked_study_labels(owner=study.owner, name=conf["labels_from"])
+        inputs["labels_from"] = selectors.linked_study_labels(owner=study.owner, name=conf["labels_from"])
     return StudyContext(id=study.pk, name=study.name, conf=conf, work_dir=Path(django_settings.SALIENT_BENCHMARK_DIR),
                         store=ArtifactImages(), inputs=inputs, run_pass=PassRunner(job_id),
                         cache=NamedObjects(artifact_store(), "cache"), tasks=tasks, labels=labels, answers=answers,
                         read_output=read_output)
 
-
-def linked_study_labels(*, owner, name: str) -> dict | None:
-    """Another study of the same researcher named in a setting (``labels_from``): its kind and its labels
-    by task key (gold tasks left out), or None when the researcher has no study of that name."""
-    linked = Study.objects.filter(owner=owner, name=name.strip()).first()
-    if linked is None:
-        return None
-    labels = dict(linked.results.filter(task__is_gold=False).exclude(label="").values_list("task__key", "label"))
-    return {"name": linked.name, "kind": linked.kind, "state": linked.state, "labels": labels}

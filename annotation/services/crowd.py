@@ -13,8 +13,9 @@ from django.utils import timezone
 from annotation import selectors
 from annotation.errors import ApplicationError, Conflict, Forbidden
 from annotation.locks import exclusive
-from annotation.models import Answer, Artifact, Assignment, BlockedWorker, ExternalSession, Job, Study, Task, Worker
+from annotation.models import Answer, Artifact, Assignment, ExternalSession, Job, Study, Task, Worker
 from annotation.recruiters import RecruiterError, RecruitmentStatus, recruiter_for
+from annotation.services.assignments import assignment_confirm
 from annotation.task_kinds import get_task_kind
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def artifacts_make_public(*, study: Study) -> int:
 
 
 def enqueue_recruitment(*, study: Study, verb: str) -> None:
+    # lazy: breaks the services ↔ workers.tasks cycle
     from workers.tasks import close_recruitment, open_recruitment
 
     if verb == "open":
@@ -166,25 +168,6 @@ def study_set_completion_code(*, study: Study, code: str) -> None:
     study.completion_code = code
 
 
-def external_worker(*, backend: str, external_id: str) -> Worker:
-    """The worker row of an external id from a crowd backend, made on first sight."""
-    worker = Worker.objects.filter(backend=backend, external_id=external_id).first()
-    if worker is not None:
-        return worker
-    try:
-        with transaction.atomic():
-            return Worker.objects.create(backend=backend, external_id=external_id)
-    except IntegrityError:
-        return Worker.objects.get(backend=backend, external_id=external_id)
-
-
-def check_may_work(*, worker: Worker, study: Study) -> None:
-    if worker.blocked:
-        raise Forbidden("this worker is blocked on the platform")
-    if BlockedWorker.objects.filter(researcher_id=study.owner_id, worker=worker).exists():
-        raise Forbidden("this worker is blocked by the study's researcher")
-    if study.excluded_workers.filter(pk=worker.pk).exists():
-        raise Forbidden("this worker is excluded from the study (quality checks)")
 
 
 def external_session_start(
@@ -198,7 +181,7 @@ def external_session_start(
         study = Study.objects.get(pk=study.pk)
         if study.state != Study.State.LIVE:
             raise Conflict(f"study {study.name!r} is {study.state} and takes no participants")
-        check_may_work(worker=worker, study=study)
+        selectors.check_may_work(worker=worker, study=study)
         existing = ExternalSession.objects.filter(study=study, worker=worker, backend=backend).first()
         if existing is not None:
             if existing.session_id == session_id and existing.completed_at is None:
@@ -245,8 +228,6 @@ def assignment_platform_decision(
     if answer is None:
         return assignment, None, "no answer stored"
     if answer.flag == Answer.Flag.UNCONFIRMED:
-        from annotation.services.assignments import assignment_confirm
-
         # The site lists this pair as submitted: that is the confirmation the answer waited for.
         if not assignment_confirm(assignment=assignment):
             return assignment, None, "confirmed, but the task has no slot left"

@@ -23,6 +23,7 @@ from django.db.models import F
 from analysis.artifact_store import NamedObjects
 from annotation.artifacts import artifact_store
 from annotation.models import Job
+from workers.celery import app
 
 SHARD_PREFIX = "shards"
 
@@ -40,6 +41,7 @@ class EvidenceDeferred(Exception):
 
 
 def all_stored(spec, n_shards: int) -> bool:
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import shard_name
 
     store, digest = shard_store(), spec.digest()
@@ -52,6 +54,7 @@ def shard_store() -> NamedObjects:
 
 def execution():
     """How this process runs passes: ``SALIENT_EVIDENCE_BATCH``, ``_LOADER_WORKERS``, ``SALIENT_DEVICE``."""
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import Execution
 
     return Execution(batch_size=settings.SALIENT_EVIDENCE_BATCH, num_workers=settings.SALIENT_EVIDENCE_LOADER_WORKERS,
@@ -59,8 +62,6 @@ def execution():
 
 
 def distributed() -> bool:
-    from workers.celery import app
-
     return not app.conf.task_always_eager
 
 
@@ -71,6 +72,7 @@ class PassRunner:
         self.job_id = job_id
 
     def __call__(self, spec, progress) -> Any:
+        # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
         from analysis.streaming import Partial, PassSpec, run_work, shard_name
 
         run = execution()
@@ -91,6 +93,7 @@ class PassRunner:
         return spec.result([Partial.from_bytes(found[i]) for i in range(len(shards))], digest)
 
     def _dispatch(self, spec, missing: list[int], n_shards: int) -> None:
+        # lazy: breaks the services ↔ workers.tasks cycle
         from workers.tasks import compute_evidence_shard
 
         total = len(spec)
@@ -106,6 +109,7 @@ def evidence_shard_run(*, job_id: int, spec: dict, index: int, n_shards: int) ->
     Returns what was done (``"computed <name>"`` or ``"reused <name>"``) and whether the shard completed
     its pass's set, in which case the waiting evidence job has been put back in line (``pending``).
     """
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import shard_name, work_from_dict
 
     work = work_from_dict(spec)

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from annotation.artifacts import artifact_store_bytes
 from annotation.errors import ApplicationError
-from annotation.exports import study_labels_table
 from annotation.models import GOLD_SLOTS, Artifact, Job, Study, StudyOutput, Task
+from annotation.selectors.tables import study_labels_table
 from annotation.services.contexts import study_context
 from annotation.services.evidence import EvidenceDeferred
 from annotation.states import study_transition
@@ -88,6 +88,7 @@ def job_fail(*, job_id: int, error: str) -> None:
 
 def enqueue_job(*, study: Study, name: str, params: dict | None = None) -> Job:
     """Create the job's row and send its Celery task after the commit (run there and then without a broker)."""
+    # lazy: breaks the services ↔ workers.tasks cycle
     from workers import tasks
 
     job = Job.objects.create(study=study, name=name, message="queued", params=params or {})
@@ -166,6 +167,7 @@ def _job_wait(*, job_id: int, deferred: EvidenceDeferred) -> None:
     Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(state=Job.State.WAITING, message=str(deferred)[:255],
                                                                   updated_at=timezone.now())
     if deferred.complete() and Job.objects.filter(pk=job_id, state=Job.State.WAITING).update(state=Job.State.PENDING):
+        # lazy: breaks the services ↔ workers.tasks cycle
         from workers.tasks import compute_study_evidence
 
         transaction.on_commit(lambda: compute_study_evidence.delay(job_id))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from annotation.errors import Conflict, Forbidden
 from annotation.models import Invitation, Study, Worker
@@ -43,3 +43,14 @@ def invitation_create(*, researcher, note: str = "", study: Study | None = None)
         raise Forbidden("you can only invite workers to your own studies")
     return Invitation.objects.create(created_by=researcher, note=note, study=study)
 
+
+def external_worker(*, backend: str, external_id: str) -> Worker:
+    """The worker row of an external id from a crowd backend, made on first sight."""
+    worker = Worker.objects.filter(backend=backend, external_id=external_id).first()
+    if worker is not None:
+        return worker
+    try:
+        with transaction.atomic():
+            return Worker.objects.create(backend=backend, external_id=external_id)
+    except IntegrityError:
+        return Worker.objects.get(backend=backend, external_id=external_id)

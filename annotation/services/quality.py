@@ -7,11 +7,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from annotation import selectors, stopping
+from annotation import selectors
 from annotation.errors import ApplicationError, Conflict
 from annotation.models import GOLD_SLOTS, Answer, Assignment, BlockedWorker, Bonus, Study, Task, Worker
 from annotation.recruiters import by_name, recruiter_for
-from annotation.services.crowd import external_worker
+from annotation.selectors import stopping_policy
+from annotation.services.people import external_worker
 from annotation.services.slots import release_slot, task_reopen
 from annotation.task_kinds import get_task_kind
 
@@ -67,7 +68,8 @@ def worker_exclude_from_study(*, study: Study, worker: Worker, flag: str = Answe
 def early_stop_check(*, task_id: int) -> bool:
     """Stop collecting answers for a task once the stopping policy predicts its full-answer label; True if stopped.
 
-    The policy (``annotation.stopping.policy``) weighs each answer by its worker's reliability. A stopped task
+    The policy (``annotation.selectors.stopping_policy.policy``) weighs each answer by its worker's reliability.
+    A stopped task
     keeps being checked as the answers of assignments still open when it stopped arrive: it is reopened when
     they make its label uncertain again (or complete it), else its label follows them.
     """
@@ -79,13 +81,13 @@ def early_stop_check(*, task_id: int) -> bool:
     rows = list(Answer.objects.filter(task=task, assignment__state__in=selectors.COUNTED)
                 .order_by("submitted_at", "id").values_list("worker_id", "payload"))
     values = [payload.get(kind.label_field) for _, payload in rows]
-    space = stopping.vote_space(study.kind, selectors.study_conf(study=study))
+    space = stopping_policy.vote_space(study.kind, selectors.study_conf(study=study))
     if not space.labels or any(value is None for value in values):
         return False
     values = [str(value) for value in values]
     workers = [worker for worker, _ in rows]
-    model = stopping.crowd_model(study, space, workers).without(task.pk)
-    decision = stopping.policy().decide(space, values, workers, study.workers_per_task - len(values), model)
+    model = stopping_policy.crowd_model(study, space, workers).without(task.pk)
+    decision = stopping_policy.policy().decide(space, values, workers, study.workers_per_task - len(values), model)
     if task.stopped_early:
         if not decision.stop:
             task_reopen(task_id=task.pk)
@@ -97,6 +99,7 @@ def early_stop_check(*, task_id: int) -> bool:
     stopped = Task.objects.filter(pk=task.pk, stopped_early=False).update(
         wanted=F("filled"), stopped_early=True, stop_label=decision.label)
     if stopped:
+        # lazy: breaks the services ↔ workers.tasks cycle
         from workers.tasks import stop_external_task
 
         transaction.on_commit(lambda: stop_external_task.delay(task.pk))

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.forms.models import model_to_dict
@@ -33,8 +34,13 @@ class RegistryError(ApplicationError):
 
 
 def _load_errors() -> tuple[type[BaseException], ...]:
+    # deferred: loads scikit-image, torch
     from analysis.datasets.metadata import ClassMetadataError
+
+    # deferred: loads torch
     from analysis.models.architectures import UnknownArchitectureError
+
+    # deferred: loads torch
     from analysis.models.checkpoints import CheckpointError
 
     return CheckpointError, UnknownArchitectureError, ClassMetadataError, OSError, ValueError, RuntimeError
@@ -42,7 +48,6 @@ def _load_errors() -> tuple[type[BaseException], ...]:
 
 def allowed_path(value: str, field: str) -> None:
     """Refuse a path outside ``SALIENT_REGISTRY_ROOTS`` (symlinks resolved first); any path when unset."""
-    from django.conf import settings
 
     roots = [Path(r).resolve() for r in settings.SALIENT_REGISTRY_ROOTS]
     if not value or not roots or value.startswith("s3://"):
@@ -61,7 +66,10 @@ def _check_name(model, owner, name: str) -> None:
 
 def builtin_entries_ensure() -> None:
     """The built-in benchmark and the two demo models as shared entries (idempotent)."""
+    # deferred: loads scikit-image, torch
     from analysis.datasets.benchmark import BenchmarkConfig
+
+    # deferred: loads scikit-image, torch
     from analysis.datasets.fashion_mnist import CLASS_DESCRIPTIONS, CLASS_NAMES
 
     classes = [{"index": i, "folder": str(c), "name": CLASS_NAMES[c], "description": CLASS_DESCRIPTIONS[c],
@@ -80,6 +88,7 @@ def model_register(*, owner, name: str, architecture: str, checkpoint: str, form
                    input_size: int | None = None, mean: list[float] | None = None, std: list[float] | None = None,
                    title: str = "") -> RegisteredModel:
     """Load the checkpoint once and store what loading found; refuse (nothing stored) when it does not load."""
+    # deferred: loads torch
     from analysis.models.describe import describe_checkpoint
 
     _check_name(RegisteredModel, owner, name)
@@ -109,7 +118,10 @@ def model_register(*, owner, name: str, architecture: str, checkpoint: str, form
 def dataset_register(*, owner, name: str, root: str, val_root: str = "", class_metadata: str = "",
                      title: str = "") -> RegisteredDataset:
     """Scan the folder once (class order, images per class, unreadable files); never copies an image."""
+    # deferred: loads scikit-image, torch
     from analysis.datasets.folder_benchmark import scan_image_folder
+
+    # deferred: loads scikit-image, torch
     from analysis.datasets.metadata import read_class_metadata
 
     _check_name(RegisteredDataset, owner, name)
@@ -145,8 +157,8 @@ def checkpoint_path(checkpoint: str) -> str:
     """A local path for ``checkpoint`` (an ``s3://`` one is fetched once into the benchmark work dir)."""
     if not checkpoint.startswith("s3://"):
         return checkpoint
+    # deferred: loads boto3
     import boto3
-    from django.conf import settings
 
     bucket, _, key = checkpoint.removeprefix("s3://").partition("/")
     target = Path(settings.SALIENT_BENCHMARK_DIR) / "checkpoints" / bucket / key

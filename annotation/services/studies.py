@@ -10,15 +10,15 @@ from django.db import transaction
 from annotation import selectors
 from annotation.errors import ApplicationError, Conflict
 from annotation.models import Assignment, Job, Study, StudyResult, Worker
-from annotation.quality import study_quality_report
 from annotation.recruiters import by_name, recruiter_for
 from annotation.recruiters.prolific import new_completion_code
+from annotation.selectors.quality import study_quality_report
+from annotation.selectors.stopping_policy import with_stop_labels
 from annotation.services.crowd import artifacts_make_public, enqueue_recruitment
 from annotation.services.jobs import enqueue_job, job_run, jobs_active
 from annotation.services.registry import study_inputs
 from annotation.services.slots import release_slot
 from annotation.states import study_transition, transition_check
-from annotation.stopping import with_stop_labels
 from annotation.task_kinds import get_task_kind
 
 A = Assignment.State

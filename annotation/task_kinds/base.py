@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -239,7 +240,6 @@ class TaskKind:
 
 def read_json(ctx: StudyContext, name: str) -> Any:
     """An output file of the study parsed as JSON, or None when the study has none of that name."""
-    import json
 
     data = ctx.read_output(name)
     return None if data is None else json.loads(data)

@@ -72,7 +72,8 @@ class BenchmarkOverridesForm(forms.Form):
 
     dataset = RegistryChoiceField("dataset", initial="benchmark",
                                   help_text="A registered image folder, or the built-in benchmark.")
-    resize = forms.TypedChoiceField(choices=[("resize_crop", "resize + centre crop (torchvision's ImageNet evaluation)"),
+    resize = forms.TypedChoiceField(choices=[("resize_crop",
+                                              "resize + centre crop (torchvision's ImageNet evaluation)"),
                                              ("resize", "resize the whole image to a square")], initial="resize_crop",
                                     required=False, empty_value="resize_crop",
                                     help_text="How a registered folder's images are brought to the model's input size.")
@@ -109,7 +110,10 @@ def model_inputs(ctx: StudyContext, names: list[str], progress: Progress):
     The dataset has the benchmark's interface (``split``, ``class_names``, ...): the built-in benchmark,
     or a :class:`~analysis.datasets.folder_benchmark.FolderBenchmark` at the first model's input size.
     """
+    # deferred: loads torch
     from analysis.models import load_model
+
+    # deferred: loads scikit-image, torch
     from analysis.salient.benchmark_inputs import benchmark_inputs
 
     dataset, entries = ctx.inputs["dataset"], ctx.inputs["models"]
@@ -140,6 +144,7 @@ def model_inputs(ctx: StudyContext, names: list[str], progress: Progress):
 def model_source(ctx: StudyContext, name: str, path: Path):
     """The registered model ``name`` as a streaming :class:`~analysis.streaming.ModelSource` (loaded as
     :func:`model_inputs` loads it)."""
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import ModelSource
 
     entry = ctx.inputs["models"][name]
@@ -152,6 +157,7 @@ def model_source(ctx: StudyContext, name: str, path: Path):
 
 def data_source(ctx: StudyContext, bench, split: str = "train"):
     """The study's dataset as a streaming :class:`~analysis.streaming.DataSource` with the same image order."""
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import DataSource
 
     if ctx.inputs["dataset"]["builtin"]:
@@ -162,7 +168,10 @@ def data_source(ctx: StudyContext, bench, split: str = "train"):
 
 def folder_dataset(entry: Mapping[str, Any], image_size: int, mode: str = "resize_crop"):
     """A registered image folder as a :class:`FolderBenchmark` (files listed again, not re-verified)."""
+    # deferred: loads scikit-image, torch
     from analysis.datasets.folder_benchmark import FolderBenchmark
+
+    # deferred: loads scikit-image, torch
     from analysis.datasets.metadata import ClassInfo
 
     return FolderBenchmark(entry["root"], [ClassInfo(**c) for c in entry["classes"]],
@@ -188,6 +197,7 @@ def has_truth(bench) -> bool:
 
 def heatmaps(ctx: StudyContext, images, maps) -> list[str]:
     """Store the heatmap overlays (``maps`` in [0, 1]) on ``images`` and return their artifact names."""
+    # deferred: loads torch
     from analysis.salient.nam import heatmap_overlay
 
     return ctx.store.images(heatmap_overlay(images, maps), kind="heatmap")

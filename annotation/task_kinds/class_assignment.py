@@ -18,6 +18,7 @@ heuristic (:mod:`analysis.prototypes.mmd_critic`).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,10 +29,19 @@ from django import forms
 from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
 from analysis.exports import safe_csv_bytes
+from analysis.prototypes.cue_shares import cue_share_summary, cue_share_table
+from analysis.prototypes.table import TimeFilter, accuracy_table, plot_accuracy
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
-from annotation.task_kinds.benchmark import (BenchmarkOverridesForm, data_source, has_truth, model_field, model_inputs,
-                                             model_source, num_classes)
+from annotation.task_kinds.benchmark import (
+    BenchmarkOverridesForm,
+    data_source,
+    has_truth,
+    model_field,
+    model_inputs,
+    model_source,
+    num_classes,
+)
 from annotation.task_kinds.fields import ChoiceField
 
 CUE_SHARES = "cue_shares.json"
@@ -94,8 +104,13 @@ def select_all(ctx: StudyContext, bench, model_path, c: Mapping[str, Any], progr
     Features, true-class probabilities and BIM flip steps of every class's pool come from one streamed,
     sharded ``prototype_features`` pass (``ctx.run_pass``); an unreadable image leaves its pool.
     """
+    # deferred: loads torch
     from analysis.prototypes.adversarial import FlipSteps
+
+    # deferred: loads torch
     from analysis.prototypes.selectors import SELECTORS, select_class
+
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import PassSpec
 
     pools = class_pools(bench, c)
@@ -155,6 +170,7 @@ class ClassAssignment(TaskKind):
         return [ChoiceField("choice", tuple(str(i + 1) for i in range(n)), tuple(f"Group {i + 1}" for i in range(n)))]
 
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        # deferred: loads torch
         from analysis.prototypes.selectors import CONDITIONS, Selection, condition_name, condition_title, shown_images
 
         c = ctx.conf
@@ -200,7 +216,7 @@ class ClassAssignment(TaskKind):
                 )
 
     def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
-        return MajorityVote(min_votes=int(conf.get("workers_per_task", 1)))
+        return MajorityVote(min_votes=int(conf["workers_per_task"]))
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         values = self.label_choices(conf)
@@ -218,14 +234,13 @@ class ClassAssignment(TaskKind):
 def cue_share_outputs(bench, selections: Mapping[str, Any]) -> list[OutputFile]:
     """Share of planted-cue images among each selector's prototypes and criticisms per class, beside the
     class's cue rate, and pooled over the biased classes (Stock & Cisse §3.4 on the benchmark)."""
-    import json
 
-    from analysis.prototypes.cue_shares import cue_share_summary, cue_share_table
 
     train = bench.split("train")
     table = cue_share_table(selections, np.asarray(train.bias_kinds) >= 0, train.labels, bench.class_names)
     pooled = cue_share_summary(table)
-    data = {"classes": json.loads(table.to_json(orient="records")), "pooled": json.loads(pooled.to_json(orient="records"))}
+    data = {"classes": json.loads(table.to_json(orient="records")),
+            "pooled": json.loads(pooled.to_json(orient="records"))}
     return [OutputFile("cue_share_table.csv", safe_csv_bytes(table, float_format="%.2f"),
                        "Planted-cue share among each selector's prototypes and criticisms per class (§3.4)"),
             OutputFile(CUE_SHARES, json.dumps(data).encode(), "Cue shares per class and pooled over biased classes")]
@@ -256,10 +271,8 @@ def study_answer_table(ctx: StudyContext) -> pd.DataFrame:
 
 
 def class_assignment_outputs(ctx: StudyContext) -> list[OutputFile]:
-    import json
-
+    # deferred: loads torch
     from analysis.prototypes.selectors import CONDITIONS, condition_name, condition_title
-    from analysis.prototypes.table import TimeFilter, accuracy_table, plot_accuracy
 
     c = ctx.conf
     answers = study_answer_table(ctx)

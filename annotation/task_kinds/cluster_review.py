@@ -77,7 +77,8 @@ class SpraySettingsForm(BenchmarkOverridesForm):
         initial="train", required=False, empty_value="train",
         help_text="Which images are embedded: validation images that join a cluster share its strategy (an "
                   "artifact there puts the validation accuracy in question).")
-    size = forms.IntegerField(min_value=4, max_value=64, initial=32, help_text="Heatmaps are downsampled to size × size.")
+    size = forms.IntegerField(min_value=4, max_value=64, initial=32,
+                              help_text="Heatmaps are downsampled to size × size.")
     metric = forms.ChoiceField(choices=[("euclidean", "Euclidean"),
                                         ("gromov_wasserstein", f"Gromov-Wasserstein (slow: use size ≤ {GW_MAX_SIZE})")],
                                initial="euclidean")
@@ -104,7 +105,8 @@ class SpraySettingsForm(BenchmarkOverridesForm):
     weighted_tau = forms.BooleanField(required=False, initial=False,
                                       help_text="Weight the between-cluster scatter by cluster size (unchecked: "
                                                 "Eq. 7, a small cluster counts as much as a big one).")
-    max_k = forms.IntegerField(min_value=2, max_value=30, initial=30, help_text="k-means for k = 2 … max_k; τ is their mean.")
+    max_k = forms.IntegerField(min_value=2, max_value=30, initial=30,
+                               help_text="k-means for k = 2 … max_k; τ is their mean.")
     review_classes = forms.IntegerField(min_value=0, max_value=100, initial=3,
                                         help_text="The top classes by τ whose clusters the crowd reviews.")
     review_also = ClassListField(help_text="Also review the clusters of these classes (e.g. suspected ones), "
@@ -140,8 +142,13 @@ def gw_options(conf: Mapping[str, Any]) -> dict | None:
 
 def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec | OutputFile]:
     """Run SpRAy over the study's classes; yield the analysis files and one task per reviewed cluster."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_review import Pool, cluster_truth, cue_share, positive_maps, typical_members
+
+    # deferred: loads scikit-learn, scipy, torch, zennit (torch)
     from analysis.spray.dataset import display_k, spray_maps
+
+    # deferred: loads matplotlib, scikit-learn, scipy, torch
     from analysis.spray.plots import cluster_grid, eigenvalue_plot, grid_members, ranking_plot, umap_plot
 
     c = ctx.conf
@@ -237,6 +244,7 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
 
 def spray_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
     """Cluster labels with their planted-cue shares, and the artifact tests of clusters called artifacts."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_review import cue_share
 
     tasks = {t.pk: t for t in ctx.tasks()}
@@ -291,7 +299,7 @@ class ClusterReview(TaskKind):
         return spray_evidence(ctx, progress)
 
     def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
-        return MajorityVote(min_votes=int(conf.get("workers_per_task", 5)), labels=FOCUS)
+        return MajorityVote(min_votes=int(conf["workers_per_task"]), labels=FOCUS)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         truth = (task.truth or {}).get("focus") or FOCUS[int(rng.integers(len(FOCUS)))]

@@ -33,6 +33,7 @@ from django import forms
 from analysis.aggregation import ThresholdVote
 from analysis.crowd_sim import noisy_choice
 from analysis.exports import archive_bytes, safe_csv_bytes
+from analysis.salient.masks import salient_dataset_files
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import class_info, has_truth, heatmaps, model_inputs
@@ -77,7 +78,7 @@ def spurious_threshold(conf: Mapping[str, Any]) -> int:
     """The set threshold, or a strict majority of the study's workers per task."""
     if conf.get("spurious_threshold"):
         return int(conf["spurious_threshold"])
-    return int(conf.get("workers_per_task", 5)) // 2 + 1
+    return int(conf["workers_per_task"]) // 2 + 1
 
 
 @register_task_kind
@@ -99,6 +100,7 @@ class FeaturePanel(TaskKind):
         ]
 
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import example_indices, images_uint8, panel_truth
 
         bench, _, evidence = study_evidence(ctx, progress)
@@ -120,12 +122,12 @@ class FeaturePanel(TaskKind):
             }
             truth = {"main": truths[panel.key]} if panel.key in truths else None
             yield TaskSpec(key=panel.key, payload=payload, truth=truth)
-            if truth and ctx.conf.get("gold_panels", "known") == "known":
+            if truth and ctx.conf["gold_panels"] == "known":
                 yield TaskSpec(key=f"gold-{panel.key}", payload=payload, truth=truth, is_gold=True)
 
     def aggregator(self, conf: Mapping[str, Any]) -> ThresholdVote:
         return ThresholdVote(positive_values=SPURIOUS_ANSWERS, threshold=spurious_threshold(conf),
-                             wanted=int(conf.get("workers_per_task", 5)), counts=MAIN_CHOICES)
+                             wanted=int(conf["workers_per_task"]), counts=MAIN_CHOICES)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         truth = (task.truth or {}).get("main") or MAIN_CHOICES[int(rng.integers(3))]
@@ -147,6 +149,7 @@ class FeaturePanel(TaskKind):
 def solved_examples(ctx: StudyContext, bench, evidence, truths: Mapping[str, str]) -> list[dict[str, Any]]:
     """One solved panel per answer whose truth is known (its heatmaps, the answer and why), for the
     HIT's instructions; the lowest-ranked feature of each answer, so the top features are not given away."""
+    # deferred: loads scikit-image, torch
     from analysis.salient.benchmark_inputs import images_uint8
 
     solved = []
@@ -182,8 +185,10 @@ def _slug(name: str) -> str:
 
 def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
     """The feature labels, the Salient dataset (§3.4) and its noise analysis (§5.1: Fig. 5 and 6) per model."""
+    # deferred: loads torch
     from analysis.salient.dataset import build_salient_dataset
-    from analysis.salient.masks import salient_dataset_files
+
+    # deferred: loads torch
     from analysis.salient.noise import (
         DEFAULT_SIGMAS,
         class_noise_curves,
@@ -191,6 +196,8 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
         feature_sensitivity,
         overall_curves,
     )
+
+    # deferred: loads matplotlib
     from analysis.salient.plots import (
         plot_accuracy_drop,
         plot_class_curves,

@@ -53,7 +53,7 @@ class HeatmapValidationSettingsForm(SalientSettingsForm):
 def chosen_keys(ctx: StudyContext) -> set[str] | None:
     """Panel keys to validate, or None for all; a named study without labels is refused."""
     name = (ctx.conf.get("labels_from") or "").strip()
-    if ctx.conf.get("features", "spurious") == "all" or not name:
+    if ctx.conf["features"] == "all" or not name:
         return None
     linked = ctx.inputs.get("labels_from")
     if not linked:
@@ -82,6 +82,7 @@ class HeatmapValidation(TaskKind):
                 IntField("confidence", 1, 5)]
 
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import images_uint8
 
         keys = chosen_keys(ctx)
@@ -107,7 +108,7 @@ class HeatmapValidation(TaskKind):
             )
 
     def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
-        return MajorityVote(min_votes=int(conf.get("workers_per_task", 5)), labels=ANSWERS)
+        return MajorityVote(min_votes=int(conf["workers_per_task"]), labels=ANSWERS)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         truth = (task.truth or {}).get("answer") or ANSWERS[int(rng.integers(2))]
@@ -164,6 +165,7 @@ def validation_summary(table: pd.DataFrame) -> dict[str, Any] | None:
 
 def _truth(bench, panel) -> dict[str, str]:
     """Same when set A's and set B's NAMs focus on the same region (object, cue or rest)."""
+    # deferred: loads scikit-image, torch
     from analysis.salient.benchmark_inputs import focus_of
 
     same = focus_of(bench, panel.label_top, panel.label_top_nams) == focus_of(bench, panel.bottom, panel.bottom_nams)

@@ -99,7 +99,7 @@ class ImageChoice(TaskKind):
         progress(len(groups), len(groups), "images stored")
 
     def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
-        return MajorityVote(min_votes=int(conf.get("workers_per_task", 1)), labels=[v for v, _ in conf["options"]])
+        return MajorityVote(min_votes=int(conf["workers_per_task"]), labels=[v for v, _ in conf["options"]])
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         values = [v for v, _ in conf["options"]]

@@ -1,10 +1,10 @@
-"""``misclassification`` (Stock & Cisse, SPEC §4): is the class the model predicted relevant to the image?
+"""``misclassification`` (Stock & Cisse, ECCV 2018, §3.1): is the class the model predicted relevant to the image?
 
 Three variants (study setting ``variant``):
 
 * ``top1``: a misclassified image with the predicted class (name, description, 3 examples); yes/no.
 * ``top5``: an image with each of the model's top-k classes (k = 5, fewer on a benchmark with few
-  classes); one yes/no per class. Setting ``top5_protocol`` (SPEC §4): ``topk_mistakes`` shows the
+  classes); one yes/no per class. Setting ``top5_protocol`` (Stock & Cisse §3.1): ``topk_mistakes`` shows the
   images whose truth is not among the top k, ``top1_mistakes`` the top-1 mistakes (their truth may
   be among the k classes shown).
 * ``adversarial``: a correctly classified image attacked by I-FGSM until its prediction flips, shown
@@ -39,18 +39,23 @@ from analysis.misclassification.aggregation import (
     POSITIVE,
     TOPK_PROTOCOLS,
     Rectify,
+    adversarial_table,
     encode_ranks,
+    plot_yes_histogram,
+    rectified_error_table,
+    rectified_topk_table,
+    yes_histogram,
     yes_ranks,
 )
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import (
-    data_source,
-    model_source,
     BenchmarkOverridesForm,
     class_info,
+    data_source,
     has_truth,
     model_inputs,
+    model_source,
     models_field,
     num_classes,
 )
@@ -102,6 +107,7 @@ def shown_k(conf: Mapping[str, Any]) -> int:
 def class_truth(bench, split, index: int, cls: int, region: np.ndarray | None = None) -> bool:
     """Is class ``cls`` really present in image ``index``: its own class, or the planted cue of ``cls``
     (e.g. the separate object of the Shirt class)? ``region``: only what this mask keeps counts."""
+    # deferred: loads scikit-image, torch
     from analysis.datasets.benchmark import BIAS_KINDS
 
     def visible(mask: np.ndarray) -> bool:
@@ -140,7 +146,7 @@ class Misclassification(TaskKind):
         return cleaned
 
     def aggregator(self, conf: Mapping[str, Any]) -> Rectify:
-        wanted = int(conf.get("workers_per_task", 5))
+        wanted = int(conf["workers_per_task"])
         return Rectify(threshold=min(int(conf["threshold"]), wanted), wanted=wanted)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
@@ -164,8 +170,13 @@ class Misclassification(TaskKind):
 
     # -- evidence ----------------------------------------------------------------------------
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        # deferred: loads torch
         from analysis.misclassification.evidence import adversarial_with_explanations
+
+        # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import example_indices
+
+        # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
         from analysis.streaming import PassSpec
 
         c = ctx.conf
@@ -200,7 +211,8 @@ class Misclassification(TaskKind):
                 for done, index in enumerate(shown):
                     report(done, len(shown), f"storing misclassified images of the {model} model")
                     classes = [class_entry(r + 1, cls) for r, cls in enumerate(topk[index, :k])]
-                    ranks = [e["rank"] for e in classes if has_truth(bench) and class_truth(bench, split, index, e["cls"])]
+                    ranks = [e["rank"] for e in classes if has_truth(bench) and class_truth(bench, split, index,
+                                                                                            e["cls"])]
                     yield TaskSpec(
                         key=f"{model}-{c['variant']}-{index}",
                         payload={"variant": c["variant"], "model": model, "image_index": int(index),
@@ -281,14 +293,6 @@ def images_table(ctx: StudyContext, labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def misclassification_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
-    from analysis.misclassification.aggregation import (
-        adversarial_table,
-        plot_yes_histogram,
-        rectified_error_table,
-        rectified_topk_table,
-        yes_histogram,
-    )
-
     images = images_table(ctx, labels)
     files = [OutputFile("images.csv", safe_csv_bytes(images.drop(columns=["n_images", "n_errors", "n_topk_errors"])),
                         "Per-image table (true, predicted, yes-count, rectified)")]

@@ -26,7 +26,8 @@ from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
 from analysis.exports import safe_csv_bytes
 from analysis.reconstruction.bias import INTENSITY, TITLES, VARIANTS, unique_triggers
-from analysis.reconstruction.review import best_matched, fraction_box, upscaled
+from analysis.reconstruction.plots import accuracy_ssim_png, loss_curves_png, pairs_png
+from analysis.reconstruction.review import best_matched, fraction_box, review_plot, review_table, upscaled
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.fields import ChoiceField, PointField
@@ -89,6 +90,7 @@ def _run_config(c: Mapping[str, Any], level: str) -> dict[str, Any]:
 
 def cached_run(config: dict[str, Any], work_dir: Path, progress: Progress) -> dict:
     """Run (or reuse) one model's training, test accuracy and reconstruction; cached by configuration."""
+    # deferred: loads scikit-image, torch
     from analysis.reconstruction.pipeline import build_task, build_test, load, make_config, run_reconstruction, save
 
     key = hashlib.sha256(json.dumps(make_config(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -129,6 +131,7 @@ def review_tasks(ctx: StudyContext, level: str, result: dict) -> Iterator[TaskSp
     Reference: the main object counts as reconstructed when the pair's SSIM is at least ``object_ssim``
     and beats the unoptimised start's SSIM on the same training image (more than the mean shape).
     """
+    # deferred: loads scikit-image, torch
     from analysis.reconstruction.scoring import shown_trigger
 
     c = ctx.conf
@@ -158,7 +161,6 @@ def review_tasks(ctx: StudyContext, level: str, result: dict) -> Iterator[TaskSp
 
 def reconstruction_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec | OutputFile]:
     """One model per level of the protocol: plots, the accuracy-vs-SSIM table and scatter, a summary, tasks."""
-    from analysis.reconstruction.plots import accuracy_ssim_png, loss_curves_png, pairs_png
 
     c = ctx.conf
     levels = VARIANTS[c["variant"]]
@@ -181,7 +183,6 @@ def reconstruction_evidence(ctx: StudyContext, progress: Progress) -> Iterator[T
 
 def reconstruction_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
     """Per task its label and clicks; per model the crowd's "main object" share and where the clicks landed."""
-    from analysis.reconstruction.review import review_plot, review_table
 
     tasks = {t.pk: t for t in ctx.tasks()}
     if not any("level" in t.payload for t in tasks.values()):
@@ -233,7 +234,7 @@ class ReconstructionReview(TaskKind):
         return reconstruction_evidence(ctx, progress)
 
     def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
-        return MajorityVote(min_votes=int(conf.get("workers_per_task", 5)), labels=OBJECT)
+        return MajorityVote(min_votes=int(conf["workers_per_task"]), labels=OBJECT)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
         """The reference answer with probability ``accuracy``; a click near a shown trigger as often, else rarely."""

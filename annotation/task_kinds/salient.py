@@ -42,6 +42,7 @@ def study_evidence(ctx: StudyContext, progress: Progress):
     The features pass is streamed and sharded (``ctx.run_pass``), and so are the panels (NAMs, feature
     attacks) of the chosen (class, feature) pairs: a second fan-out over the evidence queue.
     """
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import PanelsSpec, PassSpec, assemble_evidence, class_examples, panel_jobs
 
     c = ctx.conf
@@ -49,7 +50,8 @@ def study_evidence(ctx: StudyContext, progress: Progress):
     classes = c["classes"] or None
     if classes and max(classes) >= bench.num_classes:
         raise ValueError(f"class {max(classes)} does not exist; the dataset has {bench.num_classes} classes")
-    spec = PassSpec(kind="salient", model=model_source(ctx, c["model"], paths[c["model"]]), data=data_source(ctx, bench),
+    spec = PassSpec(kind="salient", model=model_source(ctx, c["model"], paths[c["model"]]), data=data_source(ctx,
+                                                                                                             bench),
                     params={"pool": max(c["pool"], c["k_images"])})
     stats = ctx.run_pass(spec, staged(progress, 0.3, 0.4))
     jobs = panel_jobs(stats, classes=classes, k_features=c["k_features"], k_images=c["k_images"], pool=c["pool"])

@@ -30,7 +30,10 @@ class PoolHeatmaps:
 def pool_heatmaps(ctx: StudyContext, bench, model_path, pool, *, size: int, full: bool,
                   progress: Progress) -> PoolHeatmaps:
     """LRP heatmaps of ``pool`` (:class:`analysis.spray.benchmark_review.Pool`): one pass per split."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_review import Pool
+
+    # deferred: loads scikit-image, scikit-learn, scipy, torch, zennit (torch)
     from analysis.streaming import PassSpec
 
     splits = [(s, name) for s, name in enumerate(pool.splits) if np.any(pool.split_of == s)]
@@ -52,6 +55,7 @@ def full_relevance(handle, bench, maps: PoolHeatmaps, positions) -> np.ndarray:
     positions = np.asarray(positions, dtype=np.int64)
     if maps.full is not None:
         return maps.full[positions]
+    # deferred: loads scikit-learn, scipy, torch, zennit (torch)
     from analysis.spray.lrp import relevance
 
     images, labels = maps.pool.tensors(bench, positions)

@@ -48,6 +48,7 @@ def task_members(payload: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 def member_tensors(bench, members: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """The members' images (float, [0, 1]) and labels, split by split."""
+    # deferred: loads torch
     import torch
 
     parts = [bench.split(split).tensors(idx) for split, idx in members.items() if len(idx)]
@@ -65,6 +66,7 @@ def planted_cue(bench, cls: int) -> str | None:
 
 def carriers(bench, cls: int, split: str, members: Mapping[str, np.ndarray]) -> np.ndarray:
     """Which images of ``split`` carry the artifact: the planted cue of ``cls``, else the cluster's images."""
+    # deferred: loads scikit-image, torch
     from analysis.datasets.benchmark import BIAS_KINDS
 
     data = bench.split(split)
@@ -90,7 +92,10 @@ def planted_mask(bench, cls: int, split: str = "train") -> np.ndarray | None:
 
 def isolate_artifact(bench, handle, members: Mapping[str, np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:
     """(mask, patch) of the artifact the cluster's heatmaps agree on."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.artifacts import artifact_mask, artifact_patch
+
+    # deferred: loads scikit-learn, scipy, torch, zennit (torch)
     from analysis.spray.lrp import relevance
 
     images, labels = member_tensors(bench, members)
@@ -109,6 +114,7 @@ def removal_set(bench, cls: int, members: Mapping[str, np.ndarray], max_images: 
     images that fall into the cluster in the joint train + validation embedding (``embed_split``
     ``train+val``): without them there is no removal test. Only the images the tests use are read.
     """
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.artifacts import sample_indices
 
     val = bench.split(VAL)
@@ -131,6 +137,7 @@ def removal_set(bench, cls: int, members: Mapping[str, np.ndarray], max_images: 
 
 def artifact_test_rows(bench, handle, cls: int, members: Mapping[str, np.ndarray]) -> list[dict]:
     """One row per test (paste, remove) of the cluster's artifact, Δ rank signed positive = toward ``cls``."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.artifacts import artifact_tests
 
     mask, patch = isolate_artifact(bench, handle, members)
@@ -186,9 +193,16 @@ def unhans_form(ctx: StudyContext) -> type[forms.Form]:
 
 def run_unhans(ctx: StudyContext, params: Mapping[str, Any], progress: Progress) -> list[OutputFile]:
     """Fine-tune on subsets A and B; Table 2 (CSV, JSON) and the fixed sample's heatmaps per epoch (PNG)."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.artifacts import mask_iou
+
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_review import Pool
+
+    # deferred: loads matplotlib, scikit-learn, scipy, torch
     from analysis.spray.plots import heatmap_row
+
+    # deferred: loads scikit-image, scikit-learn, scipy, torch
     from analysis.spray.unhans import (
         confusion_counts,
         heatmap_epochs,
@@ -222,7 +236,8 @@ def run_unhans(ctx: StudyContext, params: Mapping[str, Any], progress: Progress)
     sample = int(marked[0] if len(marked) else own[0])
     epochs = int(params["epochs"])
     report = unhans_table2(handle, train_x, train_y, val_x, val_y, cls, patch, mask, carries=carries,
-                           val_carries=val_marked, classes=classes, epochs=epochs, lr=float(params["lr"]), seed=int(params["seed"]),
+                           val_carries=val_marked, classes=classes, epochs=epochs, lr=float(params["lr"]),
+                           seed=int(params["seed"]),
                            snapshot_epochs=heatmap_epochs(epochs), sample=sample,
                            progress=staged(progress, 0.1, 0.85))
     names = bench.class_names
@@ -271,6 +286,7 @@ def unhans_drop_form(ctx: StudyContext) -> type[forms.Form]:
 
 def run_unhans_drop(ctx: StudyContext, params: Mapping[str, Any], progress: Progress) -> list[OutputFile]:
     """Retrain the study's model without a cluster's training images; bias-flipped accuracy before/after."""
+    # deferred: loads scikit-image, scikit-learn, scipy, torch
     from analysis.spray.unhans import train_config_of, unhans_retrain
 
     task = _cluster_task(ctx, params.get("cluster", ""))

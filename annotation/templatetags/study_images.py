@@ -1,5 +1,5 @@
 """``{% output_img %}`` and ``{% artifact_img %}``: an image of a results partial, as the context's ``images`` gives it
-(a server URL on the results page, a ``data:`` URI in the report; see :mod:`annotation.report`)."""
+(a server URL on the results page, a ``data:`` URI in the report; see :mod:`annotation.reports.study_report`)."""
 from django import template
 
 register = template.Library()
@@ -8,7 +8,8 @@ register = template.Library()
 def _images(context):
     images = context.get("images")
     if images is None:
-        raise template.TemplateSyntaxError("a results partial needs `images` in its context (annotation.report)")
+        raise template.TemplateSyntaxError(
+            "a results partial needs `images` in its context (annotation.reports.study_report)")
     return images
 
 

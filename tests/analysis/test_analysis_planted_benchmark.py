@@ -19,7 +19,7 @@ from analysis.datasets import (
 )
 from analysis.datasets import benchmark as benchmark_module
 
-WATERMARK, OBJECT, BACKGROUND = BIAS_KINDS.index("watermark"), BIAS_KINDS.index("object"), BIAS_KINDS.index("background")
+WATERMARK, OBJECT, BACKGROUND = (BIAS_KINDS.index(k) for k in ("watermark", "object", "background"))
 
 
 def test_missing_fashion_mnist_names_the_debian_package(tmp_path):

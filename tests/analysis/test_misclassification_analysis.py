@@ -1,4 +1,4 @@
-"""Misclassification agreement (SPEC §4): aggregation on hand-made answer tables, the paper's
+"""Misclassification agreement (Stock & Cisse §3.1): aggregation on hand-made answer tables, the paper's
 arithmetic, confidence intervals, and the evidence (I-FGSM, LIME) on a toy model."""
 import numpy as np
 import pandas as pd

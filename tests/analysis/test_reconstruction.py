@@ -1,4 +1,5 @@
-"""Tests of analysis.reconstruction: training-set reconstruction from a homogeneous MLP (SPEC section 7)."""
+"""Tests of analysis.reconstruction: training-set reconstruction from a homogeneous MLP
+(Revealing Model Biases §4.2, after Haim et al. 2022)."""
 from __future__ import annotations
 
 import numpy as np
@@ -28,9 +29,9 @@ from analysis.reconstruction import (
     trigger_standout,
 )
 from analysis.reconstruction.bias import intensity_region
-from analysis.reconstruction.reconstruct import reconstruct
 from analysis.reconstruction.data import resize, to_grey
 from analysis.reconstruction.plots import accuracy_ssim_png, loss_curves_png, pairs_png
+from analysis.reconstruction.reconstruct import reconstruct
 
 TINY_CLASSES = (0, 8)  # T-shirt/top vs Bag: varied shapes, so the mean image is a weak match
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -145,6 +145,7 @@ def test_figures_are_pngs(dataset):
     overall = {"robust": overall_curves(per_class)}
     names = ["shirt", "coat"]
     sensitivity = feature_sensitivity(model, dataset, images)
-    for png in (plot_core_spurious({"robust": core_spurious_table(overall["robust"])}), plot_accuracy_drop(overall), plot_class_curves(per_class, names),
+    for png in (plot_core_spurious({"robust": core_spurious_table(overall["robust"])}), plot_accuracy_drop(overall),
+                plot_class_curves(per_class, names),
                 plot_feature_sensitivity(sensitivity, names)):
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and Image.open(io.BytesIO(png)).size[0] > 300

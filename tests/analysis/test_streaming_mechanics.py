@@ -14,8 +14,20 @@ from torch.utils.data import Dataset
 
 from analysis.models import DEMO_ARCH, SmallResNet, save_checkpoint
 from analysis.streaming import (
-    DataSource, ModelSource, DirectoryShardStore, Execution, GroupedTopK, Partial, PassSpec, finish, merge, plan_shards,
-    register_data_source, resolve_device, run_pass, run_shard,
+    DataSource,
+    DirectoryShardStore,
+    Execution,
+    GroupedTopK,
+    ModelSource,
+    Partial,
+    PassSpec,
+    finish,
+    merge,
+    plan_shards,
+    register_data_source,
+    resolve_device,
+    run_pass,
+    run_shard,
 )
 from analysis.streaming.shards import Shard
 from tests.analysis.streaming_fixtures import NUM_CLASSES, assert_same_topk, tiny_data, tiny_model  # noqa: F401

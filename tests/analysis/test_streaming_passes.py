@@ -1,4 +1,5 @@
-"""Streamed, sharded passes give what the in-memory computations give, on the tiny benchmark and a random demo ResNet."""
+"""Streamed, sharded passes give what the in-memory computations give, on the tiny benchmark and a random demo
+ResNet."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,8 @@ from analysis.misclassification.evidence import misclassified, predict_topk
 from analysis.prototypes.adversarial import bim_flip_steps
 from analysis.salient.evidence import compute_salient_evidence
 from analysis.salient.importance import collect_features
-from analysis.spray.lrp import relevance
 from analysis.spray.dataset import spray_classes, spray_maps
+from analysis.spray.lrp import relevance
 from analysis.spray.pipeline import spray_class
 from analysis.streaming import Execution, PassSpec, run_pass, salient_evidence
 from tests.analysis.streaming_fixtures import NUM_CLASSES, assert_same_topk, tiny_data, tiny_model  # noqa: F401
@@ -31,7 +32,8 @@ def test_salient_evidence_streamed_in_three_shards_equals_in_memory(tiny_data, t
     np.testing.assert_allclose(streamed.importance, expected.importance, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(streamed.top_features, expected.top_features)
     np.testing.assert_array_equal(streamed.examples, expected.examples)
-    assert [(p.cls, p.feature, p.rank) for p in streamed.panels] == [(p.cls, p.feature, p.rank) for p in expected.panels]
+    assert [(p.cls, p.feature, p.rank) for p in streamed.panels] == [(p.cls, p.feature,
+                                                                      p.rank) for p in expected.panels]
     for ours, theirs in zip(streamed.panels, expected.panels):
         np.testing.assert_array_equal(ours.top, theirs.top)
         np.testing.assert_array_equal(ours.bottom, theirs.bottom)
@@ -184,7 +186,8 @@ def test_panels_spec_round_trips_and_refuses_partials_of_other_panels(tiny_data,
     jobs = panel_jobs(run_pass(spec, 1, execution=Execution(batch_size=32)), k_features=2, k_images=2, pool=6)
     panels = PanelsSpec(source=spec, jobs=jobs, attack_steps=1, attack_step_size=0.05)
     again = work_from_dict(panels.to_dict())
-    assert again == panels and again.digest() == panels.digest() and isinstance(work_from_dict(spec.to_dict()), PassSpec)
+    assert again == panels and again.digest() == panels.digest() and isinstance(work_from_dict(spec.to_dict()),
+                                                                                PassSpec)
     store = DirectoryShardStore(tmp_path)
     partials = run_work(panels, 3, execution=Execution(batch_size=32), store=store)
     assert [(p.start, p.stop) for p in partials] == [(s.start, s.stop) for s in panels.plan(3, Execution())]

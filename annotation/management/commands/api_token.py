@@ -5,9 +5,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.api.models import ApiToken
-from annotation.api.tokens import token_create, token_revoke
 from annotation.errors import ApplicationError
 from annotation.selectors import NotFound
+from annotation.services.api_tokens import token_create, token_revoke
 
 
 class Command(BaseCommand):

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.management.progress import tqdm_progress
+from annotation.services.registry import builtin_entries_ensure
 
 
 class Command(BaseCommand):
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--flavours", nargs="+", default=["standard", "robust"])
 
     def handle(self, *args, dir: Path | None, benchmark: dict, training: dict, flavours: list[str], **options):
+        # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import benchmark_inputs
 
         work_dir = dir or Path(settings.SALIENT_BENCHMARK_DIR)
@@ -31,10 +33,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"benchmark: {bench.num_classes} classes, " + ", ".join(f"{n} {len(bench.split(n))}" for n in bench.splits)
         ))
-        from annotation.services.registry import builtin_entries_ensure
 
         builtin_entries_ensure()
         for flavour, path in paths.items():
             metrics = json.loads(path.with_suffix(".metrics.json").read_text())
-            self.stdout.write(f"{flavour:9s} test {metrics['test_accuracy']:.3f}  flipped {metrics['flipped_accuracy']:.3f}"
+            self.stdout.write(f"{flavour:9s} test {metrics['test_accuracy']:.3f}  "
+                              f"flipped {metrics['flipped_accuracy']:.3f}"
                               f"  {path}")

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.test import override_settings
 
+from analysis.sample_images import SUBJECTS
 from annotation.management.progress import tqdm_progress
 from demo.harness import (
     RESEARCHER,
@@ -44,8 +45,6 @@ CROWD_MULTIPLE = {"class_assignment": 7}
 
 
 def image_choice_form() -> dict:
-    from analysis.sample_images import SUBJECTS
-
     return {
         **STUDY_DEFAULTS, "name": "Demo: main subject of bundled images", "kind": "image_choice",
         "s-question": "What is the main subject of this image?",
@@ -95,6 +94,7 @@ def cluster_review_form(benchmark: dict, training: dict, overrides: dict) -> dic
     """SpRAy on the standard model's heatmaps of SpRAy's benchmark variant (the cues as a minority strategy);
     the crowd reviews the clusters of the top 3 classes by tau and, as a researcher who suspects them
     would, those of the three classes with a planted cue."""
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_variant import SPRAY_BENCHMARK
 
     return {
@@ -162,6 +162,7 @@ class Command(BaseCommand):
                             help='reconstruction study settings as JSON, e.g. {"per_side": 10, "steps": 200}')
 
     def handle(self, *args, out: Path, accuracy: float, seed: int, only, full: bool, password: str, **options):
+        # deferred: loads scikit-image, torch
         from analysis.salient.benchmark_inputs import benchmark_inputs
 
         started = time.monotonic()

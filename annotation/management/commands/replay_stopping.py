@@ -3,7 +3,8 @@ and print, per policy, the share of answers saved and the label agreement with t
 The last line is ``saved=<fraction> agreement=<fraction>`` for the default policy.
 
 Policies (``analysis.aggregation.stopping``): ``predictive`` (the default, and what live studies use:
-``annotation.stopping.policy``), ``settled``, ``bayes`` and ``margin``. Each non-gold task's answers are
+``annotation.selectors.stopping_policy.policy``), ``settled``, ``bayes`` and ``margin``. Each non-gold task's
+answers are
 replayed in ``--orders`` random orders (the same orders for every policy). Worker reliability
 (``--reliability answers``) is the live study's Dawid-Skene fit, here over all the study's answers with each
 task's own answers left out; ``--reliability prior`` gives every worker the prior accuracy, as at a study's start.
@@ -15,8 +16,9 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from analysis.aggregation.stopping import POLICIES, replay
-from annotation import selectors, stopping
+from annotation import selectors
 from annotation.management.lookup import study_named
+from annotation.selectors import stopping_policy
 from annotation.task_kinds import get_task_kind
 
 DEFAULT = "predictive"
@@ -51,16 +53,17 @@ class Command(BaseCommand):
         if answers.empty or not kind.label_choices(selectors.study_conf(study=study)):
             raise CommandError(f"study {name!r} has no accepted answers with a label to replay")
         conf = {**selectors.study_conf(study=study), "workers_per_task": int(answers.groupby("task").size().max())}
-        space = stopping.vote_space(study.kind, conf)
-        gold = stopping.study_gold_values(study, kind.label_field)
-        model = stopping.fit_model(answers, space, gold) if reliability == "answers" else stopping.prior_model(space)
+        space = stopping_policy.vote_space(study.kind, conf)
+        gold = stopping_policy.study_gold_values(study, kind.label_field)
+        model = stopping_policy.fit_model(answers, space,
+                                          gold) if reliability == "answers" else stopping_policy.prior_model(space)
         replayed = answers[~answers["task"].isin(list(study.tasks.filter(is_gold=True).values_list("pk", flat=True)))]
         tasks = [(task, g["label"].tolist(), g["worker"].tolist()) for task, g in replayed.groupby("task")]
         if not tasks:
             raise CommandError(f"study {name!r} has answers on gold tasks only; nothing to replay")
         rng = np.random.default_rng(seed)
         perms = [[rng.permutation(len(values)) for _ in range(orders)] for _, values, _ in tasks]
-        policies = {"predictive": stopping.policy(), "settled": POLICIES["settled"](),
+        policies = {"predictive": stopping_policy.policy(), "settled": POLICIES["settled"](),
                     "bayes": POLICIES["bayes"](threshold=threshold), "margin": POLICIES["margin"]()}
         if confidence is not None:
             policies["predictive"] = attrs.evolve(policies["predictive"], confidence=confidence)

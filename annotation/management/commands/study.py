@@ -1,7 +1,8 @@
 """``manage.py study create|list|compute|launch|close|aggregate|export``: a study's lifecycle from the shell.
 
 ``create`` validates as the form and the API do (``annotation.api.creation``); the verbs call the same
-services as the dashboard; ``export`` adds crowd-kit's and Label Studio's files (``annotation.exports_ecosystem``). A study is named by its id, or by its name (``--owner`` when names repeat).
+services as the dashboard; ``export`` adds crowd-kit's and Label Studio's files (``annotation.reports.ecosystem``).
+A study is named by its id, or by its name (``--owner`` when names repeat).
 """
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from analysis.exports import archive_bytes
-from annotation import exports, selectors, services
+from annotation import selectors, services
 from annotation.api.creation import study_create_from_json
 from annotation.errors import ApplicationError
-from annotation.exports_ecosystem import ecosystem_files
 from annotation.management.lookup import study_named
 from annotation.models import Job, Study
+from annotation.reports.ecosystem import ecosystem_files
+from annotation.reports.export_files import study_export_files
 
 VERBS = {
     "compute": services.study_start_computing,
@@ -112,7 +114,7 @@ class Command(BaseCommand):
     def _export(self, study: Study, out: Path | None, base_url: str):
         if out is None:
             raise CommandError("give --out FOLDER or --out FILE.zip")
-        files = {**exports.study_export_files(study=study, with_outputs=out.suffix == ".zip"),
+        files = {**study_export_files(study=study, with_outputs=out.suffix == ".zip"),
                  **ecosystem_files(study=study, base_url=base_url)}
         if out.suffix == ".zip":
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,11 @@
-"""A study's answers and labels as tables, and the files of its export archive.
-
-CSV files pass through :func:`table_to_safe_csv` (OWASP's CSV-injection rule) so that a worker's answer cannot
-become a formula in a researcher's spreadsheet; JSON files keep every value as given.
-"""
+"""A study's answers, labels and workers as tables, and its quality figures: what the exports and the API serve."""
 from __future__ import annotations
 
 import pandas as pd
 
-from analysis.exports import FORMULA_PREFIXES, csv_cell, records_to_json, table_to_safe_csv  # noqa: F401
-from annotation import selectors
 from annotation.models import Study
+from annotation.selectors.quality import study_cost_estimate, study_savings
+from annotation.selectors.studies import study_answers, study_conf
 from annotation.task_kinds import get_task_kind
 
 ANSWER_COLUMNS = ["task", "task_key", "worker", "worker_backend", "assignment", "state", "flag", "gold"]
@@ -19,7 +15,7 @@ TIME_COLUMNS = ["shown_at", "submitted_at", "seconds"]
 def study_answer_records(*, study: Study) -> list[dict]:
     """One record per answer, the kind's fields nested under ``fields``."""
     records = []
-    for a in selectors.study_answers(study=study):
+    for a in study_answers(study=study):
         records.append({
             "task": a.task_id,
             "task_key": a.task.key,
@@ -40,7 +36,7 @@ def study_answer_records(*, study: Study) -> list[dict]:
 def study_answers_table(*, study: Study) -> pd.DataFrame:
     """Long format, one row per answer, the kind's fields as columns."""
     records = study_answer_records(study=study)
-    fields = [f.name for f in get_task_kind(study.kind).answer_fields(selectors.study_conf(study=study))]
+    fields = [f.name for f in get_task_kind(study.kind).answer_fields(study_conf(study=study))]
     rows = [{**{k: r[k] for k in ANSWER_COLUMNS}, **{f: r["fields"].get(f) for f in fields},
              **{k: r[k] for k in TIME_COLUMNS}} for r in records]
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS + fields + TIME_COLUMNS)
@@ -49,7 +45,8 @@ def study_answers_table(*, study: Study) -> pd.DataFrame:
 def study_labels_table(*, study: Study) -> pd.DataFrame:
     rows = []
     results = study.results.select_related("task").order_by("task_id")
-    values = get_task_kind(study.kind).label_choices(selectors.study_conf(study=study)) or sorted({v for r in results for v in r.counts})
+    values = (get_task_kind(study.kind).label_choices(study_conf(study=study))
+              or sorted({v for r in results for v in r.counts}))
     for r in results:
         rows.append({
             "task": r.task_id, "task_key": r.task.key, "label": r.label or None, "tie": r.tie,
@@ -75,8 +72,6 @@ def study_workers_table(*, study: Study) -> pd.DataFrame:
 
 def study_quality_summary(*, study: Study) -> dict:
     """Study-level quality figures: agreement, early-stopping savings, cost estimate, quality settings."""
-    from annotation.quality import study_cost_estimate, study_savings
-
     report = {k: v for k, v in (study.quality or {}).items() if k != "worker_table"}
     return {
         **report,
@@ -94,25 +89,3 @@ def study_quality_settings(*, study: Study) -> dict:
         "min_answer_seconds": study.min_answer_seconds, "max_answer_seconds": study.max_answer_seconds,
         "early_stopping": study.early_stopping,
     }
-
-
-def study_export_files(*, study: Study, with_outputs: bool = False) -> dict[str, str | bytes]:
-    """Name -> content of every export file of the study; ``with_outputs`` (the archive): also its output files
-    under ``outputs/`` and ``report.html``, the findings in one self-contained page (:mod:`annotation.report`)."""
-    from annotation.artifacts import artifact_read
-    from annotation.report import study_report_html
-
-    labels = study_labels_table(study=study)
-    files: dict[str, str | bytes] = {
-        "answers.csv": table_to_safe_csv(study_answers_table(study=study)),
-        "answers.json": records_to_json(study_answer_records(study=study)),
-        "labels.csv": table_to_safe_csv(labels),
-        "labels.json": records_to_json(labels.astype(object).where(labels.notna(), None).to_dict(orient="records")),
-        "workers.csv": table_to_safe_csv(study_workers_table(study=study)),
-        "quality.json": records_to_json(study_quality_summary(study=study)),
-    }
-    if with_outputs:
-        for output in study.outputs.select_related("artifact"):
-            files[f"outputs/{output.name}"] = artifact_read(output.artifact)
-        files["report.html"] = study_report_html(study=study)
-    return files

@@ -1,4 +1,5 @@
-"""API tokens: create (the secret is returned once), revoke, and resolve a presented token to its researcher."""
+"""API tokens (the writes of `annotation.api`): create (the secret is returned once), revoke, and resolve a presented
+token to its researcher (recording when it was last used)."""
 from __future__ import annotations
 
 import hashlib

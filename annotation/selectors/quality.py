@@ -11,18 +11,18 @@ from typing import Any
 import pandas as pd
 from django.db.models import Count, Q
 
-from analysis.aggregation.agreement import count_matrix, fleiss_kappa, krippendorff_alpha
 from analysis.aggregation import MajorityVote
+from analysis.aggregation.agreement import count_matrix, fleiss_kappa, krippendorff_alpha
 from analysis.aggregation.dawid_skene import DawidSkene
 from analysis.aggregation.worker_quality import worker_report
-from annotation import selectors
 from annotation.models import Answer, Study, Worker
 from annotation.recruiters import recruiter_for
+from annotation.selectors import studies
 from annotation.task_kinds import get_task_kind
 
 
 def _label_values(study: Study) -> list[str] | None:
-    return get_task_kind(study.kind).label_choices(selectors.study_conf(study=study)) or None
+    return get_task_kind(study.kind).label_choices(studies.study_conf(study=study)) or None
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -47,7 +47,7 @@ def study_quality_report(*, study: Study) -> tuple[dict[str, Any], DawidSkene]:
     Dawid-Skene model (for the per-task labels).
     """
     kind = get_task_kind(study.kind)
-    answers = selectors.study_label_answers(study=study, label_field=kind.label_field).dropna(subset=["label"])
+    answers = studies.study_label_answers(study=study, label_field=kind.label_field).dropna(subset=["label"])
     values = _label_values(study)
     counts = count_matrix(answers, values)
     ds = DawidSkene().fit(answers)

@@ -12,15 +12,17 @@ import io
 import json
 import mimetypes
 
-from django.db.models import Count, Max, Min, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from PIL import Image
 
 from annotation import selectors
-from annotation.exports import study_quality_settings
-from annotation.models import Answer, Study
+from annotation.artifacts import artifact_read, artifact_store
+from annotation.models import Study
+from annotation.selectors.tables import study_quality_settings
+from annotation.services.contexts import study_context
 from annotation.task_kinds import get_task_kind
 
 #: Output figures (plots) a report embeds at full size; past this many, a figure is named, not shown.
@@ -58,8 +60,6 @@ class EmbeddedImages:
         self.thumbnails_left_out: set[str] = set()
 
     def output_img(self, name: str, alt: str) -> str:
-        from annotation.artifacts import artifact_read
-
         output = self.outputs.get(name)
         if output is None:
             return format_html('<span class="muted missing-image">[{}: the study has no such output]</span>', name)
@@ -80,10 +80,6 @@ class EmbeddedImages:
         return format_html('<img src="{}" alt="{}">', self.thumbnails[name], alt)
 
     def _thumbnail(self, name: str) -> str:
-        from PIL import Image
-
-        from annotation.artifacts import artifact_store
-
         data = artifact_store().get(name)
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         image = Image.open(io.BytesIO(data))
@@ -99,15 +95,6 @@ def data_uri(data: bytes, content_type: str) -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def study_counts(*, study: Study) -> dict:
-    """Tasks (and gold tasks), answers (counted, flagged), workers, and the first and last answer's time."""
-    tasks = study.tasks.aggregate(tasks=Count("id"), gold=Count("id", filter=Q(is_gold=True)))
-    answers = Answer.objects.filter(task__study=study).aggregate(
-        answers=Count("id"), counted=Count("id", filter=Q(assignment__state__in=selectors.COUNTED)),
-        flagged=Count("id", filter=~Q(flag="")), workers=Count("worker", distinct=True),
-        first=Min("submitted_at"), last=Max("submitted_at"))
-    return {**tasks, **answers}
-
 
 def setting_rows(settings: dict) -> list[tuple[str, str]]:
     """(name, value) pairs, nested values as compact JSON."""
@@ -116,14 +103,12 @@ def setting_rows(settings: dict) -> list[tuple[str, str]]:
 
 
 def study_report_context(*, study: Study, images: EmbeddedImages | None = None) -> dict:
-    from annotation.services.contexts import study_context
-
     kind = get_task_kind(study.kind)
     findings = kind.results_context(study_context(study)) if kind.results_template else {}
     return {
         **findings,
         "study": study, "kind": kind, "images": images or EmbeddedImages(study),
-        "counts": study_counts(study=study), "now": timezone.now(),
+        "counts": selectors.study_counts(study=study), "now": timezone.now(),
         "kind_settings": setting_rows(selectors.study_conf(study=study)),
         "platform_settings": setting_rows({
             "reward_cents": study.reward_cents,

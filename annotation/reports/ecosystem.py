@@ -12,9 +12,8 @@ import re
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from analysis.exports import records_to_json
+from analysis.exports import records_to_json, table_to_safe_csv
 from annotation import selectors
-from annotation.exports import table_to_safe_csv
 from annotation.models import Study
 from annotation.task_kinds import get_task_kind
 

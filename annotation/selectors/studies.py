@@ -4,12 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import Answer, Assignment, Study, Task, Worker
+from annotation.models import Answer, Assignment, Job, Study, Task, Worker
 from annotation.task_kinds import get_task_kind
 
 A = Assignment.State
@@ -167,7 +167,8 @@ def study_label_answers(*, study: Study, label_field: str) -> pd.DataFrame:
 
 def study_conf(*, study: Study) -> dict[str, Any]:
     """The study's settings as its kind sees them: the kind's defaults, the study's settings, workers per task."""
-    return {**get_task_kind(study.kind).default_settings(), **study.settings, "workers_per_task": study.workers_per_task}
+    return {**get_task_kind(study.kind).default_settings(), **study.settings,
+            "workers_per_task": study.workers_per_task}
 
 
 #: Sort orders of the answers table (API and dashboard); newest first by default.
@@ -255,3 +256,28 @@ def job_summary(job, *, file_url: str = "study_job_file") -> dict[str, Any]:
     return {"id": job.pk, "name": job.name, "state": job.state, "done": job.done, "total": job.total,
             "fraction": job.fraction, "message": job.message, "error": job.error,
             "file": reverse(file_url, args=[job.study_id, job.pk]) if job.artifact_id else ""}
+
+
+def linked_study_labels(*, owner, name: str) -> dict | None:
+    """Another study of the same researcher named in a setting (``labels_from``): its kind and its labels
+    by task key (gold tasks left out), or None when the researcher has no study of that name."""
+    linked = Study.objects.filter(owner=owner, name=name.strip()).first()
+    if linked is None:
+        return None
+    labels = dict(linked.results.filter(task__is_gold=False).exclude(label="").values_list("task__key", "label"))
+    return {"name": linked.name, "kind": linked.kind, "state": linked.state, "labels": labels}
+
+
+def study_export_latest(*, study: Study, file: str) -> Job | None:
+    """The newest export job of ``file`` that finished with its file stored, or None."""
+    return (study.jobs.filter(name="export", state=Job.State.DONE, params__file=file, artifact__isnull=False)
+            .select_related("artifact").order_by("-finished_at", "-pk").first())
+
+def study_counts(*, study: Study) -> dict:
+    """Tasks (and gold tasks), answers (counted, flagged), workers, and the first and last answer's time."""
+    tasks = study.tasks.aggregate(tasks=Count("id"), gold=Count("id", filter=Q(is_gold=True)))
+    answers = Answer.objects.filter(task__study=study).aggregate(
+        answers=Count("id"), counted=Count("id", filter=Q(assignment__state__in=COUNTED)),
+        flagged=Count("id", filter=~Q(flag="")), workers=Count("worker", distinct=True),
+        first=Min("submitted_at"), last=Max("submitted_at"))
+    return {**tasks, **answers}

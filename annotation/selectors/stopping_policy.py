@@ -26,8 +26,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from analysis.aggregation.reliability import CrowdModel, fit_crowd_model
 from analysis.aggregation.stopping import Predictive, VoteSpace
-from annotation import selectors
 from annotation.models import Answer, Study
+from annotation.selectors import studies
 from annotation.task_kinds import get_task_kind
 
 PRIOR_ACCURACY, PRIOR_WEIGHT = 0.8, 2.0
@@ -78,14 +78,14 @@ def study_gold_values(study: Study, field: str) -> dict[int, str]:
 def crowd_model(study: Study, space: VoteSpace, workers: Collection = ()) -> CrowdModel:
     """The study's crowd model, refit when one of ``workers`` is new to it or ``SALIENT_STOP_REFIT_ANSWERS``
     answers arrived since the last fit (or some stopped counting)."""
-    counted = Answer.objects.filter(task__study=study, assignment__state__in=selectors.COUNTED).count()
+    counted = Answer.objects.filter(task__study=study, assignment__state__in=studies.COUNTED).count()
     key = f"stopping-model:{study.pk}:{study.created_at.timestamp()}"
     kept = cache.get(key)
     if (kept is not None and kept[0] <= counted < kept[0] + int(settings.SALIENT_STOP_REFIT_ANSWERS)
             and all(worker in kept[1].counts for worker in workers)):
         return kept[1]
     field = get_task_kind(study.kind).label_field
-    rows = Answer.objects.filter(task__study=study, assignment__state__in=selectors.COUNTED).values_list(
+    rows = Answer.objects.filter(task__study=study, assignment__state__in=studies.COUNTED).values_list(
         "task_id", "worker_id", f"payload__{field}")
     answers = pd.DataFrame([(t, w, str(v)) for t, w, v in rows if v is not None], columns=["task", "worker", "label"])
     model = fit_model(answers, space, study_gold_values(study, field))
