@@ -223,9 +223,13 @@ def spray_report(study_id: int) -> list[str]:
     if unhans is not None:
         report = json.loads(artifact_read(unhans.artifact))
         lines.append(f"un-Hans Table 2 ({report['cluster']}; A = {', '.join(c['name'] for c in report['classes'])}; "
-                     f"{report['train_images']} train images, {report['settings']['epochs']} epochs): "
-                     + "; ".join(f"{r['model']} clean {r['clean_accuracy']:.3f} / artifact added "
-                                 f"{r['artifact_accuracy']:.3f}" for r in report["table"]))
+                     f"{report['train_images']} train images, {report['settings']['epochs']} epochs; "
+                     f"validation {report['val_clean_images']} cue-free, {report['val_carrying_images']} "
+                     f"carrying the cue; artifact IoU with the planted cue "
+                     f"{'-' if report['artifact_iou'] is None else format(report['artifact_iou'], '.2f')}): "
+                     + "; ".join(f"{r['model']} clean {r['clean_accuracy']:.3f} / cue-carrying "
+                                 f"{'-' if r['carrying_accuracy'] is None else format(r['carrying_accuracy'], '.3f')}"
+                                 f" / artifact added {r['artifact_accuracy']:.3f}" for r in report["table"]))
     return lines
 
 

@@ -19,9 +19,9 @@ def defaults() -> dict:
 
 def test_defaults_are_the_papers_choices(defaults):
     assert {k: defaults[k] for k in ("embed_split", "metric", "gw_solver", "gw_epsilon", "gw_candidates",
-                                     "gw_prune_above", "space", "weighted_tau")} == {
+                                     "gw_prune_above", "space", "weighted_tau", "preprocessing")} == {
         "embed_split": "train", "metric": "euclidean", "gw_solver": "emd", "gw_epsilon": 0.01, "gw_candidates": 20,
-        "gw_prune_above": 300, "space": "per_k", "weighted_tau": False}
+        "gw_prune_above": 300, "space": "embedding", "weighted_tau": False, "preprocessing": "pooled"}
     assert gw_options(defaults) is None  # euclidean distances take no GW options
 
 
@@ -41,7 +41,8 @@ def test_gw_options_from_the_form(defaults):
 
 def test_a_form_without_the_new_fields_gets_their_defaults(defaults):
     """Clients that post the settings of before (the demo, scripts) keep working."""
-    new = ("embed_split", "gw_solver", "gw_epsilon", "gw_candidates", "gw_prune_above", "space", "weighted_tau")
+    new = ("embed_split", "gw_solver", "gw_epsilon", "gw_candidates", "gw_prune_above", "space", "weighted_tau",
+           "preprocessing")
     form = SpraySettingsForm(data={k: v for k, v in defaults.items() if k not in new})
     assert form.is_valid(), form.errors
     assert {k: form.cleaned_data[k] for k in new} == {k: defaults[k] for k in new}
@@ -49,7 +50,7 @@ def test_a_form_without_the_new_fields_gets_their_defaults(defaults):
 
 @pytest.mark.parametrize("field, value", [
     ("size", GW_MAX_SIZE + 1), ("gw_solver", "sinkhorn"), ("gw_epsilon", 0), ("gw_candidates", 5),
-    ("gw_prune_above", 2), ("space", "embedding64"), ("embed_split", "val"),
+    ("gw_prune_above", 2), ("space", "embedding64"), ("embed_split", "val"), ("preprocessing", "full"),
 ])
 def test_bad_values_name_their_field(defaults, field, value):
     form = SpraySettingsForm(data={**defaults, "metric": "gromov_wasserstein", "size": 8, field: value})
@@ -105,7 +106,7 @@ def test_carriers_are_the_planted_cue_on_the_benchmark_else_the_cluster():
     assert carriers(Benchmark(), 0, "train", {"train": np.array([3])}).tolist() == [False, False, False, True, False]
 
 
-def test_removal_set_holds_only_the_affected_images_of_the_class():
+def test_removal_set_holds_only_the_affected_validation_images_of_the_class():
     members = task_members({"indices": [2, 4]})
     bench = Benchmark()
     images, labels, affected, described = removal_set(bench, 1, members)
@@ -114,11 +115,25 @@ def test_removal_set_holds_only_the_affected_images_of_the_class():
     assert labels.tolist() == [0, 1] and affected.tolist() == [False, True] and "watermark" in described
     assert torch.equal(images, bench.split("test").tensors([1, 2])[0])
     folder = Folder()
+    # Elsewhere: never the cluster's training images; without validation members there is nothing to remove.
     images, labels, affected, described = removal_set(folder, 1, members)
-    # Elsewhere: the cluster's two training images, appended to the other classes' validation images.
-    assert len(images) == 3 and affected.tolist() == [False, True, True]
-    assert labels.tolist() == [0, 1, 1] and described == "the cluster's images"
-    assert torch.equal(images[1:], folder.split("train").tensors([2, 4])[0])
-    # At most max_images per group are read: the first ones.
-    images, labels, affected, _ = removal_set(folder, 1, task_members({"indices": [2, 4], "val_indices": [0]}), 1)
-    assert affected.tolist() == [False, True] and torch.equal(images[1], folder.split("train").tensors([2])[0][0])
+    assert labels.tolist() == [0] and not affected.any() and described.startswith("none")
+    # With the joint embedding (Fig. 8): the validation images of the class that fell into the cluster.
+    joint = task_members({"indices": [2, 4], "val_indices": [0, 2]})
+    images, labels, affected, described = removal_set(folder, 1, joint)
+    assert labels.tolist() == [1, 0, 1] and affected.tolist() == [True, False, True]
+    assert torch.equal(images, folder.split("test").tensors([0, 1, 2])[0]) and "validation" in described
+
+
+def test_paste_images_are_drawn_at_random_from_all_other_classes():
+    """Anders et al. §3.2: random images of the other classes, not the first ones in folder order."""
+    folder = Folder()
+    folder.splits["test"] = Split([0] * 30 + [2] * 30 + [1] * 5, [-1] * 65)
+    _, labels, affected, _ = removal_set(folder, 1, task_members({"indices": [0]}), 20)
+    pasted = labels.numpy()[~affected]
+    assert len(pasted) == 20 and set(pasted.tolist()) == {0, 2} and min(np.bincount(pasted)[[0, 2]]) >= 5
+    _, again, _, _ = removal_set(folder, 1, task_members({"indices": [0]}), 20)
+    assert torch.equal(labels, again)  # seeded
+    first, _, _, _ = removal_set(folder, 1, task_members({"indices": [0]}), 20, seed=0)
+    other, _, _, _ = removal_set(folder, 1, task_members({"indices": [0]}), 20, seed=1)
+    assert not torch.equal(first, other)

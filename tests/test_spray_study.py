@@ -119,12 +119,15 @@ def test_crowd_review_artifact_tests_and_unhans(spray_study, researcher_client, 
     tests = read_csv(files["artifact_tests.csv"])
     assert {r["test"] for r in tests} == {"paste", "remove"}
     for r in tests:
-        assert r["task"] == marked.key and int(r["n"]) > 0 and int(r["mask_pixels"]) > 0
+        assert r["task"] == marked.key and int(r["mask_pixels"]) > 0
+        if not int(r["n"]):
+            continue
         assert float(r["delta_prob"]) == pytest.approx(float(r["prob_after"]) - float(r["prob_before"]), abs=1e-6)
         assert float(r["delta_rank"]) == pytest.approx(float(r["rank_before"]) - float(r["rank_after"]), abs=1e-6)
-    # Removal inpaints only the affected images (it inpainted every validation image of the class before): the
-    # class's validation images with its planted cue, or, for a class without one (T-shirt here: Coat is not
-    # among the two reviewed classes), the cluster's own images. Paste: every other class's validation image.
+    # Removal inpaints only the affected validation images, never training images (§3.2, Fig. 8): the class's
+    # validation images with its planted cue, or, for a class without one (T-shirt here: Coat is not among the
+    # two reviewed classes), the validation images in the cluster -- none, as only training images were
+    # embedded, so no removal test. Paste: up to 500 other classes' validation images (all of them here).
     from analysis.datasets.benchmark import BIAS_KINDS
     from annotation.task_kinds.spray_jobs import planted_cue
 
@@ -132,7 +135,7 @@ def test_crowd_review_artifact_tests_and_unhans(spray_study, researcher_client, 
     remove = next(r for r in tests if r["test"] == "remove")
     kind = planted_cue(bench, cls)
     if kind is None:
-        assert int(remove["n"]) == marked.payload["size"] and remove["affected"] == "the cluster's images"
+        assert int(remove["n"]) == 0 and remove["affected"].startswith("none")
     else:
         carrying = (test.labels == cls) & (test.bias_kinds == BIAS_KINDS.index(kind))
         assert int(remove["n"]) == int(carrying.sum()) and kind in remove["affected"]
@@ -169,6 +172,12 @@ def test_crowd_review_artifact_tests_and_unhans(spray_study, researcher_client, 
     carry = (np.isin(first, marked.payload["indices"]) if kind is None
              else bench.split("train").bias_kinds[first] == BIAS_KINDS.index(kind))
     assert report["carriers"] == int(carry.sum()) and report["sample_carries_artifact"] == (kind is not None)
+    # Clean = cue-free validation images; the planted cue's true mask against the isolated artifact (IoU).
+    assert report["val_clean_images"] + report["val_carrying_images"] == report["val_images"]
+    assert (report["artifact_iou"] is None) == (kind is None)
+    if kind is not None:
+        assert 0 <= report["artifact_iou"] <= 1 and report["val_carrying_images"] > 0
+        assert all(r["carrying_accuracy"] != "" for r in table)
     for name in ("unhans_start.png", "unhans_epoch1.png", "unhans_epoch2.png"):
         assert files[name][:8] == b"\x89PNG\r\n\x1a\n"
     print("Table 2 (tiny benchmark, 20 train images per class, 2 epochs):", table)

@@ -71,6 +71,17 @@ def artifact_mask(relevance_maps, quantile: float = 0.95, *, keep: str = "mass")
     return components == ids[int(np.argmax(scores))]
 
 
+def mask_iou(mask, truth) -> float:
+    """Intersection over union of two pixel masks of the same shape (e.g. an isolated artifact and a planted cue)."""
+    a, b = np.asarray(mask, dtype=bool), np.asarray(truth, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"masks of shapes {a.shape} and {b.shape} differ")
+    union = int((a | b).sum())
+    if union == 0:
+        raise ValueError("both masks are empty")
+    return float((a & b).sum() / union)
+
+
 def _check_images(images) -> torch.Tensor:
     x = torch.as_tensor(images, dtype=torch.float32)
     if x.ndim != 4 or x.shape[1] != 3:
@@ -209,8 +220,22 @@ def artifact_effect(handle, before, after, target_class: int, *, batch_size: int
     }
 
 
+def sample_indices(indices, max_images: int, seed: int = 0) -> np.ndarray:
+    """At most ``max_images`` of ``indices``, drawn at random without replacement (seeded), ascending.
+
+    Anders et al. §3.2 paste the artifact into images of the other classes drawn at random, not the
+    first ones in folder order (which may all come from one or two classes).
+    """
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if max_images < 1:
+        raise ValueError(f"max_images must be positive, got {max_images}")
+    if len(idx) <= max_images:
+        return idx
+    return np.sort(np.random.default_rng(seed).choice(idx, size=max_images, replace=False))
+
+
 def artifact_tests(handle, images, labels, cls: int, mask, patch, *, affected=None, max_images: int = 500,
-                   method: str = "inpaint") -> dict:
+                   method: str = "inpaint", seed: int = 0) -> dict:
     """Paste and removal tests of one artifact (Anders et al. §3.2).
 
     Parameters
@@ -232,9 +257,11 @@ def artifact_tests(handle, images, labels, cls: int, mask, patch, *, affected=No
         as Anders et al. do; None: every image of ``cls`` (a blunter test: images without the
         artifact dilute the effect).
     max_images : int
-        At most this many images per test (the first ones of each group).
+        At most this many images per test, drawn at random from each group (:func:`sample_indices`).
     method : {"inpaint", "blur"}
         Removal method, see :func:`remove_artifact`.
+    seed : int
+        Seed of the draw.
 
     Returns
     -------
@@ -247,13 +274,11 @@ def artifact_tests(handle, images, labels, cls: int, mask, patch, *, affected=No
     y = np.asarray(labels).reshape(-1)
     if len(y) != len(x):
         raise ValueError(f"{len(x)} images but {len(y)} labels")
-    if max_images < 1:
-        raise ValueError(f"max_images must be positive, got {max_images}")
     carriers = np.ones(len(y), bool) if affected is None else np.asarray(affected, dtype=bool).reshape(-1)
     if len(carriers) != len(y):
         raise ValueError(f"{len(y)} images but {len(carriers)} affected flags")
-    others = np.flatnonzero(y != cls)[:max_images]
-    own = np.flatnonzero((y == cls) & carriers)[:max_images]
+    others = sample_indices(np.flatnonzero(y != cls), max_images, seed)
+    own = sample_indices(np.flatnonzero((y == cls) & carriers), max_images, seed + 1)
     out = {"paste": None, "remove": None}
     if len(others):
         before = x[torch.from_numpy(others)]

@@ -104,7 +104,7 @@ def spray_classes(handle, images: torch.Tensor, labels, classes: Iterable[int] |
     progress : callable, optional
         ``progress(done, total, message)`` after each step (two steps per class).
     **options
-        ``size, metric, n_neighbors, ks, umap, agglomerative, seed, gw_options, space, weighted_tau``:
+        ``size, normalize, metric, n_neighbors, ks, umap, agglomerative, seed, gw_options, space, weighted_tau``:
         see :func:`spray_maps`.
 
     Returns
@@ -129,9 +129,9 @@ def spray_classes(handle, images: torch.Tensor, labels, classes: Iterable[int] |
                         ranking=spray.ranking, settings={**spray.settings, "per_class": per_class})
 
 
-def spray_maps(maps, labels, classes: Iterable[int] | None = None, *, size: int = 32, metric: str = "euclidean",
-               n_neighbors: int = 10, ks: Iterable[int] = DEFAULT_KS, umap: bool = True,
-               agglomerative: bool = True, seed: int = 0, gw_options: Mapping | None = None, space: str = "per_k",
+def spray_maps(maps, labels, classes: Iterable[int] | None = None, *, size: int | None = 32, normalize: str = "sum",
+               metric: str = "euclidean", n_neighbors: int = 10, ks: Iterable[int] = DEFAULT_KS, umap: bool = True,
+               agglomerative: bool = True, seed: int = 0, gw_options: Mapping | None = None, space: str = "embedding",
                weighted_tau: bool = False, progress: Progress | None = None) -> DatasetSpray:
     """SpRAy for each class from relevance maps already computed, and the classes ranked by tau.
 
@@ -139,12 +139,13 @@ def spray_maps(maps, labels, classes: Iterable[int] | None = None, *, size: int 
     ----------
     maps : array-like, shape (N, H, W)
         Channel-summed relevance of each image's true class, at any resolution of at least ``size``
-        (e.g. the ``size`` x ``size`` heatmaps of the streamed ``lrp`` pass).
+        (e.g. the ``size`` x ``size`` heatmaps of the streamed ``lrp`` pass; full-resolution maps
+        with ``size=None``).
     labels : array-like, shape (N,)
         True class per map.
     classes : iterable of int, optional
         Classes to analyse (all their maps); default every class present in ``labels``.
-    size, metric, n_neighbors, ks, umap, agglomerative, seed, gw_options, space, weighted_tau
+    size, normalize, metric, n_neighbors, ks, umap, agglomerative, seed, gw_options, space, weighted_tau
         Passed to :func:`analysis.spray.pipeline.spray_class`.
     progress : callable, optional
         ``progress(done, total, message)`` after each step (two steps per class).
@@ -172,15 +173,16 @@ def spray_maps(maps, labels, classes: Iterable[int] | None = None, *, size: int 
         done += 1
         if progress is not None:
             progress(done, total, f"class {cls}: SpRAy on {len(idx)} heatmaps")
-        result = spray_class(maps[idx], size=size, metric=metric, n_neighbors=n_neighbors, ks=ks,
+        result = spray_class(maps[idx], size=size, normalize=normalize, metric=metric, n_neighbors=n_neighbors, ks=ks,
                              agglomerative=agglomerative, umap=umap, seed=seed, gw_options=gw_options,
                              space=space, weighted_tau=weighted_tau)
         out[cls] = ClassSpray(cls=cls, indices=idx, relevance=maps[idx], result=result)
         done += 1
         if progress is not None:
             progress(done, total, f"class {cls}: tau {result.tau:.3g}")
-    settings = {"size": size, "metric": metric, "n_neighbors": n_neighbors, "ks": ks, "per_class": None,
-                "seed": seed, "gw_options": dict(gw_options or {}), "space": space, "weighted_tau": weighted_tau}
+    settings = {"size": size, "normalize": normalize, "metric": metric, "n_neighbors": n_neighbors, "ks": ks,
+                "per_class": None, "seed": seed, "gw_options": dict(gw_options or {}), "space": space,
+                "weighted_tau": weighted_tau}
     return DatasetSpray(classes=out, ranking=rank_classes({c: s.result for c, s in out.items()}),
                         settings=settings)
 

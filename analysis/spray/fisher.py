@@ -7,7 +7,7 @@ import numpy as np
 import scipy.linalg
 
 
-def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3, *, weighted: bool = False) -> float:
+def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 0.0, *, weighted: bool = False) -> float:
     """Largest eigenvalue of ``S_w^-1 S_b`` for one clustering (Anders et al. Eqs. 6-8).
 
     Parameters
@@ -16,7 +16,10 @@ def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3, *
     labels : ndarray, shape (N,)
         Cluster per sample.
     reg : float
-        Ridge added to S_w, relative to its mean diagonal (plus a tiny absolute term).
+        Ridge added to S_w, relative to its mean diagonal. Default 0: Anders et al. §2.3 has none
+        (Eq. 8 inverts S_w as it is). Only where S_w is singular (e.g. k-means put a whole kNN
+        component of identical embedding rows into one cluster) a ridge of 1e-9 of its mean
+        diagonal is added so the generalized eigenproblem is defined.
     weighted : bool
         False (default, Eq. 7): ``S_b = sum_k (mu_k - mu)(mu_k - mu)^T``, every cluster counts
         alike, so a small isolated Clever-Hans cluster weighs as much as a big one. True: the
@@ -43,8 +46,13 @@ def fisher_score(embedding: np.ndarray, labels: np.ndarray, reg: float = 1e-3, *
         s_w += centred.T @ centred
         diff = (mc - mean)[:, None]
         s_b += (len(xc) if weighted else 1) * diff @ diff.T
-    s_w += (reg * np.trace(s_w) / d + 1e-12) * np.eye(d)
-    return float(scipy.linalg.eigh(s_b, s_w, eigvals_only=True)[-1])
+    scale = np.trace(s_w) / d + 1e-300
+    if reg:
+        s_w = s_w + reg * scale * np.eye(d)
+    try:
+        return float(scipy.linalg.eigh(s_b, s_w, eigvals_only=True)[-1])
+    except np.linalg.LinAlgError:  # S_w singular: the smallest ridge that defines the problem
+        return float(scipy.linalg.eigh(s_b, s_w + 1e-9 * scale * np.eye(d), eigvals_only=True)[-1])
 
 
 def rank_by_tau(taus: Mapping) -> list[tuple]:

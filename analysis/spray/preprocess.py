@@ -1,4 +1,11 @@
-"""Heatmap preprocessing (channel sum, downsample, scale, flatten) and the point sets GW keeps."""
+"""Heatmap preprocessing (channel sum, downsample, scale, flatten) and the point sets GW keeps.
+
+Two settings have names (:data:`PREPROCESSING`): ``"full"``, Anders et al. §2.1's own — the maps at
+full resolution, unaltered ("we omit the optional preprocessing and rather preserve the complete and
+unaltered structural information") — and ``"pooled"``, average-pooled to a small grid and divided by
+each map's total relevance (CoRelAy's SpRAy example), which this platform used before and still
+needs for Gromov-Wasserstein and for a pass that keeps only small maps.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,17 +13,20 @@ import torch
 import torch.nn.functional as F
 
 NORMALIZATIONS = ("sum", "l1", "none")
+#: Named preprocessing settings: keyword arguments of :func:`preprocess` (``size`` None = full resolution).
+PREPROCESSING = {"full": {"size": None, "normalize": "none"}, "pooled": {"size": 32, "normalize": "sum"}}
 
 
-def preprocess(relevance, size: int = 32, *, positive: bool = False, normalize: str = "sum") -> np.ndarray:
+def preprocess(relevance, size: int | None = 32, *, positive: bool = False, normalize: str = "sum") -> np.ndarray:
     """Turn relevance maps into flat rows: channel sum, average-pool to ``size x size``, scale, flatten.
 
     Parameters
     ----------
     relevance : array-like, shape (N, C, H, W) or (N, H, W)
         Relevance per pixel (and channel).
-    size : int
-        Side of the square output grid (adaptive average pooling); default 32.
+    size : int or None
+        Side of the square output grid (adaptive average pooling); default 32. None: no pooling,
+        the maps keep their resolution (the paper's setting, :data:`PREPROCESSING` ``"full"``).
     positive : bool
         Keep only positive relevance.
     normalize : {"sum", "l1", "none"}
@@ -26,7 +36,7 @@ def preprocess(relevance, size: int = 32, *, positive: bool = False, normalize: 
 
     Returns
     -------
-    ndarray, shape (N, size * size), float64
+    ndarray, shape (N, size * size) or (N, H * W), float64
         Signed rows (unless ``positive``); all-zero maps stay zero.
 
     Notes
@@ -42,7 +52,9 @@ def preprocess(relevance, size: int = 32, *, positive: bool = False, normalize: 
         x = x.sum(dim=1)
     if x.ndim != 3:
         raise ValueError(f"expected (N, C, H, W) or (N, H, W), got {tuple(x.shape)}")
-    x = F.adaptive_avg_pool2d(x.unsqueeze(1), size).squeeze(1).reshape(len(x), -1)
+    if size is not None:
+        x = F.adaptive_avg_pool2d(x.unsqueeze(1), size).squeeze(1)
+    x = x.reshape(len(x), -1)
     if positive:
         x = x.clamp(min=0)
     if normalize != "none":

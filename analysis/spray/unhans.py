@@ -239,8 +239,8 @@ def heatmap_epochs(epochs: int) -> tuple[int, ...]:
 
 
 def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cls: int, patch, mask, *,
-                  carries=None, n_nearest: int = 4, epochs: int = 10, lr: float = 0.01, batch_size: int = 64,
-                  seed: int = 0, snapshot_epochs=(1, 5, 10), sample: int | None = None,
+                  carries=None, val_carries=None, n_nearest: int = 4, epochs: int = 10, lr: float = 0.01,
+                  batch_size: int = 64, seed: int = 0, snapshot_epochs=(1, 5, 10), sample: int | None = None,
                   train_per_class: int | None = None, classes=None, progress: Progress | None = None) -> dict:
     """Un-Hans as Anders et al. §3.3: fine-tune on subset A and on subset B, report Table 2.
 
@@ -248,8 +248,9 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
     (confusion of the given model on the validation images); subset B is A with the isolated
     artifact pasted onto every training image that lacks it (:func:`with_artifact`), so the
     artifact no longer tells the classes apart. The trained model is fine-tuned on each for the
-    same epochs and evaluated on the validation images of A's classes, clean and with the
-    artifact pasted onto every image.
+    same epochs and evaluated on the validation images of A's classes: the paper's clean validation set
+    holds no artifact, so "clean" here is the *cue-free* validation images only, the ones that carry the
+    artifact are scored separately, and "artifact" pastes it onto every image.
 
     Parameters
     ----------
@@ -263,6 +264,9 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
         The isolated artifact (:func:`analysis.spray.artifacts.artifact_patch`, ``artifact_mask``).
     carries : array-like of bool, optional
         Which *training* images already carry the artifact (they are not pasted onto).
+    val_carries : array-like of bool, optional
+        Which *validation* images carry it (e.g. the benchmark's planted cue): they are left out of the
+        clean accuracy and scored on their own; default none does.
     n_nearest, epochs, lr, batch_size, seed
         Subset size and the fine-tuning settings (the same for A and B).
     snapshot_epochs : iterable of int
@@ -280,8 +284,11 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
     -------
     dict
         ``classes`` (A's classes, ``cls`` first), ``train_images`` (size of A = size of B),
-        ``table`` (rows ``{"model", "clean_accuracy", "artifact_accuracy"}`` for the given model,
-        A and B; accuracy among A's classes), ``val_images`` (validation images of A's classes),
+        ``table`` (rows ``{"model", "clean_accuracy", "carrying_accuracy", "artifact_accuracy"}`` for the
+        given model, A and B; accuracy among A's classes on the cue-free validation images, on those
+        carrying the artifact (None when none does) and on all with the artifact added),
+        ``val_images`` (validation images of A's classes), ``val_clean_images`` and
+        ``val_carrying_images`` (how many are cue-free / carry it),
         ``carriers`` (training images of A already carrying the artifact, left as they are in B),
         ``sample`` (its validation index), ``sample_heatmap`` (its (H, W) relevance for ``cls`` under
         the given model) and ``heatmaps`` (``{"A": {epoch: (H, W) relevance}, "B": {...}}`` of the
@@ -297,6 +304,9 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
     carries = np.zeros(len(tx), bool) if carries is None else np.asarray(carries, dtype=bool).reshape(-1)
     if len(carries) != len(tx):
         raise ValueError(f"{len(tx)} train images but {len(carries)} carries flags")
+    val_carries = np.zeros(len(vx), bool) if val_carries is None else np.asarray(val_carries, dtype=bool).reshape(-1)
+    if len(val_carries) != len(vx):
+        raise ValueError(f"{len(vx)} validation images but {len(val_carries)} val_carries flags")
     if classes is None:
         classes = nearest_by_confusion(confusion_counts(handle, vx, vy), int(cls), n_nearest)
     classes = [int(c) for c in classes]
@@ -317,8 +327,11 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
         sample = int(own[0])
     a_x, a_y = tx[torch.from_numpy(np.flatnonzero(in_train))], ty[in_train]
     b_x = with_artifact(a_x, patch, mask, carries[in_train])
-    val_x, val_y = vx[torch.from_numpy(np.flatnonzero(in_val))], vy[in_val]
-    val_marked = with_artifact(val_x, patch, mask)
+    val_x, val_y, val_cue = vx[torch.from_numpy(np.flatnonzero(in_val))], vy[in_val], val_carries[in_val]
+    if val_cue.all():
+        raise ValueError("every validation image of A's classes carries the artifact: no clean validation set")
+    val_marked = with_artifact(val_x, patch, mask, val_cue)
+    clean, carrying = torch.from_numpy(np.flatnonzero(~val_cue)), torch.from_numpy(np.flatnonzero(val_cue))
     keep = {int(e) for e in snapshot_epochs}
     target = torch.tensor([int(cls)])
 
@@ -337,10 +350,13 @@ def unhans_table2(handle, train_images, train_labels, val_images, val_labels, cl
 
     model_a, maps_a = run("A", a_x, 0)
     model_b, maps_b = run("B", b_x, 1)
-    table = [{"model": name, "clean_accuracy": subset_accuracy(m, val_x, val_y, classes),
+    table = [{"model": name, "clean_accuracy": subset_accuracy(m, val_x[clean], val_y[~val_cue], classes),
+              "carrying_accuracy": subset_accuracy(m, val_x[carrying], val_y[val_cue], classes) if len(carrying)
+              else None,
               "artifact_accuracy": subset_accuracy(m, val_marked, val_y, classes)}
              for name, m in (("trained", handle), ("A", model_a), ("B", model_b))]
     before = relevance(handle, vx[sample:sample + 1], target).sum(dim=1)[0].numpy()
     return {"classes": classes, "train_images": int(len(a_y)), "val_images": int(len(val_y)),
+            "val_clean_images": int((~val_cue).sum()), "val_carrying_images": int(val_cue.sum()),
             "carriers": int(carries[in_train].sum()), "table": table, "sample": sample, "sample_heatmap": before,
             "heatmaps": {"A": maps_a, "B": maps_b}}

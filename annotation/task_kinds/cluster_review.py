@@ -63,10 +63,11 @@ REASONS = {
 SUMMARY = "spray_summary.json"
 #: Largest heatmap grid (size × size) Gromov-Wasserstein accepts.
 GW_MAX_SIZE = 16
-#: Settings recorded in the summary (and shown on the results page).
 #: What needs the validation images besides a joint embedding (Anders et al. §3.3, Table 2 and 4).
 ARTIFACT_TESTS = "The artifact tests and un-Hans"
-SHOWN_SETTINGS = ("model", "per_class", "size", "metric", "max_k", "embed_split", "space", "weighted_tau")
+#: Settings recorded in the summary (and shown on the results page).
+SHOWN_SETTINGS = ("model", "per_class", "size", "preprocessing", "metric", "max_k", "embed_split", "space",
+                  "weighted_tau")
 
 
 class SpraySettingsForm(BenchmarkOverridesForm):
@@ -95,10 +96,15 @@ class SpraySettingsForm(BenchmarkOverridesForm):
                                                  "this many nearest candidates (at least the kNN graph's k, 10).")
     gw_prune_above = forms.IntegerField(min_value=10, max_value=100_000, initial=300, required=False,
                                         help_text="Up to this many heatmaps per class GW is solved for every pair.")
-    space = forms.TypedChoiceField(choices=[("per_k", "the first k eigenvectors for k clusters"),
-                                            ("embedding", "the row-normalised 32-d embedding (paper, CoRelAy)")],
-                                   initial="per_k", required=False, empty_value="per_k",
+    space = forms.TypedChoiceField(choices=[("embedding", "the row-normalised 32-d embedding Φ (paper, CoRelAy)"),
+                                            ("per_k", "the first k eigenvectors for k clusters (not the paper's)")],
+                                   initial="embedding", required=False, empty_value="embedding",
                                    help_text="What k-means clusters, and where τ is measured.")
+    preprocessing = forms.TypedChoiceField(
+        choices=[("pooled", "pooled to size × size, each divided by its total relevance"),
+                 ("full", "full resolution, unaltered (paper §2.1; Euclidean only)")],
+        initial="pooled", required=False, empty_value="pooled",
+        help_text="What the distances compare. The paper omits the optional pooling.")
     weighted_tau = forms.BooleanField(required=False, initial=False,
                                       help_text="Weight the between-cluster scatter by cluster size (unchecked: "
                                                 "Eq. 7, a small cluster counts as much as a big one).")
@@ -118,6 +124,8 @@ class SpraySettingsForm(BenchmarkOverridesForm):
         for name in ("gw_epsilon", "gw_candidates", "gw_prune_above"):  # left empty (or not sent): the default
             if name in data and data[name] is None:
                 data[name] = self.fields[name].initial
+        if data.get("metric") == "gromov_wasserstein" and data.get("preprocessing") == "full":
+            self.add_error("preprocessing", "Gromov-Wasserstein needs pooled heatmaps (a small grid)")
         if data.get("metric") == "gromov_wasserstein" and (data.get("size") or 0) > GW_MAX_SIZE:
             self.add_error("size", f"Gromov-Wasserstein needs a small grid (size ≤ {GW_MAX_SIZE}); "
                                    f"its cost grows with size⁶")
@@ -159,9 +167,12 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
         raise ValueError("embed_split 'train+val' needs validation images: the dataset has no validation folder")
     maps = pool_heatmaps(ctx, bench, model_path,
                          Pool.of(bench, ["train", VAL] if joint else ["train"], classes, c["per_class"]),
-                         size=c["size"], full=has_truth(bench), progress=staged(progress, 0.3, 0.3))
+                         size=c["size"], full=has_truth(bench) or c["preprocessing"] == "full",
+                         progress=staged(progress, 0.3, 0.3))
     pool = maps.pool
-    spray = spray_maps(maps.heatmaps, maps.labels, classes, size=c["size"], metric=c["metric"],
+    full = c["preprocessing"] == "full"
+    spray = spray_maps(maps.full if full else maps.heatmaps, maps.labels, classes, size=None if full else c["size"],
+                       normalize="none" if full else "sum", metric=c["metric"],
                        ks=range(2, c["max_k"] + 1), gw_options=gw_options(c), space=c["space"],
                        weighted_tau=c["weighted_tau"], progress=staged(progress, 0.6, 0.2))
     planted = {b.label: b.kind for b in bench.biases}

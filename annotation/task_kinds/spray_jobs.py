@@ -78,6 +78,18 @@ def carriers(bench, cls: int, split: str, members: Mapping[str, np.ndarray]) -> 
     return flags
 
 
+def planted_mask(bench, cls: int, split: str = "train") -> np.ndarray | None:
+    """Where the planted cue of ``cls`` sits: the pixels set in most of its carriers' cue masks (None elsewhere)."""
+    kind = planted_cue(bench, cls)
+    if kind is None:
+        return None
+    data = bench.split(split)
+    own = np.flatnonzero((np.asarray(data.labels) == cls) & carriers(bench, cls, split, {}))
+    if not len(own):
+        return None
+    return np.asarray(data.bias_masks[own], dtype=np.float64).mean(axis=0) > 0.5
+
+
 def isolate_artifact(bench, handle, members: Mapping[str, np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:
     """(mask, patch) of the artifact the cluster's heatmaps agree on."""
     # deferred: loads scikit-learn, scipy, torch
@@ -91,35 +103,36 @@ def isolate_artifact(bench, handle, members: Mapping[str, np.ndarray]) -> tuple[
     return mask, artifact_patch(images, mask)
 
 
-def removal_set(bench, cls: int, members: Mapping[str, np.ndarray],
-                max_images: int = 500) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, str]:
+def removal_set(bench, cls: int, members: Mapping[str, np.ndarray], max_images: int = 500,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, str]:
     """(images, labels, affected, description) for :func:`~analysis.spray.artifacts.artifact_tests`.
 
-    The paste test uses the other classes' validation images. The removal test inpaints the affected
-    images only (Anders et al. Table 4): on the benchmark the class's validation images with its
-    planted cue; elsewhere the cluster's own images, appended to the validation images. Only the images
-    the tests use are read: the first ``max_images`` of each group (the split's labels choose them).
+    All validation images, never training images (Anders et al. §3.2, Fig. 8). The paste test uses
+    up to ``max_images`` of the other classes' validation images drawn at random (seeded, from all of
+    them, not the first in folder order). The removal test inpaints the affected images only (Table
+    4): on the benchmark the class's validation images with its planted cue; elsewhere the validation
+    images that fall into the cluster in the joint train + validation embedding (``embed_split``
+    ``train+val``): without them there is no removal test. Only the images the tests use are read.
     """
-    # deferred: loads torch
-    import torch
+    # deferred: loads scikit-learn, scipy, torch
+    from analysis.spray.artifacts import sample_indices
 
     val = bench.split(VAL)
     labels = np.asarray(val.labels)
-    others = np.flatnonzero(labels != cls)[:max_images]
+    others = sample_indices(np.flatnonzero(labels != cls), max_images, seed)
     kind = planted_cue(bench, cls)
     if kind is not None:
-        own = np.flatnonzero((labels == cls) & carriers(bench, cls, VAL, members))[:max_images]
-        chosen = np.union1d(others, own)
-        images, chosen_labels = val.tensors(chosen)
-        return images, chosen_labels, np.isin(chosen, own), f"validation images with the {kind} cue"
-    first = {}
-    for split, idx in members.items():  # the cluster's first max_images images, split by split
-        first[split] = np.asarray(idx, dtype=np.int64)[:max_images - sum(map(len, first.values()))]
-    own, _ = member_tensors(bench, first)
-    images, other_labels = val.tensors(others)
-    affected = np.r_[np.zeros(len(others), bool), np.ones(len(own), bool)]
-    return (torch.cat([images, own]), torch.cat([other_labels, torch.full((len(own),), int(cls))]), affected,
-            "the cluster's images")
+        own, described = np.flatnonzero((labels == cls) & carriers(bench, cls, VAL, members)), \
+            f"validation images with the {kind} cue"
+    else:
+        in_cluster = np.asarray(members.get(VAL, np.zeros(0, np.int64)), dtype=np.int64)
+        own = in_cluster[labels[in_cluster] == cls]
+        described = ("the cluster's validation images (joint embedding, Fig. 8)" if len(own) else
+                     "none: no validation image fell into the cluster (embed train+val to test removal)")
+    own = sample_indices(own, max_images, seed + 1)
+    chosen = np.union1d(others, own)
+    images, chosen_labels = val.tensors(chosen)
+    return images, chosen_labels, np.isin(chosen, own), described
 
 
 def artifact_test_rows(bench, handle, cls: int, members: Mapping[str, np.ndarray]) -> list[dict]:
@@ -130,8 +143,9 @@ def artifact_test_rows(bench, handle, cls: int, members: Mapping[str, np.ndarray
     mask, patch = isolate_artifact(bench, handle, members)
     images, labels, affected, described = removal_set(bench, cls, members)
     tests = artifact_tests(handle, images, labels, cls, mask, patch, affected=affected)
-    return [{"test": test, "affected": described if test == "remove" else "other classes' validation images",
-             "mask_pixels": int(mask.sum()), **effect} for test, effect in tests.items() if effect is not None]
+    return [{"test": test, "affected": described if test == "remove" else "other classes' validation images "
+                                                                          "(drawn at random)",
+             "mask_pixels": int(mask.sum()), **(effect or {"n": 0})} for test, effect in tests.items()]
 
 
 def _cluster_task(ctx: StudyContext, key: str) -> TaskRecord:
@@ -180,6 +194,9 @@ def unhans_form(ctx: StudyContext) -> type[forms.Form]:
 def run_unhans(ctx: StudyContext, params: Mapping[str, Any], progress: Progress) -> list[OutputFile]:
     """Fine-tune on subsets A and B; Table 2 (CSV, JSON) and the fixed sample's heatmaps per epoch (PNG)."""
     # deferred: loads scikit-learn, scipy, torch
+    from analysis.spray.artifacts import mask_iou
+
+    # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_review import Pool
 
     # deferred: loads matplotlib, scikit-learn, scipy, torch
@@ -219,10 +236,12 @@ def run_unhans(ctx: StudyContext, params: Mapping[str, Any], progress: Progress)
     sample = int(marked[0] if len(marked) else own[0])
     epochs = int(params["epochs"])
     report = unhans_table2(handle, train_x, train_y, val_x, val_y, cls, patch, mask, carries=carries,
-                           classes=classes, epochs=epochs, lr=float(params["lr"]), seed=int(params["seed"]),
+                           val_carries=val_marked, classes=classes, epochs=epochs, lr=float(params["lr"]),
+                           seed=int(params["seed"]),
                            snapshot_epochs=heatmap_epochs(epochs), sample=sample,
                            progress=staged(progress, 0.1, 0.85))
     names = bench.class_names
+    truth = planted_mask(bench, cls)  # the planted cue's true mask: did B train on the real artifact?
     image = (val_x[sample].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
     artifact = (np.where(mask[..., None], patch.permute(1, 2, 0).numpy(), 0.5) * 255).round().astype(np.uint8)
     files = [OutputFile("unhans_start.png", heatmap_row(
@@ -241,13 +260,15 @@ def run_unhans(ctx: StudyContext, params: Mapping[str, Any], progress: Progress)
     summary = {"cluster": task.key, "class": cls, "class_name": names[cls],
                "classes": [{"index": c, "name": names[c]} for c in report["classes"]],
                "train_images": report["train_images"], "val_images": report["val_images"],
-               "carriers": report["carriers"], "mask_pixels": int(mask.sum()), "sample": sample,
+               "carriers": report["carriers"], "val_clean_images": report["val_clean_images"],
+               "val_carrying_images": report["val_carrying_images"], "mask_pixels": int(mask.sum()),
+               "artifact_iou": None if truth is None else mask_iou(mask, truth), "sample": sample,
                "sample_carries_artifact": bool(len(marked)), "settings": dict(params),
                "table": report["table"], "plots": {str(e): f for e, f in plots.items()}}
     progress(1000, 1000, "un-Hans done")
     return files + [
-        OutputFile("unhans_table2.csv", safe_csv_bytes(table), "Un-Hans Table 2: accuracy on clean and "
-                                                                "artifact-added validation images"),
+        OutputFile("unhans_table2.csv", safe_csv_bytes(table), "Un-Hans Table 2: accuracy on cue-free, "
+                                                                "cue-carrying and artifact-added validation images"),
         OutputFile("unhans_table2.json", json.dumps(summary, indent=1).encode(), "Un-Hans (JSON)")]
 
 

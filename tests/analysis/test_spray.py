@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.spray.clustering import agglomerative_labels, kmeans_labels
+from analysis.spray.clustering import agglomerative_labels, cluster_space, kmeans_labels
 from analysis.spray.distances import euclidean, gromov_wasserstein
 from analysis.spray.embedding import knn_affinity, spectral_embedding
 from analysis.spray.fisher import fisher_score
@@ -78,6 +78,33 @@ def test_fisher_score_is_eq7_unweighted():
     assert fisher_score(x, labels, reg=0) == pytest.approx(unweighted, rel=1e-9)
     assert fisher_score(x, labels, reg=0, weighted=True) == pytest.approx(weighted, rel=1e-9)
     assert unweighted != pytest.approx(weighted, rel=0.1)
+    # No ridge by default (Anders et al. §2.3 invert S_w as it is): a tight 2-d set where a 1e-3 ridge
+    # would halve the score along the thin direction.
+    thin = np.c_[x[:, 0], np.r_[rng.normal(0, 1e-3, 40), rng.normal(1e-2, 1e-3, 5)]]
+    assert fisher_score(thin, labels) == pytest.approx(fisher_score(thin, labels, reg=0), rel=1e-9)
+    assert fisher_score(thin, labels) > 2 * fisher_score(thin, labels, reg=1e-3)
+    # A singular S_w (a cluster of identical rows in a degenerate direction) still gives a finite score.
+    flat = np.c_[x[:, 0], np.zeros(45)]
+    assert np.isfinite(fisher_score(flat, labels))
+
+
+def test_default_is_the_papers_space_and_full_resolution_is_offered(two_strategies):
+    """Anders et al. §2.2-2.3 / CoRelAy: k-means for every k and tau on the same row-normalised Φ."""
+    maps, _ = two_strategies
+    result = spray_class(maps, size=16, umap=False, agglomerative=False, ks=[2, 3, 5])
+    phi = cluster_space(result.embedding, 0, "embedding")
+    np.testing.assert_allclose(np.linalg.norm(phi, axis=1), 1.0)
+    for k, labels in result.labels.items():
+        assert np.array_equal(labels, kmeans_labels(result.embedding, [k], space="embedding")[k])
+        assert result.tau_per_k[k] == pytest.approx(fisher_score(phi, labels, reg=0), rel=1e-9)
+    assert result.tau == pytest.approx(np.mean(list(result.tau_per_k.values())))
+    # Full resolution (§2.1: "we omit the optional preprocessing"): the channel-summed maps as they are.
+    raw = maps.sum(axis=1).reshape(len(maps), -1)
+    np.testing.assert_allclose(preprocess(maps, None, normalize="none"), raw)
+    full = spray_class(maps, size=None, normalize="none", umap=False, agglomerative=False, ks=[2])
+    np.testing.assert_allclose(full.eigenvalues,
+                               spectral_embedding(knn_affinity(euclidean(raw), 10), 32)[0], atol=1e-10)
+    assert full.eigenvalues[:2] == pytest.approx([0, 0], abs=1e-8)  # the two strategies: two kNN components
 
 
 def test_clustering_space_is_the_row_normalised_embedding():

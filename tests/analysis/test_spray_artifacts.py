@@ -14,6 +14,7 @@ from analysis.spray.artifacts import (
     artifact_mask,
     artifact_patch,
     artifact_tests,
+    mask_iou,
     paste_artifact,
     remove_artifact,
 )
@@ -165,6 +166,40 @@ def test_artifact_tests_paste_pulls_and_removal_pushes(corner_handle):
     assert only["paste"] is None and only["remove"]["n"] == 20
     with pytest.raises(ValueError, match="labels"):
         artifact_tests(corner_handle, images, labels[:5], 1, mask, patch)
+
+
+def test_mask_iou():
+    a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    a[:2, :2], b[:2, :3] = True, True
+    assert mask_iou(a, b) == pytest.approx(4 / 6) and mask_iou(a, a) == 1.0 and mask_iou(a, ~a) == 0.0
+    with pytest.raises(ValueError, match="empty"):
+        mask_iou(np.zeros((2, 2)), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="shapes"):
+        mask_iou(a, b[:3])
+
+
+def test_paste_images_are_drawn_at_random_from_the_other_classes(corner_handle, monkeypatch):
+    """Anders et al. §3.2: the paste test's images are drawn at random (seeded) from all other classes."""
+    import analysis.spray.artifacts as artifacts
+
+    images = torch.cat([_images(20, 4, corner=False), _images(20, 5, corner=True), _images(20, 6, corner=False)])
+    labels = np.repeat([0, 1, 2], 20)
+    mask = artifact_mask(_corner_relevance(20), quantile=0.9)
+    patch = artifact_patch(images[20:40], mask)
+    seen = []
+    real = artifacts.artifact_effect
+    monkeypatch.setattr(artifacts, "artifact_effect",
+                        lambda handle, before, after, cls: seen.append(before) or real(handle, before, after, cls))
+
+    def pasted_classes(seed):
+        seen.clear()
+        artifact_tests(corner_handle, images, labels, 1, mask, patch, max_images=20, seed=seed)
+        rows = [int(torch.nonzero((images == b).flatten(1).all(dim=1))[0]) for b in seen[0]]
+        return rows, np.bincount(labels[rows], minlength=3)
+
+    rows, counts = pasted_classes(0)
+    assert len(rows) == 20 and counts[1] == 0 and min(counts[0], counts[2]) >= 5  # not the first 20 (all class 0)
+    assert pasted_classes(0)[0] == rows and pasted_classes(1)[0] != rows
 
 
 def test_removal_inpaints_only_the_affected_images(corner_handle):

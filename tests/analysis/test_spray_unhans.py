@@ -112,3 +112,34 @@ def test_table2_on_given_classes_and_a_per_class_limit(clever_hans):
         unhans_table2(clever_hans, train_x, train_y, val_x, val_y, 0, patch, mask, classes=[3, 0], epochs=1)
     with pytest.raises(ValueError, match="train_per_class"):
         unhans_table2(clever_hans, train_x, train_y, val_x, val_y, 0, patch, mask, train_per_class=0, epochs=1)
+
+
+def test_table2_scores_cue_free_and_cue_carrying_validation_apart(clever_hans):
+    """The paper's clean validation set holds no artifact: carriers are left out of "clean" and scored alone."""
+    from analysis.spray.unhans import subset_accuracy
+
+    train_x, train_y = _data(12, 6, corner_on_class0=True)
+    free_x, free_y = _data(6, 7, corner_on_class0=False)
+    marked_x, marked_y = _data(6, 8, corner_on_class0=True)
+    keep = torch.from_numpy(np.flatnonzero(marked_y == 0))
+    val_x, val_y = torch.cat([free_x, marked_x[keep]]), np.r_[free_y, marked_y[keep.numpy()]]
+    val_carries = np.r_[np.zeros(len(free_y), bool), np.ones(len(keep), bool)]
+    mask, patch = _corner_artifact()
+    classes = [0, 1, 2]
+    report = unhans_table2(clever_hans, train_x, train_y, val_x, val_y, 0, patch, mask, carries=train_y == 0,
+                           val_carries=val_carries, classes=classes, epochs=1, snapshot_epochs=(1,), batch_size=8)
+    assert (report["val_clean_images"], report["val_carrying_images"]) == (18, 6)
+    rows = {r["model"]: r for r in report["table"]}
+    in_a = np.isin(free_y, classes)
+    free = free_x[torch.from_numpy(np.flatnonzero(in_a))]
+    assert rows["trained"]["clean_accuracy"] == subset_accuracy(clever_hans, free, free_y[in_a], classes)
+    assert rows["trained"]["carrying_accuracy"] == subset_accuracy(clever_hans, marked_x[keep], [0] * 6, classes)
+    # The trained model reads the corner: every carrier is right, and the clean score is not inflated by them.
+    assert rows["trained"]["carrying_accuracy"] == 1.0
+    assert rows["trained"]["clean_accuracy"] < rows["trained"]["carrying_accuracy"]
+    with pytest.raises(ValueError, match="val_carries"):
+        unhans_table2(clever_hans, train_x, train_y, val_x, val_y, 0, patch, mask, val_carries=val_carries[:3],
+                      epochs=1)
+    with pytest.raises(ValueError, match="no clean validation"):
+        unhans_table2(clever_hans, train_x, train_y, marked_x[keep], [0] * 6, 0, patch, mask, classes=[0, 1],
+                      val_carries=np.ones(6, bool), epochs=1)
