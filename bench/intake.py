@@ -62,11 +62,13 @@ def make_study(tasks: int, workers: int, wanted: int = 5):
     """A live internal study with ``tasks`` tasks; returns its id."""
     from annotation import services
     from annotation.models import Task
+    from workers.celery import run_jobs_in_process_without_a_broker
 
+    run_jobs_in_process_without_a_broker()  # a script, not a request: the evidence job runs here
     owner = services.researcher_create(username="bench", password="bench-password-1")
     study = services.study_create(owner=owner, name=f"intake {time.time():.0f}", kind="image_choice",
                                   settings={"images": ["astronaut"], "image_size": 32}, workers_per_task=wanted)
-    services.study_start_computing(study=study)  # eager: the evidence job runs here
+    services.study_start_computing(study=study)
     study.refresh_from_db()
     first = study.tasks.get()
     Task.objects.bulk_create([Task(study=study, key=f"bench-{i}", payload=first.payload, truth=first.truth,

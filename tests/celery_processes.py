@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from kombu import pools as kombu_pools
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,7 +78,7 @@ def wait_for(study, states: set[str], timeout: float = 120):
 
 
 @pytest.fixture
-def embedded_celery(transactional_db, tmp_path, benchmark_dir):
+def embedded_celery(transactional_db, tmp_path, benchmark_dir, monkeypatch):
     """The embedded default for real: the worker process ``make serve`` starts (same command line, one child),
     on kombu's filesystem transport in a folder of this test, with this process publishing there too."""
     from django.conf import settings
@@ -92,6 +93,8 @@ def embedded_celery(transactional_db, tmp_path, benchmark_dir):
            "SALIENT_ONE_QUEUE": None}
     argv = embedded_broker.worker_argv(concurrency=1, schedule=var / "celery" / "beat-schedule", name="embedded-test")
     saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes)
+    # Celery reads CELERY_BROKER_URL from the environment before app.conf (as `make test` sets it: Redis)
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     app.conf.broker_url, app.conf.broker_transport_options = embedded_broker.URL, options
     app.conf.task_always_eager = False
     _reset_connections(app)
@@ -109,7 +112,8 @@ def embedded_celery(transactional_db, tmp_path, benchmark_dir):
 
 def _reset_connections(app) -> None:
     """Forget the broker connections made for the previous broker URL."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # kombu keeps one connection pool per broker URL in a process-wide registry (kombu.pools), which
+    # app.pool hands out again: closing the app's pool alone leaves a closed pool registered for that URL.
+    kombu_pools.reset()
     app._pool = None
     app.amqp._producer_pool = None

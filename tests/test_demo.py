@@ -42,7 +42,7 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
         assert (tmp_path / "feature_panel" / "outputs" / name).stat().st_size > 0
     panel_labels = json.loads((tmp_path / "feature_panel" / "labels.json").read_text())
     assert {row["label"] for row in panel_labels if not row["gold"]} <= {"core", "spurious"}
-    assert out.count("planted ") == 3  # one line per planted bias
+    assert len(re.findall(r"^  planted ", out, re.M)) == 3  # one line per planted bias
 
     # Prototypes/criticisms: 4 targets x 7 conditions; 35 workers (7 x 5) see each target once across conditions,
     # so every task gets its 5 answers and the label figure covers every task.
@@ -96,7 +96,7 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     client = Client()
     assert client.login(username="demo-researcher", password="demo-pass-1")
     listing = client.get(reverse("study_list")).content.decode()
-    assert listing.count("Demo: ") == 7
+    assert listing.count(">Demo: ") == 7  # one link per demo study
 
 
 def test_a_rerun_replaces_its_study_and_closes_one_an_interrupted_run_left_live(

@@ -214,9 +214,9 @@ def test_every_model_based_kind_runs_on_the_researchers_model_and_images(
         assert "feature_labels.csv" in files and tasks[0].payload["class_synonyms"] is not None
     if kind == "misclassification":
         assert tasks[0].payload["k"] == 3  # 4 classes: at most 3 shown
-        # no validation folder registered: Table 1 says its mistakes come from the training images
+        # the dataset has a validation folder (without one the kind is refused): Table 1 says so
         table1 = read_csv(files["rectified_error.csv"])
-        assert [r["split"] for r in table1] == ["training folder (no validation folder)"]
+        assert [r["split"] for r in table1] == ["validation folder"]
 
 
 @pytest.mark.slow
