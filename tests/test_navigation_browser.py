@@ -24,6 +24,7 @@ def test_the_study_list_shows_progress_and_links(live_server, page, make_study, 
     page.set_viewport_size({"width": width, "height": 900})
     sign_in(page, live_server.url, researcher.username)
     page.goto(f"{live_server.url}/studies/")
+    assert page.title() == "Studies · Salient Studio"  # the block list is a card, not in <title>
     row = page.locator(f"tr[data-study='{study.pk}']")
     assert row.locator(".answers .count").inner_text() == "1 of 4"
     assert row.locator("[role=progressbar]").get_attribute("aria-valuenow") == "25"
