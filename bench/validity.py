@@ -49,7 +49,10 @@ def columns(effects: Iterable[str]) -> list[str]:
 def run_seed(seed: int, effects: Sequence[str], work_dir: Path, log=print,
              flavours: Sequence[str] = ("standard", "robust")) -> dict[str, Outcome]:
     """Every chosen effect group on one seed; a group that fails counts as not found, with its error; an effect
-    that needs a model outside ``flavours`` leaves its cell empty (not run)."""
+    that needs a model outside ``flavours`` leaves its cell empty (not run). A missing Fashion-MNIST is the
+    machine's fault, not a method's miss: it stops the run."""
+    from analysis.datasets.fashion_mnist import FashionMNISTNotFoundError
+
     inputs = SeedInputs(seed, work_dir, flavours=tuple(flavours))
     row: dict[str, Outcome] = {}
     for name in effects:
@@ -57,6 +60,8 @@ def run_seed(seed: int, effects: Sequence[str], work_dir: Path, log=print,
         started = time.monotonic()
         try:
             row.update(fn(inputs))
+        except FashionMNISTNotFoundError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a crash is a miss, reported with its cause
             row.update({col: Outcome(False, f"error: {type(exc).__name__}: {exc}"[:80]) for col in cols})
         log(f"  seed {seed} {name}: {time.monotonic() - started:.0f}s  "

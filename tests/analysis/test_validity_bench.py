@@ -86,3 +86,11 @@ def test_one_seed_of_the_cheap_effects_on_a_tiny_profile(tmp_path, monkeypatch, 
     assert not any(o.detail.startswith("error") for o in row.values()), row
     assert len(list((tmp_path / "models").glob("demo-standard-*.pt"))) == 1
     assert set(EFFECTS) >= {"misclassification", "prototypes"}
+
+
+def test_a_missing_dataset_stops_the_run_instead_of_counting_misses(tmp_path, monkeypatch):
+    from analysis.datasets import fashion_mnist
+
+    monkeypatch.setenv(fashion_mnist.ENVIRONMENT_VARIABLE, str(tmp_path / "nowhere"))
+    with pytest.raises(fashion_mnist.FashionMNISTNotFoundError):
+        run_seed(0, ["prototypes"], tmp_path, log=lambda line: None, flavours=("standard",))
