@@ -21,15 +21,15 @@ def test_defaults_are_the_papers_choices(defaults):
     assert {k: defaults[k] for k in ("embed_split", "metric", "gw_solver", "gw_epsilon", "gw_candidates",
                                      "gw_prune_above", "space", "weighted_tau", "preprocessing")} == {
         "embed_split": "train", "metric": "euclidean", "gw_solver": "emd", "gw_epsilon": 0.01, "gw_candidates": 20,
-        "gw_prune_above": 300, "space": "embedding", "weighted_tau": False, "preprocessing": "pooled"}
+        "gw_prune_above": 300, "space": "embedding", "weighted_tau": False, "preprocessing": "full"}
     assert gw_options(defaults) is None  # euclidean distances take no GW options
 
 
 def test_gw_options_from_the_form(defaults):
     form = SpraySettingsForm(data={**defaults, "metric": "gromov_wasserstein", "size": GW_MAX_SIZE,
-                                   "gw_solver": "entropic", "gw_epsilon": 0.05, "gw_candidates": 12,
-                                   "gw_prune_above": 40, "space": "embedding", "weighted_tau": True,
-                                   "embed_split": "train+val"})
+                                   "preprocessing": "pooled", "gw_solver": "entropic", "gw_epsilon": 0.05,
+                                   "gw_candidates": 12, "gw_prune_above": 40, "space": "embedding",
+                                   "weighted_tau": True, "embed_split": "train+val"})
     assert form.is_valid(), form.errors
     conf = form.cleaned_data
     assert GW_MAX_SIZE == 16 and conf["size"] == 16  # a 16 × 16 grid is allowed now (it stopped at 12)
@@ -53,7 +53,8 @@ def test_a_form_without_the_new_fields_gets_their_defaults(defaults):
     ("gw_prune_above", 2), ("space", "embedding64"), ("embed_split", "val"), ("preprocessing", "full"),
 ])
 def test_bad_values_name_their_field(defaults, field, value):
-    form = SpraySettingsForm(data={**defaults, "metric": "gromov_wasserstein", "size": 8, field: value})
+    form = SpraySettingsForm(data={**defaults, "metric": "gromov_wasserstein", "size": 8, "preprocessing": "pooled",
+                                   field: value})
     assert not form.is_valid()
     assert list(form.errors) == [field], form.errors
 

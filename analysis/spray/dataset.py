@@ -129,7 +129,7 @@ def spray_classes(handle, images: torch.Tensor, labels, classes: Iterable[int] |
                         ranking=spray.ranking, settings={**spray.settings, "per_class": per_class})
 
 
-def spray_maps(maps, labels, classes: Iterable[int] | None = None, *, size: int | None = 32, normalize: str = "sum",
+def spray_maps(maps, labels, classes: Iterable[int] | None = None, *, size: int | None = None, normalize: str = "none",
                metric: str = "euclidean", n_neighbors: int = 10, ks: Iterable[int] = DEFAULT_KS, umap: bool = True,
                agglomerative: bool = True, seed: int = 0, gw_options: Mapping | None = None, space: str = "embedding",
                weighted_tau: bool = False, progress: Progress | None = None) -> DatasetSpray:

@@ -44,7 +44,7 @@ class SprayResult:
     umap: np.ndarray | None
 
 
-def spray_class(heatmaps, *, size: int | None = 32, normalize: str = "sum", metric: str = "euclidean",
+def spray_class(heatmaps, *, size: int | None = None, normalize: str = "none", metric: str = "euclidean",
                 n_neighbors: int = 10, n_eigval: int = 32, ks: Iterable[int] = DEFAULT_KS, agglomerative: bool = True,
                 umap: bool = True, seed: int = 0, gw_options: Mapping | None = None, space: str = "embedding",
                 weighted_tau: bool = False) -> SprayResult:

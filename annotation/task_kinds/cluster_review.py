@@ -81,7 +81,8 @@ class SpraySettingsForm(BenchmarkOverridesForm):
         help_text="Which images are embedded: validation images that join a cluster share its strategy (an "
                   "artifact there puts the validation accuracy in question).")
     size = forms.IntegerField(min_value=4, max_value=64, initial=32,
-                              help_text="Heatmaps are downsampled to size × size.")
+                              help_text="Pooled preprocessing and Gromov-Wasserstein: heatmaps are downsampled to "
+                                        "size × size.")
     metric = forms.ChoiceField(choices=[("euclidean", "Euclidean"),
                                         ("gromov_wasserstein", f"Gromov-Wasserstein (slow: use size ≤ {GW_MAX_SIZE})")],
                                initial="euclidean")
@@ -101,10 +102,11 @@ class SpraySettingsForm(BenchmarkOverridesForm):
                                    initial="embedding", required=False, empty_value="embedding",
                                    help_text="What k-means clusters, and where τ is measured.")
     preprocessing = forms.TypedChoiceField(
-        choices=[("pooled", "pooled to size × size, each divided by its total relevance"),
-                 ("full", "full resolution, unaltered (paper §2.1; Euclidean only)")],
-        initial="pooled", required=False, empty_value="pooled",
-        help_text="What the distances compare. The paper omits the optional pooling.")
+        choices=[("full", "full resolution, unaltered (paper §2.1; Euclidean only)"),
+                 ("pooled", "pooled to size × size, each divided by its total relevance (not the paper's)")],
+        initial="full", required=False, empty_value="full",
+        help_text="What the distances compare. The paper omits the optional preprocessing (Anders et al. §2.1); "
+                  "Gromov-Wasserstein needs the pooled grid.")
     weighted_tau = forms.BooleanField(required=False, initial=False,
                                       help_text="Weight the between-cluster scatter by cluster size (unchecked: "
                                                 "Eq. 7, a small cluster counts as much as a big one).")
