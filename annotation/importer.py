@@ -164,6 +164,7 @@ def answers_import(
     field_values = {f: kept[c].tolist() for f, c in fields.items()}
     extra = {c: kept[c].fillna("").astype(str).tolist() if c else None for c in (assignment, hit)}
     rows, seen, short = [], set(), 0
+    checked: dict[tuple, dict] = {}  # the kind's check is a function of the answer: each distinct one once
     for i, (number, key, worker_id) in enumerate(zip(numbers, keys, workers_col)):
         if not worker_id:
             raise ApplicationError(f"row {number}: the worker column {worker!r} is empty")
@@ -171,8 +172,11 @@ def answers_import(
             raise ApplicationError(f"row {number}: worker {worker_id!r} answered task {key!r} twice")
         seen.add((key, worker_id))
         payload = {f: _raw_value(schema[f], values[i]) for f, values in field_values.items()}
+        answer_key = tuple(payload.values())
         try:
-            cleaned = task_kind.validate_answer(payload, relaxed)
+            cleaned = checked.get(answer_key)
+            if cleaned is None:
+                cleaned = checked[answer_key] = task_kind.validate_answer(payload, relaxed)
         except AnswerInvalid as exc:
             detail = "; ".join(f"column {fields[f]!r} ({f}) holds {_cell(field_values, f, i)!r}: {m}" if f in fields
                                else f"field {f!r} has no column (map it with --field {f}=COLUMN): {m}"

@@ -7,13 +7,16 @@ does (``studio/gunicorn_config.py``, ``--web-concurrency`` workers x ``--threads
 and, for each concurrency level, lets that many clients (threads with keep-alive connections, spread
 over a few processes) POST answers to the token-authenticated submit endpoint (``/ext/a/<id>/``) for at
 most ``--seconds``, each also replaying some answers (which must be refused with 409). The anchor is
-the old setup measured in the same run: ``--servers`` ``manage.py runserver`` processes at
+the earlier submit path measured in the same run on the same server: the study row locked FOR UPDATE by
+every answer (``SALIENT_INTAKE_STUDY_LOCK=1``, see ``annotation/services/intake.py``) at
 ``--anchor-clients`` clients. Afterwards it checks in the database that every accepted answer is
-stored exactly once and nothing else is. ``--profile N`` instead profiles N submissions in-process.
+stored exactly once and nothing else is, and ends with the line
+``intake: N answers/s at 64 clients, p95 M ms; anchor A answers/s``. ``--profile N`` instead profiles N
+submissions in-process (``--study-lock``: of the earlier path).
 
     .venv/bin/python bench/intake.py                       # PostgreSQL on 127.0.0.1:5432, user postgres
     .venv/bin/python bench/intake.py --levels 16 64 200 --seconds 10
-    .venv/bin/python bench/intake.py --profile 300
+    .venv/bin/python bench/intake.py --profile 300 [--study-lock]
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import http.client
 import multiprocessing as mp
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -215,23 +219,28 @@ def start_gunicorn(port: int, workers: int, threads: int, env: dict, log=None) -
            "GUNICORN_THREADS": str(threads)}
     out = log or subprocess.DEVNULL
     return subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "studio/gunicorn_config.py",
-                             "studio.wsgi"], cwd=ROOT, env=env, stdout=out, stderr=out)
-
-
-def start_runservers(ports: list[int], env: dict) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload",
-                              "--skip-checks"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL) for port in ports]
+                             "studio.wsgi"], cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
 
 
 def stop(servers: list[subprocess.Popen]) -> None:
+    """Stop each server and everything it started (its own process group: a master stopped while its workers
+    still boot would leave them running)."""
     for server in servers:
-        server.terminate()
+        _signal_group(server, signal.SIGTERM)
     for server in servers:
         try:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            server.kill()
+            _signal_group(server, signal.SIGKILL)
+            server.wait(timeout=15)
+        _signal_group(server, signal.SIGKILL)  # workers left behind by the master
+
+
+def _signal_group(server: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(server.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def profile_submissions(study_id: int, workers: int, n: int) -> None:
@@ -272,18 +281,21 @@ def profile_submissions(study_id: int, workers: int, n: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--levels", type=int, nargs="+", default=[16, 64, 200], help="concurrent clients per run")
+    parser.add_argument("--levels", type=int, nargs="+", default=[16, 64], help="concurrent clients per run")
     parser.add_argument("--answers", type=int, default=30000, help="answers offered per level (at most)")
     parser.add_argument("--seconds", type=float, default=60.0, help="longest a level may run")
     parser.add_argument("--web-concurrency", type=int, default=2 * (os.cpu_count() or 1) + 1, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--client-processes", type=int, default=2, help="processes the client threads share")
-    parser.add_argument("--anchor-clients", type=int, default=16, help="clients of the runserver anchor (0: none)")
-    parser.add_argument("--servers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
-                        help="runserver processes of the anchor")
+    parser.add_argument("--anchor-clients", type=int, default=64,
+                        help="clients of the anchor, the earlier submit path with its study-wide lock (0: none)")
     parser.add_argument("--workers", type=int, default=200)
     parser.add_argument("--replay-every", type=int, default=20)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N submissions in-process, no HTTP")
+    parser.add_argument("--study-lock", action="store_true", help="--profile the earlier path (study row locked)")
+    parser.add_argument("--cache-url", default=os.environ.get("CACHE_URL", ""),
+                        help="the servers' cache (rate-limit counters), e.g. redis://127.0.0.1:6379/4; "
+                             "default: the file cache of a plain `make serve`")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--database", default=DB_NAME, help="name of the scratch database (dropped at the end)")
     args = parser.parse_args(argv)
@@ -298,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "LOG_LEVEL": "ERROR",
            "SALIENT_ANSWER_RATE": "1000000/s", "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(64)}
     env.pop("CELERY_BROKER_URL", None)
+    env["CACHE_URL"] = args.cache_url
+    if args.study_lock:
+        env["SALIENT_INTAKE_STUDY_LOCK"] = os.environ["SALIENT_INTAKE_STUDY_LOCK"] = "1"
     os.environ["SECRET_KEY"] = env["SECRET_KEY"]  # this process signs the tokens the servers check
     os.environ["SALIENT_ANSWER_RATE"] = env["SALIENT_ANSWER_RATE"]  # --profile submits in this process
     servers: list[subprocess.Popen] = []
@@ -311,21 +326,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"PostgreSQL scratch db {db_name}; {os.cpu_count()} CPUs; clients, servers and PostgreSQL share them; "
               f"at most {args.answers} answers and {args.seconds:.0f} s per level, replay every {args.replay_every}th")
-        print(f"{'server':<28}{'clients':>8}{'answers':>9}{'seconds':>9}{'answers/s':>11}{'x anchor':>10}"
+        print(f"{'server':<32}{'clients':>8}{'answers':>9}{'seconds':>9}{'answers/s':>11}{'x anchor':>10}"
               f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'non-200':>9}{'replays 409':>13}")
         accepted_all: list[int] = []
         ok, anchor_rate, offset = True, None, 0
-        runs = ([("runserver", args.anchor_clients)] if args.anchor_clients else []) + [("gunicorn",
-                                                                                         c) for c in args.levels]
+        runs = ([("study lock", args.anchor_clients)] if args.anchor_clients else []) + [("", c) for c in args.levels]
+        final = None
         for kind, clients in runs:
-            if kind == "runserver":
-                ports = [free_port() for _ in range(args.servers)]
-                servers = start_runservers(ports, env)
-                label = f"runserver x{args.servers}"
-            else:
-                ports = [free_port()]
-                servers = [start_gunicorn(ports[0], args.web_concurrency, args.threads, env)]
-                label = f"gunicorn {args.web_concurrency}w x {args.threads}t"
+            ports = [free_port()]
+            servers = [start_gunicorn(ports[0], args.web_concurrency, args.threads,
+                                      {**env, "SALIENT_INTAKE_STUDY_LOCK": "1" if kind else "0"})]
+            label = f"gunicorn {args.web_concurrency}w x {args.threads}t{', ' + kind if kind else ''}"
             bases = [f"http://127.0.0.1:{p}" for p in ports]
             wait_up(bases)
             items = claim_slots(study_id, args.workers, args.answers, offset=offset)
@@ -341,18 +352,23 @@ def main(argv: list[str] | None = None) -> int:
             q = (lambda f: 1000 * lat[min(len(lat) - 1, int(f * len(lat)))]) if lat else (lambda f: float("nan"))
             bad = sum(v for k, v in result["codes"].items() if k != 200)
             replays = result["replays"]
-            print(f"{label:<28}{clients:>8}{n:>9}{result['wall']:>9.2f}{rate:>11.1f}{rate / anchor_rate:>10.2f}"
+            print(f"{label:<32}{clients:>8}{n:>9}{result['wall']:>9.2f}{rate:>11.1f}{rate / anchor_rate:>10.2f}"
                   f"{q(0.5):>9.1f}{q(0.95):>9.1f}{q(0.99):>9.1f}{bad:>9}"
                   f"{replays.get(409, 0):>7}/{sum(replays.values()):<5}",
                   flush=True)
             if bad:
                 print(f"  non-200 replies: {dict(sorted(result['codes'].items()))}")
+            if not kind and (final is None or clients == 64):
+                final = (rate, clients, q(0.95))
             ok &= bad == 0 and replays.get(409, 0) == sum(replays.values())
         problems = check(study_id, accepted_all)
         for p in problems:
             print("FAIL:", p)
         print(f"check: {len(accepted_all)} accepted answers, each stored exactly once: "
               f"{'ok' if not problems else 'NOT OK'}")
+        if final is not None:
+            anchor = f"anchor {anchor_rate:.0f} answers/s" if args.anchor_clients else "no anchor"
+            print(f"intake: {final[0]:.0f} answers/s at {final[1]} clients, p95 {final[2]:.0f} ms; {anchor}")
         return 0 if ok and not problems else 1
     finally:
         stop(servers)
@@ -363,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
-def wait_up(bases: list[str], timeout: float = 60.0) -> None:
+def wait_up(bases: list[str], timeout: float = 300.0) -> None:
     """Wait until every server answers ``/healthz`` with 200."""
     deadline = time.monotonic() + timeout
     for base in bases:

@@ -139,6 +139,8 @@ SALIENT_SIGNUP_RATE = env_rate("SALIENT_SIGNUP_RATE", "10/m")  # sign-up attempt
 SALIENT_LOGIN_FAILURE_RATE = env_rate("SALIENT_LOGIN_FAILURE_RATE", "10/m")  # per address and per user name
 SALIENT_CROWD_ENTRY_RATE = env_rate("SALIENT_CROWD_ENTRY_RATE", "30/m")  # crowd-site entries per client address
 SALIENT_ANSWER_RATE = env_rate("SALIENT_ANSWER_RATE", "30/m")  # answer posts per worker (crowd pages: per address)
+# The submit locks its study row FOR UPDATE, so a study's answers queue (the earlier path; bench/intake.py's anchor).
+SALIENT_INTAKE_STUDY_LOCK = env_bool("SALIENT_INTAKE_STUDY_LOCK", False)
 
 # Artifacts (images, heatmaps, tables) are content addressed under this directory.
 ARTIFACT_DIR = Path(os.environ.get("SALIENT_ARTIFACT_DIR", VAR_DIR / "artifacts"))

@@ -124,3 +124,32 @@ def test_mturk_mapping_can_be_overridden_and_says_what_is_missing(db, tmp_path):
     plain.write_text("WorkerId,choice\nW1,animal\n")
     with pytest.raises(CommandError, match="not an MTurk batch-results file: no column.*AssignmentId"):
         call_command("import_answers", str(plain), "--format", "mturk", "--kind", "image_choice", "--name", "y")
+
+
+def _batch_of(hits: int, workers: str = "W") -> list[dict]:
+    majority, minority = KIND_ANSWERS["feature_panel"]
+    return [mturk_row(f"H{t}", n, f"{workers}{(t + n) % 7}", {"feature": str(t)}, (majority, minority)[n % 2],
+                      "Rejected" if n == 4 else "Approved") for t in range(hits) for n in range(5)]
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new study", "added to a closed study"])
+def test_an_import_runs_the_same_queries_whatever_its_rows(db, tmp_path, existing):
+    """Bulk writes only: 2 HITs and 12 HITs (8 and 48 answers) take the same number of queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    warm_up = write_batch(tmp_path / "warm.csv", _batch_of(1))  # makes the importing researcher
+    call_command("import_answers", str(warm_up), "--format", "mturk", "--kind", "feature_panel", "--name", "warm")
+    counts = []
+    for hits in (2, 12):
+        name = f"fp{hits}"
+        if existing:  # the study exists, closed: its tasks are added to
+            path = write_batch(tmp_path / f"first{hits}.csv", _batch_of(1, workers="V"))
+            call_command("import_answers", str(path), "--format", "mturk", "--kind", "feature_panel", "--name", name)
+        path = write_batch(tmp_path / f"b{hits}.csv", _batch_of(hits))
+        with CaptureQueriesContext(connection) as queries:
+            call_command("import_answers", str(path), "--format", "mturk", "--kind", "feature_panel", "--name", name)
+        assert Answer.objects.filter(task__study__name=name).count() == 4 * hits + (4 if existing else 0)
+        counts.append(len(queries))
+    assert counts[0] == counts[1], [q["sql"][:80] for q in queries.captured_queries]
+    assert counts[0] <= 25

@@ -14,6 +14,7 @@ from annotation import selectors
 from annotation.errors import Conflict
 from annotation.models import Answer, Assignment, ExternalSession, Study, Task, Worker
 from annotation.recruiters import recruiter_for
+from annotation.services.intake import assignment_locked
 from annotation.services.people import external_worker
 from annotation.services.quality import early_stop_check, gold_check, stopped_task_recheck, time_flag
 from annotation.services.slots import release_slot
@@ -99,12 +100,11 @@ def assignment_submit(
 
     ``worker`` None: the assignment's own worker, as its signed ``token`` proves (a crowd-site page, whose
     tokens have the ``purpose`` ``ext``). The returned answer's ``assignment`` is the stored one, its task,
-    study and worker loaded. One locked read, one insert, two updates.
+    study and worker loaded. One locked read (``services.intake``: no study-wide lock), one insert, two updates.
     """
     expired = False
     with transaction.atomic():
-        assignment = (Assignment.objects.select_for_update(of=("self", "task", "task__study"))
-                      .select_related("task__study", "worker").filter(pk=assignment_id).first())
+        assignment, conf = assignment_locked(assignment_id)
         if assignment is None or (worker is not None and assignment.worker_id != worker.pk):
             raise selectors.NotFound("no such assignment of yours")
         assignment_token_check(token=token, assignment=assignment, purpose=purpose)
@@ -116,7 +116,7 @@ def assignment_submit(
         if assignment.expires_at < timezone.now():
             expired = True
         else:
-            cleaned = get_task_kind(study.kind).validate_answer(payload, selectors.study_conf(study=study))
+            cleaned = get_task_kind(study.kind).validate_answer(payload, conf)
             return _record_answer(assignment=assignment, worker=assignment.worker, study=study, cleaned=cleaned,
                                   shown=assignment.shown_at or assignment.created_at)
     if expired:

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 
 from annotation.errors import ApplicationError
 from annotation.models import Answer, Assignment, Study, Task, Worker
+from annotation.services.bulk import bulk_insert
 from annotation.services.people import researcher_create
 from annotation.task_kinds import get_task_kind
 
@@ -76,13 +77,15 @@ def _write(*, study, rows, owner, name, kind, task_key, key_values, now) -> dict
     Worker.objects.bulk_create([Worker(backend=IMPORT_BACKEND, external_id=w) for w in ids - set(workers)],
                                batch_size=BATCH, ignore_conflicts=True)
     workers = {w.external_id: w for w in Worker.objects.filter(backend=IMPORT_BACKEND, external_id__in=ids)}
-    assignments = Assignment.objects.bulk_create([
-        Assignment(task=tasks[key], worker=workers[w], state=Assignment.State.APPROVED, expires_at=sub,
-                   shown_at=shown, submitted_at=sub, decided_at=now, external_id=ext)
-        for key, w, _, shown, sub, ext, _ in rows], batch_size=BATCH)
-    Answer.objects.bulk_create([
-        Answer(assignment=a, task_id=a.task_id, worker_id=a.worker_id, payload=r[2], shown_at=r[3],
-               submitted_at=r[4]) for a, r in zip(assignments, rows)], batch_size=BATCH)
+    task_ids = [tasks[r[0]].pk for r in rows]
+    worker_ids = [workers[r[1]].pk for r in rows]
+    assignment_ids = bulk_insert(Assignment, {
+        "task_id": task_ids, "worker_id": worker_ids, "state": Assignment.State.APPROVED,
+        "expires_at": [r[4] for r in rows], "shown_at": [r[3] for r in rows], "submitted_at": [r[4] for r in rows],
+        "decided_at": now, "external_id": [r[5] for r in rows]}, len(rows), ids=True, now=now)
+    bulk_insert(Answer, {"assignment_id": assignment_ids, "task_id": task_ids, "worker_id": worker_ids,
+                         "payload": [r[2] for r in rows], "shown_at": [r[3] for r in rows],
+                         "submitted_at": [r[4] for r in rows]}, len(rows), now=now)
     Study.objects.filter(pk=study.pk).update(
         workers_per_task=max(study.workers_per_task, max(per_task.values(), default=1))
     )

@@ -1,0 +1,110 @@
+"""The locked read that opens an answer's submit, without a study-wide lock; per-study constants cached.
+
+An answer locks its own assignment row (one answer per assignment) and holds its study's row ``FOR SHARE``:
+answers of one study share that lock, so they no longer wait for each other, while any change of the study
+row (close, aggregate: an UPDATE, or the ``FOR UPDATE`` of ``services.studies``) waits for the answers in
+flight, and an answer arriving during the change waits for it and then reads the new state (PostgreSQL,
+"Row-level lock modes": ``FOR SHARE`` conflicts with ``FOR NO KEY UPDATE`` and ``FOR UPDATE``; ``FOR KEY
+SHARE`` would not conflict with a plain UPDATE of the state). Slots are protected by the conditional
+updates of the task counters (``services.slots``, ``_take_approval``), not by a lock on the task.
+
+The study's other columns (kind, settings, time filters ...) and its kind's configuration are kept per
+process, keyed by the row's id and ``xmin`` (the transaction that wrote the row version): any UPDATE of the
+row makes a new key, so an edited study is read again. ``SALIENT_INTAKE_STUDY_LOCK`` (or SQLite, which has
+no row locks) takes the earlier read instead: the assignment, its task and its study locked ``FOR UPDATE``
+— the anchor of ``bench/intake.py``.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+
+from django.conf import settings
+from django.db import connection
+
+from annotation import selectors
+from annotation.models import Assignment, Study, Task, Worker
+
+#: Study versions kept per process (a few per live study).
+CACHE_SIZE = 256
+_cache: OrderedDict[tuple[int, str], tuple[tuple, dict]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _attnames(model) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
+def _columns(model, alias: str) -> str:
+    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
+_MODELS = ((Assignment, "a"), (Task, "t"), (Worker, "w"))
+_LOCKED_READ = (
+    f"SELECT {', '.join(_columns(m, alias) for m, alias in _MODELS)}, s.state, s.xmin::text "
+    f"FROM {Assignment._meta.db_table} a "
+    f"JOIN {Task._meta.db_table} t ON t.id = a.task_id "
+    f"JOIN {Worker._meta.db_table} w ON w.id = a.worker_id "
+    f"JOIN {Study._meta.db_table} s ON s.id = t.study_id "
+    "WHERE a.id = %s FOR UPDATE OF a FOR SHARE OF s"
+)
+
+
+def assignment_locked(assignment_id: int) -> tuple[Assignment | None, dict]:
+    """The assignment, its task, worker and study loaded, locked for the submit; and the study's kind
+    configuration (``selectors.study_conf``). ``(None, {})`` when there is no such assignment.
+
+    Call inside a transaction: the locks last until it ends.
+    """
+    if connection.vendor != "postgresql" or settings.SALIENT_INTAKE_STUDY_LOCK:
+        return _assignment_locked_study_wide(assignment_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCKED_READ, [assignment_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None, {}
+    objects, start = [], 0
+    for model, _ in _MODELS:
+        names = _attnames(model)
+        objects.append(model.from_db(connection.alias, names, row[start:start + len(names)]))
+        start += len(names)
+    assignment, task, worker = objects
+    state, xmin = row[start], row[start + 1]
+    study, conf = _study_version(task.study_id, xmin)
+    study.state = state
+    task.study = study
+    assignment.task, assignment.worker = task, worker
+    return assignment, conf
+
+
+def _study_version(study_id: int, xmin: str) -> tuple[Study, dict]:
+    """A fresh Study instance of this row version (read once per process) and its kind configuration."""
+    key = (study_id, xmin)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+    if hit is None:
+        names = _attnames(Study)
+        values = Study.objects.filter(pk=study_id).values_list(*names).get()  # the version share-locked above
+        study = Study.from_db(connection.alias, names, values)
+        hit = (values, selectors.study_conf(study=study))
+        with _cache_lock:
+            _cache[key] = hit
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    values, conf = hit
+    # JSON columns are copied: the caller gets its own instance, whatever it changes.
+    study = Study.from_db(connection.alias, _attnames(Study),
+                          [copy.deepcopy(v) if isinstance(v, (dict, list)) else v for v in values])
+    return study, copy.deepcopy(conf)
+
+
+def _assignment_locked_study_wide(assignment_id: int) -> tuple[Assignment | None, dict]:
+    """The earlier read: assignment, task and study rows locked FOR UPDATE, so a study's answers queue."""
+    assignment = (Assignment.objects.select_for_update(of=("self", "task", "task__study"))
+                  .select_related("task__study", "worker").filter(pk=assignment_id).first())
+    if assignment is None:
+        return None, {}
+    return assignment, selectors.study_conf(study=assignment.task.study)
