@@ -67,3 +67,22 @@ def test_mturk_worker_ticks_agreement_with_the_answer(mturk_study, mturk):
     answer = Answer.objects.get()
     consent = Consent.objects.get()
     assert consent.worker == answer.worker and consent.agreed and consent.study_id == mturk_study.pk
+
+
+def test_consent_text_is_a_setting_of_the_form_and_the_api(researcher, researcher_client):
+    from tests.conftest import SMALL_IMAGES
+    from tests.test_api import api_client
+
+    form = {"name": "With consent", "kind": "image_choice", "workers_per_task": 1, "reward_cents": 0,
+            "assignment_minutes": 30, "backend": "internal", "consent_text": CONSENT, "s-question": "What is it?",
+            "s-options": "person:Person, animal:Animal", "s-images": SMALL_IMAGES[:1], "s-images_per_task": 1,
+            "s-image_size": 48}
+    assert 'name="consent_text"' in researcher_client.get(reverse("study_create")).content.decode()
+    reply = researcher_client.post(reverse("study_create"), form)
+    assert reply.status_code == 302, reply.content.decode()[:1000]
+    assert Study.objects.get(name="With consent").consent_text == CONSENT
+    reply = api_client(researcher).post("/api/studies", {
+        "name": "API consent", "kind": "image_choice", "consent_text": CONSENT,
+        "settings": {"images": SMALL_IMAGES[:1], "image_size": 48}}, content_type="application/json")
+    assert reply.status_code == 201 and reply.json()["consent_text"] == CONSENT
+    assert Study.objects.get(name="API consent").consent_text == CONSENT
