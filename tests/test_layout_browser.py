@@ -32,7 +32,7 @@ BROKEN_WORDS = """() => {
 
 @pytest.fixture
 def page(page):
-    page.set_default_timeout(60_000)  # a loaded 2-core machine serves the first page slowly
+    page.set_default_timeout(180_000)  # a loaded 2-core machine serves the first page slowly
     return page
 
 
