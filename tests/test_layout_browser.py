@@ -31,8 +31,14 @@ BROKEN_WORDS = """() => {
 
 
 @pytest.fixture
-def page(page):
-    page.set_default_timeout(180_000)  # a loaded 2-core machine serves the first page slowly
+def page(page, request):
+    """The browser page, after one plain request has warmed the live server up: its first request imports
+    every view (torch included), which on a loaded 2-core machine outlasts a page's load timeout."""
+    if "live_server" in request.fixturenames:
+        from urllib.request import urlopen
+
+        urlopen(request.getfixturevalue("live_server").url + "/accounts/login/", timeout=900).read()
+    page.set_default_timeout(180_000)
     return page
 
 
