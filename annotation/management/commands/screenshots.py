@@ -76,8 +76,8 @@ def build_site(base: str, password: str) -> tuple[dict[str, str], dict[str, str]
         "study-answered-report": reverse("study_export", args=[done.pk, "report.html"]),
         "study-live": reverse("study_detail", args=[live.pk]), "study-draft": reverse("study_detail", args=[draft.pk]),
         "task-preview": reverse("task_preview", args=[live.tasks.first().pk]),
-        "registry": reverse("registry"), "api-tokens": reverse("api_tokens"), "block-list": reverse("block_list"),
-    }
+        "registry": reverse("registry"), "api-tokens": reverse("api_tokens"),
+    }  # the block list is a form on the study list (its URL takes POSTs only)
     worker_pages = {"worker-home": reverse("worker_home")}
     return researcher_pages, worker_pages
 
