@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/tes
 TEST_BROKER_URL ?= $(or $(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat lint test clean mutation
+.PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat lint test clean mutation screenshots
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ migrate: install
 
 demo: migrate fashion-mnist
 	$(BIN)/python manage.py demo $(if $(FULL),--full)
+
+# A PNG of every researcher and worker page, desktop (1366 px) and phone (390 px), in DIR/desktop and DIR/phone.
+# Its own small site: a fresh SQLite database and files under DIR/.site (never var/db.sqlite3), no model training.
+DIR ?= var/screenshots
+screenshots: install browser
+	rm -rf $(DIR)/.site && mkdir -p $(DIR)
+	env -u DATABASE_URL -u CELERY_BROKER_URL SALIENT_VAR_DIR=$(abspath $(DIR))/.site $(BIN)/python manage.py migrate -v0
+	env -u DATABASE_URL -u CELERY_BROKER_URL SALIENT_VAR_DIR=$(abspath $(DIR))/.site $(BIN)/python manage.py screenshots --out $(DIR)
 
 # gunicorn on GUNICORN_BIND (127.0.0.1:8000); WEB_CONCURRENCY workers x GUNICORN_THREADS threads.
 serve: migrate

@@ -39,6 +39,11 @@ class StudyForm(forms.Form):
                                   "(answers weighted by worker reliability).")
     completion_code = forms.RegexField(regex=r"^[A-Za-z0-9]{0,64}$", required=False,
                                        help_text="Prolific completion code; empty = made for you.")
+    consent_text = forms.CharField(
+        required=False, max_length=20_000, widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Information and consent text (e.g. your ethics board's wording). Each worker reads it once "
+                  "before their first task and agrees or declines; answers are recorded and exported. "
+                  "Empty = no consent page.")
     prolific_study_id = forms.RegexField(regex=r"^[A-Za-z0-9]{0,64}$", required=False,
                                          help_text="Prolific's id of the study (required to launch on Prolific): "
                                                    "entries with another STUDY_ID are refused.")
@@ -61,7 +66,7 @@ class StudyForm(forms.Form):
         return {"prolific_study_id": study_id} if study_id else {}
 
     def quality_settings(self) -> dict:
-        """The quality-control keyword arguments of ``study_create``, defaults filled in."""
+        """The quality-control and worker-page keyword arguments of ``study_create``, defaults filled in."""
         data = self.cleaned_data
         return {
             "gold_rate": data.get("gold_rate"),
@@ -72,6 +77,7 @@ class StudyForm(forms.Form):
             "max_answer_seconds": data.get("max_answer_seconds"),
             "early_stopping": bool(data.get("early_stopping")),
             "completion_code": data.get("completion_code") or "",
+            "consent_text": data.get("consent_text") or "",
         }
 
 

@@ -110,6 +110,9 @@ class Study(TimestampedModel):
     completion_code = models.CharField(max_length=64, blank=True, default="", help_text="Prolific completion code.")
     recruitment = models.JSONField(default=dict, blank=True, help_text="The recruiter's own state and options.")
     quality = models.JSONField(default=dict, blank=True, help_text="Agreement and worker report of the aggregation.")
+    consent_text = models.TextField(
+        blank=True, default="",
+        help_text="Information and consent text shown once before a worker's first task; empty = no consent page.")
 
     class Meta:
         verbose_name_plural = "studies"
@@ -379,6 +382,24 @@ class ExternalSession(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.backend} session {self.session_id}"
+
+
+class Consent(TimestampedModel):
+    """A worker's answer to a study's consent text: agreed or declined, when (``created_at``), to which text.
+
+    ``text_sha256`` names the exact text the worker saw; a study whose text differs asks again.
+    """
+
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="consents")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="consents")
+    agreed = models.BooleanField()
+    text_sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["worker", "study"], name="consent_once_per_worker_study")]
+
+    def __str__(self) -> str:
+        return f"{self.worker} {'agreed to' if self.agreed else 'declined'} {self.study}"
 
 
 class BlockedWorker(TimestampedModel):

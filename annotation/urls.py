@@ -32,9 +32,11 @@ urlpatterns = [
     path("work/next/", w.next_task, name="next_task"),
     path("work/a/<int:pk>/", w.assignment_page, name="assignment_page"),
     path("work/a/<int:pk>/return/", w.assignment_return, name="assignment_return"),
+    path("work/a/<int:pk>/consent/", w.assignment_consent, name="assignment_consent"),
     path("artifacts/<str:name>", w.artifact_file, name="artifact_file"),
     path("ext/mturk/<int:task_pk>/", e.mturk_entry, name="mturk_entry"),
     path("ext/mturk/<int:task_pk>/answer/", e.mturk_task, name="mturk_task"),
     path("ext/prolific/<int:study_pk>/", e.prolific_entry, name="prolific_entry"),
     path("ext/a/<int:pk>/", e.task_page, name="ext_task"),
+    path("ext/a/<int:pk>/consent/", e.consent, name="ext_consent"),
 ]

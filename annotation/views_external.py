@@ -44,7 +44,8 @@ def render_external_task(request, assignment: Assignment | None, *, errors: dict
     task = task or assignment.task
     context = task_page_context(assignment, task, errors=errors or {}, values=values or {})
     if claim:
-        context.update(token=claim, form_action=reverse("mturk_task", args=[task.pk]))
+        context.update(token=claim, form_action=reverse("mturk_task", args=[task.pk]),
+                       consent_inline=_mturk_consent_needed(task, mturk_claim_check(token=claim, task=task)))
     elif assignment is not None:
         context["form_action"] = reverse("ext_task", args=[assignment.pk])
     return render(request, "annotation/ext_task_page.html", {**context, "preview": preview}, status=status)
@@ -61,8 +62,45 @@ def task_page(request, pk: int):
     assignment = _assignment(pk, token=request.GET.get("t"))
     if assignment.state != Assignment.State.ASSIGNED:
         return error_response(request, f"this assignment is {assignment.state}", 409)
+    if selectors.consent_needed(worker=assignment.worker, study=assignment.task.study):
+        return _consent_page(request, assignment)
     services.assignment_mark_shown(assignment=assignment)
     return render_external_task(request, assignment)
+
+
+def _consent_page(request, assignment: Assignment):
+    return render(request, "annotation/consent_page.html", {
+        "study": assignment.task.study, "external": True, "token": request.GET.get("t"),
+        "form_action": reverse("ext_consent", args=[assignment.pk])})
+
+
+@csrf_exempt  # token-authenticated like the task page: the signed per-assignment token proves the assignment
+@crowd_framable
+@handles_errors
+def consent(request, pk: int):
+    """A crowd-site worker agrees to or declines the study's consent text (shown before their first task)."""
+    if request.method != "POST":
+        return error_response(request, "post your decision (agree or decline)", 405)
+    assignment = _assignment(pk, token=request.POST.get("token"))
+    decision = request.POST.get("decision")
+    if decision not in ("agree", "decline"):
+        return error_response(request, "choose to agree or to decline", 400)
+    study = assignment.task.study
+    services.consent_record(worker=assignment.worker, study=study, agreed=decision == "agree")
+    if decision == "agree":
+        return redirect(external_task_url(assignment))
+    return render(request, "annotation/ext_message.html", {
+        "title": "Thank you", "study": study,
+        "message": "You declined to take part, so you get no task of this study. Please return it on the crowd site.",
+    })
+
+
+def _mturk_consent_needed(task, claim) -> bool:
+    """Whether an MTurk worker's page asks for consent with the answer (MTurk workers have no row before it)."""
+    if not task.study.consent_text:
+        return False
+    worker = selectors.lookups.external_worker_get(backend=task.study.backend, external_id=claim["w"])
+    return worker is None or selectors.consent_needed(worker=worker, study=task.study)
 
 
 def _assignment(pk: int, *, token) -> Assignment:
@@ -152,8 +190,12 @@ def mturk_task(request, task_pk: int):
     if request.method == "GET":
         return render_external_task(request, None, task=task, claim=token)
     payload = form_payload(request)
+    agreed = payload.pop("consent", None) == "agree"
+    if _mturk_consent_needed(task, claim) and not agreed:
+        errors = {"consent": "tick the box to agree to the information and consent text, or return the HIT"}
+        return render_external_task(request, None, task=task, claim=token, errors=errors, values=payload, status=400)
     try:
-        assignment = services.mturk_answer_submit(task=task, claim=claim, payload=payload)
+        assignment = services.mturk_answer_submit(task=task, claim=claim, payload=payload, consent=agreed)
     except AnswerInvalid as exc:
         return render_external_task(request, None, task=task, claim=token, errors=exc.errors, values=payload,
                                     status=400)

@@ -282,6 +282,8 @@ EXPORTS = {
     "labels.json": "application/json",
     "workers.csv": "text/csv",
     "quality.json": "application/json",
+    "consent.csv": "text/csv",
+    "consent.txt": "text/plain",
 }
 
 
@@ -300,7 +302,10 @@ def study_export(request, pk: int, filename: str):
     if filename == "report.html":  # the study report alone, as the archive has it
         response = HttpResponse(study_report_html(study=study), content_type="text/html; charset=utf-8")
     else:
-        response = HttpResponse(study_export_files(study=study)[filename],
+        files = study_export_files(study=study)
+        if filename not in files:
+            return error_response(request, f"study {study.name!r} has no {filename} (it asks for no consent)", 404)
+        response = HttpResponse(files[filename],
                                 content_type=f"{EXPORTS[filename]}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="study{study.pk}-{filename}"'
     return response

@@ -20,7 +20,8 @@ from annotation.forms import SignupForm
 from annotation.models import Assignment
 from annotation.permissions import error_response, handles_errors, is_researcher, wants_json, worker_required
 from annotation.task_kinds import get_task_kind
-from annotation.tokens import assignment_token
+from annotation.task_kinds.fields import ChoiceField, PointField
+from annotation.tokens import assignment_token, assignment_token_check
 
 
 def home(request):
@@ -107,22 +108,68 @@ def assignment_page(request, pk: int):
     assignment = _own_assignment(request, pk)
     if assignment.state != Assignment.State.ASSIGNED:
         return error_response(request, f"this assignment is {assignment.state}", 409)
+    if selectors.consent_needed(worker=request.worker, study=assignment.task.study):
+        return redirect("assignment_consent", pk=assignment.pk)
     services.assignment_mark_shown(assignment=assignment)
     return _render_task(request, assignment, errors={}, values={}, status=200)
 
 
+@worker_required
+def assignment_consent(request, pk: int):
+    """The study's information and consent text, before the worker's first task of it: agree or decline."""
+    assignment = _own_assignment(request, pk)
+    study = assignment.task.study
+    if request.method == "POST":
+        assignment_token_check(token=request.POST.get("token"), assignment=assignment)
+        decision = request.POST.get("decision")
+        if decision not in ("agree", "decline"):
+            return error_response(request, "choose to agree or to decline", 400)
+        services.consent_record(worker=request.worker, study=study, agreed=decision == "agree")
+        if decision == "agree":
+            return redirect("assignment_page", pk=assignment.pk)
+        messages.info(request, f"You declined study “{study.name}”: you get none of its tasks.")
+        return redirect("worker_home")
+    if not selectors.consent_needed(worker=request.worker, study=study):
+        return redirect("assignment_page", pk=assignment.pk)
+    return render(request, "annotation/consent_page.html", {
+        "study": study, "token": assignment_token(assignment),
+        "form_action": reverse("assignment_consent", args=[assignment.pk])})
+
+
+def answer_field_labels(fields) -> dict[str, str]:
+    """Each answer field's name in words, as the page shows it beside the field and in the error summary."""
+    labels = {}
+    for field in fields:
+        if isinstance(field, ChoiceField) and field.name == "choice":
+            labels[field.name] = "Your answer"
+        elif isinstance(field, PointField):
+            labels[field.name] = field.legend
+        else:
+            labels[field.name] = field.name.replace("_", " ").capitalize()
+    return labels
+
+
 def task_page_context(assignment: Assignment | None, task, *, errors: dict, values: dict) -> dict:
-    """What every task page shows: the kind's template and fields, the assignment token, errors."""
+    """What every task page shows: the kind's template and fields, the assignment token, errors beside their
+    fields (and named in words in a summary), and the facts a worker asks for: study, tasks left, pay, due time."""
     kind = get_task_kind(task.study.kind)
+    fields = kind.answer_fields(selectors.study_conf(study=task.study))
+    labels = answer_field_labels(fields)
+    worker = assignment.worker if assignment is not None else None
     return {
         "assignment": assignment,
         "task": task,
         "study": task.study,
         "kind_template": kind.template,
-        "fields": kind.answer_fields(selectors.study_conf(study=task.study)),
+        "fields": fields,
         "token": assignment_token(assignment) if assignment is not None else "",
         "errors": errors,
+        "field_labels": labels,
+        "error_items": [(name, labels.get(name, name.replace("_", " ").capitalize()), message)
+                        for name, message in errors.items()],
         "values": values,
+        "tasks_left": (selectors.tasks_open_for(worker=worker, study=task.study).count() + 1
+                       if worker is not None else None),
     }
 
 
@@ -162,8 +209,15 @@ def _submit(request, pk: int):
         return _render_task(request, assignment, errors=exc.errors, values=payload, status=400)
     if wants_json(request):
         return JsonResponse({"answer": answer.pk, "state": answer.assignment.state}, status=201)
-    messages.success(request, "Answer saved. Thank you!")
-    return redirect("worker_home")
+    if payload.get("then") == "stop":
+        messages.success(request, "Answer saved. Thank you! Come back any time for more tasks.")
+        return redirect("worker_home")
+    following = services.assignment_claim_next(worker=request.worker)
+    if following is None:
+        messages.success(request, "Answer saved. No other task is available for you right now. Thank you!")
+        return redirect("worker_home")
+    messages.success(request, "Answer saved. Here is your next task.")
+    return redirect("assignment_page", pk=following.pk)
 
 
 @require_POST

@@ -29,13 +29,12 @@ def test_worker_answers_two_tasks_and_researcher_sees_them(live_server, page, ma
     page.keyboard.press("Enter")
     page.wait_for_selector("text=Answer saved")
 
-    # Second task: leave out the confidence first, read the error, then fix it.
-    page.click("#next-task")
+    # The second task opens directly. Leave out the confidence first, read the error, then fix it.
     page.wait_for_selector("#answer-form img")
     page.keyboard.press("2")
     page.click("#submit-answer")
     page.wait_for_selector("text=Please fix")
-    assert "confidence" in page.inner_text("[role=alert]")
+    assert "Confidence" in page.inner_text("[role=alert]")
     page.check("input[name=confidence][value='5']")
     page.click("#submit-answer")
     page.wait_for_selector("text=Answer saved")
@@ -77,7 +76,7 @@ def test_worker_answers_a_feature_panel(live_server, page, make_worker, research
     page.check("input[name=confidence][value='2']")
     page.click("#submit-answer")
     page.wait_for_selector("text=Please fix")
-    assert "reason" in page.inner_text("[role=alert]")
+    assert "reason" in page.inner_text("[role=alert]").lower()
     assert page.is_checked("input[name=main][value=background]")  # the choice survives the error
     page.fill("textarea[name=reason]", "the whole sky behind the coat lights up")
     page.check("input[name=confidence][value='2']")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 
 import attrs
@@ -55,10 +56,19 @@ def accuracy_table(answers: pd.DataFrame, time_filter: TimeFilter,
                                        "n_valid"]), counts
 
 
-def plot_accuracy(table: pd.DataFrame, chance: float | None = None,
-                  title: str = "Class assignment accuracy per condition") -> bytes:
-    """Bar plot of accuracy (%) per condition with standard-error bars, as PNG bytes."""
+def _tick_label(title: str, width: int = 14) -> str:
+    """A condition's title on short lines ("Adv - Prototypes and Criticisms" -> "Adv" / "Prototypes and" /
+    "Criticisms"), so that neighbouring tick labels never overlap."""
+    return "\n".join(textwrap.fill(part, width) for part in title.split(" - "))
 
+
+def accuracy_figure(table: pd.DataFrame, chance: float | None = None,
+                    title: str = "Class assignment accuracy per condition"):
+    """The bar plot of :func:`plot_accuracy` as a matplotlib figure (the caller closes it).
+
+    The figure widens with the number of conditions (1.3 in per bar, at least 8 in) and the chance legend
+    stands outside the axes, where it cannot hide a bar's error bar.
+    """
     # deferred: loads matplotlib
     import matplotlib
 
@@ -66,7 +76,7 @@ def plot_accuracy(table: pd.DataFrame, chance: float | None = None,
     # deferred: loads matplotlib
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.3 * len(table)), 4.8))
     pos = np.arange(len(table))
     ax.bar(pos, table["accuracy"].fillna(0), yerr=table["standard_error"].fillna(0), capsize=4,
            color=["#4c72b0" if "Prototypes and" in t else "#dd8452" if "only" in t else "#8c8c8c"
@@ -75,13 +85,23 @@ def plot_accuracy(table: pd.DataFrame, chance: float | None = None,
         ax.text(x, 1, f"n={n}", ha="center", va="bottom", fontsize=8, color="white" if n else "black")
     if chance is not None:
         ax.axhline(100 * chance, color="k", lw=0.8, ls="--", label="chance")
-        ax.legend(loc="upper right")
-    ax.set_xticks(pos, [t.replace(" - ", "\n") for t in table["title"]], fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
+    ax.set_xticks(pos, [_tick_label(t) for t in table["title"]], fontsize=8)
     ax.set_ylabel("accuracy (%) ± s.e.")
     ax.set_ylim(0, 100)
     ax.set_title(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_accuracy(table: pd.DataFrame, chance: float | None = None,
+                  title: str = "Class assignment accuracy per condition") -> bytes:
+    """Bar plot of accuracy (%) per condition with standard-error bars, as PNG bytes."""
+    # deferred: loads matplotlib
+    import matplotlib.pyplot as plt
+
+    fig = accuracy_figure(table, chance, title)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()

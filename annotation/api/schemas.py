@@ -35,6 +35,7 @@ class StudyIn(Schema):
     max_answer_seconds: float | None = None
     early_stopping: bool = False
     completion_code: str = ""
+    consent_text: str = ""
 
 
 class StudyOut(Schema):
@@ -48,6 +49,7 @@ class StudyOut(Schema):
     backend: str
     error: str
     created_at: datetime
+    consent_text: str = ""
 
 
 class JobOut(Schema):

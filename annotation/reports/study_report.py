@@ -43,10 +43,14 @@ class PageImages:
         """A figure, as a link that opens it at full size."""
         url = reverse("study_output", args=[self.study.pk, name])
         return format_html('<a class="figure-link" href="{}" target="_blank" title="open at full size">'
-                           '<img class="figure" src="{}" alt="{}"></a>', url, url, alt)
+                           '<img class="figure" src="{}" alt="{}" loading="lazy" decoding="async"></a>', url, url, alt)
 
     def artifact_img(self, name: str, alt: str) -> str:
-        return format_html('<img src="{}" alt="{}">', reverse("artifact_file", args=[name]), alt)
+        """A task image as a thumbnail that loads when scrolled near (a results page shows hundreds) and opens at
+        full size on click."""
+        url = reverse("artifact_file", args=[name])
+        return format_html('<a class="zoom" href="{}" target="_blank" title="open at full size">'
+                           '<img src="{}" alt="{}" loading="lazy" decoding="async"></a>', url, url, alt)
 
 
 class EmbeddedImages:

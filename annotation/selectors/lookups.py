@@ -42,6 +42,11 @@ def worker_answered(*, worker: Worker, study: Study | None = None) -> int:
     return rows.filter(task__study=study).count() if study is not None else rows.count()
 
 
+def external_worker_get(*, backend: str, external_id: str) -> Worker | None:
+    """The worker a crowd site knows by ``external_id``, if they answered before."""
+    return Worker.objects.filter(backend=backend, external_id=external_id).first()
+
+
 def worker_of_owner(*, pk: int, owner) -> Worker | None:
     """Worker ``pk`` if they answered in one of ``owner``'s studies."""
     return Worker.objects.filter(pk=pk, answers__task__study__owner=owner).distinct().first()

@@ -81,7 +81,8 @@ def tasks_open_for(*, worker: Worker, study: Study | None = None) -> QuerySet[Ta
     """Tasks of live studies with a free slot that the worker has not had and may do.
 
     Only studies recruiting through the worker's own backend, not excluding the worker, whose owner
-    has not blocked the worker, and where the worker is below the study's per-worker cap. Tasks whose
+    has not blocked the worker, whose consent text the worker did not decline, and where the worker is
+    below the study's per-worker cap. Tasks whose
     payload names an ``exclusion_group`` are mutually exclusive within their study: a worker who had
     (in any state) one task of a group is never offered another (e.g. two conditions of one image).
     """
@@ -90,6 +91,7 @@ def tasks_open_for(*, worker: Worker, study: Study | None = None) -> QuerySet[Ta
         .exclude(assignments__worker=worker)
         .exclude(study__excluded_workers=worker)
         .exclude(study__owner__blocked_workers__worker=worker)
+        .exclude(study__consents__worker=worker, study__consents__agreed=False)
         .exclude(Exists(Assignment.objects.filter(
             worker=worker, task__study=OuterRef("study"), task__exclusion_group=OuterRef("exclusion_group"),
         ).exclude(task__exclusion_group="")))

@@ -5,7 +5,8 @@ Services take keyword arguments, check the current state first and raise
 invariants are changed with conditional UPDATEs, which the database serialises. One module per
 concern: ``people``, ``studies`` (lifecycle verbs), ``jobs`` (Celery jobs), ``evidence`` (passes in shards),
 ``contexts`` (what a kind sees), ``assignments``, ``slots``, ``quality`` (gold, exclusion, early stopping, blocks,
-bonuses), ``crowd`` (recruitment), ``registry`` (models and image folders), ``imports`` (imported answers, in
+bonuses), ``crowd`` (recruitment), ``consent`` (a worker's answer to a study's consent text), ``registry``
+(models and image folders), ``imports`` (imported answers, in
 bulk), ``api_tokens`` and ``export_jobs`` (queueing the archive job; its work is in
 :mod:`annotation.reports.archive_job`). Reads are in :mod:`annotation.selectors`.
 Use them as ``from annotation import services; services.study_launch(...)``.
@@ -23,6 +24,7 @@ from annotation.services.assignments import (  # noqa: F401
     mturk_answer_submit,
     mturk_entry_check,
 )
+from annotation.services.consent import consent_record  # noqa: F401
 from annotation.services.contexts import study_context  # noqa: F401
 from annotation.services.crowd import (  # noqa: F401
     artifacts_make_public,

@@ -11,9 +11,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation import selectors
-from annotation.errors import Conflict
+from annotation.errors import Conflict, Forbidden
 from annotation.models import Answer, Assignment, ExternalSession, Study, Task, Worker
 from annotation.recruiters import recruiter_for
+from annotation.services.consent import consent_record
 from annotation.services.intake import assignment_locked
 from annotation.services.people import external_worker
 from annotation.services.quality import early_stop_check, gold_check, stopped_task_recheck, time_flag
@@ -113,6 +114,8 @@ def assignment_submit(
         study = assignment.task.study
         if study.state != Study.State.LIVE:
             raise Conflict(f"study {study.name!r} is {study.state} and takes no more answers")
+        if selectors.consent_needed(worker=assignment.worker, study=study):
+            raise Forbidden(f"agree to the information and consent text of study {study.name!r} first")
         if assignment.expires_at < timezone.now():
             expired = True
         else:
@@ -250,7 +253,8 @@ def mturk_entry_check(*, task: Task, assignment_id: str, worker_id: str, confirm
         raise Conflict("this task has all the answers it wants; please return it")
 
 
-def mturk_answer_submit(*, task: Task, claim: Mapping[str, Any], payload: Mapping[str, Any]) -> Assignment:
+def mturk_answer_submit(*, task: Task, claim: Mapping[str, Any], payload: Mapping[str, Any],
+                        consent: bool = False) -> Assignment:
     """Store the answer of an MTurk worker's signed claim; it counts only once MTurk confirms the pair.
 
     Nothing is stored before this call (no worker row, no slot held at entry). MTurk is asked first
@@ -270,6 +274,10 @@ def mturk_answer_submit(*, task: Task, claim: Mapping[str, Any], payload: Mappin
         mturk_entry_check(task=Task.objects.select_for_update().select_related("study").get(pk=task.pk),
                           assignment_id=assignment_id, worker_id=worker_id, confirmed=counted)
         worker = external_worker(backend=study.backend, external_id=worker_id)
+        if selectors.consent_needed(worker=worker, study=study):  # the page asks with the answer (no worker before)
+            if not consent:
+                raise Forbidden(f"agree to the information and consent text of study {study.name!r} first")
+            consent_record(worker=worker, study=study, agreed=True)
         if counted:  # MTurk gives this HIT one assignment per worker: a claim under another id was made up
             for forged in _unconfirmed(Assignment.objects.filter(task=task, worker=worker)):
                 log.warning("MTurk confirmed assignment %s of worker %s on HIT %s: the unconfirmed claim %s "

@@ -43,6 +43,7 @@ def study_create(
     early_stopping: bool = False,
     completion_code: str = "",
     recruitment: Mapping[str, Any] | None = None,
+    consent_text: str = "",
 ) -> Study:
     task_kind = get_task_kind(kind)
     settings = {**task_kind.default_settings(), **(settings or {})}
@@ -86,6 +87,7 @@ def study_create(
         early_stopping=early_stopping,
         completion_code=completion_code or new_completion_code(),
         recruitment=dict(recruitment or {}),
+        consent_text=(consent_text or "").strip(),
     )
 
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from django import forms
 
 #: Form keys that travel with every answer but are not part of it.
-META_FIELDS = frozenset({"csrfmiddlewaretoken", "token", "shown_at"})
+META_FIELDS = frozenset({"csrfmiddlewaretoken", "token", "shown_at", "then"})  # "then": the page's "submit and stop"
 #: The columns every aggregator's table has (beside ``count_<value>`` columns), indexed by task id.
 LABEL_COLUMNS = ("label", "tie", "complete", "n_answers")
 
