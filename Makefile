@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1
 # `make test` talks to the real services; override these to point elsewhere.
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_BROKER_URL ?= $(or $(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
+# Every run ends with its 25 slowest tests (setup included), so a CI log says where the suite's time goes.
+PYTEST_ARGS ?= --durations=25
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat lint test test-fast clean mutation
