@@ -6,9 +6,12 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1
 # `make test` talks to the real services; override these to point elsewhere.
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_BROKER_URL ?= $(or $(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
+# Every run ends with its 25 slowest tests (setup included), so a CI log says where the suite's time goes.
+PYTEST_ARGS ?= --durations=25
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat lint test clean mutation screenshots
+.PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat lint test test-fast clean mutation \
+	screenshots
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +79,13 @@ lint: install
 
 test: lint install system-packages
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: no lint, and no slow, browser, Celery-worker or PostgreSQL test (the marker expression of
+# [tool.mutmut] pytest_add_cli_args in pyproject.toml); SQLite and the embedded broker unless DATABASE_URL says.
+FAST_MARKERS = $(shell $(BIN)/python -c "import tomllib; a = tomllib.load(open('pyproject.toml', 'rb'))['tool']['mutmut']['pytest_add_cli_args']; print(a[a.index('-m') + 1])")
+
+test-fast: install
+	$(BIN)/python -m pytest -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache
