@@ -6,7 +6,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import selectors, services
@@ -188,6 +188,56 @@ def study_results(request, pk: int):
         "study": study, "kind": kind, "outputs": outputs, "job_forms": job_forms, "images": PageImages(study),
         "jobs": selectors.lookups.study_kind_jobs(study=study),
         **kind.results_context(ctx),
+    })
+
+
+#: Tiles per page of the task grid.
+GRID_PAGE_SIZE = 48
+
+
+@require_GET
+@researcher_required
+def study_tasks(request, pk: int):
+    """The task grid (Label Studio's data manager): thumbnails, filtered by label, tie, agreement, gold and
+    worker, sorted and paged in the database; a tile opens the task with every answer."""
+    study = selectors.study_get(user=request.user, pk=pk)
+    grid = selectors.task_grid
+    try:
+        filters = grid.GridFilters.parse(request.GET)
+        tasks = grid.task_grid(study=study, filters=filters)
+    except selectors.FilterError as exc:
+        return error_response(request, exc.message, 400, {"field": exc.field})
+    page = Paginator(tasks, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    words = grid.LabelWords.of(study)
+    query = {k: v for k, v in filters.query().items() if v and not (k == "order" and v == "key")}
+    return render(request, "annotation/study_tasks.html", {
+        "study": study, "kind": get_task_kind(study.kind), "page": page, "filters": filters,
+        "rows": [grid.task_grid_row(t, words) for t in page], "query": urlencode(query),
+        "labels": grid.study_label_values(study=study), "orders": grid.GRID_ORDER_WORDS,
+        "filtered": bool(set(query) - {"order"}),
+    })
+
+
+@require_GET
+@researcher_required
+def study_task(request, pk: int, task_pk: int):
+    """One task of the grid: its images and every answer; previous/next follow the grid's filters and order."""
+    study = selectors.study_get(user=request.user, pk=pk)
+    task = study.tasks.select_related("study").filter(pk=task_pk).first()
+    if task is None:
+        raise selectors.NotFound(f"study {study.name!r} has no task {task_pk}")
+    grid = selectors.task_grid
+    try:
+        filters = grid.GridFilters.parse(request.GET)
+        previous, following = grid.task_neighbours(tasks=grid.task_grid(study=study, filters=filters), task=task)
+    except selectors.FilterError as exc:
+        return error_response(request, exc.message, 400, {"field": exc.field})
+    words = grid.LabelWords.of(study)
+    query = {k: v for k, v in filters.query().items() if v and not (k == "order" and v == "key")}
+    return render(request, "annotation/study_task.html", {
+        "study": study, "task": task, "row": grid.task_grid_row(task, words),
+        "images": grid.task_images(task.payload), "answers": grid.task_answer_rows(task=task, words=words),
+        "previous": previous, "next": following, "query": urlencode(query),
     })
 
 
