@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,7 +18,7 @@ from annotation.models import Assignment, Job, RegisteredDataset, RegisteredMode
 from annotation.permissions import error_response, researcher_required
 from annotation.recruiters import recruiter_for
 from annotation.reports.export_files import study_export_files
-from annotation.reports.study_report import PageImages, study_report_html
+from annotation.reports.study_report import PageImages, results_sections, study_report_html
 from annotation.services.export_jobs import ARCHIVE, JOB_EXPORTS
 from annotation.states import allowed_transitions
 from annotation.task_kinds import TASK_KINDS, get_task_kind
@@ -135,7 +136,8 @@ def study_detail(request, pk: int):
         "task_filters": _task_filters(request),
         "results": (study.results.select_related("task").filter(task__in=[r["id"] for r in task_rows])
                     .order_by("task_id")),
-        "kind": get_task_kind(study.kind),
+        "kind": get_task_kind(study.kind), "words": selectors.task_grid.LabelWords.of(study),
+        "grid_url": reverse("study_tasks", args=[study.pk]),
         "cost": selectors.quality.study_cost_estimate(study=study),
         "recruitment": recruiter_for(study).describe(study, request.build_absolute_uri("/").rstrip("/")),
         "qc": selectors.quality.study_quality_live(study=study),
@@ -184,11 +186,15 @@ def study_results(request, pk: int):
     outputs = {o.name: o for o in selectors.lookups.study_outputs(study=study)}
     ctx = services.study_context(study)
     job_forms = {name: (job.title, job.form(ctx)(prefix=name)) for name, job in kind.jobs.items()}
-    return render(request, "annotation/study_results.html", {
+    context = {
         "study": study, "kind": kind, "outputs": outputs, "job_forms": job_forms, "images": PageImages(study),
-        "jobs": selectors.lookups.study_kind_jobs(study=study),
+        "jobs": selectors.lookups.study_kind_jobs(study=study), "grid_url": reverse("study_tasks", args=[study.pk]),
+        "label_rows": selectors.task_grid.study_label_summary(study=study),
         **kind.results_context(ctx),
-    })
+    }
+    findings = render_to_string(kind.results_template, context, request) if context.get("summary") else ""
+    return render(request, "annotation/study_results.html", {
+        **context, "findings": findings, "sections": results_sections(findings)})
 
 
 #: Tiles per page of the task grid.

@@ -105,3 +105,20 @@ def test_pages_hold_a_page_of_tasks(make_study, researcher_client, monkeypatch):
     assert grid_keys(researcher_client, study) == ["img-astronaut", "img-chelsea"]
     assert grid_keys(researcher_client, study, page="2") == ["img-coffee"]
     assert Task.objects.filter(study=study).count() == 3
+
+
+def test_results_page_links_labels_to_the_grid(make_study, make_worker, researcher_client,
+                                                django_capture_on_commit_callbacks):
+    study = answered_study(make_study, make_worker, django_capture_on_commit_callbacks)
+    html = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
+    grid = reverse("study_tasks", args=[study.pk])
+    summary = html.split('id="label-summary-table"')[1].split("</table>")[0]
+    assert f'href="{grid}?label=animal">Animal</a>' in summary and f'href="{grid}?tie=yes">tie (no label)' in summary
+    choices = html.split('id="choices-table"')[1].split("</table>")[0]  # image_choice's own results
+    assert f'href="{grid}?label=person">Person</a>' in choices
+    toc = html.split('id="sections"')[1].split("</nav>")[0]
+    assert 'href="#labels-summary"' in toc and 'href="#choices"' in toc and 'id="choices"' in html
+    dashboard = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    labels = dashboard.split('id="labels-table"')[1].split("</table>")[0]
+    task = study.tasks.get(key="img-chelsea")
+    assert f'href="{grid}{task.pk}/"' in labels and f'href="{grid}?label=animal">Animal</a>' in labels

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.utils.http import urlencode
+from django.db.models import Avg, Count, F, Q, QuerySet
 
 from annotation.models import Answer, Study, Task
 from annotation.selectors.studies import COUNTED, FilterError, _order, as_id, study_conf
@@ -34,6 +35,8 @@ YES_NO = {"yes": True, "no": False, "": None}
 class LabelWords:
     """A study's label values in the words of its task page (``TaskKind.label_words``); nothing (None, NaN, "")
     is blank, an unknown value shows as stored. One instance per page or export, used for every label on it."""
+
+    do_not_call_in_templates = True  # a template passes it to the ``label_word`` filter
 
     def __init__(self, words: Mapping[str, str]) -> None:
         self.words = dict(words)
@@ -204,3 +207,21 @@ def study_label_values(*, study: Study) -> list[tuple[str, str]]:
     words = LabelWords.of(study)
     values = study.results.exclude(label="").values_list("label", flat=True).distinct().order_by("label")
     return [(v, words(v)) for v in values]
+
+
+def study_label_summary(*, study: Study) -> list[dict[str, Any]]:
+    """One row per label of the last aggregation (ties and tasks without a label last): the label in words, its
+    tasks, their mean agreement in percent and the grid's query string that lists them ("" when none does)."""
+    words = LabelWords.of(study)
+    rows = []
+    grouped = study.results.values("label", "tie").annotate(tasks=Count("pk"), agreement=Avg("agreement"))
+    for g in sorted(grouped, key=lambda g: (g["label"] == "", g["tie"] is False, g["label"])):
+        if g["label"]:
+            word, query = words(g["label"]), {"label": g["label"]}
+        elif g["tie"]:
+            word, query = "tie (no label)", {"tie": "yes"}
+        else:
+            word, query = "no label yet (too few answers)", {}
+        rows.append({"label": g["label"], "word": word, "tasks": g["tasks"], "query": urlencode(query),
+                     "agreement": None if g["agreement"] is None else round(100 * g["agreement"])})
+    return rows
