@@ -122,3 +122,21 @@ def test_results_page_links_labels_to_the_grid(make_study, make_worker, research
     labels = dashboard.split('id="labels-table"')[1].split("</table>")[0]
     task = study.tasks.get(key="img-chelsea")
     assert f'href="{grid}{task.pk}/"' in labels and f'href="{grid}?label=animal">Animal</a>' in labels
+
+
+def test_the_api_lists_the_grid_with_the_same_filters(make_study, make_worker, researcher, other_researcher,
+                                                      django_capture_on_commit_callbacks):
+    from tests.test_api import api_client
+
+    study = answered_study(make_study, make_worker, django_capture_on_commit_callbacks)
+    api = api_client(researcher)
+    reply = api.get(f"/api/studies/{study.pk}/grid", {"order": "-agreement", "tie": "no"}).json()
+    assert reply["count"] == 2 and [t["key"] for t in reply["items"]] == ["img-astronaut", "img-chelsea"]
+    chelsea = reply["items"][1]
+    assert (chelsea["label"], chelsea["label_words"], chelsea["agreement"], chelsea["answers"]) == \
+        ("animal", "Animal", 67, 3)
+    assert chelsea["image"].startswith("/artifacts/")
+    assert api.get(f"/api/studies/{study.pk}/grid", {"worker": "w2", "limit": 1}).json()["count"] == 2
+    bad = api.get(f"/api/studies/{study.pk}/grid", {"agreement_max": "x"})
+    assert bad.status_code == 400 and bad.json()["field"] == "agreement_max"
+    assert api_client(other_researcher).get(f"/api/studies/{study.pk}/grid").status_code == 404

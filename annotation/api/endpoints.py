@@ -238,6 +238,35 @@ def task_list(request, study_id: int, key: str = "", gold: bool | None = None, o
     return {"count": tasks.count(), "offset": offset, "limit": limit, "items": list(tasks[offset:offset + limit])}
 
 
+class GridFilters(s.Schema):
+    label: str = ""
+    tie: str = ""
+    gold: str = ""
+    worker: str = ""
+    agreement_min: str = ""
+    agreement_max: str = ""
+    order: str = "key"
+    offset: int = 0
+    limit: int = 100
+
+
+@studies.get("/{study_id}/grid", response={200: s.GridPage, **ERRORS})
+def task_grid(request, study_id: int, filters: Query[GridFilters]):
+    """The task grid of the results pages: tasks with their label, tie, agreement (percent) and answers, filtered
+    by label, tie (yes/no), gold (yes/no), worker, agreement_min/agreement_max (percent), sorted by ``order``
+    (key, agreement, answers; a leading ``-`` reverses)."""
+    offset, limit = _page(filters.offset, filters.limit)
+    study = _study(request, study_id)
+    grid = selectors.task_grid
+    tasks = grid.task_grid(study=study, filters=grid.GridFilters.parse(filters.dict()))
+    words = grid.LabelWords.of(study)
+    items = []
+    for task in tasks[offset:offset + limit]:
+        row = grid.task_grid_row(task, words)
+        items.append({**row, "image": reverse("artifact_file", args=[row["thumbnail"]]) if row["thumbnail"] else None})
+    return {"count": tasks.count(), "offset": offset, "limit": limit, "items": items}
+
+
 class AnswerFilters(s.Schema):
     task: str = ""
     worker: str = ""

@@ -112,6 +112,27 @@ class TaskPage(Page):
     items: list[TaskOut]
 
 
+class GridTaskOut(Schema):
+    """A task of the task grid: ``label`` as stored, ``label_words`` as the task page words it; ``agreement`` in
+    percent (None before aggregation); ``image`` the address of its first image (None without one)."""
+    id: int
+    key: str
+    class_name: str
+    label: str
+    label_words: str
+    tie: bool
+    aggregated: bool
+    complete: bool
+    agreement: int | None = None
+    answers: int
+    is_gold: bool
+    image: str | None = None
+
+
+class GridPage(Page):
+    items: list[GridTaskOut]
+
+
 class AnswerPage(Page):
     items: list[AnswerOut]
 
