@@ -17,6 +17,7 @@ from annotation import services
 from annotation.artifacts import artifact_store_image
 from annotation.models import StudyOutput
 from annotation.reports.study_report import EmbeddedImages, study_report_html
+from annotation.selectors.task_grid import LabelWords
 from annotation.task_kinds import get_task_kind
 from tests.study_helpers import computed_study, crowd_answers, study_from_form
 
@@ -169,7 +170,8 @@ def test_the_archive_of_a_finished_study_has_a_self_contained_report(kind, resea
     rows = {row[0].split()[0]: row[1] for row in report.rows["labels-table"][1:]}
     results = list(study.results.select_related("task"))
     assert sum(bool(r.label) for r in results) > 0
-    assert rows == {r.task.key: r.label or "—" for r in results}
+    words = LabelWords.of(study)  # the labels in the task page's words, as on every page and in labels.csv
+    assert rows == {r.task.key: words(r.label) or "—" for r in results}
 
     # The kind's findings: every table of the results page, with the same text, and as many images, embedded.
     if kind_module.results_template:

@@ -58,9 +58,15 @@ def test_filters_sort_and_words(make_study, make_worker, researcher_client, djan
     assert grid_keys(c, study, order="-key")[0] == "img-coffee"
     assert grid_keys(c, study, worker="w2") == ["img-astronaut", "img-chelsea"]
     assert grid_keys(c, study, gold="yes") == []
+    assert grid_keys(c, study, key="img-coffee") == ["img-coffee"] and grid_keys(c, study, key="img") == []
+    task = study.tasks.get(key="img-chelsea")
+    task.payload = {**task.payload, "class_name": "Cat"}  # a benchmark kind's payload names the class
+    task.save()
+    assert grid_keys(c, study, class_name="Cat") == ["img-chelsea"]
     html = c.get(reverse("study_tasks", args=[study.pk])).content.decode()
     tile = html.split('data-key="img-chelsea"')[1].split("</a>")[0]
     assert ">Animal<" in tile and "67 %" in tile and "3 answers" in tile  # the task page's word, not "animal"
+    assert "<b>Cat</b> · img-chelsea" in tile
     assert "nan" not in html
 
 

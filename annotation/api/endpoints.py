@@ -240,6 +240,8 @@ def task_list(request, study_id: int, key: str = "", gold: bool | None = None, o
 
 class GridFilters(s.Schema):
     label: str = ""
+    key: str = ""
+    class_name: str = ""
     tie: str = ""
     gold: str = ""
     worker: str = ""
@@ -253,8 +255,8 @@ class GridFilters(s.Schema):
 @studies.get("/{study_id}/grid", response={200: s.GridPage, **ERRORS})
 def task_grid(request, study_id: int, filters: Query[GridFilters]):
     """The task grid of the results pages: tasks with their label, tie, agreement (percent) and answers, filtered
-    by label, tie (yes/no), gold (yes/no), worker, agreement_min/agreement_max (percent), sorted by ``order``
-    (key, agreement, answers; a leading ``-`` reverses)."""
+    by label, key, class_name, tie (yes/no), gold (yes/no), worker, agreement_min/agreement_max (percent), sorted
+    by ``order`` (key, agreement, answers; a leading ``-`` reverses)."""
     offset, limit = _page(filters.offset, filters.limit)
     study = _study(request, study_id)
     grid = selectors.task_grid
@@ -285,7 +287,8 @@ def answer_list(request, study_id: int, filters: Query[AnswerFilters]):
     answers = selectors.study_answers_filtered(study=study, task=filters.task, worker=filters.worker,
                                                state=filters.status, label=filters.label, order=filters.order)
     label_field = TASK_KINDS[study.kind].label_field
-    items = [{"id": a.pk, "task": a.task_id, "task_key": a.task.key, "worker": str(a.worker),
+    items = [{"id": a.pk, "task": a.task_id, "task_key": a.task.key,
+              "class_name": selectors.task_grid.task_class_name(a.task.payload), "worker": str(a.worker),
               "worker_id": a.worker_id, "assignment": a.assignment_id, "status": a.assignment.state,
               "flag": a.flag, "gold": a.task.is_gold, "label": a.payload.get(label_field), "fields": a.payload,
               "shown_at": a.shown_at, "submitted_at": a.submitted_at}

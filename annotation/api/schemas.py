@@ -90,6 +90,7 @@ class AnswerOut(Schema):
     id: int
     task: int
     task_key: str
+    class_name: str = ""
     worker: str
     worker_id: int
     assignment: int

@@ -124,6 +124,7 @@ def study_report_context(*, study: Study, images: EmbeddedImages | None = None) 
         **findings,
         "study": study, "kind": kind, "images": images or EmbeddedImages(study),
         "words": selectors.task_grid.LabelWords.of(study),
+        "label_rows": selectors.task_grid.study_label_summary(study=study),
         "counts": selectors.study_counts(study=study), "now": timezone.now(),
         "kind_settings": setting_rows(selectors.study_conf(study=study)),
         "platform_settings": setting_rows({

@@ -80,6 +80,8 @@ class GridFilters:
     """The grid's filters as a request gives them; agreement bounds are percentages (0-100)."""
 
     label: str = ""
+    key: str = ""
+    class_name: str = ""
     tie: bool | None = None
     gold: bool | None = None
     worker: str = ""
@@ -115,25 +117,32 @@ class GridFilters:
         low, high = percent("agreement_min"), percent("agreement_max")
         if low is not None and high is not None and low > high:
             raise FilterError(f"agreement_min ({low:g} %) is above agreement_max ({high:g} %)", "agreement_min")
-        return cls(label=str(data.get("label") or "").strip(), tie=flag("tie"), gold=flag("gold"),
+        return cls(label=str(data.get("label") or "").strip(), key=str(data.get("key") or "").strip(),
+                   class_name=str(data.get("class_name") or "").strip(), tie=flag("tie"), gold=flag("gold"),
                    worker=str(data.get("worker") or "").strip(), agreement_min=low, agreement_max=high, order=order)
 
     def query(self) -> dict[str, str]:
         """The filters as query-string values (for links that keep them)."""
         word = {True: "yes", False: "no", None: ""}
-        return {"label": self.label, "tie": word[self.tie], "gold": word[self.gold], "worker": self.worker,
+        return {"label": self.label, "key": self.key, "class_name": self.class_name, "tie": word[self.tie],
+                "gold": word[self.gold], "worker": self.worker,
                 "agreement_min": "" if self.agreement_min is None else f"{self.agreement_min:g}",
                 "agreement_max": "" if self.agreement_max is None else f"{self.agreement_max:g}",
                 "order": self.order}
 
 
 def task_grid(*, study: Study, filters: GridFilters) -> QuerySet[Task]:
-    """The study's tasks that pass ``filters``, each with ``received`` (answers counted) and its ``result``,
-    sorted by ``filters.order`` (:data:`GRID_ORDERS`); filtering, sorting and paging all run in the database."""
+    """The study's tasks that pass ``filters`` (``key`` and ``class_name`` match exactly), each with ``received``
+    (answers counted) and its ``result``, sorted by ``filters.order`` (:data:`GRID_ORDERS`); filtering, sorting and
+    paging all run in the database."""
     tasks = study.tasks.select_related("result").annotate(
         received=Count("assignments", filter=Q(assignments__state__in=COUNTED)))
     if filters.label:
         tasks = tasks.filter(result__label=filters.label)
+    if filters.key:
+        tasks = tasks.filter(key=filters.key)
+    if filters.class_name:
+        tasks = tasks.filter(payload__class_name=filters.class_name)
     if filters.tie is not None:
         tasks = tasks.filter(result__tie=filters.tie)
     if filters.gold is not None:
