@@ -7,7 +7,7 @@ from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import selectors, services
@@ -215,12 +215,11 @@ def study_tasks(request, pk: int):
         return error_response(request, exc.message, 400, {"field": exc.field})
     page = Paginator(tasks, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
     words = grid.LabelWords.of(study)
-    query = {k: v for k, v in filters.query().items() if v and not (k == "order" and v == "key")}
     return render(request, "annotation/study_tasks.html", {
         "study": study, "kind": get_task_kind(study.kind), "page": page, "filters": filters,
-        "rows": [grid.task_grid_row(t, words) for t in page], "query": urlencode(query),
+        "rows": [grid.task_grid_row(t, words) for t in page], "query": filters.query_string(),
         "labels": grid.study_label_values(study=study), "orders": grid.GRID_ORDER_WORDS,
-        "filtered": bool(set(query) - {"order"}),
+        "filtered": bool(set(filters.query(only_set=True)) - {"order"}),
     })
 
 
@@ -239,11 +238,10 @@ def study_task(request, pk: int, task_pk: int):
     except selectors.FilterError as exc:
         return error_response(request, exc.message, 400, {"field": exc.field})
     words = grid.LabelWords.of(study)
-    query = {k: v for k, v in filters.query().items() if v and not (k == "order" and v == "key")}
     return render(request, "annotation/study_task.html", {
         "study": study, "task": task, "row": grid.task_grid_row(task, words),
         "images": grid.task_images(task.payload), "answers": grid.task_answer_rows(task=task, words=words),
-        "previous": previous, "next": following, "query": urlencode(query),
+        "previous": previous, "next": following, "query": filters.query_string(),
     })
 
 

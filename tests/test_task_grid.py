@@ -146,3 +146,18 @@ def test_the_api_lists_the_grid_with_the_same_filters(make_study, make_worker, r
     bad = api.get(f"/api/studies/{study.pk}/grid", {"agreement_max": "x"})
     assert bad.status_code == 400 and bad.json()["field"] == "agreement_max"
     assert api_client(other_researcher).get(f"/api/studies/{study.pk}/grid").status_code == 404
+
+
+def test_every_section_link_of_the_dashboard_has_its_anchor(make_study, make_worker, researcher_client,
+                                                            django_capture_on_commit_callbacks):
+    import re
+
+    study = answered_study(make_study, make_worker, django_capture_on_commit_callbacks)
+    found = {}
+    for name in ("study_detail", "study_results"):
+        html = researcher_client.get(reverse(name, args=[study.pk])).content.decode()
+        toc = html.split('id="sections"')[1].split("</nav>")[0]
+        found[name] = re.findall(r'href="#([^"]+)"', toc)
+        assert all(f'id="{a}"' in html for a in found[name]), (name, found[name])
+    assert {"progress", "tasks", "labels", "agreement", "answers"} <= set(found["study_detail"])
+    assert found["study_results"] == ["labels-summary", "choices"]

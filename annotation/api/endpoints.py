@@ -238,7 +238,12 @@ def task_list(request, study_id: int, key: str = "", gold: bool | None = None, o
     return {"count": tasks.count(), "offset": offset, "limit": limit, "items": list(tasks[offset:offset + limit])}
 
 
-class GridFilters(s.Schema):
+class PageQuery(s.Schema):
+    offset: int = 0
+    limit: int = 100
+
+
+class GridFilters(PageQuery):
     label: str = ""
     key: str = ""
     class_name: str = ""
@@ -248,8 +253,6 @@ class GridFilters(s.Schema):
     agreement_min: str = ""
     agreement_max: str = ""
     order: str = "key"
-    offset: int = 0
-    limit: int = 100
 
 
 @studies.get("/{study_id}/grid", response={200: s.GridPage, **ERRORS})
@@ -269,14 +272,12 @@ def task_grid(request, study_id: int, filters: Query[GridFilters]):
     return {"count": tasks.count(), "offset": offset, "limit": limit, "items": items}
 
 
-class AnswerFilters(s.Schema):
+class AnswerFilters(PageQuery):
     task: str = ""
     worker: str = ""
     status: str = ""
     label: str = ""
     order: str = "newest"
-    offset: int = 0
-    limit: int = 100
 
 
 @studies.get("/{study_id}/answers", response={200: s.AnswerPage, **ERRORS})

@@ -121,14 +121,22 @@ class GridFilters:
                    class_name=str(data.get("class_name") or "").strip(), tie=flag("tie"), gold=flag("gold"),
                    worker=str(data.get("worker") or "").strip(), agreement_min=low, agreement_max=high, order=order)
 
-    def query(self) -> dict[str, str]:
-        """The filters as query-string values (for links that keep them)."""
+    def query(self, only_set: bool = False) -> dict[str, str]:
+        """The filters as query-string values (for links that keep them); ``only_set``: those set, the default
+        order left out."""
         word = {True: "yes", False: "no", None: ""}
-        return {"label": self.label, "key": self.key, "class_name": self.class_name, "tie": word[self.tie],
+        values = {"label": self.label, "key": self.key, "class_name": self.class_name, "tie": word[self.tie],
                 "gold": word[self.gold], "worker": self.worker,
                 "agreement_min": "" if self.agreement_min is None else f"{self.agreement_min:g}",
                 "agreement_max": "" if self.agreement_max is None else f"{self.agreement_max:g}",
                 "order": self.order}
+        if only_set:
+            return {k: v for k, v in values.items() if v and not (k == "order" and v == "key")}
+        return values
+
+    def query_string(self) -> str:
+        """The filters set, as a query string ("" when none is)."""
+        return urlencode(self.query(only_set=True))
 
 
 def task_grid(*, study: Study, filters: GridFilters) -> QuerySet[Task]:
