@@ -86,11 +86,13 @@ def test_task_page_shows_every_answer(make_study, make_worker, researcher_client
     answer = task.answers.get(worker__user__username="w2")
     answer.flag = "too_fast"
     answer.save()
+    services.worker_exclude_from_study(study=study, worker=task.answers.get(worker__user__username="w1").worker)
     html = researcher_client.get(reverse("study_task", args=[study.pk, task.pk])).content.decode()
     rows = html.split('id="task-answers"')[1].split("</table>")[0].split("<tr data-answer=")[1:]
     assert len(rows) == 3
     assert "w0" in rows[0] and "Animal" in rows[0] and "img-chelsea by w0" in rows[0] and "<td>2</td>" in rows[0]
     assert "answered too fast" in rows[2] and "Object" in rows[2]
+    assert "worker excluded from this study" in rows[1] and "excluded" not in rows[0]
     assert html.count(reverse("artifact_file", args=[task.payload["images"][0]])) >= 1
     assert "agreement 67 %" in html
 

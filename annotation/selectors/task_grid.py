@@ -192,8 +192,9 @@ def task_grid_row(task: Task, words: LabelWords) -> dict[str, Any]:
 
 def task_answer_rows(*, task: Task, words: LabelWords) -> list[dict[str, Any]]:
     """Every answer to ``task`` (flagged ones too), oldest first: worker, label in words, reason, confidence,
-    seconds taken, flag and the assignment's status."""
+    seconds taken, flag, the assignment's status and whether the worker was excluded from the study."""
     label_field = get_task_kind(task.study.kind).label_field
+    excluded = set(task.study.excluded_workers.values_list("pk", flat=True))
     rows = []
     for a in (Answer.objects.filter(task=task).select_related("worker__user", "assignment").order_by("submitted_at",
                                                                                                        "id")):
@@ -204,7 +205,7 @@ def task_answer_rows(*, task: Task, words: LabelWords) -> list[dict[str, Any]]:
             "confidence": payload.get("confidence"),
             "seconds": round((a.submitted_at - a.shown_at).total_seconds(), 1),
             "flag": a.flag, "flag_words": a.get_flag_display() if a.flag else "",
-            "status": a.assignment.state, "submitted_at": a.submitted_at,
+            "status": a.assignment.state, "submitted_at": a.submitted_at, "excluded": a.worker_id in excluded,
             "other_fields": {k: v for k, v in payload.items() if k not in (label_field, "reason", "confidence")},
         })
     return rows
