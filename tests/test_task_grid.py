@@ -163,3 +163,20 @@ def test_every_section_link_of_the_dashboard_has_its_anchor(make_study, make_wor
         assert all(f'id="{a}"' in html for a in found[name]), (name, found[name])
     assert {"progress", "tasks", "labels", "agreement", "answers"} <= set(found["study_detail"])
     assert found["study_results"] == ["labels-summary", "choices"]
+
+
+def test_a_page_costs_the_same_queries_whatever_its_size(make_study, make_worker, researcher_client, monkeypatch,
+                                                         django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annotation import views_researcher
+
+    study = answered_study(make_study, make_worker, django_capture_on_commit_callbacks)
+    counts = []
+    for size in (1, 3):
+        monkeypatch.setattr(views_researcher, "GRID_PAGE_SIZE", size)
+        with CaptureQueriesContext(connection) as queries:
+            assert len(grid_keys(researcher_client, study)) == size
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
