@@ -21,7 +21,7 @@ def test_from_a_label_to_its_answers(live_server, page, make_study, make_worker,
 
     monkeypatch.setattr(views_researcher, "GRID_PAGE_SIZE", 2)
     study = answered_study(make_study, make_worker, django_capture_on_commit_callbacks)
-    page.set_default_timeout(60_000)  # the shared machine is loaded; nothing here is timed
+    page.set_default_timeout(180_000)  # the shared machine is loaded; nothing here is timed
     page.set_viewport_size({"width": width, "height": 800})
     sign_in(page, live_server.url, researcher.username)
     page.goto(f"{live_server.url}/studies/{study.pk}/results/")
