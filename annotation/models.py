@@ -326,6 +326,13 @@ class StudyResult(TimestampedModel):
     counts = models.JSONField(default=dict)
     ds_label = models.CharField(max_length=200, blank=True, default="", help_text="Dawid-Skene label.")
     ds_probability = models.FloatField(null=True, blank=True, help_text="Dawid-Skene posterior of ds_label.")
+    agreement = models.FloatField(null=True, blank=True, db_index=True,
+                                  help_text="Share of the counted answers that chose the most chosen value.")
+
+    @staticmethod
+    def agreement_of(counts: dict, n_answers: int) -> float | None:
+        """The task's agreement: the largest answer count over the answers counted (none without answers)."""
+        return round(max(counts.values()) / n_answers, 6) if n_answers and counts else None
 
 
 class StudyOutput(TimestampedModel):

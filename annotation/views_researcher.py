@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,7 +18,7 @@ from annotation.models import Assignment, Job, RegisteredDataset, RegisteredMode
 from annotation.permissions import error_response, researcher_required
 from annotation.recruiters import recruiter_for
 from annotation.reports.export_files import study_export_files
-from annotation.reports.study_report import PageImages, study_report_html
+from annotation.reports.study_report import PageImages, results_sections, study_report_html
 from annotation.services.export_jobs import ARCHIVE, JOB_EXPORTS
 from annotation.states import allowed_transitions
 from annotation.task_kinds import TASK_KINDS, get_task_kind
@@ -135,7 +136,8 @@ def study_detail(request, pk: int):
         "task_filters": _task_filters(request),
         "results": (study.results.select_related("task").filter(task__in=[r["id"] for r in task_rows])
                     .order_by("task_id")),
-        "kind": get_task_kind(study.kind),
+        "kind": get_task_kind(study.kind), "words": selectors.task_grid.LabelWords.of(study),
+        "grid_url": reverse("study_tasks", args=[study.pk]),
         "cost": selectors.quality.study_cost_estimate(study=study),
         "recruitment": recruiter_for(study).describe(study, request.build_absolute_uri("/").rstrip("/")),
         "qc": selectors.quality.study_quality_live(study=study),
@@ -184,10 +186,62 @@ def study_results(request, pk: int):
     outputs = {o.name: o for o in selectors.lookups.study_outputs(study=study)}
     ctx = services.study_context(study)
     job_forms = {name: (job.title, job.form(ctx)(prefix=name)) for name, job in kind.jobs.items()}
-    return render(request, "annotation/study_results.html", {
+    context = {
         "study": study, "kind": kind, "outputs": outputs, "job_forms": job_forms, "images": PageImages(study),
-        "jobs": selectors.lookups.study_kind_jobs(study=study),
+        "jobs": selectors.lookups.study_kind_jobs(study=study), "grid_url": reverse("study_tasks", args=[study.pk]),
+        "label_rows": selectors.task_grid.study_label_summary(study=study),
         **kind.results_context(ctx),
+    }
+    findings = render_to_string(kind.results_template, context, request) if context.get("summary") else ""
+    return render(request, "annotation/study_results.html", {
+        **context, "findings": findings, "sections": results_sections(findings)})
+
+
+#: Tiles per page of the task grid.
+GRID_PAGE_SIZE = 48
+
+
+@require_GET
+@researcher_required
+def study_tasks(request, pk: int):
+    """The task grid (Label Studio's data manager): thumbnails, filtered by label, tie, agreement, gold and
+    worker, sorted and paged in the database; a tile opens the task with every answer."""
+    study = selectors.study_get(user=request.user, pk=pk)
+    grid = selectors.task_grid
+    try:
+        filters = grid.GridFilters.parse(request.GET)
+        tasks = grid.task_grid(study=study, filters=filters)
+    except selectors.FilterError as exc:
+        return error_response(request, exc.message, 400, {"field": exc.field})
+    page = Paginator(tasks, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    words = grid.LabelWords.of(study)
+    return render(request, "annotation/study_tasks.html", {
+        "study": study, "kind": get_task_kind(study.kind), "page": page, "filters": filters,
+        "rows": [grid.task_grid_row(t, words) for t in page], "query": filters.query_string(),
+        "labels": grid.study_label_values(study=study), "orders": grid.GRID_ORDER_WORDS,
+        "filtered": bool(set(filters.query(only_set=True)) - {"order"}),
+    })
+
+
+@require_GET
+@researcher_required
+def study_task(request, pk: int, task_pk: int):
+    """One task of the grid: its images and every answer; previous/next follow the grid's filters and order."""
+    study = selectors.study_get(user=request.user, pk=pk)
+    task = study.tasks.select_related("study").filter(pk=task_pk).first()
+    if task is None:
+        raise selectors.NotFound(f"study {study.name!r} has no task {task_pk}")
+    grid = selectors.task_grid
+    try:
+        filters = grid.GridFilters.parse(request.GET)
+        previous, following = grid.task_neighbours(tasks=grid.task_grid(study=study, filters=filters), task=task)
+    except selectors.FilterError as exc:
+        return error_response(request, exc.message, 400, {"field": exc.field})
+    words = grid.LabelWords.of(study)
+    return render(request, "annotation/study_task.html", {
+        "study": study, "task": task, "row": grid.task_grid_row(task, words),
+        "images": grid.task_images(task.payload), "answers": grid.task_answer_rows(task=task, words=words),
+        "previous": previous, "next": following, "query": filters.query_string(),
     })
 
 

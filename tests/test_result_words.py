@@ -87,3 +87,44 @@ def test_heatmap_validation_results_use_the_task_pages_words(db):
     assert 'Answers "Set A is unclear"' in html
     rows = html.split('id="features-table"')[1]
     assert "<td>Set A is unclear</td>" in rows and "<td>— (tie)</td>" in rows
+
+
+def test_labels_read_the_same_in_every_view_and_export(make_study, make_worker, researcher_client,
+                                                       django_capture_on_commit_callbacks):
+    from annotation.services.api_tokens import token_create
+    from django.test import Client
+
+    study = make_study(images=["astronaut"], workers_per_task=1)
+    task = study.tasks.get()
+    task.payload = {**task.payload, "class_name": "Astronaut"}  # a benchmark kind's payload names the class
+    task.save()
+    worker = make_worker()
+    a = services.assignment_claim_next(worker=worker)
+    services.assignment_submit(assignment_id=a.pk, worker=worker, token=assignment_token(a),
+                               payload={"choice": "person", "reason": "looks so", "confidence": 3})
+    with django_capture_on_commit_callbacks(execute=True):
+        services.study_close(study=study)
+        services.study_aggregate(study=study)
+    page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    row = page.split('id="labels-table"')[1].split("</table>")[0]
+    assert "img-astronaut (Astronaut)" in row and ">Person</a>" in row and "Person: 1" in row
+    reply = researcher_client.get(reverse("study_export", args=[study.pk, "labels.csv"]))
+    rows = read_csv(b"".join(reply.streaming_content) if reply.streaming else reply.content)
+    assert (rows[0]["label"], rows[0]["label_words"], rows[0]["class_name"]) == ("person", "Person", "Astronaut")
+    reply = researcher_client.get(reverse("study_export", args=[study.pk, "answers.csv"]))
+    answers = read_csv(b"".join(reply.streaming_content) if reply.streaming else reply.content)
+    assert answers[0]["class_name"] == "Astronaut"
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=study.owner, name='t')[1]}")
+    labels = api.get(f"/api/studies/{study.pk}/labels").json()
+    assert (labels[0]["label_words"], labels[0]["class_name"]) == ("Person", "Astronaut")
+    assert api.get(f"/api/studies/{study.pk}/answers").json()["items"][0]["class_name"] == "Astronaut"
+
+
+def test_feature_panel_dawid_skene_labels_say_core_or_spurious():
+    from annotation.selectors.task_grid import LabelWords
+    from annotation.task_kinds import get_task_kind
+
+    kind = get_task_kind("feature_panel")
+    words = LabelWords(kind.label_words(kind.default_settings()))
+    assert words("core") == "core" and words("main_object") == "core (part of the main object)"
+    assert words("background") == "spurious (background)" and words(float("nan")) == "" and words(None) == ""

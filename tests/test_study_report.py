@@ -17,6 +17,7 @@ from annotation import services
 from annotation.artifacts import artifact_store_image
 from annotation.models import StudyOutput
 from annotation.reports.study_report import EmbeddedImages, study_report_html
+from annotation.selectors.task_grid import LabelWords
 from annotation.task_kinds import get_task_kind
 from tests.study_helpers import computed_study, crowd_answers, study_from_form
 
@@ -134,8 +135,8 @@ def finished_study(kind: str, researcher, make_worker, capture):
     return study
 
 
-#: The report's own tables, around the kind's findings.
-REPORT_TABLES = {"study-facts", "kind-settings", "platform-settings", "labels-table"}
+#: The report's own tables, around the kind's findings (the label summary is on the results page too, outside them).
+REPORT_TABLES = {"study-facts", "kind-settings", "platform-settings", "labels-table", "label-summary-table"}
 SLOW = pytest.mark.slow
 KINDS = [pytest.param("image_choice"), *(pytest.param(k, marks=SLOW) for k in (
     "misclassification", "class_assignment", "cluster_review", "feature_panel", "heatmap_validation",
@@ -169,7 +170,8 @@ def test_the_archive_of_a_finished_study_has_a_self_contained_report(kind, resea
     rows = {row[0].split()[0]: row[1] for row in report.rows["labels-table"][1:]}
     results = list(study.results.select_related("task"))
     assert sum(bool(r.label) for r in results) > 0
-    assert rows == {r.task.key: r.label or "—" for r in results}
+    words = LabelWords.of(study)  # the labels in the task page's words, as on every page and in labels.csv
+    assert rows == {r.task.key: words(r.label) or "—" for r in results}
 
     # The kind's findings: every table of the results page, with the same text, and as many images, embedded.
     if kind_module.results_template:
@@ -177,7 +179,8 @@ def test_the_archive_of_a_finished_study_has_a_self_contained_report(kind, resea
         client.force_login(study.owner)
         page = Page(client.get(reverse("study_results", args=[study.pk])).content.decode())
         findings = [t for t in report.table_texts if t[0] not in REPORT_TABLES]
-        assert findings == page.table_texts and len(report.images) == len(page.images)
+        assert findings == [t for t in page.table_texts if t[0] not in REPORT_TABLES]
+        assert len(report.images) == len(page.images)
         assert 'id="images-left-out"' not in html
 
 

@@ -238,14 +238,46 @@ def task_list(request, study_id: int, key: str = "", gold: bool | None = None, o
     return {"count": tasks.count(), "offset": offset, "limit": limit, "items": list(tasks[offset:offset + limit])}
 
 
-class AnswerFilters(s.Schema):
+class PageQuery(s.Schema):
+    offset: int = 0
+    limit: int = 100
+
+
+class GridFilters(PageQuery):
+    label: str = ""
+    key: str = ""
+    class_name: str = ""
+    tie: str = ""
+    gold: str = ""
+    worker: str = ""
+    agreement_min: str = ""
+    agreement_max: str = ""
+    order: str = "key"
+
+
+@studies.get("/{study_id}/grid", response={200: s.GridPage, **ERRORS})
+def task_grid(request, study_id: int, filters: Query[GridFilters]):
+    """The task grid of the results pages: tasks with their label, tie, agreement (percent) and answers, filtered
+    by label, key, class_name, tie (yes/no), gold (yes/no), worker, agreement_min/agreement_max (percent), sorted
+    by ``order`` (key, agreement, answers; a leading ``-`` reverses)."""
+    offset, limit = _page(filters.offset, filters.limit)
+    study = _study(request, study_id)
+    grid = selectors.task_grid
+    tasks = grid.task_grid(study=study, filters=grid.GridFilters.parse(filters.dict()))
+    words = grid.LabelWords.of(study)
+    items = []
+    for task in tasks[offset:offset + limit]:
+        row = grid.task_grid_row(task, words)
+        items.append({**row, "image": reverse("artifact_file", args=[row["thumbnail"]]) if row["thumbnail"] else None})
+    return {"count": tasks.count(), "offset": offset, "limit": limit, "items": items}
+
+
+class AnswerFilters(PageQuery):
     task: str = ""
     worker: str = ""
     status: str = ""
     label: str = ""
     order: str = "newest"
-    offset: int = 0
-    limit: int = 100
 
 
 @studies.get("/{study_id}/answers", response={200: s.AnswerPage, **ERRORS})
@@ -256,7 +288,8 @@ def answer_list(request, study_id: int, filters: Query[AnswerFilters]):
     answers = selectors.study_answers_filtered(study=study, task=filters.task, worker=filters.worker,
                                                state=filters.status, label=filters.label, order=filters.order)
     label_field = TASK_KINDS[study.kind].label_field
-    items = [{"id": a.pk, "task": a.task_id, "task_key": a.task.key, "worker": str(a.worker),
+    items = [{"id": a.pk, "task": a.task_id, "task_key": a.task.key,
+              "class_name": selectors.task_grid.task_class_name(a.task.payload), "worker": str(a.worker),
               "worker_id": a.worker_id, "assignment": a.assignment_id, "status": a.assignment.state,
               "flag": a.flag, "gold": a.task.is_gold, "label": a.payload.get(label_field), "fields": a.payload,
               "shown_at": a.shown_at, "submitted_at": a.submitted_at}

@@ -92,6 +92,7 @@ class AnswerOut(Schema):
     id: int
     task: int
     task_key: str
+    class_name: str = ""
     worker: str
     worker_id: int
     assignment: int
@@ -112,6 +113,27 @@ class Page(Schema):
 
 class TaskPage(Page):
     items: list[TaskOut]
+
+
+class GridTaskOut(Schema):
+    """A task of the task grid: ``label`` as stored, ``label_words`` as the task page words it; ``agreement`` in
+    percent (None before aggregation); ``image`` the address of its first image (None without one)."""
+    id: int
+    key: str
+    class_name: str
+    label: str
+    label_words: str
+    tie: bool
+    aggregated: bool
+    complete: bool
+    agreement: int | None = None
+    answers: int
+    is_gold: bool
+    image: str | None = None
+
+
+class GridPage(Page):
+    items: list[GridTaskOut]
 
 
 class AnswerPage(Page):

@@ -11,11 +11,12 @@ import base64
 import io
 import json
 import mimetypes
+import re
 
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, strip_tags
 from PIL import Image
 
 from annotation import selectors
@@ -111,12 +112,23 @@ def setting_rows(settings: dict) -> list[tuple[str, str]]:
              "—" if v is None or v == "" else str(v)) for k, v in sorted(settings.items())]
 
 
+#: A section of a results partial: a card with an id whose first heading is an ``<h2>``.
+SECTION = re.compile(r'<div class="card" id="([^"]+)">\s*<h2>(.*?)</h2>', re.S)
+
+
+def results_sections(html: str) -> list[tuple[str, str]]:
+    """(anchor, title) of each section of a rendered results partial, for the page's table of contents."""
+    return [(anchor, strip_tags(title).strip()) for anchor, title in SECTION.findall(html)]
+
+
 def study_report_context(*, study: Study, images: EmbeddedImages | None = None) -> dict:
     kind = get_task_kind(study.kind)
     findings = kind.results_context(study_context(study)) if kind.results_template else {}
     return {
         **findings,
         "study": study, "kind": kind, "images": images or EmbeddedImages(study),
+        "words": selectors.task_grid.LabelWords.of(study),
+        "label_rows": selectors.task_grid.study_label_summary(study=study),
         "counts": selectors.study_counts(study=study), "now": timezone.now(),
         "kind_settings": setting_rows(selectors.study_conf(study=study)),
         "platform_settings": setting_rows({

@@ -3,10 +3,10 @@
 One module per concern: ``studies`` (studies, tasks, answers, progress, a study's settings), ``eligibility``
 (who may work), ``tables`` (answers, labels and workers as tables), ``quality`` (agreement, savings, cost),
 ``stopping_policy`` (early stopping's policy and crowd model), ``consent`` (a study's consent text and answers),
-``lookups`` (the rows a request names by id). Use them as
-``from annotation import selectors; selectors.study_conf(...)`` or ``selectors.tables.study_labels_table(...)``.
+``task_grid`` (the researcher's task grid and a task's answers), ``lookups`` (the rows a request names by id). Use
+them as ``from annotation import selectors; selectors.study_conf(...)`` or ``selectors.tables.study_labels_table(...)``.
 """
-from annotation.selectors import lookups, quality, stopping_policy, tables  # noqa: F401 - selectors.<module>.<read>
+from annotation.selectors import lookups, quality, stopping_policy, tables, task_grid  # noqa: F401 - selectors.<module>.<read>
 from annotation.selectors.consent import consent_needed, consent_rows, consent_text_sha256  # noqa: F401
 from annotation.selectors.eligibility import check_may_work  # noqa: F401
 from annotation.selectors.studies import (  # noqa: F401

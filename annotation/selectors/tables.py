@@ -6,9 +6,10 @@ import pandas as pd
 from annotation.models import Study
 from annotation.selectors.quality import study_cost_estimate, study_savings
 from annotation.selectors.studies import study_answers, study_conf
+from annotation.selectors.task_grid import LabelWords, task_class_name
 from annotation.task_kinds import get_task_kind
 
-ANSWER_COLUMNS = ["task", "task_key", "worker", "worker_backend", "assignment", "state", "flag", "gold"]
+ANSWER_COLUMNS = ["task", "task_key", "class_name", "worker", "worker_backend", "assignment", "state", "flag", "gold"]
 TIME_COLUMNS = ["shown_at", "submitted_at", "seconds"]
 
 
@@ -19,6 +20,7 @@ def study_answer_records(*, study: Study) -> list[dict]:
         records.append({
             "task": a.task_id,
             "task_key": a.task.key,
+            "class_name": task_class_name(a.task.payload),
             "worker": str(a.worker),
             "worker_backend": a.worker.backend,
             "assignment": a.assignment_id,
@@ -43,7 +45,10 @@ def study_answers_table(*, study: Study) -> pd.DataFrame:
 
 
 def study_labels_table(*, study: Study) -> pd.DataFrame:
+    """One row per task of the last aggregation: its class (when the kind shows one), the label and the
+    Dawid-Skene label as stored and in the task page's words (``label_words``, ``ds_label_words``), counts."""
     rows = []
+    words = LabelWords.of(study)
     results = study.results.select_related("task").order_by("task_id")
     values = (get_task_kind(study.kind).label_choices(study_conf(study=study))
               or sorted({v for r in results for v in r.counts}))
@@ -54,12 +59,15 @@ def study_labels_table(*, study: Study) -> pd.DataFrame:
             **{f"count_{v}": r.counts.get(v, 0) for v in values},
             "ds_label": r.ds_label or None, "ds_probability": r.ds_probability,
             "gold": r.task.is_gold, "stopped_early": r.task.stopped_early,
+            "class_name": task_class_name(r.task.payload), "label_words": words(r.label) or None,
+            "ds_label_words": words(r.ds_label) or None, "agreement": r.agreement,
         })
     return pd.DataFrame(rows, columns=["task", "task_key", "label", "tie", "complete", "n_answers"]
                         + [f"count_{v}" for v in values] + QUALITY_LABEL_COLUMNS)
 
 
-QUALITY_LABEL_COLUMNS = ["ds_label", "ds_probability", "gold", "stopped_early"]
+QUALITY_LABEL_COLUMNS = ["ds_label", "ds_probability", "gold", "stopped_early", "class_name", "label_words",
+                         "ds_label_words", "agreement"]
 WORKER_COLUMNS = ["worker", "backend", "answers", "flagged_answers", "majority_agreement", "gold_answers",
                   "gold_accuracy", "ds_accuracy", "excluded"]
 

@@ -173,12 +173,13 @@ def study_aggregate(*, study: Study, progress: Callable[[int, int, str], None] |
             if task.pk in table.index:
                 row = table.loc[task.pk]
                 label = row["label"]
+                counts = {c.removeprefix("count_"): int(row[c]) for c in count_cols}
                 ds_label = ds.labels_.get(task.pk) if len(ds.labels_) else None
                 results.append(StudyResult(
                     study=study, task=task, label="" if label is None else str(label), tie=bool(row["tie"]),
                     complete=bool(row["complete"]) or (task.stopped_early and int(row["n_answers"]) >= task.wanted),
                     n_answers=int(row["n_answers"]),
-                    counts={c.removeprefix("count_"): int(row[c]) for c in count_cols},
+                    counts=counts, agreement=StudyResult.agreement_of(counts, int(row["n_answers"])),
                     ds_label="" if ds_label is None else str(ds_label),
                     ds_probability=None if ds_label is None else round(float(ds.confidence_[task.pk]), 6),
                 ))

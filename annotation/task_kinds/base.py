@@ -195,6 +195,13 @@ class TaskKind:
         field = next((f for f in self.answer_fields(conf) if f.name == self.label_field), None)
         return [str(c) for c in getattr(field, "choices", ())]
 
+    def label_words(self, conf: Mapping[str, Any]) -> dict[str, str]:
+        """The words a researcher reads for each value a label (majority or Dawid-Skene) can take: the task
+        page's option labels. A value missing here is shown as stored. Every view and export words labels
+        through this (``selectors.task_grid.LabelWords``), so a label reads the same everywhere."""
+        field = next((f for f in self.answer_fields(conf) if f.name == self.label_field), None)
+        return {str(v): str(w) for v, w in field.options()} if hasattr(field, "options") else {}
+
     def validate_answer(self, payload: Mapping[str, Any], conf: Mapping[str, Any]) -> dict[str, Any]:
         """Clean a submitted answer, or raise :class:`AnswerInvalid` naming every bad field."""
         fields = self.answer_fields(conf)

@@ -222,6 +222,13 @@ class FeaturePanel(TaskKind):
                 "App. C). Name panels with their answers in the settings solved_examples and gold_answers, or set "
                 "allow_without_gold to launch without them")
 
+    def label_words(self, conf) -> dict[str, str]:
+        """The majority label is Salient ImageNet's core/spurious (App. C); Dawid-Skene runs on the workers' three
+        answers, which are worded with the core/spurious they stand for."""
+        return {"core": "core", "spurious": "spurious",
+                **{a: f"{'spurious' if a in SPURIOUS_ANSWERS else 'core'} ({w.lower()})"
+                   for a, w in zip(MAIN_CHOICES, MAIN_LABELS)}}
+
     def expected_label(self, task) -> str | None:
         main = (task.truth or {}).get("main")
         return None if main is None else ("spurious" if main in SPURIOUS_ANSWERS else "core")

@@ -67,6 +67,7 @@ class ImageChoice(TaskKind):
     title = "Image choice"
     template = "annotation/kinds/image_choice.html"
     label_field = "choice"
+    results_template = "annotation/kinds/image_choice_results.html"
 
     settings_form = ImageChoiceSettingsForm
 
@@ -108,3 +109,19 @@ class ImageChoice(TaskKind):
         else:
             choice = noisy_choice(task.truth["choice"], values, accuracy, rng)
         return {"choice": choice, "reason": f"it looks like {choice}", "confidence": int(rng.integers(3, 6))}
+
+    def results_context(self, ctx: StudyContext) -> dict[str, Any]:
+        """Per option: the tasks the majority gave it and its share of the counted answers; the ties (no label).
+        Nothing before the study is aggregated."""
+        labels = ctx.labels()
+        if not labels:
+            return {"summary": None}
+        answers = ctx.answers()
+        counted = [p.get(self.label_field) for p, ok in zip(answers["payload"], answers["counted"]) if ok]
+        options = [tuple(o) for o in ctx.conf["options"]]
+        rows = [{"value": v, "word": w, "tasks": sum(1 for label in labels.values() if label == v),
+                 "answers": counted.count(v),
+                 "answer_percent": round(100 * counted.count(v) / len(counted)) if counted else 0}
+                for v, w in options]
+        return {"summary": {"tasks": len(labels), "ties": sum(1 for label in labels.values() if not label),
+                            "answers": len(counted), "options": rows}}
