@@ -131,7 +131,12 @@ def _registration(request, what: str):
     """Register from a multipart (or url-encoded) body with the registry page's form and services."""
     if stopped := refused(request):
         raise TooLarge(stopped[1], extra={"field": stopped[0]})
-    form = REGISTRATION_FORMS[what](request.POST, request.FILES)
+    form_class = REGISTRATION_FORMS[what]
+    data = request.POST.copy()
+    for name, field in form_class.base_fields.items():  # a field left out takes the page's initial value
+        if name not in data and field.initial not in (None, ""):
+            data[name] = field.initial
+    form = form_class(data, request.FILES)
     if not form.is_valid():
         field, errors = next(iter(form.errors.items()))
         raise ApplicationError(f"{field}: {errors[0]}" if field != "__all__" else errors[0],
