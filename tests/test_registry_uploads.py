@@ -332,3 +332,35 @@ def test_an_s3_checkpoint_past_the_size_limit_is_refused_before_download(db, res
                                          checkpoint="s3://images/models/plain.pt")
     assert refused.value.extra["field"] == "checkpoint"
     assert not (Path(settings.SALIENT_BENCHMARK_DIR) / "checkpoints" / "images" / "models" / "plain.pt").exists()
+
+
+def test_the_general_image_kind_shows_a_registered_folder(researcher, researcher_client, files, tmp_path,
+                                                          django_capture_on_commit_callbacks):
+    """``image_choice`` takes an uploaded folder: a seeded sample evenly over its classes; a class whose folder
+    is an option is the task's known answer. The form offers the researcher's datasets and refuses the benchmark."""
+    from tests.study_helpers import computed_study, study_from_form
+
+    services.registry_uploads.dataset_upload(owner=researcher, archive=upload(zip_folder(files["train"],
+                                                                                         tmp_path / "t.zip")),
+                                             name="fish")
+    settings = {"dataset": "fish", "max_images": 6, "options": [["n01", "N01"], ["n02", "N02"], ["other", "Other"]]}
+    study = computed_study(researcher, "image_choice", "own", settings, django_capture_on_commit_callbacks,
+                           live=False)
+    tasks = list(study.tasks.order_by("id"))
+    assert [t.key for t in tasks] == [f"img-n0{1 + i % 4}-{i}" for i in range(6)]
+    assert [t.truth for t in tasks] == [{"choice": "n01"}, {"choice": "n02"}, None, None, {"choice": "n01"},
+                                        {"choice": "n02"}]
+    assert [Path(t.payload["files"][0]).parent.name for t in tasks] == ["n01", "n02", "n03", "n04", "n01", "n02"]
+    again = computed_study(researcher, "image_choice", "again", settings, django_capture_on_commit_callbacks,
+                           live=False)
+    assert [t.payload["files"] for t in again.tasks.order_by("id")] == [t.payload["files"] for t in tasks]
+    form = researcher_client.get(reverse("study_create") + "?kind=image_choice").content.decode()
+    assert '<option value="fish">fish</option>' in form and "— none —" in form
+    base = {"kind": "image_choice", "workers_per_task": 1, "reward_cents": 0, "assignment_minutes": 30,
+            "backend": "internal", "s-question": "Which?", "s-options": "n01, n02", "s-images_per_task": 2,
+            "s-image_size": 48, "s-max_images": 4}
+    made = study_from_form(researcher_client, {**base, "name": "form", "s-dataset": "fish"},
+                           django_capture_on_commit_callbacks)
+    assert made.tasks.count() == 2 and len(made.tasks.first().payload["images"]) == 2
+    refused = researcher_client.post(reverse("study_create"), {**base, "name": "bench", "s-dataset": "benchmark"})
+    assert refused.status_code == 400 and "the built-in benchmark has no image files" in refused.content.decode()

@@ -313,7 +313,7 @@ def study_inputs(*, owner, conf: Mapping[str, Any], needs_conv_map: bool = False
     A model whose class count differs from the dataset's is refused with both counts; a kind that needs
     a conv map refuses a model without one. The built-in models run only with the built-in benchmark.
     """
-    if DATASET_SETTING not in conf:
+    if not conf.get(DATASET_SETTING):  # image_choice's dataset is optional (its bundled photos)
         return {}
     dataset = _entry(RegisteredDataset, owner, conf[DATASET_SETTING], DATASET_SETTING)
     models: dict[str, dict] = {}
