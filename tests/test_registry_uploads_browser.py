@@ -27,7 +27,7 @@ WATCH_PROGRESS = """() => {
 @pytest.fixture
 def own_files(tmp_path):
     data = tmp_path / "fish"
-    image_folder(data / "train", per_class=6, side=48)
+    image_folder(data / "train", per_class=4, side=48)
     image_folder(data / "val", per_class=2, side=48, seed=1)
     archive = tmp_path / "fish.zip"
     with zipfile.ZipFile(archive, "w") as packed:
@@ -68,7 +68,7 @@ def test_upload_a_checkpoint_and_a_zipped_folder_then_run_a_feature_panel_study(
     assert "dataset 'fishzip' registered." in page.inner_text(".messages")
     assert "fishzip" in page.inner_text("table >> nth=1") and "uploaded" in page.inner_text("table >> nth=0")
     model, dataset = RegisteredModel.objects.get(name="uploaded"), RegisteredDataset.objects.get(name="fishzip")
-    assert (model.num_classes, dataset.n_images, sum(dataset.val_counts.values())) == (4, 24, 8)
+    assert (model.num_classes, dataset.n_images, sum(dataset.val_counts.values())) == (4, 16, 8)
 
     # A bad archive is refused beside the field, in the page, and the form stays.
     bad = own_files["archive"].with_name("bad.zip")
@@ -86,7 +86,7 @@ def test_upload_a_checkpoint_and_a_zipped_folder_then_run_a_feature_panel_study(
     page.select_option("#id_s-model", "uploaded")
     for box in page.query_selector_all("[name='s-eval_models']"):
         box.set_checked(box.get_attribute("value") == "uploaded")
-    for name, value in {"k_features": "2", "k_images": "3", "pool": "6", "attack_steps": "2"}.items():
+    for name, value in {"classes": "2", "k_features": "1", "k_images": "3", "pool": "4", "attack_steps": "0"}.items():
         page.fill(f"#id_s-{name}", value)
     page.fill("#id_workers_per_task", "3")
     with page.expect_navigation():
