@@ -1,5 +1,8 @@
-"""scikit-image's bundled photographs with a known main subject: the data of the quick demo study."""
+"""scikit-image's bundled photographs with a known main subject (the data of the quick demo study), and a
+researcher's image files loaded the same way."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -40,3 +43,16 @@ def load_sample(name: str, size: int = 256) -> np.ndarray:
     shape = (round(image.shape[0] * scale), round(image.shape[1] * scale))
     resized = resize(image, shape, anti_aliasing=True, preserve_range=True)
     return np.clip(resized, 0, 255).astype(np.uint8)
+
+
+def load_file(path: str | os.PathLike, size: int = 256) -> np.ndarray:
+    """An image file as uint8 RGB (EXIF orientation honoured), its longer side resized to ``size`` as
+    :func:`load_sample` does for the bundled images; raises ``OSError`` when it cannot be decoded."""
+    # deferred: loads Pillow's plugins
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image).convert("RGB")
+    scale = size / max(image.size)
+    return np.asarray(image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                   Image.BILINEAR), dtype=np.uint8)

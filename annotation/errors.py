@@ -31,6 +31,12 @@ class TooMany(ApplicationError):
     status = 429
 
 
+class TooLarge(ApplicationError):
+    """An upload past the server's size limit, stopped while it streamed in (413)."""
+
+    status = 413
+
+
 class Unavailable(ApplicationError):
     """A service the request depends on cannot be reached; refused rather than let through (503)."""
 

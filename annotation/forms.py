@@ -110,7 +110,11 @@ class ModelRegistrationForm(forms.Form):
     architecture = forms.CharField(max_length=100, initial="resnet50",
                                    help_text="Any torchvision classification model (resnet18, resnet50, vgg16, "
                                              "...) or demo_resnet.")
-    checkpoint = forms.CharField(max_length=1000, help_text="A path on the server, or s3://bucket/key.")
+    checkpoint = forms.CharField(max_length=1000, required=False,
+                                 help_text="A path on the server, or s3://bucket/key.")
+    checkpoint_file = forms.FileField(required=False, label="or upload a checkpoint",
+                                      help_text="A .pt/.pth file: a state_dict or a checkpoint dict, read with "
+                                                "torch.load(weights_only=True).")
     format = forms.ChoiceField(choices=RegisteredModel.Format.choices, initial="auto")
     input_size = forms.IntegerField(min_value=8, max_value=1024, required=False,
                                     help_text="Empty: recorded in the checkpoint, else 224.")
@@ -123,17 +127,40 @@ class ModelRegistrationForm(forms.Form):
     def clean_std(self):
         return _floats(self.cleaned_data["std"])
 
+    def clean(self):
+        return _one_source(self, "checkpoint", "checkpoint_file", "a checkpoint path or s3:// key")
+
 
 class DatasetRegistrationForm(forms.Form):
     """A researcher's ImageFolder; registration scans it once (see ``services.registry.dataset_register``)."""
 
     name = forms.RegexField(regex=r"^[A-Za-z0-9_.-]{1,100}$", help_text="Letters, digits, dots, dashes, underscores.")
     title = forms.CharField(max_length=200, required=False)
-    root = forms.CharField(max_length=1000, help_text="A folder on the server with one sub-folder per class.")
+    root = forms.CharField(max_length=1000, required=False,
+                           help_text="A folder on the server with one sub-folder per class, or an s3://bucket/prefix.")
     val_root = forms.CharField(max_length=1000, required=False, help_text="Optional validation folder, same layout.")
+    archive = forms.FileField(required=False, label="or upload the images",
+                              help_text="A .zip or .tar(.gz) of class folders, or of train/ and val/ holding them.")
     class_metadata = forms.CharField(max_length=1000, required=False,
                                      help_text="Optional CSV: index, folder, name (+ synonyms, supercategory, "
                                                "definition, links), or Salient ImageNet's class_metadata.csv.")
+    class_metadata_file = forms.FileField(required=False, label="or upload the class metadata CSV")
+
+    def clean(self):
+        data = _one_source(self, "root", "archive", "a folder or s3:// prefix")
+        if data.get("archive") and data.get("val_root"):
+            self.add_error("val_root", "with an upload, put the validation images in the archive's val/ folder")
+        if data.get("class_metadata") and data.get("class_metadata_file"):
+            self.add_error("class_metadata_file", "give the class metadata as a path or as a file, not both")
+        return data
+
+
+def _one_source(form: forms.Form, path_field: str, file_field: str, what: str) -> dict:
+    """A registration names its files either on the server (or S3) or as an upload, never both or neither."""
+    data = form.cleaned_data
+    if bool(data.get(path_field)) == bool(data.get(file_field)):
+        form.add_error(file_field, f"give {what} or upload a file (one of the two)")
+    return data
 
 
 def registry_admin_form(base: type[forms.ModelForm], kind: str) -> type[forms.ModelForm]:

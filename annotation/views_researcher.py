@@ -90,6 +90,8 @@ def registry_choices(form, user) -> None:
         model = RegisteredDataset if registry == "dataset" else RegisteredModel
         choices = [(e.name, f"{e.name} — {e.title}" if e.title else e.name)
                    for e in services.registry.visible(model, user)]
+        if not field.required and registry == "dataset":
+            choices = [("", "— none —"), *choices]
         field.choices = choices
         field.widget.choices = choices
 

@@ -8,13 +8,18 @@
 >>> studio.wait(study, "answered"); studio.close(study); studio.aggregate(study)   # waits for the job
 >>> studio.labels(study)             # one row per task: label, tie, count_<value>, ...
 >>> studio.answers(study)            # task, worker, label, ... : crowd-kit's input as it is
+>>> studio.upload_model("mine", "resnet18", "model.pt")         # a local checkpoint, streamed
+>>> studio.upload_dataset("birds", "birds/")                    # a folder of class folders (or a .zip / .tar)
 
 Errors of the server are raised as :class:`StudioError` with its status, message and the field at fault.
 """
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,47 @@ class StudioError(Exception):
     def __init__(self, status: int, message: str, field: str = "") -> None:
         super().__init__(f"{status}: {message}")
         self.status, self.message, self.field = status, message, field
+
+
+class MultipartBody:
+    """A ``multipart/form-data`` body that reads its files in 1 MiB chunks as it is sent (never whole into
+    memory), with its length known beforehand, so the request carries a Content-Length."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, fields: dict[str, str], files: dict[str, Path],
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        boundary = uuid.uuid4().hex
+        self.content_type = f"multipart/form-data; boundary={boundary}"
+        self.parts: list[bytes | Path] = []
+        for key, value in fields.items():
+            self.parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'.encode()
+                              + value.encode() + b"\r\n")
+        for key, path in files.items():
+            filename = path.name.replace('"', "_")
+            self.parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; filename="{filename}"\r\n'
+                           "Content-Type: application/octet-stream\r\n\r\n".encode(), path, b"\r\n"]
+        self.parts.append(f"--{boundary}--\r\n".encode())
+        self.length = sum(len(p) if isinstance(p, bytes) else p.stat().st_size for p in self.parts)
+        self.progress = progress
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        for part in self.parts:
+            chunks = [part] if isinstance(part, bytes) else _file_chunks(part, self.CHUNK)
+            for chunk in chunks:
+                sent += len(chunk)
+                yield chunk
+                if self.progress is not None:
+                    self.progress(sent, self.length)
+
+
+def _file_chunks(path: Path, size: int) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        yield from iter(lambda: handle.read(size), b"")
 
 
 def _study_id(study: int | dict) -> int:
@@ -83,6 +129,51 @@ class Studio:
 
     def datasets(self) -> pd.DataFrame:
         return pd.DataFrame(self._get("/registry/datasets"))
+
+    def register_model(self, name: str, architecture: str, checkpoint: str, **options) -> dict:
+        """Register a checkpoint the server can read: a path on the server or ``s3://bucket/key``; ``options``:
+        ``format``, ``input_size``, ``mean``/``std`` (3 numbers), ``title``."""
+        return self._register("/registry/models", {"name": name, "architecture": architecture,
+                                                   "checkpoint": checkpoint, **options})
+
+    def upload_model(self, name: str, architecture: str, path: str | Path, *,
+                     progress: Callable[[int, int], None] | None = None, **options) -> dict:
+        """Upload a local checkpoint file (streamed; ``progress(sent, total)`` after each chunk) and register it;
+        the server reads it with ``torch.load(weights_only=True)``. ``options`` as :meth:`register_model`."""
+        return self._register("/registry/models", {"name": name, "architecture": architecture, **options},
+                              {"checkpoint_file": Path(path)}, progress)
+
+    def register_dataset(self, name: str, root: str, val_root: str = "", class_metadata: str = "",
+                         title: str = "") -> dict:
+        """Register an image folder the server can read: a server folder of class folders, or ``s3://bucket/
+        prefix`` (fetched into the server's storage area with the same checks as an upload)."""
+        return self._register("/registry/datasets", {"name": name, "root": root, "val_root": val_root,
+                                                     "class_metadata": class_metadata, "title": title})
+
+    def upload_dataset(self, name: str, path: str | Path, *, class_metadata: str | Path | None = None,
+                       title: str = "", progress: Callable[[int, int], None] | None = None) -> dict:
+        """Upload images and register them: ``path`` is a zip or tar of class folders (or of ``train/`` and
+        ``val/``), or a local folder laid out so, zipped here first. ``class_metadata``: a local CSV."""
+        path = Path(path)
+        files = {"class_metadata_file": Path(class_metadata)} if class_metadata else {}
+        if not path.is_dir():
+            return self._register("/registry/datasets", {"name": name, "title": title},
+                                  {"archive": path, **files}, progress)
+        with tempfile.TemporaryDirectory() as scratch:
+            archive = Path(scratch) / f"{path.name or 'images'}.zip"
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as packed:
+                for item in sorted(path.rglob("*")):
+                    if item.is_file():
+                        packed.write(item, item.relative_to(path).as_posix())
+            return self._register("/registry/datasets", {"name": name, "title": title},
+                                  {"archive": archive, **files}, progress)
+
+    def _register(self, route: str, fields: dict, files: dict[str, Path] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> dict:
+        fields = {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+                  for k, v in fields.items() if v not in (None, "")}
+        body = MultipartBody(fields, files or {}, progress)
+        return self._request("POST", route, data=body, headers={"Content-Type": body.content_type}).json()
 
     # -- studies -------------------------------------------------------------------------------------
     def studies(self) -> pd.DataFrame:

@@ -163,6 +163,15 @@ EXPORT_DIR = Path(os.environ.get("SALIENT_EXPORT_DIR", VAR_DIR / "exports"))
 SALIENT_REGISTRY_ROOTS = [p for p in os.environ.get("SALIENT_REGISTRY_ROOTS", "").split(os.pathsep) if p]
 # S3 buckets checkpoints may be registered from (comma-separated); with registry roots set, no other bucket.
 SALIENT_REGISTRY_BUCKETS = [b.strip() for b in os.environ.get("SALIENT_REGISTRY_BUCKETS", "").split(",") if b.strip()]
+# Uploaded checkpoints and image folders (registry page, API, client) are kept under this folder, one
+# sub-folder per researcher; the limits refuse an upload while it streams in (annotation/upload_limits.py).
+SALIENT_UPLOAD_DIR = Path(os.environ.get("SALIENT_UPLOAD_DIR", VAR_DIR / "uploads"))
+SALIENT_UPLOAD_MAX_CHECKPOINT_MB = env_int("SALIENT_UPLOAD_MAX_CHECKPOINT_MB", 1024, minimum=1)
+SALIENT_UPLOAD_MAX_DATASET_MB = env_int("SALIENT_UPLOAD_MAX_DATASET_MB", 4096, minimum=1)  # archive and unpacked
+SALIENT_UPLOAD_MAX_IMAGES = env_int("SALIENT_UPLOAD_MAX_IMAGES", 100_000, minimum=1)
+FILE_UPLOAD_HANDLERS = ["annotation.upload_limits.LimitedUploadHandler",
+                        "django.core.files.uploadhandler.MemoryFileUploadHandler",
+                        "django.core.files.uploadhandler.TemporaryFileUploadHandler"]
 
 # Celery. Without CELERY_BROKER_URL (the embedded default) the broker is kombu's filesystem transport under
 # var/celery/ and `make serve` starts one worker process next to gunicorn (studio/embedded_broker.py); with it

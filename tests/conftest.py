@@ -17,10 +17,11 @@ SMALL_IMAGES = ["astronaut", "chelsea", "coffee"]
 
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path_factory):
-    """Artifacts and exports of a test run go to a temporary directory."""
+    """Artifacts, exports and uploads of a test run go to a temporary directory."""
     root = tmp_path_factory.getbasetemp()
     settings.ARTIFACT_DIR = root / "artifacts"
     settings.EXPORT_DIR = root / "exports"
+    settings.SALIENT_UPLOAD_DIR = root / "uploads"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast sign-ins in tests
 
 

@@ -20,8 +20,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from analysis.datasets.metadata import ClassInfo
+from analysis.image_archives import IMAGE_EXTENSIONS
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
 RESIZE_MODES = ("resize_crop", "resize")
 _DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
 

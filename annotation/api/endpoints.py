@@ -17,7 +17,8 @@ from annotation.api import schemas as s
 from annotation.api.creation import study_create_from_json
 from annotation.api.parsing import StorableJson
 from annotation.artifacts import artifact_download, artifact_open
-from annotation.errors import ApplicationError
+from annotation.errors import ApplicationError, TooLarge
+from annotation.forms import DatasetRegistrationForm, ModelRegistrationForm
 from annotation.models import Assignment, RegisteredDataset, RegisteredModel
 from annotation.reports.ecosystem import ecosystem_files
 from annotation.reports.export_files import study_export_files
@@ -25,9 +26,12 @@ from annotation.selectors import FilterError, NotFound
 from annotation.services.api_tokens import token_user
 from annotation.services.export_jobs import ARCHIVE
 from annotation.task_kinds import TASK_KINDS
+from annotation.upload_limits import refused
 
 MAX_PAGE = 1000
 MAX_OFFSET = 2**63 - 1  # PostgreSQL's OFFSET is a bigint
+ERRORS = {400: s.ErrorOut, 404: s.ErrorOut, 409: s.ErrorOut}
+REGISTRATION_FORMS = {"model": ModelRegistrationForm, "dataset": DatasetRegistrationForm}
 
 
 class TokenAuth(HttpBearer):
@@ -64,6 +68,8 @@ def _bad_filter(request, exc: FilterError):
 
 @api.exception_handler(ValidationError)
 def _invalid(request, exc: ValidationError):
+    if stopped := getattr(request, "upload_refused", None):
+        return _error(request, stopped[1], 413, stopped[0])
     first = exc.errors[0] if exc.errors else {}
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "payload")]
     field = ".".join(loc)
@@ -121,6 +127,50 @@ def registry_datasets(request):
              "num_classes": d.num_classes} for d in services.registry.visible(RegisteredDataset, request.auth)]
 
 
+def _registration(request, what: str):
+    """Register from a multipart (or url-encoded) body with the registry page's form and services."""
+    if stopped := refused(request):
+        raise TooLarge(stopped[1], extra={"field": stopped[0]})
+    form_class = REGISTRATION_FORMS[what]
+    data = request.POST.copy()
+    for name, field in form_class.base_fields.items():  # a field left out takes the page's initial value
+        if name not in data and field.initial not in (None, ""):
+            data[name] = field.initial
+    form = form_class(data, request.FILES)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        raise ApplicationError(f"{field}: {errors[0]}" if field != "__all__" else errors[0],
+                               extra={"field": "" if field == "__all__" else field})
+    return services.registry_uploads.entry_register(owner=request.auth, what=what, data=form.cleaned_data)
+
+
+_MULTIPART = {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object"}}}}}
+
+
+@registry.post("/models", response={201: s.RegistryModelOut, **ERRORS, 413: s.ErrorOut}, openapi_extra=_MULTIPART)
+def registry_model_register(request):
+    """Register a model (multipart/form-data): ``name``, ``architecture``, and either ``checkpoint`` (a server
+    path or ``s3://bucket/key``) or the file ``checkpoint_file`` (streamed; ``SALIENT_UPLOAD_MAX_CHECKPOINT_MB``);
+    optional ``format``, ``input_size``, ``mean``, ``std`` (3 comma-separated numbers), ``title``. The checkpoint
+    is loaded once with ``torch.load(weights_only=True)``; a refusal names the field at fault."""
+    m = _registration(request, "model")
+    return Status(201, {"name": m.name, "title": m.title, "shared": m.owner_id is None,
+                        "architecture": m.architecture, "num_classes": m.num_classes, "input_size": m.input_size})
+
+
+@registry.post("/datasets", response={201: s.RegistryDatasetOut, **ERRORS, 413: s.ErrorOut},
+               openapi_extra=_MULTIPART)
+def registry_dataset_register(request):
+    """Register an image folder (multipart/form-data): ``name`` and either ``root`` (a server folder or an
+    ``s3://bucket/prefix``, optional ``val_root``) or the file ``archive`` (a zip or tar of class folders, or of
+    ``train/`` and ``val/``; checked for path traversal, links, non-images, ``SALIENT_UPLOAD_MAX_IMAGES`` and
+    ``SALIENT_UPLOAD_MAX_DATASET_MB``; every image must decode); optional ``class_metadata`` (path) or
+    ``class_metadata_file``, ``title``."""
+    d = _registration(request, "dataset")
+    return Status(201, {"name": d.name, "title": d.title, "shared": d.owner_id is None, "builtin": d.builtin,
+                        "num_classes": d.num_classes})
+
+
 @registry.get("/kinds", response=list[s.KindOut])
 def kinds(request):
     return [{"name": k.name, "title": k.title, "label_field": k.label_field, "defaults": k.default_settings()}
@@ -136,7 +186,6 @@ def _file_reply(description: str, *content_types: str) -> dict:
 
 # -- studies -------------------------------------------------------------------------------------------
 studies = Router(tags=["studies"])
-ERRORS = {400: s.ErrorOut, 404: s.ErrorOut, 409: s.ErrorOut}
 
 
 @studies.get("", response=list[s.StudyOut])

@@ -6,12 +6,14 @@ invariants are changed with conditional UPDATEs, which the database serialises. 
 concern: ``people``, ``studies`` (lifecycle verbs), ``jobs`` (Celery jobs), ``evidence`` (passes in shards),
 ``contexts`` (what a kind sees), ``assignments``, ``slots``, ``quality`` (gold, exclusion, early stopping, blocks,
 bonuses), ``crowd`` (recruitment), ``consent`` (a worker's answer to a study's consent text), ``registry``
-(models and image folders), ``imports`` (imported answers, in
+(models and image folders), ``registry_uploads`` (uploaded checkpoints and image archives, kept by
+``upload_area``), ``imports`` (imported answers, in
 bulk), ``api_tokens`` and ``export_jobs`` (queueing the archive job; its work is in
 :mod:`annotation.reports.archive_job`). Reads are in :mod:`annotation.selectors`.
 Use them as ``from annotation import services; services.study_launch(...)``.
 """
 from annotation.services import registry  # noqa: F401 - services.registry.model_register(...)
+from annotation.services import registry_uploads  # noqa: F401 - services.registry_uploads.model_upload(...)
 from annotation.services.assignments import (  # noqa: F401
     assignment_approve,
     assignment_claim_next,

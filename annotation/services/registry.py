@@ -15,8 +15,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.forms.models import model_to_dict
 
+from analysis.image_archives import ArchiveError
 from annotation.errors import ApplicationError, Conflict
 from annotation.models import RegisteredDataset, RegisteredModel
+from annotation.services import upload_area
 
 BENCHMARK = "benchmark"
 BUILTIN_MODELS = {"robust": "Robust (L2 PGD) demo ResNet", "standard": "Standard demo ResNet"}
@@ -89,7 +91,7 @@ def allowed_path(value: str, field: str) -> None:
                             f"({', '.join(map(str, roots))}: SALIENT_REGISTRY_ROOTS)", field)
 
 
-def _check_name(model, owner, name: str) -> None:
+def check_name(model, owner, name: str) -> None:
     if not name or len(name) > 100:
         raise RegistryError("give a name of 1 to 100 characters", "name")
     if model.objects.filter(owner=owner, name=name).exists():
@@ -119,18 +121,29 @@ def builtin_entries_ensure() -> None:
 def model_register(*, owner, name: str, architecture: str, checkpoint: str, format: str = "auto",
                    input_size: int | None = None, mean: list[float] | None = None, std: list[float] | None = None,
                    title: str = "") -> RegisteredModel:
-    """Load the checkpoint once and store what loading found; refuse (nothing stored) when it does not load."""
+    """Load the checkpoint (a server path or ``s3://`` key, checked by :func:`allowed_path`) once and store what
+    loading found; refuse (nothing stored) when it does not load."""
+    check_name(RegisteredModel, owner, name)
+    allowed_path(checkpoint, "checkpoint")
+    return model_load_and_create(owner=owner, name=name, architecture=architecture, checkpoint=checkpoint,
+                                 format=format, input_size=input_size, mean=mean, std=std, title=title)
+
+
+def model_load_and_create(*, owner, name: str, architecture: str, checkpoint: str, format: str = "auto",
+                          input_size: int | None = None, mean: list[float] | None = None,
+                          std: list[float] | None = None, title: str = "") -> RegisteredModel:
+    """The registration of a checkpoint whose location is already checked (a registered path or an upload):
+    ``torch.load(weights_only=True)`` through ``describe_checkpoint``, then one row."""
     # deferred: loads torch
     from analysis.models.describe import describe_checkpoint
 
-    _check_name(RegisteredModel, owner, name)
+    check_name(RegisteredModel, owner, name)
     if format not in RegisteredModel.Format.values:
         raise RegistryError(f"unknown format {format!r}; use one of {', '.join(RegisteredModel.Format.values)}",
                             "format")
     for label, values in (("mean", mean), ("std", std)):
         if values is not None and len(values) != 3:
             raise RegistryError(f"{label} needs 3 values (one per channel), got {len(values)}", label)
-    allowed_path(checkpoint, "checkpoint")
     path = checkpoint_path(checkpoint)
     try:
         found = describe_checkpoint(architecture, path, fmt=format, input_size=input_size, mean=mean, std=std)
@@ -149,20 +162,64 @@ def model_register(*, owner, name: str, architecture: str, checkpoint: str, form
 
 def dataset_register(*, owner, name: str, root: str, val_root: str = "", class_metadata: str = "",
                      title: str = "") -> RegisteredDataset:
-    """Scan the folder once (class order, images per class, unreadable files); never copies an image."""
+    """Scan the folder once (class order, images per class, unreadable files); never copies a server folder.
+
+    An ``s3://bucket/prefix`` root (or validation root) is fetched into the registry's storage area first,
+    with the checks of an uploaded archive (:func:`annotation.services.upload_area.s3_prefix_download`).
+    """
+    check_name(RegisteredDataset, owner, name)
+    for field, value in (("root", root), ("val_root", val_root), ("class_metadata", class_metadata)):
+        allowed_path(value, field)
+    if class_metadata.startswith("s3://"):
+        raise RegistryError("give the class metadata as a server path or upload it; s3:// is for images",
+                            "class_metadata")
+    if not (root.startswith("s3://") or val_root.startswith("s3://")):
+        return dataset_scan_and_create(owner=owner, name=name, root=root, val_root=val_root,
+                                       class_metadata=class_metadata, title=title)
+    with upload_area.staged_folder(owner) as (staging, final):
+        folders = {}
+        for field, value, sub in (("root", root, "train"), ("val_root", val_root, "val")):
+            if value.startswith("s3://"):
+                bucket, prefix = s3_location(value.rstrip("/"), field)
+                try:
+                    upload_area.s3_prefix_download(bucket, prefix, staging / sub, upload_area.dataset_limits())
+                except (ArchiveError, OSError) as exc:
+                    raise RegistryError(f"{value}: {exc}", field) from exc
+                except _s3_errors() as exc:
+                    raise RegistryError(f"{value} cannot be read from S3: {exc}", field) from exc
+                folders[field] = staging / sub
+            else:
+                folders[field] = Path(value) if value else None
+        return dataset_scan_and_create(owner=owner, name=name, root=folders["root"], val_root=folders["val_root"],
+                                       class_metadata=class_metadata, title=title, staged=(staging, final))
+
+
+def _s3_errors() -> tuple[type[BaseException], ...]:
+    # deferred: loads botocore
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return BotoCoreError, ClientError
+
+
+def dataset_scan_and_create(*, owner, name: str, root: str | Path, val_root: str | Path | None = "",
+                            class_metadata: str = "", title: str = "", refuse_unreadable: bool = False,
+                            staged: tuple[Path, Path] | None = None) -> RegisteredDataset:
+    """The registration of folders whose location is already checked: scan them (with ``refuse_unreadable``,
+    an undecodable file is refused rather than listed), then one row. ``staged`` = ``(staging, final)``:
+    the folders lie in a staging folder, moved into place (:func:`upload_area.publish`) once the scan passed,
+    and the row records their final paths."""
     # deferred: loads scikit-image, torch
     from analysis.datasets.folder_benchmark import scan_image_folder
 
     # deferred: loads scikit-image, torch
     from analysis.datasets.metadata import read_class_metadata
 
-    _check_name(RegisteredDataset, owner, name)
-    for field, value in (("root", root), ("val_root", val_root), ("class_metadata", class_metadata)):
-        allowed_path(value, field)
+    check_name(RegisteredDataset, owner, name)
     try:
         classes = read_class_metadata(class_metadata) if class_metadata else None
     except _load_errors() as exc:
-        raise RegistryError(f"the class metadata {class_metadata} cannot be read: {exc}", "class_metadata") from exc
+        raise RegistryError(f"the class metadata {Path(class_metadata).name if staged else class_metadata} cannot "
+                            f"be read: {exc}", "class_metadata") from exc
     scans = {}
     for field, folder in (("root", root), ("val_root", val_root)):
         if field == "val_root" and not folder:
@@ -170,9 +227,19 @@ def dataset_register(*, owner, name: str, root: str, val_root: str = "", class_m
         try:
             scans[field] = scan_image_folder(folder, classes if field == "root" else scans["root"].classes)
         except _load_errors() as exc:
-            raise RegistryError(f"{folder}: {exc}", field) from exc
+            shown = str(exc).replace(f"{staged[0]}/", "") if staged else str(exc)
+            raise RegistryError(shown if staged else f"{folder}: {exc}", field) from exc
     train = scans["root"]
     unreadable = train.unreadable + (scans["val_root"].unreadable if "val_root" in scans else [])
+    if refuse_unreadable and unreadable:
+        raise RegistryError(f"{len(unreadable)} file(s) are not readable images, e.g. {', '.join(unreadable[:5])}",
+                            "root")
+    if staged:
+        staging, final = staged
+        upload_area.publish(staging, final)
+        root, val_root, class_metadata = (
+            str(final / Path(p).relative_to(staging)) if p and Path(p).is_relative_to(staging) else str(p or "")
+            for p in (root, val_root, class_metadata))
     try:
         with transaction.atomic():
             return RegisteredDataset.objects.create(
@@ -202,9 +269,17 @@ def checkpoint_path(checkpoint: str) -> str:
         # deferred: loads boto3
         import boto3
 
-        target.parent.mkdir(parents=True, exist_ok=True)
         client = boto3.client("s3", endpoint_url=getattr(settings, "SALIENT_S3_ENDPOINT_URL", None) or None)
-        client.download_file(bucket, key, str(target))
+        try:
+            size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+            if size > settings.SALIENT_UPLOAD_MAX_CHECKPOINT_MB * 2**20:
+                raise RegistryError(f"{checkpoint} is larger than this server accepts "
+                                    f"({settings.SALIENT_UPLOAD_MAX_CHECKPOINT_MB} MB, "
+                                    "SALIENT_UPLOAD_MAX_CHECKPOINT_MB)", "checkpoint")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, key, str(target))  # s3transfer writes a temporary name, then renames
+        except _s3_errors() as exc:
+            raise RegistryError(f"{checkpoint} cannot be read from S3: {exc}", "checkpoint") from exc
     return str(target)
 
 
@@ -238,7 +313,7 @@ def study_inputs(*, owner, conf: Mapping[str, Any], needs_conv_map: bool = False
     A model whose class count differs from the dataset's is refused with both counts; a kind that needs
     a conv map refuses a model without one. The built-in models run only with the built-in benchmark.
     """
-    if DATASET_SETTING not in conf:
+    if not conf.get(DATASET_SETTING):  # image_choice's dataset is optional (its bundled photos)
         return {}
     dataset = _entry(RegisteredDataset, owner, conf[DATASET_SETTING], DATASET_SETTING)
     models: dict[str, dict] = {}

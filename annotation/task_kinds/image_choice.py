@@ -1,10 +1,16 @@
 """``image_choice``: show 1..n images with a question and a fixed set of options.
 
-The answer is one option, an optional free-text reason and a confidence from 1 to 5.
+The images are scikit-image's bundled photographs, or a sample of a registered image folder (a server
+folder, an upload or an S3 prefix: ``dataset`` and ``max_images``), drawn evenly over its classes with a
+fixed seed. The answer is one option, an optional free-text reason and a confidence from 1 to 5. Where an
+image's class (folder or class name) is one of the options, it is the task's known answer (the simulated
+crowd and gold use it).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,11 +18,13 @@ from django import forms
 
 from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
-from analysis.sample_images import SUBJECT_OPTIONS, SUBJECTS, load_sample
+from analysis.sample_images import SUBJECT_OPTIONS, SUBJECTS, load_file, load_sample
 from annotation.task_kinds import Progress, StudyContext, TaskKind, TaskSpec, register_task_kind
+from annotation.task_kinds.benchmark import RegistryChoiceField
 from annotation.task_kinds.fields import ChoiceField, IntField, TextField
 
 OPTION_VALUE = r"^[a-z0-9_]+$"
+BUILTIN_BENCHMARK = "benchmark"  # the planted-bias benchmark is generated arrays, not image files
 
 
 def parse_options(text: str) -> list[list[str]]:
@@ -49,8 +57,14 @@ class ImageChoiceSettingsForm(forms.Form):
         choices=[(n, f"{n} ({s})") for n, s in SUBJECTS.items()],
         initial=list(SUBJECTS),
         widget=forms.CheckboxSelectMultiple,
+        required=False,
         help_text="scikit-image's bundled images; the known subject lets the simulated crowd answer.",
     )
+    dataset = RegistryChoiceField("dataset", required=False, initial="",
+                                  help_text="Or one of your registered image folders (uploaded on the Models and "
+                                            "datasets page): a sample of its images replaces the bundled ones.")
+    max_images = forms.IntegerField(min_value=1, max_value=2000, initial=24,
+                                    help_text="With a dataset: how many of its images, evenly over its classes.")
     images_per_task = forms.IntegerField(min_value=1, max_value=6, initial=1)
     image_size = forms.IntegerField(min_value=32, max_value=1024, initial=256)
 
@@ -59,6 +73,14 @@ class ImageChoiceSettingsForm(forms.Form):
             return parse_options(self.cleaned_data["options"])
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("dataset") == BUILTIN_BENCHMARK:
+            self.add_error("dataset", "the built-in benchmark has no image files: pick a registered image folder")
+        elif not data.get("dataset") and not data.get("images"):
+            self.add_error("images", "pick at least one bundled image, or a registered dataset")
+        return data
 
 
 @register_task_kind
@@ -80,6 +102,9 @@ class ImageChoice(TaskKind):
         ]
 
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        if ctx.inputs.get("dataset"):
+            yield from self._dataset_tasks(ctx, progress)
+            return
         conf = ctx.conf
         names = list(conf["images"])
         per = int(conf["images_per_task"])
@@ -95,6 +120,42 @@ class ImageChoice(TaskKind):
             yield TaskSpec(
                 key="img-" + "+".join(group),
                 payload={"images": shas, "question": conf["question"], "options": conf["options"]},
+                truth=truth,
+            )
+        progress(len(groups), len(groups), "images stored")
+
+    def _dataset_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
+        """Tasks over a seeded sample of the registered folder's images (round robin over its classes)."""
+        # deferred: loads scikit-image, torch
+        from analysis.datasets.folder_benchmark import scan_image_folder
+
+        # deferred: loads scikit-image, torch
+        from analysis.datasets.metadata import ClassInfo
+
+        conf, entry = ctx.conf, ctx.inputs["dataset"]
+        if entry["builtin"]:
+            raise ValueError("the built-in benchmark has no image files: pick a registered image folder")
+        classes = [ClassInfo(**c) for c in entry["classes"]]
+        progress(0, 1, f"listing {entry['name']}")
+        scan = scan_image_folder(entry["root"], classes, verify=False)
+        rng = np.random.default_rng(int(conf.get("seed", 0)))
+        queues = [[(c, name) for name in rng.permutation(scan.files[c.folder])] for c in classes]
+        picked = [queue[i] for i in range(max(map(len, queues))) for queue in queues if i < len(queue)]
+        picked = picked[: int(conf["max_images"])]
+        values = [v for v, _ in conf["options"]]
+        per = int(conf["images_per_task"])
+        groups = [picked[i : i + per] for i in range(0, len(picked), per)]
+        for done, group in enumerate(groups):
+            progress(done, len(groups), f"storing {len(group)} image(s) of {entry['name']}")
+            shas = ctx.store.images([load_file(Path(entry["root"]) / name, int(conf["image_size"]))
+                                     for _, name in group])
+            answers = {_class_answer(c, values) for c, _ in group}
+            truth = {"choice": answers.pop()} if len(answers) == 1 and None not in answers else None
+            first = group[0]
+            yield TaskSpec(
+                key=f"img-{_slug(first[0].name)}-{done}",
+                payload={"images": shas, "question": conf["question"], "options": conf["options"],
+                         "files": [name for _, name in group]},
                 truth=truth,
             )
         progress(len(groups), len(groups), "images stored")
@@ -125,3 +186,16 @@ class ImageChoice(TaskKind):
                 for v, w in options]
         return {"summary": {"tasks": len(labels), "ties": sum(1 for label in labels.values() if not label),
                             "answers": len(counted), "options": rows}}
+
+
+def _class_answer(info, values: list[str]) -> str | None:
+    """The option a class stands for: its folder or name (lower-cased, spaces as ``_``) when it is an option."""
+    for label in (info.folder, info.name):
+        value = str(label).strip().lower().replace(" ", "_")
+        if value in values:
+            return value
+    return None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))[:60] or "image"
