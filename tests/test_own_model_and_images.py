@@ -324,3 +324,43 @@ def test_a_feature_panel_on_own_data_shows_the_researchers_solved_examples_and_g
     page = researcher_client.get(reverse("task_preview", args=[task.pk])).content.decode()
     assert page.count('class="solved"') == 1 and f"Feature {task.payload['feature']}</h2>" in page
     assert "rank" not in page.lower() and "for this class" not in page
+
+
+@pytest.mark.slow
+def test_attribute_question_on_a_registered_folder_through_the_api(
+        registered, researcher, own_files, make_worker, django_capture_on_commit_callbacks):
+    """§3.4's attribute question on the researcher's images (no validation folder needed: training images only),
+    through the API: the crowd's yes votes become the shares, counted per selector, role and class."""
+    from tests.test_api import api_client
+
+    services.registry.dataset_register(owner=researcher, name="trainonly", root=str(own_files["root"]))
+    api = api_client(researcher)
+    body = {"name": "attr", "kind": "class_assignment", "workers_per_task": 3,
+            "settings": {"dataset": "trainonly", "model": "mine", "n_classes": 3, "images_per_class": 2,
+                         "pool_per_class": 12, "attack_steps": 2, "attribute_question": "Is there a red square?"}}
+    reply = api.post("/api/studies", {**body, "settings": {**body["settings"], "attribute_question": "1 2"}},
+                     content_type="application/json")
+    assert reply.status_code == 400 and reply.json()["field"] == "settings.attribute_question", reply.content
+    reply = api.post("/api/studies", body, content_type="application/json")
+    assert reply.status_code == 201, reply.content
+    sid = reply.json()["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post(f"/api/studies/{sid}/compute").json()["state"] == "computing"
+    study = Study.objects.get(pk=sid)
+    assert study.state == "ready", study.error
+    tasks = list(study.tasks.all())
+    assert tasks and all(t.truth is None and t.payload["attribute"] == "Is there a red square?" for t in tasks)
+    assert api.post(f"/api/studies/{sid}/launch").json()["state"] == "live"
+    crowd_answers(study, make_worker, n=3)
+    files = aggregate(study, django_capture_on_commit_callbacks)
+    rows = read_csv(files["attribute_shares.csv"])
+    assert "planted_cue_percent" not in rows[0]  # no known cue on the researcher's images
+    exported = {int(r["task"]): r["label"] for r in read_csv(
+        api.get(f"/api/studies/{sid}/exports/labels.csv").content)}
+    for r in rows:
+        picked = [t for t in tasks if int(t.payload["cls"]) == int(r["class"])
+                  and [r["selector"], r["role"]] in t.payload["roles"]]
+        votes = [exported[t.pk] for t in picked]
+        assert int(r["images"]) == len(picked)
+        assert int(r["yes"]) == votes.count("yes") and int(r["decided"]) == votes.count("yes") + votes.count("no")
+    assert sum(int(r["images"]) for r in rows) >= len(tasks)  # every picked image is counted in its rows
