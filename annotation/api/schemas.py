@@ -50,6 +50,12 @@ class StudyOut(Schema):
     created_at: datetime
 
 
+class KindJobIn(Schema):
+    """Parameters of a kind's own job, by the names of its form's fields (defaults where left out)."""
+
+    params: dict[str, Any] = {}
+
+
 class JobOut(Schema):
     id: int
     name: str
