@@ -225,12 +225,12 @@ def test_attribute_question_shares_match_the_planted_cue_through_the_form(
     selections, computed independently by ``cue_share_table``."""
     from tests.study_helpers import aggregate, crowd_answers, study_from_form
 
-    form = {"workers_per_task": 3, "reward_cents": 0, "assignment_minutes": 30, "backend": "internal",
-            "name": "attribute", "kind": "class_assignment", "s-dataset": "benchmark", "s-model": "standard",
-            "s-n_classes": 3, "s-images_per_class": 4, "s-targets_per_class": 1, "s-pool_per_class": 16,
-            "s-attack_steps": 10, "s-attack_eps": 0.001, "s-mmd_reg": 1.0, "s-min_answer_time": 0,
-            "s-max_answer_time": 3600, "s-seed": 0, "s-benchmark": json.dumps(TINY_BENCHMARK),
-            "s-training": json.dumps(TINY_TRAINING), "s-attribute_question": "Does the image show a marking?"}
+    from annotation.management.commands.demo import bias_discovery_form
+    from demo.harness import bias_discovery_report
+
+    form = {**bias_discovery_form(TINY_BENCHMARK, TINY_TRAINING), "workers_per_task": 3, "name": "attribute",
+            "s-n_classes": 3, "s-images_per_class": 4, "s-pool_per_class": 16,
+            "s-attribute_question": "Does the image show a marking?"}
     bad = researcher_client.post("/studies/new/", {**form, "s-attribute_question": "??"})
     assert bad.status_code == 400 and "write the question in words" in bad.content.decode()
     study = study_from_form(researcher_client, form, django_capture_on_commit_callbacks)
@@ -256,5 +256,11 @@ def test_attribute_question_shares_match_the_planted_cue_through_the_form(
     page = researcher_client.get(f"/studies/{study.pk}/results/").content.decode()
     assert "Does the image show a marking?" in page and 'id="attribute-pooled"' in page
     assert 'data-selector="adv" data-role="prototypes"' in page
+    lines = bias_discovery_report(study.pk)  # the demo's lines
+    assert lines[0] == f"attribute 'Does the image show a marking?': {len(tasks)} of {len(tasks)} images decided"
+    for p, line in zip(pooled, lines[1:]):
+        assert line.startswith(f"{p['selector']} {p['role']}: yes {p['yes']}/{p['decided']} = "
+                               f"{p['yes_share_percent']:.1f} % [{p['wilson_low_percent']:.1f}, ")
+        assert line.endswith(f"planted cue {p['planted_cue_percent']:.1f} %")
     preview = researcher_client.get(f"/tasks/{tasks[0].pk}/preview/")
     assert preview.status_code == 200 and 'id="attribute-image"' in preview.content.decode()

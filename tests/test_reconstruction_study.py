@@ -191,6 +191,16 @@ def test_two_benchmark_classes_table2_and_the_search_job_from_the_form_and_the_a
     page = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
     assert page.count("<tr data-trial=") == 3 and f'{search["best"]["best_k_mean"]:.4f}' in page
 
+    from annotation.management.commands.demo import SEARCH
+    from demo.harness import reconstruction_report
+
+    assert SEARCH["trials"] <= 5 and SEARCH["steps"] <= 500  # the demo's search stays small
+    lines = reconstruction_report(study.pk)  # the demo's lines: Table 2, then the search's best trial
+    for r in table2:
+        assert (f"Table 2 {r['dataset']}, {r['model']}: accuracy {float(r['test_accuracy']):.3f}, "
+                f"mean best-10 SSIM {float(r['mean_best_k_ssim']):.4f}") in lines
+    assert lines[-1].startswith(f"hyper-parameter search (3 trials of 20 steps): best trial {search['best']['trial']}, "
+                                f"best-10 SSIM {scores[0]:.4f} at lr ")
     api = api_client(researcher)
     reply = api.post(f"/api/studies/{study.pk}/kind-jobs/hyperparameter_search", {"params": {"trials": 0}},
                      content_type="application/json")
