@@ -261,6 +261,21 @@ def misclassification_report(study_id: int) -> list[str]:
     return lines
 
 
+def bias_discovery_report(study_id: int) -> list[str]:
+    """Stock & Cisse §3.4: the attribute's yes share per selector and role (95 % Wilson), beside the planted cue."""
+    study = Study.objects.get(pk=study_id)
+    stored = study.outputs.filter(name="attribute_shares.json").select_related("artifact").first()
+    if stored is None:
+        return ["no attribute shares were stored"]
+    shares = json.loads(artifact_read(stored.artifact))
+    lines = [f"attribute {shares['question']!r}: {shares['decided']} of {shares['images']} images decided"]
+    for r in shares["pooled"]:
+        cue = f", planted cue {r['planted_cue_percent']:.1f} %" if "planted_cue_percent" in r else ""
+        lines.append(f"{r['selector']} {r['role']}: yes {r['yes']}/{r['decided']} = {r['yes_share_percent']:.1f} % "
+                     f"[{r['wilson_low_percent']:.1f}, {r['wilson_high_percent']:.1f}]{cue}")
+    return lines
+
+
 def reconstruction_report(study_id: int) -> list[str]:
     """Lines per model: clean test accuracy and best-10 SSIM (the paper's Fig. 6), and the crowd's review."""
 
@@ -284,4 +299,14 @@ def reconstruction_report(study_id: int) -> list[str]:
             + (f"; trigger shows in {report['best_k_shown']:.0%} of the best" if report else "")
             + (f"; crowd: object reconstructed {crowd['crowd_yes']:.0%} (reference {crowd['reference_yes']:.0%})"
                f"{clicks}" if crowd else ""))
+    for r in summary.get("table2", []):
+        lines.append(f"Table 2 {r['dataset']}, {r['model']}: accuracy {r['test_accuracy']:.3f}, "
+                     f"mean best-{r['k']} SSIM {r['mean_best_k_ssim']:.4f}")
+    if "hyperparameter_search.json" in files:
+        search = json.loads(artifact_read(files["hyperparameter_search.json"].artifact))
+        best = search["best"]
+        lines.append(f"hyper-parameter search ({len(search['trials'])} trials of {search['settings']['steps']} "
+                     f"steps): best trial {best['trial']}, best-10 SSIM {best['best_k_mean']:.4f} at lr "
+                     f"{best['lr']:.3g}, lambda_min {best['lambda_min']:.3f}, init {best['rec_init_scale']:.3g}, "
+                     f"alpha {best['alpha']:.0f}")
     return lines

@@ -216,3 +216,51 @@ def test_selections_come_from_a_sharded_prototype_features_pass_equal_to_in_memo
         want = shown_images(Selection(np.asarray(prototypes), np.asarray(criticisms)), shown,
                             conf["images_per_class"])
         assert indices == [int(i) for i in want], (cls, selector, shown)
+
+
+def test_attribute_question_shares_match_the_planted_cue_through_the_form(
+        researcher, researcher_client, make_worker, django_capture_on_commit_callbacks):
+    """§3.4 bias discovery on the benchmark, from the researcher's form: the simulated crowd answers the attribute
+    by each image's planted cue, so the crowd's yes share per selector, role and class equals the cue share of the
+    selections, computed independently by ``cue_share_table``."""
+    from tests.study_helpers import aggregate, crowd_answers, study_from_form
+
+    from annotation.management.commands.demo import bias_discovery_form
+    from demo.harness import bias_discovery_report
+
+    form = {**bias_discovery_form(TINY_BENCHMARK, TINY_TRAINING), "workers_per_task": 3, "name": "attribute",
+            "s-n_classes": 3, "s-images_per_class": 4, "s-pool_per_class": 16,
+            "s-attribute_question": "Does the image show a marking?"}
+    bad = researcher_client.post("/studies/new/", {**form, "s-attribute_question": "??"})
+    assert bad.status_code == 400 and "write the question in words" in bad.content.decode()
+    study = study_from_form(researcher_client, form, django_capture_on_commit_callbacks)
+    tasks = list(study.tasks.all())
+    assert tasks and all(t.payload["attribute"] == "Does the image show a marking?" for t in tasks)
+    assert len({t.payload["index"] for t in tasks}) == len(tasks)  # one task per distinct picked image
+    services.study_launch(study=study)
+    assert crowd_answers(study, make_worker, n=3, accuracy=1.0) == 3 * len(tasks)
+    files = aggregate(study, django_capture_on_commit_callbacks)
+    cues = {(r["class"], r["selector"], r["role"]): float(r["cue_share_percent"])
+            for r in read_csv(files["cue_share_table.csv"]) if r["selector"] in ("adv", "mmd")}
+    shares = read_csv(files["attribute_shares.csv"])
+    assert {(r["class"], r["selector"], r["role"]) for r in shares} == set(cues)
+    for r in shares:
+        assert int(r["decided"]) == int(r["images"])
+        assert float(r["yes_share_percent"]) == pytest.approx(cues[(r["class"], r["selector"], r["role"])], abs=0.01)
+        assert float(r["planted_cue_percent"]) == pytest.approx(float(r["yes_share_percent"]), abs=0.01)
+        assert float(r["wilson_low_percent"]) <= float(r["yes_share_percent"]) <= float(r["wilson_high_percent"])
+    assert any(float(r["yes_share_percent"]) > 0 for r in shares)  # the tiny benchmark's cues are found
+    pooled = json.loads(files["attribute_shares.json"])["pooled"]
+    assert {(p["selector"], p["role"]) for p in pooled} == {(s, r) for s in ("adv", "mmd")
+                                                           for r in ("prototypes", "criticisms")}
+    page = researcher_client.get(f"/studies/{study.pk}/results/").content.decode()
+    assert "Does the image show a marking?" in page and 'id="attribute-pooled"' in page
+    assert 'data-selector="adv" data-role="prototypes"' in page
+    lines = bias_discovery_report(study.pk)  # the demo's lines
+    assert lines[0] == f"attribute 'Does the image show a marking?': {len(tasks)} of {len(tasks)} images decided"
+    for p, line in zip(pooled, lines[1:]):
+        assert line.startswith(f"{p['selector']} {p['role']}: yes {p['yes']}/{p['decided']} = "
+                               f"{p['yes_share_percent']:.1f} % [{p['wilson_low_percent']:.1f}, ")
+        assert line.endswith(f"planted cue {p['planted_cue_percent']:.1f} %")
+    preview = researcher_client.get(f"/tasks/{tasks[0].pk}/preview/")
+    assert preview.status_code == 200 and 'id="attribute-image"' in preview.content.decode()

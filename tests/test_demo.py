@@ -51,6 +51,12 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     table = (tmp_path / "class_assignment" / "outputs" / "accuracy_table.csv").read_text().splitlines()
     assert len(table) == 1 + 7 and (tmp_path / "class_assignment" / "outputs" / "accuracy.png").stat().st_size > 0
 
+    # Bias discovery (§3.4): the attribute's yes share per selector and role, beside the planted cue.
+    bias = out.split("bias_discovery: ")[1]
+    share = r"^  (adv|mmd) (prototypes|criticisms): yes \d+/\d+ = [\d.]+ % \[[\d.]+, [\d.]+\], planted cue"
+    assert "attribute 'Does the image show a marking" in bias and len(re.findall(share, bias, re.M)) == 4
+    assert (tmp_path / "bias_discovery" / "outputs" / "attribute_shares.csv").stat().st_size > 0
+
     # Misclassification agreement (top-1): 6 mistakes per model judged by 5 workers, Table 1 per model.
     assert "misclassification: 60 answers (60/60) on 12 tasks" in out
     errors = (tmp_path / "misclassification" / "outputs" / "rectified_error.csv").read_text().splitlines()
@@ -89,14 +95,16 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     review = (outputs / "crowd_review.csv").read_text().splitlines()
     assert next(csv.reader(review[:1]))[:4] == ["level", "reviewed", "crowd_yes", "reference_yes"]
     assert len(review) == 1 + 4
+    assert recon.count("Table 2 Fashion-MNIST") == 4 and "hyper-parameter search (3 trials of 200 steps)" in recon
+    assert len((outputs / "hyperparameter_search.csv").read_text().splitlines()) == 1 + 3
 
     # Stage timings, peak memory, and a login that opens a dashboard listing every demo study.
-    assert out.count(" wall ") == 1 + 1 + 7 + 1 and "peak RSS" in out  # header, benchmark, 7 studies, total
+    assert out.count(" wall ") == 1 + 1 + 8 + 1 and "peak RSS" in out  # header, benchmark, 8 studies, total
     assert "sign in as 'demo-researcher' with password 'demo-pass-1'" in out
     client = Client()
     assert client.login(username="demo-researcher", password="demo-pass-1")
     listing = client.get(reverse("study_list")).content.decode()
-    assert listing.count(">Demo: ") == 7  # one link per demo study
+    assert listing.count(">Demo: ") == 8  # one link per demo study
 
 
 def test_a_rerun_replaces_its_study_and_closes_one_an_interrupted_run_left_live(

@@ -324,3 +324,98 @@ def test_a_feature_panel_on_own_data_shows_the_researchers_solved_examples_and_g
     page = researcher_client.get(reverse("task_preview", args=[task.pk])).content.decode()
     assert page.count('class="solved"') == 1 and f"Feature {task.payload['feature']}</h2>" in page
     assert "rank" not in page.lower() and "for this class" not in page
+
+
+@pytest.mark.slow
+def test_attribute_question_on_a_registered_folder_through_the_api(
+        registered, researcher, own_files, make_worker, django_capture_on_commit_callbacks):
+    """§3.4's attribute question on the researcher's images (no validation folder needed: training images only),
+    through the API: the crowd's yes votes become the shares, counted per selector, role and class."""
+    from tests.test_api import api_client
+
+    services.registry.dataset_register(owner=researcher, name="trainonly", root=str(own_files["root"]))
+    api = api_client(researcher)
+    body = {"name": "attr", "kind": "class_assignment", "workers_per_task": 3,
+            "settings": {"dataset": "trainonly", "model": "mine", "n_classes": 3, "images_per_class": 2,
+                         "pool_per_class": 12, "attack_steps": 2, "attribute_question": "Is there a red square?"}}
+    reply = api.post("/api/studies", {**body, "settings": {**body["settings"], "attribute_question": "1 2"}},
+                     content_type="application/json")
+    assert reply.status_code == 400 and reply.json()["field"] == "settings.attribute_question", reply.content
+    reply = api.post("/api/studies", body, content_type="application/json")
+    assert reply.status_code == 201, reply.content
+    sid = reply.json()["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post(f"/api/studies/{sid}/compute").json()["state"] == "computing"
+    study = Study.objects.get(pk=sid)
+    assert study.state == "ready", study.error
+    tasks = list(study.tasks.all())
+    assert tasks and all(t.truth is None and t.payload["attribute"] == "Is there a red square?" for t in tasks)
+    assert api.post(f"/api/studies/{sid}/launch").json()["state"] == "live"
+    crowd_answers(study, make_worker, n=3)
+    files = aggregate(study, django_capture_on_commit_callbacks)
+    rows = read_csv(files["attribute_shares.csv"])
+    assert "planted_cue_percent" not in rows[0]  # no known cue on the researcher's images
+    exported = {int(r["task"]): r["label"] for r in read_csv(
+        api.get(f"/api/studies/{sid}/exports/labels.csv").content)}
+    for r in rows:
+        picked = [t for t in tasks if int(t.payload["cls"]) == int(r["class"])
+                  and [r["selector"], r["role"]] in t.payload["roles"]]
+        votes = [exported[t.pk] for t in picked]
+        assert int(r["images"]) == len(picked)
+        assert int(r["yes"]) == votes.count("yes") and int(r["decided"]) == votes.count("yes") + votes.count("no")
+    assert sum(int(r["images"]) for r in rows) >= len(tasks)  # every picked image is counted in its rows
+
+
+@pytest.mark.slow
+def test_recovered_samples_on_two_class_folders_through_the_api(
+        registered, researcher, own_files, django_capture_on_commit_callbacks):
+    """Two class folders of a registered dataset as the reconstruction's two sides, in grey at a size below the
+    images' own; refused with the folder named when it holds fewer images than per_side, and when the size is
+    above the data's own; Table 2's test accuracy is measured on the validation folder's two classes."""
+    import json
+
+    from analysis.reconstruction.data import clean_split
+    from analysis.reconstruction.sources import own_size
+    from annotation.task_kinds.benchmark import folder_dataset
+    from tests.test_api import api_client
+
+    api = api_client(researcher)
+    settings = {"source": "dataset", "dataset": "fish", "classes": "0,2", "variant": "contrast", "per_side": 6,
+                "size": 10, "hidden": 32, "steps": 30, "review_k": 1}
+    body = {"name": "folder recon", "kind": "reconstruction_review", "workers_per_task": 1, "settings": settings}
+    reply = api.post("/api/studies", {**body, "settings": {**settings, "per_side": 13}},
+                     content_type="application/json")
+    assert reply.status_code == 400 and reply.json()["field"] == "settings.per_side", reply.content
+    assert "class folder 'n01" in reply.json()["error"] and "fewer than per_side = 13" in reply.json()["error"]
+    reply = api.post("/api/studies", {**body, "settings": {**settings, "classes": "0,9"}},
+                     content_type="application/json")
+    assert reply.status_code == 400 and reply.json()["field"] == "settings.classes"
+    assert not Study.objects.exists()
+
+    sid = api.post("/api/studies", body, content_type="application/json").json()["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        api.post(f"/api/studies/{sid}/compute")
+    study = Study.objects.get(pk=sid)
+    assert study.state == "ready", study.error
+    outputs = {o.name: o for o in study.outputs.all()}
+    from annotation.artifacts import artifact_read
+
+    table2 = read_csv(artifact_read(outputs["table2.csv"].artifact))
+    summary = json.loads(artifact_read(outputs["reconstruction_summary.json"].artifact))
+    assert [r["level"] for r in table2] == ["base", "contrast"] and summary["dataset"].startswith("fish (")
+    entry = registered[2]
+    data = folder_dataset({"root": entry.root, "val_root": entry.val_root, "classes": entry.classes},
+                          image_size=10, mode="resize_crop")
+    _, labels = clean_split(data.split("test").images, data.split("test").labels, (0, 2), size=10)
+    assert all(int(r["test_size"]) == len(labels) == 8 for r in table2)  # 4 validation images per class
+    assert all(0 <= float(r["test_accuracy"]) <= 1 and 0 < float(r["mean_best_k_ssim"]) <= 1 for r in table2)
+    assert study.tasks.count() == 2 * 2 and {t.payload["class_name"] for t in study.tasks.all()} == {
+        entry.classes[0]["name"], entry.classes[2]["name"]}
+
+    assert own_size(data, (0, 2)) == 96  # the folder's images are 96 px on their short side
+    big = api.post("/api/studies", {**body, "name": "too big", "settings": {**settings, "size": 97}},
+                   content_type="application/json").json()["id"]
+    with pytest.raises(ValueError, match=r"size 97 is larger than the data's own images \(96 px"):
+        with django_capture_on_commit_callbacks(execute=True):
+            api.post(f"/api/studies/{big}/compute")
+    assert Study.objects.get(pk=big).state != "ready" and not Study.objects.get(pk=big).tasks.exists()

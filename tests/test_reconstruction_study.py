@@ -141,3 +141,73 @@ def test_worker_answers_and_clicks_a_trigger_in_the_browser(recon_study, live_se
     answer = Answer.objects.get(task__study=recon_study).payload
     x, y = answer["trigger"]
     assert answer["object"] == "yes" and x == pytest.approx(0.1, abs=0.02) and y == pytest.approx(0.2, abs=0.02)
+
+
+def test_two_benchmark_classes_table2_and_the_search_job_from_the_form_and_the_api(
+        researcher, researcher_client, django_capture_on_commit_callbacks):
+    """Source 'dataset' on the built-in benchmark (grey, up to its own 32 px); Table 2 carries each model's test
+    accuracy and best-10 SSIM; the hyper-parameter search runs from the results page's form and from the API,
+    seeded (the same draws twice), its best trial the highest best-k SSIM."""
+    from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
+    from tests.test_api import api_client
+
+    form = {**FORM, "name": "bench recon", "s-source": "dataset", "s-dataset": "benchmark", "s-classes": "0,1",
+            "s-variant": "contrast", "s-size": 12, "s-benchmark": json.dumps(TINY_BENCHMARK),
+            "s-training": json.dumps(TINY_TRAINING), "s-resize": "resize"}
+    too_big = researcher_client.post(reverse("study_create"), {**form, "s-source": "fashion-mnist", "s-size": 30})
+    assert too_big.status_code == 400 and "Fashion-MNIST images are 28 px" in too_big.content.decode()
+    study = study_from_form(researcher_client, form, django_capture_on_commit_callbacks)
+    files = output_files(study)
+    summary = json.loads(files["reconstruction_summary.json"])
+    table2 = read_csv(files["table2.csv"])
+    assert [r["level"] for r in table2] == ["base", "contrast"]
+    for entry, row in zip(summary["levels"], table2):
+        assert row["dataset"] == summary["dataset"] and row["dataset"].startswith("benchmark (")
+        assert float(row["test_accuracy"]) == pytest.approx(entry["test_accuracy"], abs=1e-4)
+        assert float(row["mean_best_k_ssim"]) == pytest.approx(entry["best_k_mean"], abs=1e-4)
+        assert int(row["test_size"]) == 2 * 20  # the tiny benchmark's 20 test images per class
+    page = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
+    assert 'id="table2"' in page and f'{summary["levels"][0]["best_k_mean"]:.4f}' in page
+    assert 'id="search-not-run"' in page and "hyperparameter_search-trials" in page
+
+    url = reverse("study_job_start", args=[study.pk, "hyperparameter_search"])
+    good = {"hyperparameter_search-trials": 3, "hyperparameter_search-steps": 20,
+            "hyperparameter_search-level": "base", "hyperparameter_search-seed": 5}
+    bad = researcher_client.post(url, {**good, "hyperparameter_search-level": "L3"}, HTTP_ACCEPT="application/json")
+    assert bad.status_code == 400 and "level:" in bad.json()["error"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert researcher_client.post(url, good, HTTP_ACCEPT="application/json").status_code == 202
+    search = json.loads(output_files(study)["hyperparameter_search.json"])
+    rows = read_csv(output_files(study)["hyperparameter_search.csv"])
+    assert len(rows) == 3 and [int(r["rank"]) for r in rows] == [1, 2, 3]
+    scores = [float(r["best_k_mean"]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and search["best"]["best_k_mean"] == pytest.approx(scores[0])
+    from analysis.reconstruction.search import sample_trials
+
+    draws = sample_trials(3, seed=5)
+    for r in rows:
+        assert float(r["lr"]) == pytest.approx(draws[int(r["trial"]) - 1]["lr"])
+    assert search["test_accuracy"] == pytest.approx(summary["levels"][0]["test_accuracy"])  # the same base model
+    page = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
+    assert page.count("<tr data-trial=") == 3 and f'{search["best"]["best_k_mean"]:.4f}' in page
+
+    from annotation.management.commands.demo import SEARCH
+    from demo.harness import reconstruction_report
+
+    assert SEARCH["trials"] <= 5 and SEARCH["steps"] <= 500  # the demo's search stays small
+    lines = reconstruction_report(study.pk)  # the demo's lines: Table 2, then the search's best trial
+    for r in table2:
+        assert (f"Table 2 {r['dataset']}, {r['model']}: accuracy {float(r['test_accuracy']):.3f}, "
+                f"mean best-10 SSIM {float(r['mean_best_k_ssim']):.4f}") in lines
+    assert lines[-1].startswith(f"hyper-parameter search (3 trials of 20 steps): best trial {search['best']['trial']}, "
+                                f"best-10 SSIM {scores[0]:.4f} at lr ")
+    api = api_client(researcher)
+    reply = api.post(f"/api/studies/{study.pk}/kind-jobs/hyperparameter_search", {"params": {"trials": 0}},
+                     content_type="application/json")
+    assert reply.status_code == 400 and reply.json()["field"] == "params.trials"
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = api.post(f"/api/studies/{study.pk}/kind-jobs/hyperparameter_search",
+                         {"params": {"trials": 3, "steps": 20, "seed": 5}}, content_type="application/json")
+    assert reply.status_code == 202, reply.content
+    again = read_csv(output_files(study)["hyperparameter_search.csv"])
+    assert [(r["trial"], r["best_k_mean"]) for r in again] == [(r["trial"], r["best_k_mean"]) for r in rows]

@@ -101,6 +101,12 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
     return np.clip(out[:, 0].numpy(), 0.0, 1.0)
 
 
+def _take(images, index: np.ndarray) -> np.ndarray:
+    """``images[index]`` of an array or of a lazily decoded split (a registered folder's images are read only
+    for the chosen indices)."""
+    return np.asarray(images)[index] if isinstance(images, np.ndarray) else np.asarray(images[index])
+
+
 def _pick(labels: np.ndarray, cls: int, count: int, rng: np.random.Generator) -> np.ndarray:
     pool = np.flatnonzero(labels == cls)
     if len(pool) < count:
@@ -155,7 +161,7 @@ def binary_task(images: np.ndarray, labels: np.ndarray, classes: Sequence[int], 
         raise ValueError(f"trigger_side must be -1 or 1, got {trigger_side}")
     rng = np.random.default_rng(seed)
     index = np.concatenate([_pick(labels, c, per_side, rng) for c in classes])
-    grey = resize(to_grey(np.asarray(images)[index]), size)
+    grey = resize(to_grey(_take(images, index)), size)
     y = np.repeat([-1.0, 1.0], per_side)
     planted = plant(grey, y, bias, rng, share=trigger_share, side=trigger_side, seed=seed)
     mean = planted.images.mean(axis=0)
@@ -180,7 +186,7 @@ def clean_split(images: np.ndarray, labels: np.ndarray, classes: Sequence[int], 
             raise ValueError(f"class {c} has no images in this split")
         parts.append(pool if limit is None or limit >= len(pool) else np.sort(rng.choice(pool, limit, replace=False)))
     y = np.concatenate([np.full(len(part), sign) for part, sign in zip(parts, (-1.0, 1.0))])
-    return resize(to_grey(np.asarray(images)[np.concatenate(parts)]), size), y
+    return resize(to_grey(_take(images, np.concatenate(parts))), size), y
 
 
 def fashion_mnist_split(classes: Sequence[int], split: str = "train", directory=None
@@ -195,13 +201,16 @@ def fashion_mnist_split(classes: Sequence[int], split: str = "train", directory=
 
 def benchmark_split(benchmark, classes: Sequence[int], split: str = "train"
                     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images, labels and the two class names of a :class:`~analysis.datasets.PlantedBiasBenchmark` split."""
-    if split not in benchmark.splits:
-        raise ValueError(f"split must be one of {sorted(benchmark.splits)}, got {split!r}")
+    """Images, labels and the two class names of a :class:`~analysis.datasets.PlantedBiasBenchmark` split, or of a
+    registered folder (:class:`~analysis.datasets.folder_benchmark.FolderBenchmark`: ``test`` is its validation
+    folder; its images are decoded only when picked)."""
+    if split not in ("train", "test", *getattr(benchmark, "splits", ())):
+        raise ValueError(f"split must be one of {sorted(getattr(benchmark, 'splits', ('train', 'test')))}, "
+                         f"got {split!r}")
     bad = [c for c in classes if not 0 <= int(c) < len(benchmark.class_names)]
     if bad:
-        raise ValueError(f"classes {bad} are not benchmark labels 0..{len(benchmark.class_names) - 1}")
-    data = benchmark.splits[split]
+        raise ValueError(f"classes {bad} are not labels 0..{len(benchmark.class_names) - 1} of the dataset")
+    data = benchmark.split(split)
     return data.images, data.labels, [benchmark.class_names[int(c)] for c in classes]
 
 

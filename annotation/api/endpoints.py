@@ -373,6 +373,16 @@ def output_download(request, study_id: int, name: str):
     return response
 
 
+@studies.post("/{study_id}/kind-jobs/{name}", response={202: s.JobOut, **ERRORS}, operation_id="study_kind_job",
+              summary="Start one of the kind's own jobs")
+def kind_job_start(request, study_id: int, name: str, body: s.KindJobIn):
+    """Queue one of the study kind's own jobs (e.g. the recovered-sample study's ``hyperparameter_search``) with
+    ``params`` as its form on the results page takes them; poll ``/studies/{id}/jobs/{job.id}``."""
+    job = services.study_start_kind_job_from_data(study=_study(request, study_id), name=name, data=body.params)
+    job.refresh_from_db()
+    return Status(202, _job(job))
+
+
 @studies.post("/{study_id}/archive", response={202: s.JobOut, **ERRORS})
 def archive_make(request, study_id: int):
     """Queue the job that makes a zip of the study's export files (answers, labels, workers, quality) and its

@@ -52,6 +52,12 @@ class StudyOut(Schema):
     consent_text: str = ""
 
 
+class KindJobIn(Schema):
+    """Parameters of a kind's own job, by the names of its form's fields (defaults where left out)."""
+
+    params: dict[str, Any] = {}
+
+
 class JobOut(Schema):
     id: int
     name: str

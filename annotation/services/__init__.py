@@ -60,6 +60,7 @@ from annotation.services.jobs import (  # noqa: F401
     study_compute_outputs,
     study_run_kind_job,
     study_start_kind_job,
+    study_start_kind_job_from_data,
 )
 from annotation.services.people import (  # noqa: F401
     external_worker,

@@ -228,6 +228,23 @@ def study_start_kind_job(*, study: Study, name: str, params: Mapping[str, Any]) 
         return enqueue_job(study=study, name=name, params=dict(params))
 
 
+def study_start_kind_job_from_data(*, study: Study, name: str, data: Mapping[str, Any]) -> Job:
+    """:func:`study_start_kind_job` with raw parameters (the API's JSON), checked by the job's form: a bad value
+    is refused naming ``params.<field>``."""
+    kind = get_task_kind(study.kind)
+    if name not in kind.jobs:
+        known = ", ".join(kind.jobs) or "none"
+        raise ApplicationError(f"study kind {study.kind!r} has no job {name!r}; its jobs: {known}",
+                               extra={"field": "name"})
+    form_class = kind.jobs[name].form(study_context(study))
+    initial = {k: f.initial() if callable(f.initial) else f.initial for k, f in form_class.base_fields.items()}
+    form = form_class(data={k: v for k, v in {**initial, **dict(data)}.items() if v is not None})
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        raise ApplicationError(f"params.{field}: {' '.join(errors)}", extra={"field": f"params.{field}"})
+    return study_start_kind_job(study=study, name=name, params=form.cleaned_data)
+
+
 def study_run_kind_job(*, job: Job) -> None:
     """Run a kind's own job and store its files under the job's name; safe to run twice."""
     if job.state == Job.State.DONE:

@@ -51,6 +51,8 @@ def study_create(
     inputs = study_inputs(owner=owner, conf=settings, needs_conv_map=task_kind.needs_conv_map)
     if inputs and (problem := validation_missing(inputs["dataset"], task_kind.validation_use(settings))):
         raise RegistryError(problem, "dataset")
+    if inputs and (refused := task_kind.inputs_problem(settings, inputs)):
+        raise RegistryError(refused[1], refused[0])
     if inputs and not inputs["dataset"]["builtin"]:
         settings["num_classes"] = len(inputs["dataset"]["classes"])  # the answer schema of some kinds needs it
     if Study.objects.filter(owner=owner, name=name).exists():

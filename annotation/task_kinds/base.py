@@ -180,6 +180,11 @@ class TaskKind:
         would otherwise be the training images."""
         return ""
 
+    def inputs_problem(self, conf: Mapping[str, Any], inputs: Mapping[str, Any]) -> tuple[str, str] | None:
+        """``(setting, why)`` when these settings cannot run on the registry entries they name (``inputs``, as
+        :attr:`StudyContext.inputs`), e.g. a class folder with fewer images than asked for; None when they can."""
+        return None
+
     def launch_problem(self, conf: Mapping[str, Any], *, backend: str, gold_tasks: int,
                        payload: Mapping[str, Any]) -> str:
         """Why a study with these settings cannot go live on ``backend`` ("" when it can): ``gold_tasks`` is

@@ -13,6 +13,12 @@ than ``max_answer_time``), a bar plot with error bars, the selections and the an
 evidence, on the benchmark: ``cue_share_table.csv`` (§3.4's attribute shares: planted-cue images among
 each selector's prototypes and criticisms per class, beside the class's cue rate).
 
+With an ``attribute_question`` (§3.4's bias discovery, e.g. "Does the image show a person?") the study
+asks that question instead, once per image Adv or MMD-critic picked as a prototype or criticism (yes /
+no, majority vote); its outputs are the "yes" share per selector, role and class with 95 % Wilson
+intervals (``attribute_shares.csv``, pooled in ``attribute_shares.json``). On the benchmark the truth
+is the image's planted cue, shown beside the crowd's share.
+
 MMD-critic's ``mmd_gamma`` is the paper's λ = 1e-5 (the RBF kernel's gamma); empty = the median
 heuristic (:mod:`analysis.prototypes.mmd_critic`).
 """
@@ -29,6 +35,12 @@ from django import forms
 from analysis.aggregation import MajorityVote
 from analysis.crowd_sim import noisy_choice
 from analysis.exports import safe_csv_bytes
+from analysis.prototypes.attribute_shares import (
+    attribute_share_table,
+    picked_images,
+    pooled_attribute_shares,
+    share_gap,
+)
 from analysis.prototypes.cue_shares import cue_share_summary, cue_share_table
 from analysis.prototypes.table import TimeFilter, accuracy_table, plot_accuracy
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
@@ -46,6 +58,13 @@ from annotation.task_kinds.benchmark import (
 from annotation.task_kinds.fields import ChoiceField
 
 CUE_SHARES = "cue_shares.json"
+ATTRIBUTE_SHARES = "attribute_shares.json"
+YES_NO = ("yes", "no")
+
+
+def attribute(conf: Mapping[str, Any]) -> str:
+    """The study's attribute question ("" = the class-assignment study of §3.3)."""
+    return (conf.get("attribute_question") or "").strip()
 
 
 def positive(value) -> None:
@@ -74,9 +93,17 @@ class ClassAssignmentSettingsForm(BenchmarkOverridesForm):
     min_answer_time = forms.FloatField(min_value=0, initial=20.0, help_text="Seconds; faster answers are discarded.")
     max_answer_time = forms.FloatField(min_value=1, initial=180.0, help_text="Seconds; slower answers are discarded.")
     seed = forms.IntegerField(min_value=0, initial=0)
+    attribute_question = forms.CharField(
+        required=False, initial="", max_length=200,
+        help_text="Bias discovery (§3.4): a yes/no question the crowd answers of every image Adv and MMD-critic "
+                  "picked as a prototype or criticism, e.g. \"Does the image show a person?\"; the results give "
+                  "the yes share per selector, role and class. Empty: the class-assignment study (§3.3).")
 
     def clean(self) -> dict:
         data = super().clean()
+        question = data.get("attribute_question") or ""
+        if question and (len(question) < 5 or not any(ch.isalpha() for ch in question)):
+            self.add_error("attribute_question", "write the question in words, e.g. \"Does the image show a person?\"")
         if data.get("max_answer_time") is not None and data.get("min_answer_time") is not None \
                 and data["max_answer_time"] <= data["min_answer_time"]:
             self.add_error("max_answer_time", "must be longer than the minimum answer time")
@@ -167,10 +194,14 @@ class ClassAssignment(TaskKind):
     def answer_fields(self, conf) -> list:
         # Values are group positions ("1".."n"), the same in every task of a study, so that agreement
         # statistics and label counts share one label set; the truth is the target's group position.
+        if attribute(conf):
+            return [ChoiceField("choice", YES_NO, ("Yes", "No"))]
         n = groups_shown(conf)
         return [ChoiceField("choice", tuple(str(i + 1) for i in range(n)), tuple(f"Group {i + 1}" for i in range(n)))]
 
     def validation_use(self, conf) -> str:
+        if attribute(conf):
+            return ""  # the attribute question shows training images only
         return "The class-assignment targets (held-out images, not the training images the groups come from)"
 
     def build_tasks(self, ctx: StudyContext, progress: Progress) -> Iterable[TaskSpec]:
@@ -194,6 +225,9 @@ class ClassAssignment(TaskKind):
 
         if has_truth(bench):
             yield from cue_share_outputs(bench, selections)
+        if attribute(c):
+            yield from attribute_tasks(ctx, bench, selections, staged(progress, 0.8, 0.2))
+            return
         plan = target_plan(bench, c)
         report = staged(progress, 0.8, 0.2)
         for t, target in enumerate(plan):
@@ -221,19 +255,68 @@ class ClassAssignment(TaskKind):
                 )
 
     def aggregator(self, conf: Mapping[str, Any]) -> MajorityVote:
-        return MajorityVote(min_votes=int(conf["workers_per_task"]))
+        return MajorityVote(min_votes=int(conf["workers_per_task"]), labels=YES_NO if attribute(conf) else None)
 
     def simulate_answer(self, task, conf, rng: np.random.Generator, accuracy: float) -> dict[str, Any]:
+        # On the benchmark the simulated crowd answers the attribute question by the image's planted cue.
         values = self.label_choices(conf)
         truth = (task.truth or {}).get("choice") or values[int(rng.integers(len(values)))]
         return {"choice": noisy_choice(truth, values, accuracy, rng)}
 
     def build_outputs(self, ctx: StudyContext, labels: pd.DataFrame, progress: Progress) -> list[OutputFile]:
+        if attribute(ctx.conf):
+            return attribute_outputs(ctx, labels)
         return class_assignment_outputs(ctx)
 
     def results_context(self, ctx: StudyContext) -> dict[str, Any]:
         cues = read_json(ctx, CUE_SHARES)
+        if attribute(ctx.conf):  # the page's ``summary``: what says that results exist
+            shares = read_json(ctx, ATTRIBUTE_SHARES)
+            return {"summary": shares, "attribute": shares, "cue_shares": cues}
         return {"summary": read_json(ctx, "accuracy_table.json"), "cue_shares": cues}
+
+
+def attribute_tasks(ctx: StudyContext, bench, selections: Mapping[str, Any], progress: Progress) -> Iterable[TaskSpec]:
+    """One yes/no task per distinct image Adv or MMD-critic picked (§3.4), with the planted cue as its truth
+    on the benchmark."""
+    question = attribute(ctx.conf)
+    train = bench.split("train")
+    picked = picked_images(selections)
+    cues = np.asarray(train.bias_kinds) >= 0 if has_truth(bench) else None
+    names = ctx.store.images(train.images[np.asarray([p["index"] for p in picked], dtype=np.int64)]) if picked else []
+    for i, (p, image) in enumerate(zip(picked, names)):
+        progress(i, len(picked), "storing task images")
+        yield TaskSpec(key=f"a{p['index']}",
+                       payload={"attribute": question, "image": image, "index": p["index"], "cls": p["class"],
+                                "class_name": bench.class_names[p["class"]], "roles": p["roles"]},
+                       truth=None if cues is None else {"choice": "yes" if cues[p["index"]] else "no"})
+
+
+def attribute_outputs(ctx: StudyContext, labels: pd.DataFrame) -> list[OutputFile]:
+    """The crowd's yes share per selector, role and class and pooled (Wilson 95 %), beside the planted cue's share
+    where the tasks know it (the benchmark)."""
+    tasks = {t.pk: t for t in ctx.tasks() if "attribute" in t.payload and not t.is_gold}
+    label = dict(zip(labels["task"], labels["label"])) if len(labels) else {}
+    images = pd.DataFrame([{"class": t.payload["cls"], "class_name": t.payload["class_name"],
+                            "label": label.get(pk), "roles": t.payload["roles"],
+                            "truth": (t.truth or {}).get("choice")} for pk, t in tasks.items()],
+                          columns=["class", "class_name", "label", "roles", "truth"])
+    table = attribute_share_table(images)
+    pooled = pooled_attribute_shares(table)
+    known = images["truth"].notna().any()
+    if known:
+        cue = attribute_share_table(images.assign(label=images["truth"]))
+        table["planted_cue_percent"] = cue["yes_share_percent"].to_numpy()
+        pooled["planted_cue_percent"] = pooled_attribute_shares(cue)["yes_share_percent"].to_numpy()
+    data = {"question": attribute(ctx.conf), "images": int(len(images)), "decided": int(images["label"].isin(
+        YES_NO).sum()), "known": bool(known), "gap": share_gap(pooled),
+            "pooled": json.loads(pooled.to_json(orient="records")),
+            "classes": json.loads(table.to_json(orient="records"))}
+    return [OutputFile("attribute_shares.csv", safe_csv_bytes(table, float_format="%.2f"),
+                       "The attribute's yes share per class, selector and role with 95 % Wilson intervals (§3.4)"),
+            OutputFile("attribute_shares_pooled.csv", safe_csv_bytes(pooled, float_format="%.2f"),
+                       "The attribute's yes share per selector and role, pooled over classes (§3.4)"),
+            OutputFile(ATTRIBUTE_SHARES, json.dumps(data, indent=1).encode(), "Attribute shares (JSON)")]
 
 
 def cue_share_outputs(bench, selections: Mapping[str, Any]) -> list[OutputFile]:

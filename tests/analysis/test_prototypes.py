@@ -196,3 +196,37 @@ def test_cue_share_table_counts_planted_cues_per_selector_and_role():
     assert summary.loc[("adv", "prototypes"), "classes"] == 1  # class 1 has no cue: left out
     with pytest.raises(ValueError, match="not images of that class"):
         cue_share_table({"1": {"selections": {"adv": {"prototypes": [0]}}}}, has_cue, labels, ["a", "b"])
+
+
+def test_attribute_shares_count_the_crowds_yes_per_selector_role_and_class_with_wilson_intervals():
+    """Stock & Cisse §3.4: the attribute's share among each selector's prototypes vs criticisms."""
+    import pandas as pd
+
+    from analysis.misclassification.aggregation import wilson_interval
+    from analysis.prototypes.attribute_shares import (
+        attribute_share_table, picked_images, pooled_attribute_shares, share_gap,
+    )
+
+    selections = {"0": {"selections": {"adv": {"prototypes": [1, 2], "criticisms": [3]},
+                                       "mmd": {"prototypes": [2, 4], "criticisms": [5, 6]},
+                                       "random": {"prototypes": [7], "criticisms": []}}},
+                  "1": {"selections": {"adv": {"prototypes": [10], "criticisms": [11]},
+                                       "mmd": {"prototypes": [10], "criticisms": [12]}}}}
+    picked = picked_images(selections)
+    assert [p["index"] for p in picked] == [1, 2, 3, 4, 5, 6, 10, 11, 12]  # random's picks are not asked about
+    assert next(p for p in picked if p["index"] == 2)["roles"] == [["adv", "prototypes"], ["mmd", "prototypes"]]
+    answers = {1: "yes", 2: "yes", 3: "no", 4: None, 5: "no", 6: "yes", 10: "yes", 11: "no", 12: "no"}
+    images = pd.DataFrame([{"class": p["class"], "class_name": f"c{p['class']}", "label": answers[p["index"]],
+                            "roles": p["roles"]} for p in picked])
+    table = attribute_share_table(images).set_index(["class", "selector", "role"])
+    mmd_p = table.loc[(0, "mmd", "prototypes")]
+    assert (mmd_p["images"], mmd_p["decided"], mmd_p["yes"]) == (2, 1, 1)  # image 4 undecided (a tie)
+    mmd_c = table.loc[(0, "mmd", "criticisms")]
+    assert mmd_c["yes_share_percent"] == 50.0
+    low, high = wilson_interval(1, 2)
+    assert (mmd_c["wilson_low_percent"], mmd_c["wilson_high_percent"]) == pytest.approx((100 * low, 100 * high))
+    pooled = pooled_attribute_shares(attribute_share_table(images)).set_index(["selector", "role"])
+    assert tuple(pooled.loc[("adv", "prototypes"), ["classes", "images", "yes"]]) == (2, 3, 3)
+    assert pooled.loc[("adv", "criticisms"), "yes_share_percent"] == 0.0
+    gap = share_gap(pooled.reset_index())
+    assert gap["adv"] == 100.0 and gap["mmd"] == pytest.approx(100 * 2 / 2 - 100 * 1 / 3)

@@ -16,6 +16,7 @@ from annotation.management.progress import tqdm_progress
 from demo.harness import (
     RESEARCHER,
     clear_demo_studies,
+    bias_discovery_report,
     misclassification_report,
     reconstruction_report,
     run_demo_study,
@@ -31,6 +32,10 @@ STUDY_DEFAULTS = {"workers_per_task": 5, "reward_cents": 0, "assignment_minutes"
 #: The simulated crowd of a kind, as a multiple of workers per task: a class_assignment worker sees each
 #: target under one of its 7 conditions, so every task gets its answers only from 7x as many workers.
 CROWD_MULTIPLE = {"class_assignment": 7}
+#: The demo's attribute question (§3.4): the simulated crowd answers it by the benchmark's planted cue.
+BIAS_QUESTION = "Does the image show a marking that is not part of the garment?"
+#: The demo's hyper-parameter search (Haim et al. 2022, App.): a few short trials on the base model.
+SEARCH = {"trials": 3, "steps": 200}
 
 
 def image_choice_form() -> dict:
@@ -66,6 +71,13 @@ def class_assignment_form(benchmark: dict, training: dict) -> dict:
         "s-mmd_reg": 1.0, "s-min_answer_time": 0, "s-max_answer_time": 3600, "s-seed": 0,
         "s-benchmark": json.dumps(benchmark), "s-training": json.dumps(training),
     }
+
+
+def bias_discovery_form(benchmark: dict, training: dict) -> dict:
+    """Stock & Cisse §3.4 on the same selections (the features pass is reused): one worker asks of every image Adv
+    and MMD-critic picked whether it shows a planted marking; the yes shares per selector and role."""
+    return {**class_assignment_form(benchmark, training), "name": "Demo: bias discovery (§3.4)",
+            "workers_per_task": 1, "s-attribute_question": BIAS_QUESTION}
 
 
 def misclassification_form(benchmark: dict, training: dict, overrides: dict) -> dict:
@@ -168,6 +180,7 @@ class Command(BaseCommand):
             "heatmap_validation": salient_form("heatmap_validation", "Demo: Salient heatmap validation",
                                                benchmark, training, groups["salient"]),
             "class_assignment": class_assignment_form(benchmark, training),
+            "bias_discovery": bias_discovery_form(benchmark, training),
             "misclassification": misclassification_form(benchmark, training, groups["misclassification"]),
             "cluster_review": cluster_review_form(benchmark, training, groups["spray"]),
             "reconstruction_review": reconstruction_review_form(groups["reconstruction"]),
@@ -204,6 +217,12 @@ class Command(BaseCommand):
                                                          values=groups["unhans"], out_dir=out / name,
                                                          password=password))
                     summary["seconds"]["unhans"] = time.monotonic() - clock
+                if name == "reconstruction_review":  # the appendix's hyper-parameter search, a few short trials
+                    clock = time.monotonic()
+                    summary["files"].update(run_kind_job(base_url, study_id=summary["study"],
+                                                         name="hyperparameter_search", values=SEARCH,
+                                                         out_dir=out / name, password=password))
+                    summary["seconds"]["search"] = time.monotonic() - clock
                 timings.append((name, time.monotonic() - start, time.process_time() - cpu, summary["seconds"]))
                 self.report_study(name, summary, timings[-1][1])
         self.stdout.write("\nstage timings: wall and CPU seconds (CPU = all threads of this process)")
@@ -230,7 +249,7 @@ class Command(BaseCommand):
         for file, path in summary["files"].items():
             self.stdout.write(f"  {file:32s} {path}")
         reports = {"reconstruction_review": reconstruction_report, "cluster_review": spray_report,
-                   "misclassification": misclassification_report}
+                   "misclassification": misclassification_report, "bias_discovery": bias_discovery_report}
         if name in reports:
             for line in reports[name](summary["study"]):
                 self.stdout.write(f"  {line}")
