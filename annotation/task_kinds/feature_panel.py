@@ -312,7 +312,9 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
     table = feature_labels_table(tasks, labels)
     by_key = {t.key: t.payload for t in tasks.values()}
     reasons = panel_reasons(ctx, tasks, table)
-    said = {key: group[["answer", "reason", "confidence"]].to_dict("records")
+    answer_labels = dict(zip(MAIN_CHOICES, MAIN_LABELS))
+    said = {key: [{**r, "answer_label": answer_labels.get(r["answer"], r["answer"])}
+                  for r in group[["answer", "reason", "confidence"]].to_dict("records")]
             for key, group in reasons.groupby("task_key", sort=False)}
     panels = [{**row, **{view: by_key[row["task_key"]][view] for view in ("images", "heatmaps", "attacks")},
                "reasons": said.get(row["task_key"], [])} for row in table.to_dict("records")]
@@ -321,7 +323,7 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
                                            default=_plain).encode(), "Feature panels with their votes and labels")]
     if table.empty:
         return files  # answers imported from elsewhere: no evidence to build masks from
-    found, findings = findings_outputs(table, reasons)
+    found, findings = findings_outputs(table, reasons, answer_labels)
     files += [*found, OutputFile(FINDINGS, json.dumps(findings, default=_plain).encode(),
                                  "Spurious-feature statistics (Fig. 4) and reason words (App. F)")]
     c = ctx.conf
@@ -351,6 +353,7 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
         overall[flavour] = overall_curves(per_class[flavour])
         sensitivity[flavour] = feature_sensitivity(handles[flavour], ds, train.images)
         matched[flavour] = matched_drops(handles[flavour], ds, train.images, sensitivity[flavour])
+        matched[flavour].insert(1, "class_name", [bench.class_names[c] for c in matched[flavour]["class"]])
 
     def combined(tables: Mapping[str, pd.DataFrame]) -> bytes:
         return safe_csv_bytes(pd.concat([t.assign(model=m) for m, t in tables.items()], ignore_index=True))

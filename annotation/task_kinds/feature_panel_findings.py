@@ -35,8 +35,10 @@ def panel_reasons(ctx: StudyContext, tasks: Mapping[int, Any], table: pd.DataFra
     return pd.DataFrame(rows, columns=REASON_COLUMNS)
 
 
-def findings_outputs(table: pd.DataFrame, reasons: pd.DataFrame, top: int = 10) -> tuple[list[OutputFile], dict]:
-    """The CSV files of Fig. 4 (b–d) and of App. F's word counts, and the summary the results page shows."""
+def findings_outputs(table: pd.DataFrame, reasons: pd.DataFrame, answer_labels: Mapping[str, str],
+                     top: int = 10) -> tuple[list[OutputFile], dict]:
+    """The CSV files of Fig. 4 (b–d) and of App. F's word counts, and the summary the results page shows
+    (``answer_labels``: the HIT's words for each answer)."""
     stats = label_statistics(table)
     words = top_words(reasons, group="answer", top=top)
     matrix = stats["shared_matrix"]
@@ -58,8 +60,11 @@ def findings_outputs(table: pd.DataFrame, reasons: pd.DataFrame, top: int = 10) 
     summary = {
         "counts": stats["counts"], "histogram": stats["histogram"].to_dict("records"),
         "by_rank": stats["by_rank"].to_dict("records"), "shared": stats["shared_list"].to_dict("records"),
-        "matrix": {"classes": list(matrix.index), "rows": matrix.to_numpy().tolist()},
-        "words": {answer: group.to_dict("records") for answer, group in words.groupby("answer", sort=True)},
+        "matrix": {"classes": list(matrix.index),
+                   "rows": [{"class": name, "values": row}
+                            for name, row in zip(matrix.index, matrix.to_numpy().tolist())]},
+        "words": [{"answer": answer, "answer_label": answer_labels.get(answer, answer),
+                   "words": group.to_dict("records")} for answer, group in words.groupby("answer", sort=True)],
         "mentions": view_mentions(reasons["reason"]), "reasons": len(reasons),
     }
     return files, summary
