@@ -2,6 +2,7 @@
 export, recomputed independently from its other files (shared by the benchmark and own-data tests)."""
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import re
@@ -88,7 +89,7 @@ def check_reference_layout(files: dict[str, bytes], tmp_path: Path) -> int:
     feature_masks = defaultdict(dict)
     for r in csv.DictReader(io.StringIO(ours.read("feature_masks.csv").decode())):
         feature_masks[int(r["sample"])][int(r["feature"])] = r["mask"]
-    wordnet = eval((root / "wordnet_dict.py").read_text())  # as the reference reads it
+    wordnet = ast.literal_eval((root / "wordnet_dict.py").read_text())  # the reference eval()s this dict literal
     resize = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()])
 
     def png(name: str) -> np.ndarray:

@@ -17,6 +17,8 @@ from annotation import services
 from annotation.models import Answer, Assignment, Study
 from annotation.tokens import assignment_token
 from annotation.task_kinds.feature_panel import REASONS
+from demo.harness import salient_reference_export
+from tests.analysis.test_salient_findings import ReferenceSalientImageNet
 from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
 from tests.salient_checks import check_matched, check_reasons, check_reference_layout, check_statistics
 from tests.test_api import api_client
@@ -142,6 +144,16 @@ def check_findings_on_page_and_api(study, files, page, tmp_path):
     for name in new:
         reply = api.get(listed[name]["url"])
         assert b"".join(reply.streaming_content) == files[name], name
+    # the demo's feature-panel part unpacks the export; its snippet loads with the reference's reading code
+    lines = salient_reference_export(study.pk, tmp_path / "demo")
+    root = tmp_path / "demo" / "salient_imagenet"
+    snippet = re.search(r"SalientImageNet\('([^']+)', '[^']+', (\d+), \[([\d, ]+)\]\)", lines[0])
+    assert snippet and snippet.group(1) == str(root), lines
+    loaded = ReferenceSalientImageNet(str(root), str(root), int(snippet.group(2)),
+                                      [int(f) for f in snippet.group(3).split(",")])
+    assert len(loaded) > 0 and loaded[0][0].shape == (3, 224, 224)
+    assert f"Fig. 4: {sum(r['label'] == 'spurious' for r in decided)} spurious" in lines[1]
+    assert sum(line.startswith("App. L") for line in lines) == sum(r["model"] == "robust" for r in matched)
 
 
 def test_feature_panel_gold_copies_can_be_left_out(researcher, django_capture_on_commit_callbacks):
