@@ -6,8 +6,11 @@ and download the exports.
 """
 from __future__ import annotations
 
+import ast
+import io
 import json
 import secrets
+import zipfile
 import time
 from pathlib import Path
 from typing import Any
@@ -200,6 +203,40 @@ def salient_bias_report(study_id: int) -> list[dict[str, Any]]:
             "crowd_labels": [getattr(getattr(t, "result", None), "label", "") for t in pointing],
         })
     return rows
+
+
+def salient_reference_export(study_id: int, out_dir: Path) -> list[str]:
+    """Unpack the feature-panel study's ``salient_imagenet_layout.zip`` under ``out_dir/salient_imagenet`` (the
+    layout of the reference code's ``inspection_utils.SalientImageNet``) and say what it holds and how to load it;
+    with it, the §4 / Fig. 4 counts and the App. L σ* pairs of the studied model."""
+    study = Study.objects.get(pk=study_id)
+    outputs = {o.name: o for o in study.outputs.filter(name__in=["salient_imagenet_layout.zip", "salient_findings.json",
+                                                                  "salient_summary.json"]).select_related("artifact")}
+    if "salient_imagenet_layout.zip" not in outputs:
+        return ["no Salient dataset was built (no decided feature label)"]
+    root = out_dir / "salient_imagenet"
+    with zipfile.ZipFile(io.BytesIO(artifact_read(outputs["salient_imagenet_layout.zip"].artifact))) as archive:
+        archive.extractall(root)
+        images = sum(name.startswith("train/") for name in archive.namelist())
+    wordnet = ast.literal_eval((root / "wordnet_dict.py").read_text())  # a dict literal the reference eval()s
+    classes = {c: w for c, w in wordnet.items() if (root / w / "image_names_map.csv").exists()}
+    first = min(classes)
+    features = (root / classes[first] / "image_names_map.csv").read_text().splitlines()[0]
+    lines = [f"reference layout: {root} ({len(classes)} classes, {images} images); load with the reference code: "
+             f"SalientImageNet({str(root)!r}, {str(root)!r}, {first}, [{features}])"]
+    if "salient_findings.json" in outputs:
+        counts = json.loads(artifact_read(outputs["salient_findings.json"].artifact))["counts"]
+        lines.append(f"Fig. 4: {counts['spurious']} spurious / {counts['core']} core features; "
+                     f"{counts['classes_with_spurious']} of {counts['classes']} classes have a spurious one")
+    if "salient_summary.json" in outputs:
+        summary = json.loads(artifact_read(outputs["salient_summary.json"].artifact))
+        model = study.settings.get("model", "robust")
+        for r in summary["models"].get(model, {}).get("matched", []):
+            lines.append(f"App. L ({model}): {r['class_name']} {r['label']} feature {r['feature']}: drop "
+                         f"{r['drop']:.2f} at σ 0.25 (perturbation {r['mean_perturbation']:.2f}), "
+                         f"{r['drop_at_sigma_star']:.2f} at σ* {r['sigma_star']} "
+                         f"(perturbation {r['mean_perturbation_at_sigma_star']:.2f})")
+    return lines
 
 
 def spray_report(study_id: int) -> list[str]:

@@ -15,6 +15,7 @@ from annotation.errors import ApplicationError
 from annotation.models import RegisteredDataset, RegisteredModel, Study
 from annotation.task_kinds import get_task_kind
 from tests.own_data import CLASSES, image_folder, metadata_csv, resnet18_checkpoints
+from tests.salient_checks import check_matched, check_reasons, check_reference_layout, check_statistics
 from tests.study_helpers import aggregate, crowd_answers, read_csv, study_from_form
 
 SIZE = 64  # the registered models' input size: small, so the studies run fast on a CPU
@@ -196,7 +197,7 @@ KINDS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_model_based_kind_runs_on_the_researchers_model_and_images(
-        kind, registered, researcher_client, make_worker, django_capture_on_commit_callbacks):
+        kind, registered, researcher_client, make_worker, django_capture_on_commit_callbacks, tmp_path):
     form = {**BASE, "name": f"own-{kind}", "kind": kind, **KINDS[kind]}
     study = study_from_form(researcher_client, form, django_capture_on_commit_callbacks)
     tasks = list(study.tasks.all())
@@ -212,6 +213,15 @@ def test_every_model_based_kind_runs_on_the_researchers_model_and_images(
     assert export.status_code == 200 and len(read_csv(export.content)) == len(tasks)
     if kind == "feature_panel":
         assert "feature_labels.csv" in files and tasks[0].payload["class_synonyms"] is not None
+        # Fig. 4, App. F, App. L and the reference layout on a registered folder (tests/salient_checks.py)
+        decided = check_statistics(files)
+        labels = read_csv(files["feature_labels.csv"])
+        check_reasons(files, sum(int(r["n_answers"]) for r in labels))
+        check_matched(files)
+        assert check_reference_layout(files, tmp_path) > 0
+        page = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
+        spurious = sum(r["label"] == "spurious" for r in decided)
+        assert f'<span id="stat-spurious">{spurious}</span>' in page and 'id="worker-reasons"' in page
     if kind == "misclassification":
         assert tasks[0].payload["k"] == 3  # 4 classes: at most 3 shown
         # the dataset has a validation folder (without one the kind is refused): Table 1 says so

@@ -16,7 +16,12 @@ from PIL import Image
 from annotation import services
 from annotation.models import Answer, Assignment, Study
 from annotation.tokens import assignment_token
+from annotation.task_kinds.feature_panel import REASONS
+from demo.harness import salient_reference_export
+from tests.analysis.test_salient_findings import ReferenceSalientImageNet
 from tests.conftest import TINY_BENCHMARK, TINY_TRAINING
+from tests.salient_checks import check_matched, check_reasons, check_reference_layout, check_statistics
+from tests.test_api import api_client
 from tests.study_helpers import computed_study, crowd_answers, made_archive, output_files, read_csv
 
 pytestmark = pytest.mark.slow
@@ -29,7 +34,7 @@ def make_salient_study(researcher, kind, name, capture, live=True, **overrides):
     return computed_study(researcher, kind, name, {**TINY, **overrides}, capture, live=live)
 
 
-def test_feature_panel_study_end_to_end(researcher, make_worker, django_capture_on_commit_callbacks):
+def test_feature_panel_study_end_to_end(researcher, make_worker, django_capture_on_commit_callbacks, tmp_path):
     study = make_salient_study(researcher, "feature_panel", "salient", django_capture_on_commit_callbacks)
     tasks = list(study.tasks.filter(is_gold=False))
     assert len(tasks) == 4 * 2  # classes x top features
@@ -112,8 +117,43 @@ def test_feature_panel_study_end_to_end(researcher, make_worker, django_capture_
         assert item and item.group(1) == r["label"], r["task_key"]
     assert all(f'id="fp-{f}"' in page for f in ("core", "spurious", "ties"))
     assert "core_spurious_accuracy.png" in page and "feature_sensitivity_robust.png" in page
+    check_findings_on_page_and_api(study, files, page, tmp_path)
     full = made_archive(rclient, study, django_capture_on_commit_callbacks)
     assert f"study{study.pk}/outputs/salient_dataset.zip" in full.namelist()
+
+
+def check_findings_on_page_and_api(study, files, page, tmp_path):
+    """Fig. 4 statistics, App. F reasons, App. L σ* and the reference layout: their numbers (tests/salient_checks.py),
+    the results page showing them and the API listing and serving the files."""
+    decided = check_statistics(files)
+    labels = read_csv(files["feature_labels.csv"])
+    check_reasons(files, sum(int(r["n_answers"]) for r in labels))
+    matched = check_matched(files)
+    assert check_reference_layout(files, tmp_path) > 0
+    spurious = sum(r["label"] == "spurious" for r in decided)
+    assert f'<span id="stat-spurious">{spurious}</span>' in page and 'id="fig4c"' in page
+    assert page.count('class="fp-reasons"') == sum(int(r["n_answers"]) > 0 for r in labels)
+    assert REASONS["main_object"] in page or REASONS["background"] in page  # the workers' own words per panel
+    assert page.count("<tr data-class=") == len(matched)
+    api = api_client(study.owner)
+    listed = {o["name"]: o for o in api.get(f"/api/studies/{study.pk}/outputs").json()}
+    new = {"spurious_histogram.csv", "spurious_by_rank.csv", "shared_spurious_matrix.csv", "reason_words.csv",
+           "shared_spurious_features.csv", "worker_reasons.csv", "matched_perturbation.csv",
+           "salient_imagenet_layout.zip"}
+    assert new <= set(listed)
+    for name in new:
+        reply = api.get(listed[name]["url"])
+        assert b"".join(reply.streaming_content) == files[name], name
+    # the demo's feature-panel part unpacks the export; its snippet loads with the reference's reading code
+    lines = salient_reference_export(study.pk, tmp_path / "demo")
+    root = tmp_path / "demo" / "salient_imagenet"
+    snippet = re.search(r"SalientImageNet\('([^']+)', '[^']+', (\d+), \[([\d, ]+)\]\)", lines[0])
+    assert snippet and snippet.group(1) == str(root), lines
+    loaded = ReferenceSalientImageNet(str(root), str(root), int(snippet.group(2)),
+                                      [int(f) for f in snippet.group(3).split(",")])
+    assert len(loaded) > 0 and loaded[0][0].shape == (3, 224, 224)
+    assert f"Fig. 4: {sum(r['label'] == 'spurious' for r in decided)} spurious" in lines[1]
+    assert sum(line.startswith("App. L") for line in lines) == sum(r["model"] == "robust" for r in matched)
 
 
 def test_feature_panel_gold_copies_can_be_left_out(researcher, django_capture_on_commit_callbacks):

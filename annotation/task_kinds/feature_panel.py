@@ -42,9 +42,11 @@ from analysis.aggregation import ThresholdVote
 from analysis.crowd_sim import noisy_choice
 from analysis.exports import archive_bytes, safe_csv_bytes
 from analysis.salient.masks import salient_dataset_files
+from analysis.salient.reference_layout import reference_layout_files
 from annotation.task_kinds import OutputFile, Progress, StudyContext, TaskKind, TaskSpec, register_task_kind, staged
 from annotation.task_kinds.base import read_json
 from annotation.task_kinds.benchmark import class_info, has_truth, heatmaps, model_inputs
+from annotation.task_kinds.feature_panel_findings import FINDINGS, findings_outputs, panel_reasons
 from annotation.task_kinds.fields import ChoiceField, IntField, TextField
 from annotation.task_kinds.salient import SalientSettingsForm, study_evidence
 
@@ -71,6 +73,7 @@ SOLVED_NOTES = {
 CROWD_SITES = ("mturk", "prolific")
 SUMMARY = "salient_summary.json"
 PANELS = "feature_panels.json"
+REFERENCE_LAYOUT = "salient_imagenet_layout.zip"
 
 
 PANEL_KEY = re.compile(r"^c(\d+)-f(\d+)$")
@@ -238,7 +241,7 @@ class FeaturePanel(TaskKind):
 
     def results_context(self, ctx: StudyContext) -> dict[str, Any]:
         panels = read_json(ctx, PANELS)
-        return {"summary": panels, "accuracy": read_json(ctx, SUMMARY)}
+        return {"summary": panels, "accuracy": read_json(ctx, SUMMARY), "findings": read_json(ctx, FINDINGS)}
 
 
 def solved_examples(ctx: StudyContext, bench, evidence, answers: Mapping[str, str],
@@ -293,6 +296,9 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
     from analysis.salient.dataset import build_salient_dataset
 
     # deferred: loads torch
+    from analysis.salient.matched_noise import matched_drops
+
+    # deferred: loads torch
     from analysis.salient.noise import (
         DEFAULT_SIGMAS,
         class_noise_curves,
@@ -312,13 +318,21 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
     tasks = {t.pk: t for t in ctx.tasks()}
     table = feature_labels_table(tasks, labels)
     by_key = {t.key: t.payload for t in tasks.values()}
-    panels = [{**row, **{view: by_key[row["task_key"]][view] for view in ("images", "heatmaps", "attacks")}}
-              for row in table.to_dict("records")]
+    reasons = panel_reasons(ctx, tasks, table)
+    answer_labels = dict(zip(MAIN_CHOICES, MAIN_LABELS))
+    said = {key: [{**r, "answer_label": answer_labels.get(r["answer"], r["answer"])}
+                  for r in group[["answer", "reason", "confidence"]].to_dict("records")]
+            for key, group in reasons.groupby("task_key", sort=False)}
+    panels = [{**row, **{view: by_key[row["task_key"]][view] for view in ("images", "heatmaps", "attacks")},
+               "reasons": said.get(row["task_key"], [])} for row in table.to_dict("records")]
     files = [OutputFile("feature_labels.csv", safe_csv_bytes(table), "Label per (class, feature)"),
              OutputFile(PANELS, json.dumps({"panels": panels, "threshold": spurious_threshold(ctx.conf)},
                                            default=_plain).encode(), "Feature panels with their votes and labels")]
     if table.empty:
         return files  # answers imported from elsewhere: no evidence to build masks from
+    found, findings = findings_outputs(table, reasons, answer_labels)
+    files += [*found, OutputFile(FINDINGS, json.dumps(findings, default=_plain).encode(),
+                                 "Spurious-feature statistics (Fig. 4) and reason words (App. F)")]
     c = ctx.conf
     flavours = list(dict.fromkeys([c["model"], *c["eval_models"]]))
     bench, handles, _ = model_inputs(ctx, flavours, staged(progress, 0.0, 0.3))
@@ -336,12 +350,17 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
     dataset = salient_dataset_files(samples, {s.index: train.images[s.index] for s in samples}, table)
     files.append(OutputFile("salient_dataset.zip", archive_bytes(dataset),
                             f"Salient dataset ({len(samples)} images, {len(ds.sets)} sets D(c, i))"))
-    overall, per_class, sensitivity = {}, {}, {}
+    files.append(OutputFile(REFERENCE_LAYOUT, archive_bytes(reference_layout_files(ds, train.images,
+                                                                                   bench.class_names)),
+                            "Salient dataset in the reference code's layout (inspection_utils.SalientImageNet)"))
+    overall, per_class, sensitivity, matched = {}, {}, {}, {}
     for i, flavour in enumerate(flavours):
         progress(500 + 450 * i // len(flavours), 1000, f"core/spurious accuracy of the {flavour} model")
         per_class[flavour] = class_noise_curves(handles[flavour], ds, train.images, sigmas=DEFAULT_SIGMAS)
         overall[flavour] = overall_curves(per_class[flavour])
         sensitivity[flavour] = feature_sensitivity(handles[flavour], ds, train.images)
+        matched[flavour] = matched_drops(handles[flavour], ds, train.images, sensitivity[flavour])
+        matched[flavour].insert(1, "class_name", [bench.class_names[c] for c in matched[flavour]["class"]])
 
     def combined(tables: Mapping[str, pd.DataFrame]) -> bytes:
         return safe_csv_bytes(pd.concat([t.assign(model=m) for m, t in tables.items()], ignore_index=True))
@@ -358,6 +377,8 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
         OutputFile("core_spurious_per_class.csv", combined(per_class), "Core and spurious accuracy per class"),
         OutputFile("feature_sensitivity.csv", combined(sensitivity),
                    "Accuracy drop per (class, feature) at σ = 0.25 (Fig. 5)"),
+        OutputFile("matched_perturbation.csv", combined(matched),
+                   "Core vs spurious feature drops at σ = 0.25 and at σ* of a matched mean perturbation (App. L)"),
     ]
     for flavour in flavours:
         files.append(OutputFile(f"class_core_accuracy_{_slug(flavour)}.png",
@@ -368,6 +389,7 @@ def salient_outputs(ctx: StudyContext, labels: pd.DataFrame, progress: Progress)
                                 f"Single-feature sensitivity, {flavour} model (Fig. 5)"))
     summary = {"models": {m: {"overall": overall[m].to_dict("records"), "per_class": per_class[m].to_dict("records"),
                               "sensitivity": sensitivity[m].head(30).to_dict("records"),
+                              "matched": matched[m].to_dict("records"),
                               "class_plot": f"class_core_accuracy_{_slug(m)}.png",
                               "sensitivity_plot": f"feature_sensitivity_{_slug(m)}.png"} for m in flavours},
                "class_names": list(names), "images": len(samples), "sets": len(ds.sets)}

@@ -22,6 +22,7 @@ from demo.harness import (
     run_demo_study,
     run_kind_job,
     salient_bias_report,
+    salient_reference_export,
     spray_report,
 )
 from demo.live_server import serving
@@ -211,6 +212,8 @@ class Command(BaseCommand):
                 start, cpu = time.monotonic(), time.process_time()
                 summary = run_demo_study(base_url, form=form, out_dir=out / name, accuracy=accuracy, seed=seed,
                                          workers=crowd_size(form), password=password)
+                if name == "feature_panel":  # the Salient dataset in the reference code's layout, unpacked
+                    summary["reference_export"] = salient_reference_export(summary["study"], out / name)
                 if name == "cluster_review":  # un-Hans (§3.3) once, on the cluster the crowd called an artifact
                     clock = time.monotonic()
                     summary["files"].update(run_kind_job(base_url, study_id=summary["study"], name="unhans",
@@ -254,6 +257,8 @@ class Command(BaseCommand):
             for line in reports[name](summary["study"]):
                 self.stdout.write(f"  {line}")
         if name == "feature_panel":
+            for line in summary.get("reference_export", []):
+                self.stdout.write(f"  {line}")
             for row in salient_bias_report(summary["study"]):
                 self.stdout.write(
                     f"  planted {row['bias']:10s} ({row['class']}): features on the cue among the top "
