@@ -26,7 +26,7 @@ every category must carry the same names; :func:`write_project` refuses categori
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -83,14 +83,14 @@ def project_yaml(name: str, model: str, dataset: str, width: int, height: int, a
 
 
 def write_project(folder, *, name: str, model: str, dataset: str, class_names: Sequence[str],
-                  wnids: Sequence[str | None] | None, images: np.ndarray, labels: np.ndarray,
+                  wnids: Sequence[str | None] | None, images: np.ndarray | Iterable[np.ndarray], labels: np.ndarray,
                   attributions: np.ndarray, predictions: np.ndarray, categories: Sequence[Category],
                   attribution_method: str = "LRP (zennit EpsilonPlusFlat)") -> dict[str, Path]:
     """Write the five files of a ViRelAy project into ``folder``; returns their paths by name.
 
     Parameters
     ----------
-    images : ndarray, shape (N, C, H, W)
+    images : ndarray, shape (N, C, H, W), or an iterable of such chunks
         Model inputs in [0, 1] (ViRelAy's ``Sample`` rescales them to 0..255).
     labels : ndarray of int, shape (N,)
     attributions : ndarray, shape (N, H', W') or (N, 1, H', W')
@@ -103,40 +103,54 @@ def write_project(folder, *, name: str, model: str, dataset: str, class_names: S
     # deferred: loads h5py
     import h5py
 
-    images = np.asarray(images, dtype=np.float32)
     attributions = np.asarray(attributions, dtype=np.float32)
     if attributions.ndim == 3:
         attributions = attributions[:, None]
     labels = np.asarray(labels).reshape(-1)
-    n = len(images)
-    if images.ndim != 4 or attributions.ndim != 4 or {len(attributions), len(labels), len(predictions)} != {n}:
-        raise ValueError(f"images {images.shape}, attributions {attributions.shape}, labels {labels.shape} and "
-                         f"predictions {np.shape(predictions)} must describe the same samples")
+    n = len(labels)
+    if attributions.ndim != 4 or {len(attributions), len(predictions)} != {n}:
+        raise ValueError(f"attributions {attributions.shape}, labels {labels.shape} and predictions "
+                         f"{np.shape(predictions)} must describe the same samples")
     if not categories:
         raise ValueError("no analysis category to export")
     names = {(tuple(c.embeddings), tuple(c.clusterings)) for c in categories}
     if len(names) > 1:
         raise ValueError("every category needs the same embeddings and clusterings (ViRelAy lists the first one's)")
+    for c in categories:
+        index = np.asarray(c.index)
+        if index.min(initial=0) < 0 or index.max(initial=0) >= n:
+            raise ValueError(f"category {c.name!r} names rows outside the {n} samples")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {f: folder / f for f in FILES}
-    paths[LABEL_MAP].write_text(json.dumps(label_map(class_names, wnids), indent=1))
-    paths[PROJECT_FILE].write_text(project_yaml(name, model, dataset, images.shape[3], images.shape[2],
-                                                attribution_method))
-    with h5py.File(paths[INPUT], "w") as f:
-        f["data"] = images
+    with h5py.File(paths[INPUT], "w") as f:  # appended chunk by chunk, as ViRelAy's make_test_data.py does
+        data, done = None, 0
+        for chunk in ([images] if isinstance(images, np.ndarray) else images):
+            chunk = np.asarray(chunk, dtype=np.float32)
+            if chunk.ndim != 4:
+                raise ValueError(f"images must be (N, C, H, W), got a chunk of shape {chunk.shape}")
+            if data is None:
+                data = f.create_dataset("data", shape=(0, *chunk.shape[1:]), maxshape=(None, *chunk.shape[1:]),
+                                        dtype="float32", chunks=(1, *chunk.shape[1:]))
+            data.resize(done + len(chunk), axis=0)
+            data[done:] = chunk
+            done += len(chunk)
+        if data is None or done != n:
+            f.close()
+            paths[INPUT].unlink()
+            raise ValueError(f"{done} images for {n} labels: images and labels must describe the same samples")
         f["label"] = labels.astype(np.uint16)
+        height, width = data.shape[2:]
+    paths[LABEL_MAP].write_text(json.dumps(label_map(class_names, wnids), indent=1))
+    paths[PROJECT_FILE].write_text(project_yaml(name, model, dataset, width, height, attribution_method))
     with h5py.File(paths[ATTRIBUTION], "w") as f:
         f["attribution"] = attributions
         f["prediction"] = np.asarray(predictions, dtype=np.float32)
         f["label"] = labels.astype(np.uint16)
     with h5py.File(paths[ANALYSIS], "w") as f:
         for c in categories:
-            index = np.asarray(c.index)
-            if index.min(initial=0) < 0 or index.max(initial=0) >= n:
-                raise ValueError(f"category {c.name!r} names rows outside the {n} samples")
             group = f.require_group(c.name)
-            group["index"] = index.astype(np.uint32)
+            group["index"] = np.asarray(c.index).astype(np.uint32)
             embedding = group.require_group("embedding")
             for i, (key, coords) in enumerate(c.embeddings.items()):
                 embedding[key] = np.asarray(coords, dtype=np.float32)
