@@ -252,6 +252,7 @@ def spray_report(study_id: int) -> list[str]:
         if row["planted_cue"]:
             lines.append(f"{row['planted_cue']} cue class {row['name']}: tau rank {row['rank']}, "
                          f"purest cluster {row['best_cue_purity']:.0%} cue images (k = {row['k_shown']})")
+    lines += clustering_lines(data)
     labels = {r.task_id: r.label for r in study.results.all()}
     for task in study.tasks.order_by("id"):
         lines.append(f"{task.key:28s} {task.payload['size']:4d} images  truth {task.truth['focus']:15s} "
@@ -267,6 +268,26 @@ def spray_report(study_id: int) -> list[str]:
                      + "; ".join(f"{r['model']} clean {r['clean_accuracy']:.3f} / cue-carrying "
                                  f"{'-' if r['carrying_accuracy'] is None else format(r['carrying_accuracy'], '.3f')}"
                                  f" / artifact added {r['artifact_accuracy']:.3f}" for r in report["table"]))
+    return lines
+
+
+def clustering_lines(summary: dict, min_size: int = 5) -> list[str]:
+    """One line per planted-cue class: how each of CoRelAy's clusterings (k-means, agglomerative, DBSCAN, HDBSCAN on
+    the same spectral embedding) splits it, and its purest cluster's share of cue images (clusters of at least
+    ``min_size`` images; noise excluded)."""
+    lines = []
+    for entry in summary["classes"]:
+        cue = entry.get("planted")
+        if not cue or not entry.get("clusterings"):
+            continue
+        parts = []
+        for method, found in entry["clusterings"].items():
+            shares = [c["cue_share"].get(cue, 0.0) for c in found["clusters"]
+                      if c["cluster"] != "noise" and c["size"] >= min_size]
+            noise = f" + {found['noise']} noise" if found["noise"] else ""
+            purest = f"purest {max(shares):.0%}" if shares else "no cluster of 5+"
+            parts.append(f"{method} {found['n_clusters']} clusters{noise} ({purest})")
+        lines.append(f"clusterings of {entry['name']} ({cue} cue): " + "; ".join(parts))
     return lines
 
 

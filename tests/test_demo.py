@@ -71,6 +71,8 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
 
     # SpRAy: the class ranking and plots, the clusters of the top 3 classes reviewed by 5 workers each.
     assert "cluster_review: " in out and "ranking by tau: " in out and out.count(" cue class ") == 3
+    # ... and CoRelAy's other clusterings of each planted-cue class (issue 32)
+    assert len(re.findall(r"clusterings of .+ \(\w+ cue\): kmeans \d+ clusters .*; hdbscan \d+ clusters", out)) == 3
     spray = tmp_path / "cluster_review"
     ranking = (spray / "outputs" / "spray_ranking.csv").read_text().splitlines()
     assert len(ranking) == 1 + 4

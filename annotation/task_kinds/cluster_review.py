@@ -46,6 +46,8 @@ from annotation.task_kinds.benchmark import (
 from annotation.task_kinds.fields import ChoiceField, TextField
 from annotation.task_kinds.spray_heatmaps import full_relevance, pool_heatmaps
 from annotation.task_kinds.spray_jobs import JOBS, VAL, artifact_test_rows, spray_inputs, task_members
+from annotation.task_kinds.spray_virelay import EXPORT
+from annotation.task_kinds.spray_virelay import JOBS as VIRELAY_JOBS
 
 FOCUS = ("object", "separate_object", "background", "artifact")
 FOCUS_LABELS = (
@@ -61,6 +63,9 @@ REASONS = {
     "artifact": "the red regions sit on a small mark in the corner",
 }
 SUMMARY = "spray_summary.json"
+#: Every class's arrays (embedding, 2-D views, all clusterings, pooled heatmaps, its images' split and index):
+#: what the ViRelAy export reads.
+ARRAYS = "spray_arrays.npz"
 #: Largest heatmap grid (size × size) Gromov-Wasserstein accepts.
 GW_MAX_SIZE = 16
 #: What needs the validation images besides a joint embedding (Anders et al. §3.3, Table 2 and 4).
@@ -150,6 +155,9 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
     # deferred: loads scikit-learn, scipy, torch
     from analysis.spray.benchmark_review import Pool, cluster_truth, cue_share, positive_maps, typical_members
 
+    # deferred: loads scikit-learn, scipy, torch
+    from analysis.spray.corelay_methods import METHOD_TITLES, METHODS, CorelayParams
+
     # deferred: loads scikit-learn, scipy, torch, zennit (torch)
     from analysis.spray.dataset import display_k, spray_maps
 
@@ -157,6 +165,7 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
     from analysis.spray.plots import cluster_grid, eigenvalue_plot, grid_members, ranking_plot, umap_plot
 
     c = ctx.conf
+    arrays: dict[str, np.ndarray] = {}
     bench, handle, model_path = spray_inputs(ctx, staged(progress, 0.0, 0.3), with_checkpoint=True)
     classes = c["classes"] or list(range(bench.num_classes))
     if max(classes) >= bench.num_classes:
@@ -201,6 +210,9 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
                                       full_relevance(handle, bench, maps, entry.indices[grid]), numbers,
                                       title=f"{name}: example heatmaps per cluster (k = {k})", members=grid),
                          f"Example heatmaps per cluster of class {name}")
+        alternative, tsne_file = yield from corelay_views(entry, k, name, pool, bench, c["space"], arrays,
+                                                          maps.heatmaps[entry.indices],
+                                                          splits=pool.split_of[entry.indices] if joint else None)
         clusters = []
         for cid in np.unique(cluster_ids):
             local = np.flatnonzero(cluster_ids == cid)
@@ -227,12 +239,13 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
                 truth={"focus": cluster_truth(bench, members, maps.full[entry.indices[local]])} if has_truth(bench)
                 else None,
             )
-        plots = {"eigenvalues": f"eigenvalues_{cls}.png", "UMAP": f"umap_{cls}.png",
+        plots = {"eigenvalues": f"eigenvalues_{cls}.png", "UMAP": f"umap_{cls}.png", "t-SNE": tsne_file,
                  "example heatmaps per cluster": f"clusters_{cls}.png"}
         if entry.result.umap is None:
             del plots["UMAP"]
         per_class[cls] = {"class": cls, "name": name, "tau": tau, "rank": rank_of[cls], "k": k,
-                          "planted": planted.get(cls, ""), "clusters": clusters, "plots": plots}
+                          "planted": planted.get(cls, ""), "clusters": clusters, "plots": plots,
+                          "clusterings": alternative}
         best = max(clusters, key=lambda r: max(r["cue_share"].values()) if r["size"] >= c["min_cluster_size"] else 0)
         rows.append({"rank": rank_of[cls], "class": cls, "name": name, "tau": round(tau, 4),
                      "planted_cue": planted.get(cls, ""), "k_shown": k, "n_heatmaps": int(len(entry.indices)),
@@ -242,10 +255,78 @@ def spray_evidence(ctx: StudyContext, progress: Progress) -> Iterator[TaskSpec |
     table = pd.DataFrame(rows)
     yield OutputFile("spray_ranking.csv", safe_csv_bytes(table), "Classes ranked by Fisher score τ")
     yield OutputFile("spray_ranking.png", ranking_plot(spray.ranking, bench.class_names), "Classes ranked by τ")
-    summary = {"settings": {**{k: c[k] for k in SHOWN_SETTINGS}, "gw_options": gw_options(c)},
-               "ranking": rows, "classes": [per_class[cls] for cls, _ in spray.ranking]}
+    summary = {"settings": {**{k: c[k] for k in SHOWN_SETTINGS}, "gw_options": gw_options(c),
+                            "corelay": CorelayParams().as_dict()},
+               "ranking": rows, "classes": [per_class[cls] for cls, _ in spray.ranking],
+               "methods": [{"method": m, "title": METHOD_TITLES[m]} for m in METHODS]}
     yield OutputFile(SUMMARY, json.dumps(summary, indent=1).encode(), "SpRAy results (JSON)")
+    arrays["splits"] = np.asarray(pool.splits)
+    yield OutputFile(ARRAYS, npz_bytes(arrays), "SpRAy per class: embedding, eigenvalues, UMAP, t-SNE and every "
+                                                "clustering (NumPy .npz; the ViRelAy export reads it)")
     progress(1000, 1000, "SpRAy done")
+
+
+def corelay_views(entry, k: int, name: str, pool, bench, space: str, arrays: dict, heatmaps: np.ndarray,
+                  splits=None):
+    """CoRelAy's other clusterings (agglomerative, DBSCAN, HDBSCAN) and its t-SNE view of one class (yields
+    their figures); returns the per-method summary and the t-SNE figure's name, and puts the class's arrays
+    (its images, embedding, 2-D views, every clustering) into ``arrays`` for :data:`ARRAYS`."""
+    # deferred: loads scikit-learn, scipy, torch
+    from analysis.spray.benchmark_review import cue_share
+
+    # deferred: loads scikit-learn, scipy, torch
+    from analysis.spray.corelay_methods import METHOD_TITLES, alternatives, display_labels, method_name, tsne_of
+
+    # deferred: loads matplotlib, scikit-learn, scipy, torch
+    from analysis.spray.plots import umap_plot
+
+    cls, result = entry.cls, entry.result
+    methods = alternatives(result.embedding, result.labels, k, space=space, agglomerative=result.agglomerative)
+    tsne = tsne_of(result.embedding)
+    tsne_file = f"tsne_{cls}.png"
+    yield OutputFile(tsne_file, umap_plot(tsne, cluster_number(methods["kmeans"]), f"{name}: t-SNE, k-means k = {k}",
+                                          splits=splits), f"t-SNE of class {name}'s spectral embedding")
+    summary = {}
+    for method, ids in methods.items():
+        shown = display_labels(ids)
+        plots = {}
+        if method != "kmeans":  # k-means has the class's UMAP and t-SNE figures above
+            for view, coords in (("UMAP", result.umap), ("t-SNE", tsne)):
+                if coords is None:
+                    continue
+                plots[view] = f"{'umap' if view == 'UMAP' else 'tsne'}_{cls}_{method}.png"
+                yield OutputFile(plots[view], umap_plot(coords, shown, f"{name}: {view}, {METHOD_TITLES[method]}",
+                                                        splits=splits), f"{view} of class {name}, {method}")
+        rows = []
+        for cid in sorted(set(ids.tolist()), key=lambda v: (v < 0, v)):
+            local = np.flatnonzero(ids == cid)
+            rows.append({"cluster": shown[local[0]], "size": int(len(local)),
+                         "cue_share": cue_share(bench, pool.members(entry.indices[local]))})
+        summary[method] = {"clusters": rows, "n_clusters": int(len({v for v in ids.tolist() if v >= 0})),
+                           "noise": int((ids < 0).sum()), "plots": plots}
+    arrays.update({f"{cls}/split": pool.split_of[entry.indices], f"{cls}/index": pool.index[entry.indices],
+                   f"{cls}/heatmaps": np.asarray(heatmaps, dtype=np.float32),
+                   f"{cls}/eigenvalues": result.eigenvalues, f"{cls}/embedding": result.embedding,
+                   f"{cls}/tsne": tsne, f"{cls}/k": np.asarray(k)})
+    if result.umap is not None:
+        arrays[f"{cls}/umap"] = result.umap
+    for kk, ids in result.labels.items():
+        arrays[f"{cls}/cluster/{method_name('kmeans', kk)}"] = ids
+    for kk, ids in result.agglomerative.items():
+        arrays[f"{cls}/cluster/{method_name('agglomerative', kk)}"] = ids
+    arrays[f"{cls}/cluster/{method_name('agglomerative', k)}"] = methods["agglomerative"]
+    arrays[f"{cls}/cluster/{method_name('dbscan')}"] = methods["dbscan"]
+    arrays[f"{cls}/cluster/{method_name('hdbscan')}"] = methods["hdbscan"]
+    return summary, tsne_file
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Arrays as a compressed ``.npz`` file's bytes."""
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
 
 
 def cluster_number(cluster_id):
@@ -311,7 +392,7 @@ class ClusterReview(TaskKind):
     label_field = "focus"
     settings_form = SpraySettingsForm
     results_template = "annotation/kinds/cluster_review_results.html"
-    jobs = JOBS
+    jobs = {**JOBS, **VIRELAY_JOBS}
 
     def answer_fields(self, conf) -> list:
         return [ChoiceField("focus", FOCUS, FOCUS_LABELS),
@@ -337,4 +418,5 @@ class ClusterReview(TaskKind):
     def results_context(self, ctx: StudyContext) -> dict[str, Any]:
         return {"validation_missing": validation_missing(ctx.inputs.get("dataset"), ARTIFACT_TESTS),
                 "summary": read_json(ctx, SUMMARY), "artifact_tests": read_json(ctx, "artifact_tests.json"),
-                "unhans": read_json(ctx, "unhans_table2.json"), "unhans_drop": read_json(ctx, "unhans.json")}
+                "unhans": read_json(ctx, "unhans_table2.json"), "unhans_drop": read_json(ctx, "unhans.json"),
+                "virelay_export": EXPORT}
