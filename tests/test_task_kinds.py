@@ -54,3 +54,13 @@ def test_benchmark_kinds_take_json_object_overrides_last(kind):
     assert not form.is_valid()
     assert form.errors["benchmark"] == ["must be a JSON object"]
     assert "training" not in form.errors
+
+
+def test_image_choice_settings_of_before_still_validate():
+    """A client that posts the settings of before (the demo, scripts: no ``dataset``/``max_images``) keeps working."""
+    from annotation.task_kinds.image_choice import ImageChoiceSettingsForm
+
+    form = ImageChoiceSettingsForm(data={"question": "What is the main subject?", "options": "a:A, b:B",
+                                         "images": ["astronaut"], "images_per_task": 1, "image_size": 256})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["max_images"] == 24 and not form.cleaned_data["dataset"]

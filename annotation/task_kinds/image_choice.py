@@ -63,7 +63,7 @@ class ImageChoiceSettingsForm(forms.Form):
     dataset = RegistryChoiceField("dataset", required=False, initial="",
                                   help_text="Or one of your registered image folders (uploaded on the Models and "
                                             "datasets page): a sample of its images replaces the bundled ones.")
-    max_images = forms.IntegerField(min_value=1, max_value=2000, initial=24,
+    max_images = forms.IntegerField(min_value=1, max_value=2000, initial=24, required=False,
                                     help_text="With a dataset: how many of its images, evenly over its classes.")
     images_per_task = forms.IntegerField(min_value=1, max_value=6, initial=1)
     image_size = forms.IntegerField(min_value=32, max_value=1024, initial=256)
@@ -76,6 +76,8 @@ class ImageChoiceSettingsForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        if "max_images" in data and data["max_images"] is None:  # left out (clients of before): the default
+            data["max_images"] = self.fields["max_images"].initial
         if data.get("dataset") == BUILTIN_BENCHMARK:
             self.add_error("dataset", "the built-in benchmark has no image files: pick a registered image folder")
         elif not data.get("dataset") and not data.get("images"):
