@@ -161,3 +161,18 @@ def test_an_edited_study_is_read_again(postgres_only, make_study, make_worker):
     services.assignment_submit(assignment_id=second[0], worker=second[1], payload=ANSWER, token=second[2])
     flags = list(Answer.objects.filter(task__study=study).order_by("id").values_list("flag", flat=True))
     assert flags == ["", Answer.Flag.TOO_FAST]
+
+
+def test_an_edit_inside_the_same_transaction_is_read_again(postgres_only, make_study, make_worker):
+    """Two UPDATEs in one transaction give the row the same xmin; the key's ctid still changes."""
+    from django.db import transaction
+
+    study = make_study(workers_per_task=3)
+    first, second = _claimed(study, make_worker, 2)
+    with transaction.atomic():
+        Study.objects.filter(pk=study.pk).update(min_answer_seconds=0)
+        services.assignment_submit(assignment_id=first[0], worker=first[1], payload=ANSWER, token=first[2])
+        Study.objects.filter(pk=study.pk).update(min_answer_seconds=3600)
+        services.assignment_submit(assignment_id=second[0], worker=second[1], payload=ANSWER, token=second[2])
+    flags = list(Answer.objects.filter(task__study=study).order_by("id").values_list("flag", flat=True))
+    assert flags == ["", Answer.Flag.TOO_FAST]

@@ -9,8 +9,9 @@ SHARE`` would not conflict with a plain UPDATE of the state). Slots are protecte
 updates of the task counters (``services.slots``, ``_take_approval``), not by a lock on the task.
 
 The study's other columns (kind, settings, time filters ...) and its kind's configuration are kept per
-process, keyed by the row's id and ``xmin`` (the transaction that wrote the row version): any UPDATE of the
-row makes a new key, so an edited study is read again. ``SALIENT_INTAKE_STUDY_LOCK`` (or SQLite, which has
+process, keyed by the row's id, ``xmin`` (the (sub)transaction that wrote the row version) and ``ctid`` (where
+that version lies: two UPDATEs in one transaction keep ``xmin`` but write new tuples elsewhere), so an edited
+study is read again. ``SALIENT_INTAKE_STUDY_LOCK`` (or SQLite, which has
 no row locks) takes the earlier read instead: the assignment, its task and its study locked ``FOR UPDATE``
 — the anchor of ``bench/intake.py``.
 """
@@ -42,7 +43,7 @@ def _columns(model, alias: str) -> str:
 
 _MODELS = ((Assignment, "a"), (Task, "t"), (Worker, "w"))
 _LOCKED_READ = (
-    f"SELECT {', '.join(_columns(m, alias) for m, alias in _MODELS)}, s.state, s.xmin::text "
+    f"SELECT {', '.join(_columns(m, alias) for m, alias in _MODELS)}, s.state, s.xmin::text || '/' || s.ctid::text "
     f"FROM {Assignment._meta.db_table} a "
     f"JOIN {Task._meta.db_table} t ON t.id = a.task_id "
     f"JOIN {Worker._meta.db_table} w ON w.id = a.worker_id "
