@@ -22,6 +22,9 @@ def no_s3(monkeypatch):
     calls = []
 
     class Client:
+        def head_object(self, Bucket, Key):  # noqa: N803 - boto3's names
+            return {"ContentLength": len(b"not a checkpoint")}
+
         def download_file(self, bucket, key, target):
             calls.append((bucket, key, target))
             Path(target).write_bytes(b"not a checkpoint")
