@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 FORM = {
     "name": "spray", "kind": "cluster_review", "workers_per_task": 5, "reward_cents": 0, "assignment_minutes": 30,
     "backend": "internal", "s-dataset": "benchmark", "s-model": "standard", "s-classes": "", "s-per_class": 40,
-    "s-size": 16, "s-metric": "euclidean", "s-max_k": 6, "s-review_classes": 2, "s-examples": 4,
+    "s-size": 16, "s-preprocessing": "pooled", "s-metric": "euclidean", "s-max_k": 6, "s-review_classes": 2,
+    "s-examples": 4,
     "s-min_cluster_size": 3, "s-reason_min_length": 5, "s-benchmark": json.dumps(TINY_BENCHMARK),
     "s-training": json.dumps(TINY_TRAINING),
 }
@@ -69,7 +70,8 @@ def test_evidence_stores_ranking_plots_and_cluster_tasks(spray_study, researcher
         assert f'id="class-{cls}"' in page and f"/outputs/clusters_{cls}.png" in page
     assert 'action="/studies/%d/jobs/unhans/"' % study.pk in page
     assert 'action="/studies/%d/jobs/unhans_drop/"' % study.pk in page
-    assert "from the training images at 16×16, euclidean distances" in page and "without cluster-size weights" in page
+    assert ("from the training images pooled to 16×16 and divided by their total relevance, euclidean distances"
+            in page) and "without cluster-size weights" in page
     detail = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert reverse("study_results", args=[study.pk]) in detail
 
@@ -224,10 +226,12 @@ def test_kind_jobs_check_who_asks_and_when(researcher, other_researcher, researc
     assert not study.jobs.exists()
     page = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
     assert 'id="no-results"' in page
-    # Kinds without a results page say so.
+    # Another kind's results page offers no un-Hans form, and its study refuses the job.
     plain = services.study_create(owner=researcher, name="plain", kind="image_choice",
                                   settings={"images": ["astronaut"]})
-    assert researcher_client.get(reverse("study_results", args=[plain.pk])).status_code == 404
+    assert "/jobs/unhans/" not in researcher_client.get(reverse("study_results", args=[plain.pk])).content.decode()
+    with pytest.raises(ApplicationError):
+        services.study_start_kind_job(study=plain, name="unhans", params={"cluster": "x"})
 
 
 def test_settings_form_names_bad_values(researcher_client):
@@ -290,7 +294,7 @@ def test_heatmaps_come_from_sharded_lrp_passes_and_spray_equals_in_memory(
 
     settings.SALIENT_EVIDENCE_SHARDS, settings.SALIENT_EVIDENCE_BATCH = 3, 8
     settings.ARTIFACT_DIR = tmp_path / "artifacts"  # this study's shards only
-    conf = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "per_class": 24, "size": 8, "max_k": 4,
+    conf = {"benchmark": TINY_BENCHMARK, "training": TINY_TRAINING, "per_class": 24, "max_k": 4,
             "review_classes": 4, "examples": 3, "min_cluster_size": 1, "embed_split": "train+val"}
     study = computed_study(researcher, "cluster_review", "sharded", conf, django_capture_on_commit_callbacks,
                            live=False)
@@ -300,7 +304,7 @@ def test_heatmaps_come_from_sharded_lrp_passes_and_spray_equals_in_memory(
     bench, handles, _ = benchmark_inputs(settings.SALIENT_BENCHMARK_DIR, benchmark=TINY_BENCHMARK,
                                          training=TINY_TRAINING, flavours=["standard"])
     pool = Pool.of(bench, ["train", "test"], range(4), 24)
-    expected = spray_classes(handles["standard"], *pool.tensors(bench), size=8, ks=range(2, 5))
+    expected = spray_classes(handles["standard"], *pool.tensors(bench), ks=range(2, 5))  # the default: full maps
     ranking = read_csv(output_files(study)["spray_ranking.csv"])
     assert [int(r["class"]) for r in ranking] == [c for c, _ in expected.ranking]
     np.testing.assert_allclose([float(r["tau"]) for r in ranking], [t for _, t in expected.ranking], atol=1e-4)
