@@ -162,5 +162,5 @@ def test_real_worker_reconstructs_training_samples(transactional_db, celery_work
     assert job.state == "done" and job.done == job.total > 0
     assert set(study.outputs.values_list("name", flat=True)) == {
         "pairs_base.png", "loss_base.png", "pairs_contrast.png", "loss_contrast.png", "accuracy_vs_ssim.csv",
-        "accuracy_vs_ssim.png", "reconstruction_summary.json"}
+        "accuracy_vs_ssim.png", "reconstruction_summary.json", "table2.csv"}
     assert {t.payload["side"] for t in study.tasks.all()} == {-1, 1}

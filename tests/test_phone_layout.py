@@ -33,7 +33,8 @@ def test_panel_pages_fit_a_phone(live_server, page, researcher, django_capture_o
     pages.append((f"/studies/{studies[-1].pk}/results/", "img"))  # SpRAy's ranking, plots and cluster views
     for url, images in pages:
         page.goto(live_server.url + url)
-        page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+        # lazy images below the fold load only when scrolled to; the others must have loaded
+        page.wait_for_function("() => Array.from(document.images).every(i => i.complete || i.loading === 'lazy')")
         assert page.locator(images).count() >= 5, url
         layout = _fits_the_phone(page)
         assert layout["page"] <= layout["viewport"] and not layout["outside"], (url, layout)
