@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from analysis.exports import table_to_safe_csv
+
 REFERENCE_SIZE = 224
 WNID = re.compile(r"^n\d{8}$")
 
@@ -80,5 +82,5 @@ def reference_layout_files(dataset, images: np.ndarray, class_names: Sequence[st
                     written.add(int(index))
             if names:
                 columns[str(s.feature)] = names + names[-1:] * (longest - len(names))
-        files[f"{folder}/image_names_map.csv"] = pd.DataFrame(columns).to_csv(index=False)
+        files[f"{folder}/image_names_map.csv"] = table_to_safe_csv(pd.DataFrame(columns))
     return files
