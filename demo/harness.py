@@ -7,6 +7,7 @@ and download the exports.
 from __future__ import annotations
 
 import ast
+import csv
 import io
 import json
 import secrets
@@ -221,7 +222,8 @@ def salient_reference_export(study_id: int, out_dir: Path) -> list[str]:
     wordnet = ast.literal_eval((root / "wordnet_dict.py").read_text())  # a dict literal the reference eval()s
     classes = {c: w for c, w in wordnet.items() if (root / w / "image_names_map.csv").exists()}
     first = min(classes)
-    features = (root / classes[first] / "image_names_map.csv").read_text().splitlines()[0]
+    header = (root / classes[first] / "image_names_map.csv").read_text().splitlines()[0]
+    features = ", ".join(next(csv.reader([header])))  # the column names, unquoted: the feature indices
     lines = [f"reference layout: {root} ({len(classes)} classes, {images} images); load with the reference code: "
              f"SalientImageNet({str(root)!r}, {str(root)!r}, {first}, [{features}])"]
     if "salient_findings.json" in outputs:
