@@ -3,6 +3,7 @@ cluster image rows stay one strip, the feature-panel results page loads its thum
 import pytest
 
 from tests.study_helpers import crowd_answers, sign_in
+from tests.browser_warmup import page  # noqa: F401 - the warmed-up page of these tests
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -30,16 +31,6 @@ BROKEN_WORDS = """() => {
 }"""
 
 
-@pytest.fixture
-def page(page, request):
-    """The browser page, after one plain request has warmed the live server up: its first request imports
-    every view (torch included), which on a loaded 2-core machine outlasts a page's load timeout."""
-    if "live_server" in request.fixturenames:
-        from urllib.request import urlopen
-
-        urlopen(request.getfixturevalue("live_server").url + "/accounts/login/", timeout=900).read()
-    page.set_default_timeout(180_000)
-    return page
 
 
 def test_table_headers_break_between_words_only(live_server, page, make_study, make_worker, researcher):

@@ -9,6 +9,7 @@ from django.urls import reverse
 from annotation import selectors
 from annotation.models import Answer, Assignment, Consent
 from tests.study_helpers import sign_in
+from tests.browser_warmup import page  # noqa: F401 - the warmed-up page of these tests
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -17,16 +18,6 @@ PHONE = {"width": 390, "height": 844}
 CONSENT = "You will label images.\nYour answers are stored without your name. Contact: ethics@example.org"
 
 
-@pytest.fixture
-def page(page, request):
-    """The browser page, after one plain request has warmed the live server up: its first request imports
-    every view (torch included), which on a loaded 2-core machine outlasts a page's load timeout."""
-    if "live_server" in request.fixturenames:
-        from urllib.request import urlopen
-
-        urlopen(request.getfixturevalue("live_server").url + "/accounts/login/", timeout=900).read()
-    page.set_default_timeout(180_000)
-    return page
 
 
 def assignment_id(page) -> int:
