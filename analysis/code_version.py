@@ -16,8 +16,9 @@ from pathlib import Path
 _ANALYSIS = Path(__file__).resolve().parent
 
 #: Modules whose code decides the generated benchmark's pixels.
-GENERATOR_SOURCES: tuple[Path, ...] = tuple(_ANALYSIS / "datasets" / name for name in
-                                            ("benchmark.py", "backgrounds.py", "fashion_mnist.py"))
+GENERATOR_SOURCES: tuple[Path, ...] = tuple(
+    _ANALYSIS / "datasets" / name
+    for name in ("benchmark.py", "benchmark_config.py", "backgrounds.py", "fashion_mnist.py"))
 #: Modules whose code decides a trained model's weights (the benchmark's included: it feeds the training).
 TRAINING_SOURCES: tuple[Path, ...] = GENERATOR_SOURCES + tuple(
     _ANALYSIS / rel for rel in ("training/trainer.py", "training/adversarial.py", "models/demo_resnet.py",

@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -334,11 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         final = None
         for kind, clients in runs:
             ports = [free_port()]
+            server_log = tempfile.TemporaryFile("w+")
             servers = [start_gunicorn(ports[0], args.web_concurrency, args.threads,
-                                      {**env, "SALIENT_INTAKE_STUDY_LOCK": "1" if kind else "0"})]
+                                      {**env, "SALIENT_INTAKE_STUDY_LOCK": "1" if kind else "0"}, log=server_log)]
             label = f"gunicorn {args.web_concurrency}w x {args.threads}t{', ' + kind if kind else ''}"
             bases = [f"http://127.0.0.1:{p}" for p in ports]
-            wait_up(bases)
+            wait_up(bases, log=server_log)
             items = claim_slots(study_id, args.workers, args.answers, offset=offset)
             offset += args.answers
             result = run_level(bases, items, clients, args.seconds, args.replay_every, args.client_processes)
@@ -379,8 +381,9 @@ def main(argv: list[str] | None = None) -> int:
             admin_sql(args.admin_url, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
-def wait_up(bases: list[str], timeout: float = 300.0) -> None:
-    """Wait until every server answers ``/healthz`` with 200."""
+def wait_up(bases: list[str], timeout: float = 300.0, log=None) -> None:
+    """Wait until every server answers ``/healthz`` with 200; if one does not, the error ends with the last lines
+    the servers wrote to the open file ``log``."""
     deadline = time.monotonic() + timeout
     for base in bases:
         url = urlsplit(base)
@@ -393,7 +396,11 @@ def wait_up(bases: list[str], timeout: float = 300.0) -> None:
             except (ConnectionError, http.client.HTTPException, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server {base} did not start")
+                tail = ""
+                if log is not None:
+                    log.seek(0)
+                    tail = "; its last output:\n" + "".join(log.readlines()[-20:])
+                raise RuntimeError(f"server {base} did not answer /healthz in {timeout:.0f} s{tail}")
             time.sleep(0.3)
 
 

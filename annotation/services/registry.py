@@ -100,10 +100,8 @@ def check_name(model, owner, name: str) -> None:
 
 def builtin_entries_ensure() -> None:
     """The built-in benchmark and the two demo models as shared entries (idempotent)."""
-    # deferred: loads scikit-image, torch
-    from analysis.datasets.benchmark import BenchmarkConfig
-
-    # deferred: loads scikit-image, torch
+    # deferred: the benchmark's configuration only (no torch: a web process runs this)
+    from analysis.datasets.benchmark_config import BenchmarkConfig
     from analysis.datasets.fashion_mnist import CLASS_DESCRIPTIONS, CLASS_NAMES
 
     classes = [{"index": i, "folder": str(c), "name": CLASS_NAMES[c], "description": CLASS_DESCRIPTIONS[c],
