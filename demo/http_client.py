@@ -33,7 +33,7 @@ class SiteClient:
     def csrf(self) -> str:
         token = self.http.cookies.get("csrftoken")
         if token is None:
-            self.http.get(self.url("/accounts/login/"), timeout=30)
+            self.get("/accounts/login/")  # a fresh server's first request imports the views: the usual timeout
             token = self.http.cookies["csrftoken"]
         return token
 
