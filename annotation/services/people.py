@@ -23,8 +23,9 @@ def researcher_create(*, username: str, password: str, email: str = ""):
     return user
 
 
-def worker_signup(*, username: str, password: str, invitation: Invitation | None = None) -> Worker:
-    """Create an internal worker account; an invitation is used up by it."""
+def worker_signup(*, username: str, password: str | None, invitation: Invitation | None = None) -> Worker:
+    """Create an internal worker account; an invitation is used up by it. ``password`` None: an unusable one
+    (no hash is computed), for a caller that sets the password of many accounts at once."""
     User = get_user_model()
     with transaction.atomic():
         if User.objects.filter(username__iexact=username).exists():
