@@ -11,7 +11,7 @@ PYTEST_ARGS ?= --durations=25
 # Two pytest-xdist workers (TEST_WORKERS=0: one process); each test module runs whole on one worker, the slowest
 # modules first, each worker on a Redis database and a PostgreSQL test database of its own (tests/parallel.py).
 TEST_WORKERS ?= 2
-XDIST_ARGS = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+XDIST_ARGS = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat lint test test-fast clean mutation \

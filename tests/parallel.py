@@ -8,15 +8,23 @@ pytest-django reads the Django settings and before torch is imported:
   Redis's redelivery of unacknowledged messages, see only that worker's queues;
 * torch gets ``cores // workers`` threads (``OMP_NUM_THREADS``, read by torch at import and inherited by the
   Celery and gunicorn processes the tests start), so two workers do not oversubscribe two cores;
+* each pytest process gets a ``SALIENT_VAR_DIR`` of its own in a temporary directory (unless the run sets one),
+  so no test process writes the checkout's ``var/`` (the secret key file, the file cache, the SQLite test
+  database), and the Celery and gunicorn processes a test starts inherit it;
 * the PostgreSQL (and SQLite) test database is pytest-django's: it suffixes the name with the worker's id;
   temporary directories are pytest's (``tmp_path_factory`` has a base directory per worker);
-* every test module is one xdist group (``--dist loadgroup``), so a module-scoped fixture (a trained model)
-  is built once, on one worker; the modules listed in :data:`FIRST` are scheduled first (``--no-loadscope-reorder``
-  keeps this order), so the longest ones do not start last and leave the other worker idle.
+* each test module runs whole on one worker (``--dist loadfile``), so a module-scoped fixture (a trained model)
+  is built once; the modules listed in :data:`FIRST` are scheduled first (``--no-loadscope-reorder`` keeps this
+  order), so the longest ones do not start last and leave the other worker idle. (``--dist loadgroup`` and
+  ``xdist_group`` marks do nothing with pytest 9.2: xdist 3.8 renames ``item._nodeid``, which pytest 9 no longer
+  reads, so every test would be its own unit.)
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -57,7 +65,20 @@ def _own_resources(number: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 
+def _own_var_dir(number: int | None) -> None:
+    """The controlling process makes the run's folder (removed when it exits); each worker uses ``gw<N>`` in it."""
+    root = os.environ.get("SALIENT_TEST_VAR_ROOT")
+    if root is None:
+        if os.environ.get("SALIENT_VAR_DIR"):
+            return  # the run chose its own
+        root = tempfile.mkdtemp(prefix="salient-test-var-")
+        os.environ["SALIENT_TEST_VAR_ROOT"] = root
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+    os.environ["SALIENT_VAR_DIR"] = os.path.join(root, "main" if number is None else f"gw{number}")
+
+
 _NUMBER = worker_number()
+_own_var_dir(_NUMBER)
 if _NUMBER is not None:
     _own_resources(_NUMBER)
 
@@ -66,12 +87,8 @@ def _module_of(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist appends the group names to the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _NUMBER is None:
         return
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(_module_of(item)))
     rank = {module: i for i, module in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(_module_of(item), len(FIRST)))  # stable: the rest keep their order

@@ -1,6 +1,9 @@
 """The suite's parallel run (tests/parallel.py): each xdist worker on a Redis database of its own."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.parallel import GIVEN, redis_url_for_worker, worker_number
@@ -28,3 +31,13 @@ def test_this_worker_uses_its_own_broker_database():
     if number is None or not given.startswith("redis://"):
         pytest.skip("runs inside an xdist worker with a Redis broker (make test)")
     assert settings.CELERY_BROKER_URL == app.conf.broker_url == redis_url_for_worker(given, number)
+
+
+def test_each_test_process_has_a_var_folder_of_its_own_outside_the_checkout():
+    from django.conf import settings
+
+    if "SALIENT_TEST_VAR_ROOT" not in os.environ:
+        pytest.skip("the run set SALIENT_VAR_DIR itself")
+    var = Path(settings.VAR_DIR)
+    assert var.parent == Path(os.environ["SALIENT_TEST_VAR_ROOT"]) != settings.BASE_DIR / "var"
+    assert var.name == ("main" if worker_number() is None else f"gw{worker_number()}")
