@@ -8,6 +8,10 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/tes
 TEST_BROKER_URL ?= $(or $(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
 # Every run ends with its 25 slowest tests (setup included), so a CI log says where the suite's time goes.
 PYTEST_ARGS ?= --durations=25
+# Two pytest-xdist workers (TEST_WORKERS=0: one process); each test module runs whole on one worker, the slowest
+# modules first, each worker on a Redis database and a PostgreSQL test database of its own (tests/parallel.py).
+TEST_WORKERS ?= 2
+XDIST_ARGS = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install fashion-mnist browser system-packages migrate demo serve worker beat lint test test-fast clean mutation \
@@ -78,14 +82,14 @@ lint: install
 	$(BIN)/lint-imports
 
 test: lint install system-packages
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(XDIST_ARGS) $(PYTEST_ARGS)
 
 # The inner loop: no lint, and no slow, browser, Celery-worker or PostgreSQL test (the marker expression of
 # [tool.mutmut] pytest_add_cli_args in pyproject.toml); SQLite and the embedded broker unless DATABASE_URL says.
 FAST_MARKERS = $(shell $(BIN)/python -c "import tomllib; a = tomllib.load(open('pyproject.toml', 'rb'))['tool']['mutmut']['pytest_add_cli_args']; print(a[a.index('-m') + 1])")
 
 test-fast: install
-	$(BIN)/python -m pytest -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "$(FAST_MARKERS)" $(XDIST_ARGS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache

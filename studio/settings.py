@@ -192,6 +192,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int(
     "CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + max(600, CELERY_TASK_TIME_LIMIT // 10), minimum=1),
     **(embedded_broker.transport_options(VAR_DIR / "celery") if SALIENT_EMBEDDED_BROKER else {})}
+# Seconds between a worker's scans for such jobs (unset: kombu's, a scan every 10th 10-second tick, so up to
+# ~100 s after the timeout); the redelivery test sets 1.
+if _restore_seconds := env_int("CELERY_UNACKED_RESTORE_SECONDS", 0, minimum=0):
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(unacked_restore_interval=_restore_seconds, unacked_restore_throttle=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queues, each served by its own workers (make worker QUEUE=…): heavy torch jobs never hold up expiry.
 CELERY_TASK_DEFAULT_QUEUE = "default"

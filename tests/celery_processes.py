@@ -29,10 +29,11 @@ def redis_broker() -> str:
     return broker
 
 
-def start_worker(queue: str, log: Path, env: dict[str, str], timeout: float = 60,
+def start_worker(queue: str, log: Path, env: dict[str, str], timeout: float = 180,
                  argv: list[str] | None = None) -> subprocess.Popen:
     """``celery worker --pool=solo -Q queue`` (or ``argv``) with ``env`` over this process's environment (a value
-    of None removes the variable); waits for 'ready.'."""
+    of None removes the variable); waits for 'ready.' (importing Django, pandas and torch takes a minute and more
+    on two busy cores, the other xdist worker included)."""
     argv = argv or [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "-Q", queue,
                     "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat",
                     "-n", f"{log.stem}@%h"]

@@ -97,7 +97,7 @@ def test_make_serve_starts_the_worker_next_to_gunicorn_and_stops_it(tmp_path):
         serve = subprocess.Popen([str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "studio/gunicorn_config.py",
                                   "studio.wsgi"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # as start_worker (tests/celery_processes.py): imports are slow on busy cores
         while not re.search(r"@\S+ ready\.", log.read_text()):
             assert serve.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)

@@ -93,8 +93,10 @@ def test_a_shard_killed_mid_way_is_recomputed_once_by_a_new_worker(transactional
                                                                     researcher, tmp_path):
     artifacts = tmp_path / "artifacts"
     shard_settings.ARTIFACT_DIR = artifacts
-    # Redis hands an unacknowledged message to another worker after the visibility timeout: short here.
-    env = worker_env(shard_settings, artifacts, queue, CELERY_TASK_TIME_LIMIT="120", CELERY_VISIBILITY_TIMEOUT="125")
+    # Redis hands an unacknowledged message to another worker after the visibility timeout: short here (just above
+    # the shortest time limit a worker accepts), and the new worker scans for such messages every second.
+    env = worker_env(shard_settings, artifacts, queue, CELERY_TASK_TIME_LIMIT="120", CELERY_VISIBILITY_TIMEOUT="125",
+                     CELERY_UNACKED_RESTORE_SECONDS="1")
     first = start_worker(queue, tmp_path / "first.log", env)
     study, job = computed_study(researcher, "killed")
     deadline = time.monotonic() + 240

@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import pytest
 
+# The module fixture trains the full-size model (~8 min on 2 idle cores, longer beside the other xdist worker of
+# `make test`): more than the suite's 900 s per test on busy cores.
+pytestmark = pytest.mark.timeout(2700)
+
 PER_CLASS = None  # all 1,000 train images per class
 MIN_SIZE = 10
 
