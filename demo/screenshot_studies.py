@@ -20,8 +20,8 @@ PLAIN, ROBUST = "screenshot-resnet18", "screenshot-resnet18-robust"
 KIND_SETTINGS = {
     "feature_panel": {"model": ROBUST, "eval_models": [ROBUST, PLAIN], "k_features": 2, "k_images": 3, "pool": 6,
                       "attack_steps": 2, "spurious_threshold": 2, "reason_min_length": 5},
-    "heatmap_validation": {"model": ROBUST, "eval_models": [ROBUST], "k_features": 2, "k_images": 3, "pool": 6, "attack_steps": 0,
-                           "spurious_threshold": 2, "reason_min_length": 0},
+    "heatmap_validation": {"model": ROBUST, "eval_models": [ROBUST], "k_features": 2, "k_images": 3, "pool": 6,
+                           "attack_steps": 0, "spurious_threshold": 2, "reason_min_length": 0},
     "misclassification": {"variant": "top5", "models": [PLAIN], "split": "test", "top_k": 5, "max_images": 6,
                           "threshold": 2, "fgsm_step": 0.001, "fgsm_max_steps": 2, "lime_samples": 20},
     "class_assignment": {"model": PLAIN, "n_classes": 3, "images_per_class": 2, "targets_per_class": 1,
