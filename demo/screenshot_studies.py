@@ -30,7 +30,7 @@ KIND_SETTINGS = {
     "cluster_review": {"model": PLAIN, "per_class": 12, "size": 8, "metric": "euclidean", "max_k": 3,
                        "review_classes": 1, "examples": 3, "min_cluster_size": 2, "reason_min_length": 5},
     # The recovered-sample study trains its own small MLP by design (Haim et al.): 32 units, 30 steps, 10 px.
-    "reconstruction_review": {"source": "dataset", "classes": "0,2", "variant": "contrast", "per_side": 6,
+    "reconstruction_review": {"source": "dataset", "classes": [0, 2], "variant": "contrast", "per_side": 6,
                               "size": 10, "hidden": 32, "steps": 30, "review_k": 1},
 }
 
