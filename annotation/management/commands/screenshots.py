@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.test import override_settings
 from django.urls import reverse
 
 from analysis.sample_images import SUBJECTS
@@ -45,7 +46,8 @@ class Command(BaseCommand):
         run_jobs_in_process_without_a_broker()
         out_dir = Path(out)
         password = secrets.token_urlsafe(12)
-        with serving() as base:
+        # The simulated crowd answers faster than a person may (as in ``manage.py demo``).
+        with serving() as base, override_settings(SALIENT_ANSWER_RATE="1000000/s"):
             researcher_pages, worker_pages = build_site(base, password, out_dir / ".own-data", self.stdout.write)
             written = shoot(base, out_dir, password, researcher_pages, worker_pages)
         for path in written:
