@@ -222,6 +222,7 @@ def study_tasks(request, pk: int):
         "rows": [grid.task_grid_row(t, words) for t in page], "query": filters.query_string(),
         "labels": grid.study_label_values(study=study), "orders": grid.GRID_ORDER_WORDS,
         "filtered": bool(set(filters.query(only_set=True)) - {"order"}),
+        "field_filters": [(name, grid.PAYLOAD_FILTERS[name], value) for name, value in filters.fields],
     })
 
 

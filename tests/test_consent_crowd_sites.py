@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotation import selectors
+from annotation import selectors, services
+from annotation.errors import Forbidden
 from annotation.models import Answer, Assignment, Consent, Study
+from annotation.tokens import mturk_claim_check
 from tests.mturk_helpers import GOOD, confirms, entry_url
 from tests.test_recruiters_prolific import entry
 
@@ -61,6 +64,11 @@ def test_mturk_worker_ticks_agreement_with_the_answer(mturk_study, mturk):
     reply = client.post(reverse("mturk_task", args=[task.pk]), {"token": token, **GOOD})
     assert reply.status_code == 400 and 'id="err-consent"' in reply.content.decode()
     assert not Answer.objects.exists()
+    # The service refuses too, whatever page sent the answer (the page's check is not the only one).
+    confirms(mturk)
+    with pytest.raises(Forbidden):
+        services.mturk_answer_submit(task=task, claim=mturk_claim_check(token=token, task=task), payload=dict(GOOD))
+    assert not Answer.objects.exists() and not Consent.objects.exists()
     confirms(mturk)
     reply = client.post(reverse("mturk_task", args=[task.pk]), {"token": token, "consent": "agree", **GOOD})
     assert reply.status_code == 200

@@ -2,6 +2,7 @@
 task straight after an answer, the study facts and local due time, the consent page, layout on desktop and phone."""
 import csv
 import io
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -36,6 +37,7 @@ def test_keyboard_answers_first_time_then_the_next_task_opens(live_server, page,
     assert "Faces" in facts and "3 tasks left" in facts and "12¢" in facts
     due = page.locator("#task-due")
     assert "your time" in due.inner_text() and due.get_attribute("datetime").startswith("20")
+    assert due.get_attribute("title").endswith("UTC")  # the server's time stays as the hover text
     assert "required" in page.inner_text("#field-confidence legend")
     assert page.is_visible("#field-confidence kbd")  # the confidence keys are shown on a desktop
 
@@ -54,12 +56,35 @@ def test_keyboard_answers_first_time_then_the_next_task_opens(live_server, page,
     # "Submit and stop" saves the answer and goes back to the worker's page.
     page.keyboard.press("1")
     page.keyboard.press("3")
-    page.click("#submit-stop")
+    with page.expect_navigation():
+        page.click("#submit-stop")
+    assert page.url == live_server.url + reverse("worker_home")  # not the next task
+    assert page.locator("#answer-form").count() == 0
     page.wait_for_selector("#done-count")
     assert page.inner_text("#done-count") == "2"
     assert Answer.objects.filter(worker=worker).count() == 2
     assert not Assignment.objects.filter(worker=worker, state="assigned").exists()
     assert study.tasks.count() == 3
+
+
+def test_the_due_time_shows_in_the_workers_own_time_zone(live_server, page, browser, make_study, make_worker):
+    """A worker in India (UTC+5:30, so neither the hour nor the minutes match UTC) reads the due time in their own
+    clock; the server's "HH:MM UTC" stays as the hover text."""
+    make_study(images=["astronaut"], workers_per_task=1)
+    worker = make_worker("kolkata")
+    context = browser.new_context(timezone_id="Asia/Kolkata", locale="en-GB")
+    try:
+        local = context.new_page()
+        local.set_default_timeout(180_000)
+        sign_in(local, live_server.url, "kolkata")
+        local.click("#next-task")
+        local.wait_for_selector("#answer-form img")
+        expires = Assignment.objects.get(worker=worker).expires_at
+        due = local.locator("#task-due")
+        assert due.inner_text() == expires.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%H:%M") + " your time"
+        assert due.get_attribute("title") == expires.astimezone(ZoneInfo("UTC")).strftime("%H:%M") + " UTC"
+    finally:
+        context.close()
 
 
 def test_an_invalid_answer_shows_its_error_beside_the_field(live_server, page, make_study, make_worker):
@@ -105,7 +130,8 @@ def test_consent_shows_once_is_recorded_and_exported_and_declining_gives_no_task
     page.set_viewport_size(PHONE)
     sign_in(page, base, "yes")
     page.click("#next-task")
-    page.wait_for_selector("#consent-text")
+    page.wait_for_selector("#consent-text, #answer-form")
+    assert page.locator("#consent-text").count() == 1
     assert "ethics@example.org" in page.inner_text("#consent-text")
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     assert not Answer.objects.exists()
@@ -131,7 +157,8 @@ def test_consent_shows_once_is_recorded_and_exported_and_declining_gives_no_task
     page.context.clear_cookies()
     sign_in(page, base, "no")
     page.click("#next-task")
-    page.wait_for_selector("#consent-text")
+    page.wait_for_selector("#consent-text, #answer-form")
+    assert page.locator("#consent-text").count() == 1
     held = Assignment.objects.get(worker=no)
     page.click("#consent-decline")
     page.wait_for_selector("text=You declined")

@@ -121,10 +121,19 @@ def results_sections(html: str) -> list[tuple[str, str]]:
     return [(anchor, strip_tags(title).strip()) for anchor, title in SECTION.findall(html)]
 
 
+def report_sections(*, findings: str, label_rows: list, outputs: bool) -> list[tuple[str, str]]:
+    """(anchor, title) of each section of the report, in its order, for its table of contents: the settings, the
+    kind's findings (as on the results page), the labels and the output files."""
+    return [("settings", "Settings"), *results_sections(findings),
+            *([("labels-summary", "Labels per value")] if label_rows else []), ("labels", "Labels per task"),
+            *([("output-files", "Output files")] if outputs else [])]
+
+
 def study_report_context(*, study: Study, images: EmbeddedImages | None = None) -> dict:
+    """Everything the report shows, its kind's findings rendered once (``findings``) with its ``sections``."""
     kind = get_task_kind(study.kind)
     findings = kind.results_context(study_context(study)) if kind.results_template else {}
-    return {
+    context = {
         **findings,
         "study": study, "kind": kind, "images": images or EmbeddedImages(study),
         "words": selectors.task_grid.LabelWords.of(study),
@@ -137,6 +146,11 @@ def study_report_context(*, study: Study, images: EmbeddedImages | None = None) 
         "results": study.results.select_related("task").order_by("task_id"),
         "outputs": study.outputs.select_related("artifact"),
     }
+    context["findings"] = (render_to_string(kind.results_template, context)
+                           if kind.results_template and context.get("summary") else "")
+    context["sections"] = report_sections(findings=context["findings"], label_rows=context["label_rows"],
+                                          outputs=context["outputs"].exists())
+    return context
 
 
 def study_report_html(*, study: Study, images: EmbeddedImages | None = None) -> str:

@@ -30,6 +30,12 @@ GRID_ORDER_WORDS = {"key": "key A→Z", "-key": "key Z→A", "agreement": "agree
                     "-agreement": "agreement, highest first", "answers": "answers, fewest first",
                     "-answers": "answers, most first"}
 YES_NO = {"yes": True, "no": False, "": None}
+#: Payload fields the grid filters on exactly, so that a row of a results table (a model, a condition, a cluster, a
+#: selector's pick) opens its own tasks; with the words the grid shows for each. A list field (``roles``: the
+#: [selector, role] pairs that picked an image) matches when one of its items does, written ``selector:role``.
+PAYLOAD_FILTERS = {"model": "Model", "variant": "Variant", "split": "Images from", "protocol": "Protocol",
+                   "condition": "Condition", "selector": "Selector", "roles": "Picked as", "k": "k",
+                   "cluster": "Cluster", "level": "Model level", "rank": "Feature rank", "feature": "Feature"}
 
 
 class LabelWords:
@@ -88,6 +94,7 @@ class GridFilters:
     agreement_min: float | None = None
     agreement_max: float | None = None
     order: str = "key"
+    fields: tuple[tuple[str, str], ...] = ()  # (payload field, value) pairs of :data:`PAYLOAD_FILTERS`
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> GridFilters:
@@ -119,7 +126,9 @@ class GridFilters:
             raise FilterError(f"agreement_min ({low:g} %) is above agreement_max ({high:g} %)", "agreement_min")
         return cls(label=str(data.get("label") or "").strip(), key=str(data.get("key") or "").strip(),
                    class_name=str(data.get("class_name") or "").strip(), tie=flag("tie"), gold=flag("gold"),
-                   worker=str(data.get("worker") or "").strip(), agreement_min=low, agreement_max=high, order=order)
+                   worker=str(data.get("worker") or "").strip(), agreement_min=low, agreement_max=high, order=order,
+                   fields=tuple((name, str(data.get(name)).strip()) for name in PAYLOAD_FILTERS
+                                if str(data.get(name) or "").strip()))
 
     def query(self, only_set: bool = False) -> dict[str, str]:
         """The filters as query-string values (for links that keep them); ``only_set``: those set, the default
@@ -129,7 +138,7 @@ class GridFilters:
                 "gold": word[self.gold], "worker": self.worker,
                 "agreement_min": "" if self.agreement_min is None else f"{self.agreement_min:g}",
                 "agreement_max": "" if self.agreement_max is None else f"{self.agreement_max:g}",
-                "order": self.order}
+                "order": self.order, **dict(self.fields)}
         if only_set:
             return {k: v for k, v in values.items() if v and not (k == "order" and v == "key")}
         return values
@@ -164,7 +173,24 @@ def task_grid(*, study: Study, filters: GridFilters) -> QuerySet[Task]:
         if as_id(filters.worker):
             by |= Q(worker_id=as_id(filters.worker))
         tasks = tasks.filter(pk__in=Answer.objects.filter(by, task__study=study).values("task_id"))
+    if filters.fields:
+        tasks = tasks.filter(pk__in=[pk for pk, payload in study.tasks.values_list("pk", "payload")
+                                     if all(payload_matches(payload, name, value) for name, value in filters.fields)])
     return tasks.order_by(*_order(GRID_ORDERS, filters.order))
+
+
+def _field_word(value: Any) -> str:
+    """A payload value as a query string writes it: a list item ``[selector, role]`` as ``selector:role``."""
+    return ":".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def payload_matches(payload: Mapping[str, Any], name: str, value: str) -> bool:
+    """Whether the payload's ``name`` is ``value`` (compared as text: ``3`` matches 3), or, for a list, holds it.
+    Matched in Python: the same on SQLite and PostgreSQL, list fields included (SQLite has no JSON containment)."""
+    held = payload.get(name)
+    if isinstance(held, list):
+        return any(_field_word(item) == value for item in held)
+    return held is not None and _field_word(held) == value
 
 
 def _result(task: Task):

@@ -33,7 +33,7 @@ from annotation.task_kinds import (
     register_task_kind,
     staged,
 )
-from annotation.task_kinds.base import read_json
+from annotation.task_kinds.base import TaskRecord, read_json
 from annotation.task_kinds.benchmark import (
     BenchmarkOverridesForm,
     ClassListField,
@@ -417,6 +417,23 @@ class ClusterReview(TaskKind):
 
     def results_context(self, ctx: StudyContext) -> dict[str, Any]:
         return {"validation_missing": validation_missing(ctx.inputs.get("dataset"), ARTIFACT_TESTS),
-                "summary": read_json(ctx, SUMMARY), "artifact_tests": read_json(ctx, "artifact_tests.json"),
+                "summary": rows_with_tasks(read_json(ctx, SUMMARY), ctx.tasks()),
+                "artifact_tests": read_json(ctx, "artifact_tests.json"),
                 "unhans": read_json(ctx, "unhans_table2.json"), "unhans_drop": read_json(ctx, "unhans.json"),
                 "virelay_export": EXPORT}
+
+
+def rows_with_tasks(summary: dict | None, tasks: list[TaskRecord]) -> dict | None:
+    """The summary's k-means cluster rows with the key of their task (``task``; only the reviewed classes'
+    clusters of ``min_cluster_size`` images or more have one) and its ranking rows with ``reviewed`` (the class
+    has tasks): the rows of the results page that open the task grid."""
+    if not summary:
+        return summary
+    keys = {(t.payload.get("cls"), t.payload.get("k"), t.payload.get("cluster")): t.key for t in tasks}
+    for c in summary.get("classes", []):
+        for cluster in c.get("clusters", []):
+            cluster["task"] = keys.get((c["class"], c["k"], cluster["cluster"]))
+    reviewed = {cls for cls, _, _ in keys}
+    for row in summary.get("ranking", []):
+        row["reviewed"] = row["class"] in reviewed
+    return summary

@@ -3,8 +3,10 @@ width, for review (``make screenshots``).
 
 It builds a small site in the database it is given (``make screenshots`` gives it a fresh SQLite file in the
 output folder): image-choice studies of the bundled photos, one answered by a simulated crowd over HTTP
-(``demo.harness.answer_all``) and aggregated, one live with a consent text; no model is trained. Pages are
-served from this process (``demo.live_server``) and shot full-page by Debian's Chromium through Playwright.
+(``demo.harness.answer_all``) and aggregated, one live with a consent text; and one study of every model-based
+kind on tiny data and randomly initialised models made under the output folder (``demo.screenshot_studies``),
+answered and aggregated too, for their results pages; no real model is trained. Pages are served from this process
+(``demo.live_server``) and shot full-page by Debian's Chromium through Playwright.
 """
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import shutil
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.test import override_settings
 from django.urls import reverse
 
 from analysis.sample_images import SUBJECTS
 from annotation import services
 from annotation.models import Study
+from demo import screenshot_studies
 from demo.harness import RESEARCHER, answer_all, ensure_researcher, ensure_workers
 from demo.live_server import serving
 
@@ -42,15 +46,21 @@ class Command(BaseCommand):
         run_jobs_in_process_without_a_broker()
         out_dir = Path(out)
         password = secrets.token_urlsafe(12)
-        with serving() as base:
-            researcher_pages, worker_pages = build_site(base, password)
+        # The simulated crowd answers faster than a person may (as in ``manage.py demo``).
+        with serving() as base, override_settings(SALIENT_ANSWER_RATE="1000000/s"):
+            researcher_pages, worker_pages = build_site(base, password, out_dir / ".own-data", self.stdout.write)
             written = shoot(base, out_dir, password, researcher_pages, worker_pages)
         for path in written:
             self.stdout.write(str(path))
         self.stdout.write(self.style.SUCCESS(f"{len(written)} screenshots in {out_dir}"))
 
 
-def build_site(base: str, password: str) -> tuple[dict[str, str], dict[str, str]]:
+def results_page_name(kind: str) -> str:
+    """The PNG name of a kind's results page (``<size>/<name>.png``)."""
+    return f"results-{kind.replace('_', '-')}"
+
+
+def build_site(base: str, password: str, data_dir: Path, log=print) -> tuple[dict[str, str], dict[str, str]]:
     """The studies the pages show; returns (name -> path) of the researcher's and the worker's pages."""
     ensure_researcher(password)
     owner = services.researcher_create(username=RESEARCHER, password=password)
@@ -60,9 +70,12 @@ def build_site(base: str, password: str) -> tuple[dict[str, str], dict[str, str]
                                  settings=images, workers_per_task=3, reward_cents=5)
     services.study_start_computing(study=done)
     services.study_launch(study=Study.objects.get(pk=done.pk))
+    models = screenshot_studies.model_studies(owner, data_dir, log)
+    log("answering")
     answer_all(base, workers=3, accuracy=0.8, seed=0, password=password)
     services.study_close(study=Study.objects.get(pk=done.pk))
     services.study_aggregate(study=Study.objects.get(pk=done.pk))
+    screenshot_studies.finish(models)
     live = services.study_create(owner=owner, name="Bundled photos (with consent)", kind="image_choice",
                                  settings=images, workers_per_task=2, reward_cents=10, consent_text=CONSENT)
     services.study_start_computing(study=live)
@@ -72,11 +85,12 @@ def build_site(base: str, password: str) -> tuple[dict[str, str], dict[str, str]
     researcher_pages = {
         "study-list": reverse("study_list"), "study-new": reverse("study_create"),
         "study-answered": reverse("study_detail", args=[done.pk]),
-        "study-answered-results": reverse("study_results", args=[done.pk]),
         "study-answered-report": reverse("study_export", args=[done.pk, "report.html"]),
         "study-live": reverse("study_detail", args=[live.pk]), "study-draft": reverse("study_detail", args=[draft.pk]),
         "task-preview": reverse("task_preview", args=[live.tasks.first().pk]),
         "registry": reverse("registry"), "api-tokens": reverse("api_tokens"),
+        results_page_name("image_choice"): reverse("study_results", args=[done.pk]),
+        **{results_page_name(kind): reverse("study_results", args=[s.pk]) for kind, s in models.items()},
     }  # the block list is a form on the study list (its URL takes POSTs only)
     worker_pages = {"worker-home": reverse("worker_home")}
     return researcher_pages, worker_pages
