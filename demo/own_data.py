@@ -3,7 +3,6 @@ class-metadata CSV, and a randomly initialised torchvision ResNet-18 saved as a 
 robustness layout."""
 from __future__ import annotations
 
-import csv
 from collections import OrderedDict
 from pathlib import Path
 
@@ -31,12 +30,16 @@ def image_folder(root: Path, per_class: int = 12, side: int = 96, seed: int = 0)
 
 
 def metadata_csv(path: Path) -> Path:
-    """A plain metadata CSV: index, folder, name, synonyms, supercategory, definition."""
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["index", "folder", "name", "synonyms", "supercategory", "definition"])
-        for i, (wnid, name, synonyms, supercategory, definition) in enumerate(CLASSES):
-            writer.writerow([i, wnid, name, synonyms, supercategory, definition])
+    """A plain metadata CSV: index, folder, name, synonyms, supercategory, definition (the platform's one CSV
+    writer, :func:`analysis.exports.table_to_safe_csv`)."""
+    import pandas as pd
+
+    from analysis.exports import table_to_safe_csv
+
+    rows = [[i, wnid, name, synonyms, supercategory, definition]
+            for i, (wnid, name, synonyms, supercategory, definition) in enumerate(CLASSES)]
+    table = pd.DataFrame(rows, columns=["index", "folder", "name", "synonyms", "supercategory", "definition"])
+    path.write_text(table_to_safe_csv(table), newline="")
     return path
 
 
