@@ -2,6 +2,7 @@
 them."""
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -93,7 +94,7 @@ def test_dataset_registration_refusals(db, researcher, own_files, tmp_path, case
         meta.write_text(text.replace("definition", "colour"))
         expected = "unknown column.*colour"
     elif case == "duplicate_index":
-        meta.write_text(text.replace("\n1,n02", "\n0,n02"))
+        meta.write_text(re.sub(r"\n1,(\"?)n02", r"\n0,\1n02", text))  # the writer may quote the folder
         expected = "class index 0 is given twice"
     else:
         shutil.rmtree(root / "n04")
