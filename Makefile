@@ -8,9 +8,10 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/tes
 TEST_BROKER_URL ?= $(or $(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
 # Every run ends with its 25 slowest tests (setup included), so a CI log says where the suite's time goes.
 PYTEST_ARGS ?= --durations=25
-# Two pytest-xdist workers (TEST_WORKERS=0: one process); each test module runs whole on one worker, the slowest
-# modules first, each worker on a Redis database and a PostgreSQL test database of its own (tests/parallel.py).
-TEST_WORKERS ?= 2
+# TEST_WORKERS=2: two pytest-xdist workers; each test module runs whole on one worker, the slowest modules first,
+# each worker on a Redis database and a PostgreSQL test database of its own (tests/parallel.py). One process by
+# default until a whole two-worker run has been seen green (README, "The suite's time").
+TEST_WORKERS ?= 0
 XDIST_ARGS = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
