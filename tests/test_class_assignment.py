@@ -5,6 +5,7 @@ import csv
 import datetime
 import io
 import json
+import re
 
 import pytest
 
@@ -105,7 +106,9 @@ def test_http_end_to_end_with_simulated_crowd(live_server, researcher, settings)
     page = client.get(reverse("study_results", args=[study.pk])).content.decode()
     assert "Table 3" in page and "accuracy.png" in page
     for r in rows:
-        assert f'data-condition="{r["condition"]}"><td>{r["title"]}</td>' in page
+        row = page.split(f'data-condition="{r["condition"]}"><td>')[1].split("</td>")[0]
+        assert re.sub(r"<[^>]+>", "", row) == r["title"], row
+        assert f'condition={r["condition"]}"' in row  # the row opens its own tasks in the grid (issue 28)
         assert f'<td>{r["n_correct"]}</td><td>{r["n_valid"]}</td>' in page
 
     # The paper's time filter (20 s .. 3 min) discards these instant simulated answers, counted.

@@ -81,7 +81,8 @@ def test_evidence_stores_ranking_plots_and_cluster_tasks(spray_study, researcher
     for entry in summary["classes"]:
         assert sorted(c["cluster"] for c in entry["clusters"]) == list(range(1, entry["k"] + 1))
         table = page.split(f'id="class-{entry["class"]}"')[1].split("</table>")[0]
-        cells = [int(row.split("<td>")[1].split("<")[0]) for row in table.split("<tbody>")[1].split("<tr>")[1:]]
+        first_cells = [row.split("<td>")[1].split("</td>")[0] for row in table.split("<tbody>")[1].split("<tr>")[1:]]
+        cells = [int(re.sub(r"<[^>]+>", "", cell)) for cell in first_cells]
         assert cells == [c["cluster"] for c in entry["clusters"]]
     for task in tasks:
         assert task.key.endswith(f"-k{task.payload['k']}-cluster{task.payload['cluster']}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import threading
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         # The simulated crowd answers faster than a person may (as in ``manage.py demo``).
         with serving() as base, override_settings(SALIENT_ANSWER_RATE="1000000/s"):
             researcher_pages, worker_pages = build_site(base, password, out_dir / ".own-data", self.stdout.write)
-            written = shoot(base, out_dir, password, researcher_pages, worker_pages)
+            written = shoot_from_own_thread(base, out_dir, password, researcher_pages, worker_pages)
         for path in written:
             self.stdout.write(str(path))
         self.stdout.write(self.style.SUCCESS(f"{len(written)} screenshots in {out_dir}"))
@@ -94,6 +95,25 @@ def build_site(base: str, password: str, data_dir: Path, log=print) -> tuple[dic
     }  # the block list is a form on the study list (its URL takes POSTs only)
     worker_pages = {"worker-home": reverse("worker_home")}
     return researcher_pages, worker_pages
+
+
+def shoot_from_own_thread(*args) -> list[Path]:
+    """``shoot`` on a thread of its own: Playwright's sync API refuses a thread whose asyncio loop runs already
+    (a caller's own Playwright session, as a test suite's session-wide browser)."""
+    result: dict = {}
+
+    def run():
+        try:
+            result["written"] = shoot(*args)
+        except BaseException as error:  # re-raised on the caller's thread
+            result["error"] = error
+
+    thread = threading.Thread(target=run, name="screenshots")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["written"]
 
 
 def _sign_in(page, base: str, username: str, password: str) -> None:
