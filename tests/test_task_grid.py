@@ -133,7 +133,7 @@ def test_results_page_links_labels_to_the_grid(make_study, make_worker, research
 
 
 def test_the_api_lists_the_grid_with_the_same_filters(make_study, make_worker, researcher, other_researcher,
-                                                      django_capture_on_commit_callbacks):
+                                                      researcher_client, django_capture_on_commit_callbacks):
     from tests.test_api import api_client
 
     study = answered_study(make_study, make_worker, django_capture_on_commit_callbacks)
@@ -145,6 +145,13 @@ def test_the_api_lists_the_grid_with_the_same_filters(make_study, make_worker, r
         ("animal", "Animal", 67, 3)
     assert chelsea["image"].startswith("/artifacts/")
     assert api.get(f"/api/studies/{study.pk}/grid", {"worker": "w2", "limit": 1}).json()["count"] == 2
+    # The payload fields the results rows link with filter the API's grid as they filter the page.
+    coffee = Task.objects.get(study=study, key="img-coffee")
+    coffee.payload = {**coffee.payload, "variant": "flipped"}
+    coffee.save(update_fields=["payload"])
+    flipped = api.get(f"/api/studies/{study.pk}/grid", {"variant": "flipped"}).json()
+    assert [t["key"] for t in flipped["items"]] == ["img-coffee"] == grid_keys(researcher_client, study,
+                                                                              variant="flipped")
     bad = api.get(f"/api/studies/{study.pk}/grid", {"agreement_max": "x"})
     assert bad.status_code == 400 and bad.json()["field"] == "agreement_max"
     assert api_client(other_researcher).get(f"/api/studies/{study.pk}/grid").status_code == 404

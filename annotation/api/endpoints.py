@@ -11,6 +11,7 @@ from django.urls import reverse
 from ninja import NinjaAPI, Query, Router, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
+from pydantic import create_model
 
 from annotation import selectors, services
 from annotation.api import schemas as s
@@ -23,6 +24,7 @@ from annotation.models import Assignment, RegisteredDataset, RegisteredModel
 from annotation.reports.ecosystem import ecosystem_files
 from annotation.reports.export_files import study_export_files
 from annotation.selectors import FilterError, NotFound
+from annotation.selectors.task_grid import PAYLOAD_FILTERS
 from annotation.services.api_tokens import token_user
 from annotation.services.export_jobs import ARCHIVE
 from annotation.task_kinds import TASK_KINDS
@@ -292,7 +294,7 @@ class PageQuery(s.Schema):
     limit: int = 100
 
 
-class GridFilters(PageQuery):
+class GridColumns(PageQuery):
     label: str = ""
     key: str = ""
     class_name: str = ""
@@ -304,11 +306,17 @@ class GridFilters(PageQuery):
     order: str = "key"
 
 
+#: The grid's filters: its columns and the task-payload fields the results pages' rows link with
+#: (``PAYLOAD_FILTERS``: variant, condition, cluster, ...), as on the grid page.
+GridFilters = create_model("GridFilters", __base__=GridColumns, **{name: (str, "") for name in PAYLOAD_FILTERS})
+
+
 @studies.get("/{study_id}/grid", response={200: s.GridPage, **ERRORS})
 def task_grid(request, study_id: int, filters: Query[GridFilters]):
     """The task grid of the results pages: tasks with their label, tie, agreement (percent) and answers, filtered
-    by label, key, class_name, tie (yes/no), gold (yes/no), worker, agreement_min/agreement_max (percent), sorted
-    by ``order`` (key, agreement, answers; a leading ``-`` reverses)."""
+    by label, key, class_name, tie (yes/no), gold (yes/no), worker, agreement_min/agreement_max (percent) and the
+    payload fields the results rows link with (variant, condition, cluster, ...), sorted by ``order`` (key,
+    agreement, answers; a leading ``-`` reverses)."""
     offset, limit = _page(filters.offset, filters.limit)
     study = _study(request, study_id)
     grid = selectors.task_grid
