@@ -244,6 +244,17 @@ def _signal_group(server: subprocess.Popen, sig: int) -> None:
         pass
 
 
+def _backend_cpu_seconds() -> float:
+    """CPU seconds (user + system) the PostgreSQL backend of this process's connection has used (``/proc``)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def profile_submissions(study_id: int, workers: int, n: int) -> None:
     """Time, then cProfile, ``n`` submissions each through the whole Django stack in this process (no HTTP)."""
     import cProfile
@@ -261,11 +272,14 @@ def profile_submissions(study_id: int, workers: int, n: int) -> None:
             assert client.post(f"/ext/a/{pk}/", {"token": token, **ANSWER}).status_code == 200
 
     submit(items[:20])  # warm up
+    backend = _backend_cpu_seconds()
     with CaptureQueriesContext(connection) as queries:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         submit(items[20:20 + n])
-        plain = (time.perf_counter() - start) / n
-    print(f"{n} submissions in-process, not profiled: {1000 * plain:.1f} ms each, "
+        plain, cpu = (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
+    backend = (_backend_cpu_seconds() - backend) / n
+    print(f"{n} submissions in-process, not profiled: {1000 * plain:.1f} ms each, of which CPU {1000 * cpu:.2f} ms "
+          f"in this process and {1000 * backend:.2f} ms in its PostgreSQL backend; "
           f"{len(queries) / n:.1f} SQL statements each; those of the first:")
     for q in queries.captured_queries[:round(len(queries) / n)]:
         print(f"  {q['time']:>6} s  {q['sql'][:110]}")
@@ -315,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.study_lock:
         env["SALIENT_INTAKE_STUDY_LOCK"] = os.environ["SALIENT_INTAKE_STUDY_LOCK"] = "1"
     os.environ["SECRET_KEY"] = env["SECRET_KEY"]  # this process signs the tokens the servers check
-    os.environ["SALIENT_ANSWER_RATE"] = env["SALIENT_ANSWER_RATE"]  # --profile submits in this process
+    os.environ["SALIENT_ANSWER_RATE"] = env["SALIENT_ANSWER_RATE"]  # --profile submits in this process,
+    os.environ["CACHE_URL"] = env["CACHE_URL"]  # counting its rate limit in the servers' cache
     servers: list[subprocess.Popen] = []
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)

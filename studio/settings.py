@@ -129,7 +129,8 @@ if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} is not a Redis URL (redis://host:6379/1)")
 # Without CACHE_URL (the embedded default) a file cache under var/ is shared by every process of this host,
 # so gunicorn's workers count one limit between them (not atomically: Redis is what production uses).
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+# studio.cache.RedisCache: Django's Redis backend, one client per pool and ``incr`` in one round trip.
+CACHES = {"default": {"BACKEND": "studio.cache.RedisCache", "LOCATION": CACHE_URL}
           if CACHE_URL else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                              "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 100_000}}}
 RATELIMIT_USE_CACHE = "default"

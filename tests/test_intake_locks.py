@@ -176,3 +176,33 @@ def test_an_edit_inside_the_same_transaction_is_read_again(postgres_only, make_s
         services.assignment_submit(assignment_id=second[0], worker=second[1], payload=ANSWER, token=second[2])
     flags = list(Answer.objects.filter(task__study=study).order_by("id").values_list("flag", flat=True))
     assert flags == ["", Answer.Flag.TOO_FAST]
+
+
+def test_a_callers_changes_to_the_cached_study_stay_its_own(postgres_only, make_study):
+    """Each read gets its own copy of the cached study's JSON columns and kind configuration."""
+    from annotation.services.intake import assignment_locked
+
+    study = make_study(workers_per_task=3)
+    worker = services.worker_signup(username="copy-check", password="a-long-password-1")
+    assignment = services.assignment_claim_next(worker=worker, study=study)
+    with transaction.atomic():
+        first, conf = assignment_locked(assignment.pk)
+        first.task.study.settings["images"].append("changed")
+        conf["workers_per_task"] = 99
+        again, conf_again = assignment_locked(assignment.pk)
+    assert "changed" not in again.task.study.settings["images"] and conf_again["workers_per_task"] == 3
+
+
+def test_an_answer_to_a_full_task_is_refused_and_stores_nothing(postgres_only, make_study, make_worker):
+    """The one-statement write (``intake.answer_store_approved``) takes the slot first: none left, nothing written."""
+    from annotation.models import Assignment, Task
+
+    study = make_study(workers_per_task=3)
+    (item,) = _claimed(study, make_worker, 1)
+    task_id = Assignment.objects.get(pk=item[0]).task_id
+    Task.objects.filter(pk=task_id).update(approved=3)  # its approvals taken meanwhile (e.g. by an import)
+    with pytest.raises(Conflict, match="all the approved answers"):
+        _submit(item)()
+    assert not Answer.objects.filter(assignment_id=item[0]).exists()
+    assert Assignment.objects.get(pk=item[0]).state == Assignment.State.ASSIGNED
+    assert Task.objects.get(pk=task_id).approved == 3

@@ -15,7 +15,7 @@ from annotation.errors import Conflict, Forbidden
 from annotation.models import Answer, Assignment, ExternalSession, Study, Task, Worker
 from annotation.recruiters import recruiter_for
 from annotation.services.consent import consent_record
-from annotation.services.intake import assignment_locked
+from annotation.services.intake import answer_store_approved, assignment_locked, one_statement_writes
 from annotation.services.people import external_worker
 from annotation.services.quality import early_stop_check, gold_check, stopped_task_recheck, time_flag
 from annotation.services.slots import release_slot
@@ -101,7 +101,9 @@ def assignment_submit(
 
     ``worker`` None: the assignment's own worker, as its signed ``token`` proves (a crowd-site page, whose
     tokens have the ``purpose`` ``ext``). The returned answer's ``assignment`` is the stored one, its task,
-    study and worker loaded. One locked read (``services.intake``: no study-wide lock), one insert, two updates.
+    study and worker loaded. One locked read (``services.intake``: no study-wide lock); then, on PostgreSQL, one
+    statement that stores and approves a counted answer (``intake.answer_store_approved``), else one insert and
+    two updates.
     """
     expired = False
     with transaction.atomic():
@@ -135,6 +137,10 @@ def _record_answer(*, assignment: Assignment, worker: Worker, study: Study, clea
     """
     now = timezone.now()
     flag = time_flag(study, (now - shown).total_seconds())
+    if not flag and study.auto_approve and one_statement_writes():
+        answer = answer_store_approved(assignment=assignment, worker=worker, cleaned=cleaned, shown=shown, now=now)
+        _quality_checks(assignment=assignment, study=study, worker=worker, counted=True)
+        return answer
     try:
         answer = Answer.objects.create(
             assignment=assignment, task=assignment.task, worker=worker, payload=cleaned,
