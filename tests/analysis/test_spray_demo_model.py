@@ -108,9 +108,9 @@ def test_watermark_artifact_found_pasted_and_removed(demo_spray):
           f"{paste['rank_after']:.2f}; remove: P(Coat) {remove['prob_before']:.3f} -> {remove['prob_after']:.3f}, "
           f"rank {remove['rank_before']:.2f} -> {remove['rank_after']:.2f}")
     assert iou >= 0.5
-    # positive: toward Coat. CPU kernels split sums by core type, so another machine trains other weights (see
-    # TrainConfig.threads): P(Coat) rose by >= 0.3 on the machines before 2026-12-07 and by 0.280 on that day's
-    # (0.059 -> 0.339; rank 5.86 -> 2.71; predicted Coat 5.5 % -> 39.5 %), hence 0.25, the rank bound unchanged.
+    # positive: toward Coat. One config trains bit-identical weights on one machine, not across machines (CPU
+    # kernels; see TrainConfig.threads): P(Coat) rose by >= 0.3 on the machines before 2026-12-07 and by 0.280 on
+    # that day's (0.059 -> 0.339; rank 5.86 -> 2.71; predicted Coat 5.5 % -> 39.5 %): 0.25, the rank bound unchanged.
     assert paste["delta_prob"] > 0.25 and paste["delta_rank"] > 2
     assert paste["predicted_after"] > 0.3 > paste["predicted_before"]
     # The model also uses the coat itself (70 % of coats carry no watermark): removal lowers P(Coat) a lot
