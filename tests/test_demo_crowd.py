@@ -21,3 +21,25 @@ def test_the_crowd_costs_one_password_hash_and_answers_over_http(live_server, ma
                                                                                      "demo-sim3"}
     assert hashed == ["crowd-pass-1"]  # one hash for the three new accounts, none to sign them in
     assert Client().login(username="demo-sim2", password="crowd-pass-1")  # a person can still sign in as one
+
+
+def test_the_demo_server_sends_without_waiting_for_delayed_acks(transactional_db, monkeypatch):
+    """Each connection of the demo's server has TCP_NODELAY: without it every response stalls ~40 ms on loopback
+    (Nagle's algorithm holds the handler's second small send until the client's delayed ACK)."""
+    import socket
+
+    import requests
+
+    from demo import live_server
+
+    seen = []
+    setup = live_server._QuietHandler.setup
+
+    def recording_setup(self):
+        setup(self)
+        seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    monkeypatch.setattr(live_server._QuietHandler, "setup", recording_setup)
+    with live_server.serving() as base:
+        assert requests.get(f"{base}/accounts/login/", timeout=30).status_code == 200
+    assert seen and all(seen), seen
