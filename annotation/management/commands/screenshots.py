@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -100,20 +100,8 @@ def build_site(base: str, password: str, data_dir: Path, log=print) -> tuple[dic
 def shoot_from_own_thread(*args) -> list[Path]:
     """``shoot`` on a thread of its own: Playwright's sync API refuses a thread whose asyncio loop runs already
     (a caller's own Playwright session, as a test suite's session-wide browser)."""
-    result: dict = {}
-
-    def run():
-        try:
-            result["written"] = shoot(*args)
-        except BaseException as error:  # re-raised on the caller's thread
-            result["error"] = error
-
-    thread = threading.Thread(target=run, name="screenshots")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["written"]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="screenshots") as pool:
+        return pool.submit(shoot, *args).result()
 
 
 def _sign_in(page, base: str, username: str, password: str) -> None:
