@@ -314,7 +314,7 @@ def _render(garments: np.ndarray, cues: np.ndarray, config: BenchmarkConfig, rng
     # watermark in the bottom-right corner (1-3 px margin)
     marks = np.flatnonzero(cues == 1)
     if len(marks):
-        wsize = max(7, round(0.2 * size))
+        wsize = max(7, round(config.watermark_scale * size))
         w_alpha, w_grey = _watermark_glyph(wsize)
         margin = rng.integers(1, 4, (len(marks), 2))
         w_top, w_left = size - wsize - margin[:, 0], size - wsize - margin[:, 1]

@@ -26,6 +26,11 @@ def _check_rate(instance, attribute, value) -> None:
         raise ValueError(f"{attribute.name} must lie in [0, 1], got {value}")
 
 
+def _check_watermark_scale(instance, attribute, value) -> None:
+    if not 0.0 < value <= 0.4:
+        raise ValueError(f"watermark_scale must lie in (0, 0.4] (the mark's side over the image's), got {value}")
+
+
 @attrs.frozen
 class BenchmarkConfig:
     """Everything that determines the generated benchmark.
@@ -50,6 +55,8 @@ class BenchmarkConfig:
         Fraction of the ``flipped`` images carrying a foreign cue.
     background_class, watermark_class, object_class : int
         Fashion-MNIST class of each planted cue (default Pullover, Coat, Shirt).
+    watermark_scale : float
+        Side of the watermark over the image's side (at least 7 px).
     """
 
     seed: int = 0
@@ -64,6 +71,7 @@ class BenchmarkConfig:
     background_class: int = 2
     watermark_class: int = 4
     object_class: int = 6
+    watermark_scale: float = attrs.field(default=0.2, validator=_check_watermark_scale)
 
     def __attrs_post_init__(self) -> None:
         biased = self.bias_classes()

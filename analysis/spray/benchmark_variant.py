@@ -11,4 +11,4 @@ class: Coat 21.3, next Trouser 18.2), with a pure watermark cluster.
 from __future__ import annotations
 
 #: Benchmark overrides of SpRAy's demo study and of its demo-model tests.
-SPRAY_BENCHMARK: dict = {"bias_rate": 0.3}
+SPRAY_BENCHMARK: dict = {"bias_rate": 0.3, "watermark_scale": 0.3}

@@ -85,6 +85,22 @@ def test_masks_match_the_planted_cues(small_benchmark):
             assert not (split.object_masks[balls] & split.bias_masks[balls]).any()
 
 
+def test_watermark_side_follows_watermark_scale(small_benchmark, small_config):
+    """SpRAy's variant draws a larger mark (analysis.spray.benchmark_variant); the default stays 0.2 of the side."""
+
+    def mark_side(bench):
+        split = bench.split("train")
+        masks = split.bias_masks[split.bias_kinds == WATERMARK]
+        rows = np.flatnonzero(masks.any(axis=(0, 2)))
+        return int(np.median([np.ptp(np.flatnonzero(m.any(axis=1))) + 1 for m in masks])), rows
+
+    side, _ = mark_side(small_benchmark)
+    larger, rows = mark_side(generate_benchmark(attrs.evolve(small_config, watermark_scale=0.3), show_progress=False))
+    size = small_config.image_size
+    assert side == pytest.approx(0.2 * size, abs=1) and larger == pytest.approx(0.3 * size, abs=1)
+    assert rows.min() >= size - round(0.3 * size) - 3  # still in the bottom-right corner
+
+
 def _cue_rate(split, label, kind):
     rows = split.labels == label
     return float((split.bias_kinds[rows] == kind).mean())
@@ -142,6 +158,8 @@ def test_save_load_and_cache(small_benchmark, small_config, tmp_path, monkeypatc
     {"garment_size": 40},
     {"test_per_class": 600},
     {"watermark_class": 2},
+    {"watermark_scale": 0.0},
+    {"watermark_scale": 0.5},
 ])
 def test_config_validation(bad):
     with pytest.raises(ValueError):
