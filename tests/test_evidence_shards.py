@@ -88,15 +88,38 @@ def test_two_workers_share_one_studys_shards(transactional_db, shard_settings, n
     assert job.state == "done" and study.tasks.count() == 8 and job.attempts == 3
 
 
+VISIBILITY_SECONDS = 125  # just above the shortest time limit a worker accepts (CELERY_TASK_TIME_LIMIT >= 120)
+
+
+def age_unacked_deliveries(seconds: float) -> int:
+    """Move the delivery time of every unacknowledged message back by ``seconds``, as if that much time had passed
+    since the killed worker took it. kombu's Redis transport keeps the delivery time as the message's score in the
+    ``unacked_index`` sorted set; a worker hands a message on once its score is older than its visibility timeout
+    (``QoS.restore_visible``). Returns how many messages were moved."""
+    import redis
+
+    client = redis.Redis.from_url(redis_broker())
+    try:
+        index = client.zrange("unacked_index", 0, -1, withscores=True)
+        if index:
+            client.zadd("unacked_index", {tag: score - seconds for tag, score in index})
+        return len(index)
+    finally:
+        client.close()
+
+
 @pytest.mark.timeout(1800)
 def test_a_shard_killed_mid_way_is_recomputed_once_by_a_new_worker(transactional_db, shard_settings, not_eager, queue,
                                                                     researcher, tmp_path):
     artifacts = tmp_path / "artifacts"
     shard_settings.ARTIFACT_DIR = artifacts
     # Redis hands an unacknowledged message to another worker after the visibility timeout: short here (just above
-    # the shortest time limit a worker accepts), and the new worker scans for such messages every second.
-    env = worker_env(shard_settings, artifacts, queue, CELERY_TASK_TIME_LIMIT="120", CELERY_VISIBILITY_TIMEOUT="125",
-                     CELERY_UNACKED_RESTORE_SECONDS="1")
+    # the shortest time limit a worker accepts), and the new worker scans for such messages every second. The
+    # killed worker's deliveries are moved back past that timeout instead of waiting it out (it was 2 of the test's
+    # 2.5 minutes); a worker that did not take the timeout from the settings (kombu's default: an hour) would still
+    # wait.
+    env = worker_env(shard_settings, artifacts, queue, CELERY_TASK_TIME_LIMIT="120",
+                     CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_SECONDS), CELERY_UNACKED_RESTORE_SECONDS="1")
     first = start_worker(queue, tmp_path / "first.log", env)
     study, job = computed_study(researcher, "killed")
     deadline = time.monotonic() + 240
@@ -105,6 +128,7 @@ def test_a_shard_killed_mid_way_is_recomputed_once_by_a_new_worker(transactional
         time.sleep(0.05)
     os.kill(first.pid, signal.SIGKILL)  # in the middle of its first shard
     first.wait()
+    assert age_unacked_deliveries(VISIBILITY_SECONDS + 5) >= 1  # the shard it was computing, never acknowledged
     done_before = stored_shards(tmp_path / "first.log")
     second = start_worker(queue, tmp_path / "second.log", env)
     try:

@@ -258,19 +258,22 @@ def test_joint_train_and_validation_embedding_with_gw_options(researcher_client,
         return original(maps, **kwargs)
 
     monkeypatch.setattr(dataset, "spray_class", recording)
-    form = {**FORM, "name": "joint", "s-embed_split": "train+val", "s-per_class": 30, "s-size": 8,
-            "s-metric": "gromov_wasserstein", "s-gw_solver": "entropic", "s-gw_epsilon": 0.05, "s-gw_candidates": 12,
-            "s-gw_prune_above": 40, "s-space": "embedding", "s-weighted_tau": "on", "s-max_k": 4}
+    # The smallest sizes the form takes (10 images per class of each split, a 4 x 4 grid, 10 GW candidates): 20
+    # heatmaps per class, still above gw_prune_above, so GW is solved for each heatmap's candidates only (it was
+    # 30 + 20 heatmaps of 8 x 8, 12 candidates).
+    form = {**FORM, "name": "joint", "s-embed_split": "train+val", "s-per_class": 10, "s-size": 4,
+            "s-metric": "gromov_wasserstein", "s-gw_solver": "entropic", "s-gw_epsilon": 0.05, "s-gw_candidates": 10,
+            "s-gw_prune_above": 10, "s-space": "embedding", "s-weighted_tau": "on", "s-max_k": 4}
     study = study_from_form(researcher_client, form, django_capture_on_commit_callbacks)
-    val_per_class = TINY_BENCHMARK["test_per_class"]
-    options = {"solver": "entropic", "epsilon": 0.05, "candidates": 12, "prune_above": 40}
-    assert calls == [{"n": 30 + val_per_class, "metric": "gromov_wasserstein", "gw_options": options,
+    val_per_class = min(10, TINY_BENCHMARK["test_per_class"])  # per_class of each split
+    options = {"solver": "entropic", "epsilon": 0.05, "candidates": 10, "prune_above": 10}
+    assert calls == [{"n": 10 + val_per_class, "metric": "gromov_wasserstein", "gw_options": options,
                       "space": "embedding", "weighted_tau": True}] * 4
     files = output_files(study)
     summary = json.loads(files["spray_summary.json"])
     assert summary["settings"]["embed_split"] == "train+val" and summary["settings"]["gw_options"] == options
     for row in read_csv(files["spray_ranking.csv"]):
-        assert int(row["n_heatmaps"]) == 30 + val_per_class and int(row["n_validation"]) == val_per_class
+        assert int(row["n_heatmaps"]) == 10 + val_per_class and int(row["n_validation"]) == val_per_class
     for entry in summary["classes"]:
         assert sum(c["validation"] for c in entry["clusters"]) == val_per_class
         assert files[f"umap_{entry['class']}.png"][:8] == b"\x89PNG\r\n\x1a\n"
@@ -278,7 +281,7 @@ def test_joint_train_and_validation_embedding_with_gw_options(researcher_client,
     assert tasks and any(t.payload["val_indices"] for t in tasks)
     for task in tasks:
         assert len(task.payload["indices"]) + len(task.payload["val_indices"]) == task.payload["size"]
-        assert max(task.payload["val_indices"], default=0) < 4 * val_per_class
+        assert max(task.payload["val_indices"], default=0) < 4 * TINY_BENCHMARK["test_per_class"]
     page = researcher_client.get(reverse("study_results", args=[study.pk])).content.decode()
     assert "embedded together" in page and "entropic solver" in page and "with cluster-size weights" in page
     assert page.count('class="validation-count"') == sum(len(c["clusters"]) for c in summary["classes"])
