@@ -10,7 +10,7 @@ class: Coat 21.3, next Trouser 18.2), with a pure watermark cluster.
 
 The mark keeps the other studies' size (``watermark_scale`` 0.2). A larger mark (0.3: 10 px at the
 quick profile's 32 px) makes every quick-profile model lean on it (a median 29-39 % of the watermarked
-Coats' positive relevance on its corner, seeds 0-4 and 6-9) but did not make SpRAy's checks hold on
+Coats' positive relevance on its corner, all ten seeds) but did not make SpRAy's checks hold on
 more seeds (README, "The planted effects, seed by seed"), so it is an option, not the default.
 """
 from __future__ import annotations
