@@ -73,6 +73,8 @@ def test_anonymous_and_other_researchers_get_nothing(make_study, make_worker, ot
     ({"workers_per_task": "many"}, "workers_per_task"),
     ({"kind": "nope"}, "kind"),
     ({"backend": "carrier-pigeon"}, "backend"),
+    ({"kind": "cluster_review", "settings": {"benchmark": {"image_sise": 32}}}, "settings.benchmark"),
+    ({"kind": "feature_panel", "settings": {"training": {"robust": {"epochs": -2}}}}, "settings.training"),
     ({"min_answer_seconds": 9, "max_answer_seconds": 5}, "max_answer_seconds"),
 ])
 def test_create_with_bad_values_names_the_field_and_stores_nothing(owner, change, field):

@@ -64,3 +64,29 @@ def test_image_choice_settings_of_before_still_validate():
                                          "images": ["astronaut"], "images_per_task": 1, "image_size": 256})
     assert form.is_valid(), form.errors
     assert form.cleaned_data["max_images"] == 24 and not form.cleaned_data["dataset"]
+
+
+@pytest.mark.parametrize(("benchmark", "training", "field", "message"), [
+    ('{"train_per_clas": 200}', "{}", "benchmark", "unknown setting 'train_per_clas'"),
+    ('{"image_size": "64"}', "{}", "benchmark", "image_size must be int, got '64'"),
+    ('{"bias_rate": 1.5}', "{}", "benchmark", "bias_rate must lie in [0, 1]"),
+    ("{}", '{"standrd": {}}', "training", "unknown model flavour 'standrd'"),
+    ("{}", '{"robust": {"epochs": 0}}', "training", "training (robust model): 'epochs' must be >= 1"),
+    ("{}", '{"standard": {"width": true}}', "training", "width must be int, got True"),
+    ("{}", '{"standard": 3}', "training", "overrides must be a JSON object"),
+])
+def test_benchmark_overrides_are_checked_on_the_form(benchmark, training, field, message):
+    """A misspelt or out-of-range override is refused on the form (and so in the API and the CLI), naming the
+    setting, instead of failing the evidence job later."""
+    form = get_task_kind("cluster_review").settings_form(data={"benchmark": benchmark, "training": training})
+    assert not form.is_valid()
+    assert message in " ".join(form.errors[field]), form.errors
+    assert ({"benchmark", "training"} - {field}).isdisjoint(form.errors)
+
+
+def test_valid_benchmark_overrides_pass_the_form():
+    form = get_task_kind("feature_panel").settings_form(
+        data={"benchmark": '{"train_per_class": 200, "classes": [0, 1, 2, 3, 4, 6]}',
+              "training": '{"robust": {"epochs": 2, "eps": 0.25}, "standard": {"max_train_images": null}}'})
+    form.is_valid()
+    assert "benchmark" not in form.errors and "training" not in form.errors, form.errors

@@ -14,15 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from analysis.datasets.benchmark import BIAS_KINDS, BenchmarkConfig, PlantedBiasBenchmark
+from analysis.datasets.benchmark import BIAS_KINDS, PlantedBiasBenchmark
 from analysis.models import ModelHandle, load_model
 from analysis.salient.evidence import SalientEvidence, compute_salient_evidence
 from analysis.salient.ground_truth import feature_truth, focus_region
 from analysis.training.pipeline import build_benchmark_and_models
-from analysis.training.trainer import robust_config, standard_config
+from analysis.training.config import CONFIG_FACTORIES, study_configs
 
 Progress = Callable[[int, int, str], None]
-CONFIG_FACTORIES = {"robust": robust_config, "standard": standard_config}
 #: Bumped whenever what the evidence holds changes, so a stored file of an older version is not reused.
 EVIDENCE_VERSION = 2
 
@@ -35,15 +34,15 @@ def benchmark_inputs(
     unknown = set(flavours) - set(CONFIG_FACTORIES)
     if unknown:
         raise ValueError(f"unknown model flavour(s) {sorted(unknown)}; use {', '.join(CONFIG_FACTORIES)}")
-    training = training or {}
-    configs = {f: CONFIG_FACTORIES[f](**dict(training.get(f, {}))) for f in flavours}
+    benchmark_config, every = study_configs(benchmark, training)
+    configs = {f: every[f] for f in flavours}
     if "robust" in configs and configs["robust"].warm_start and "standard" not in configs:
         # The robust model is fine-tuned from the standard one, which must exist first.
-        configs = {"standard": standard_config(**dict(training.get("standard", {}))), **configs}
+        configs = {"standard": every["standard"], **configs}
     elif "robust" in configs and "standard" in configs:
         configs = {"standard": configs["standard"], "robust": configs["robust"]}
     result = build_benchmark_and_models(
-        work_dir, progress=progress, reuse=True, benchmark_config=BenchmarkConfig(**dict(benchmark or {})),
+        work_dir, progress=progress, reuse=True, benchmark_config=benchmark_config,
         train_configs=configs, show_progress=False,
     )
     bench = PlantedBiasBenchmark.load(result.benchmark_path)

@@ -24,7 +24,8 @@ import torch
 
 from analysis.models.checkpoints import read_checkpoint
 from analysis.models.handle import ModelHandle
-from analysis.training.trainer import TrainConfig, evaluate_benchmark, standard_config, train_model
+from analysis.training.config import TrainConfig, standard_config
+from analysis.training.trainer import evaluate_benchmark, train_model
 
 from .artifacts import paste_artifact
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from analysis.config_overrides import config_from_overrides
 from analysis.datasets.benchmark import BenchmarkConfig, load_or_generate_benchmark
 from analysis.datasets.folder_benchmark import FolderImages, folder_files
 from analysis.datasets.image_folder import MetadataImageFolder
@@ -64,7 +65,8 @@ def _registered_folder(root: str, classes: list[dict], image_size: int = 224, mo
 
 @register_data_source("benchmark")
 def _benchmark(directory: str, config: Mapping | None = None, split: str = "train", **_: Any) -> Dataset:
-    bench, _path = load_or_generate_benchmark(directory, BenchmarkConfig(**dict(config or {})), show_progress=False)
+    config = config_from_overrides(BenchmarkConfig, config, "benchmark")
+    bench, _path = load_or_generate_benchmark(directory, config, show_progress=False)
     return bench.split(split).torch_dataset()
 
 

@@ -1,18 +1,25 @@
-"""Training the demo ResNet on the planted-bias benchmark (standard and L2-robust)."""
-from .adversarial import l2_pgd
-from .pipeline import ModelArtifacts, PipelineResult, build_benchmark_and_models, format_report
-from .trainer import (
-    TrainConfig,
-    TrainingResult,
-    evaluate_benchmark,
-    robust_accuracy,
-    robust_config,
-    standard_config,
-    train_model,
-)
+"""Training the demo ResNet on the planted-bias benchmark (standard and L2-robust).
 
-__all__ = [
-    "ModelArtifacts", "PipelineResult", "TrainConfig", "TrainingResult",
-    "build_benchmark_and_models", "evaluate_benchmark", "format_report", "l2_pgd",
-    "robust_accuracy", "robust_config", "standard_config", "train_model",
-]
+The names below load on first use (PEP 562), so :mod:`.config` imports without torch: the web process
+checks a study's training overrides with it.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "l2_pgd": ".adversarial",
+    "ModelArtifacts": ".pipeline", "PipelineResult": ".pipeline", "build_benchmark_and_models": ".pipeline",
+    "format_report": ".pipeline",
+    "TrainConfig": ".config", "robust_config": ".config", "standard_config": ".config",
+    "TrainingResult": ".trainer", "evaluate_benchmark": ".trainer", "robust_accuracy": ".trainer",
+    "train_model": ".trainer",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name], __name__), name)

@@ -31,7 +31,8 @@ import attrs
 from ..code_version import training_version
 from ..datasets.benchmark import BenchmarkConfig, load_or_generate_benchmark
 from ..models.checkpoints import read_checkpoint
-from .trainer import TrainConfig, robust_config, standard_config, train_model
+from .config import TrainConfig, robust_config, standard_config
+from .trainer import train_model
 
 ProgressCallback = Callable[[int, int, str], None]
 

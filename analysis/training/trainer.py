@@ -6,7 +6,6 @@ Choices for the 2-core CPU budget (15 minutes per flavour) are in
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -25,84 +24,9 @@ from ..models.checkpoints import save_checkpoint
 from ..models.demo_resnet import DEMO_ARCH, SmallResNet
 from ..models.handle import ModelHandle, NormalizedClassifier
 from .adversarial import l2_pgd
+from .config import TrainConfig, standard_config
 
 ProgressCallback = Callable[[int, int, str], None]
-FLAVOURS = ("standard", "robust")
-#: Threads of every training run unless a config says otherwise, whatever ``OMP_NUM_THREADS`` is, so that
-#: a rebuild (a test run with one thread, a demo with two) trains the same weights.
-TRAIN_THREADS = 2
-
-
-@attrs.frozen
-class TrainConfig:
-    """Hyper-parameters of one training run.
-
-    Attributes
-    ----------
-    flavour : {"standard", "robust"}
-        Plain cross-entropy, or adversarial training with L2 PGD.
-    width : int
-        First-stage width of :class:`SmallResNet`.
-    epochs : int
-    batch_size : int
-    optimizer : {"sgd", "adam"}
-        SGD with Nesterov momentum, or AdamW.
-    lr : float
-        Peak learning rate of the one-cycle SGD schedule (constant below 20 steps).
-    weight_decay : float
-    max_train_images : int or None
-        Use only the first N (shuffled) training images.
-    eps, pgd_steps, pgd_step_size : float, int, float or None
-        L2 PGD settings for the robust flavour (pixels in [0, 1]).
-    warm_start : bool
-        Start from given weights (the pipeline passes the standard model's) instead of
-        random ones: robust *fine-tuning*, much cheaper than robust training from scratch.
-    robust_eval_images, robust_eval_steps : int
-        Test images and PGD steps used to report robust accuracy (robust flavour).
-    seed : int
-    threads : int or None
-        ``torch.set_num_threads`` during training (None: leave as is). Part of the fingerprint: on one
-        machine a config gives bit-identical weights, but CPU kernels split their sums by thread, so
-        another thread count gives other weights. Hence a fixed default, :data:`TRAIN_THREADS`.
-    """
-
-    flavour: str = attrs.field(default="standard", validator=attrs.validators.in_(FLAVOURS))
-    width: int = 32
-    epochs: int = 4
-    batch_size: int = 128
-    optimizer: str = attrs.field(default="sgd", validator=attrs.validators.in_(("sgd", "adam")))
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    max_train_images: int | None = None
-    eps: float = 0.5
-    pgd_steps: int = 3
-    pgd_step_size: float | None = None
-    warm_start: bool = False
-    robust_eval_images: int = 500
-    robust_eval_steps: int = 10
-    seed: int = 0
-    threads: int | None = TRAIN_THREADS
-
-    def fingerprint(self) -> str:
-        blob = json.dumps(attrs.asdict(self), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def standard_config(**overrides: Any) -> TrainConfig:
-    """Default standard run: width 32, 64 px, 10k images x 5 epochs (~4-5 min on 2 cores)."""
-    return attrs.evolve(TrainConfig(flavour="standard", width=32, epochs=5), **overrides)
-
-
-def robust_config(**overrides: Any) -> TrainConfig:
-    """Default robust run: L2 PGD (eps 0.5, 3 steps) fine-tuning of the standard model, 10k images x 2 epochs.
-
-    Same width (32) as :func:`standard_config`; ~6 min on 2 idle cores.  Robust training from
-    scratch (``warm_start=False``) at this budget (width 24, 4 epochs) only reached 31 % clean accuracy.
-    """
-    base = TrainConfig(flavour="robust", width=32, epochs=2, lr=0.05, eps=0.5, pgd_steps=3, warm_start=True)
-    return attrs.evolve(base, **overrides)
-
-
 @attrs.define
 class TrainingResult:
     """A trained model with its metrics.

@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 
+from analysis.training.config import study_configs
 from annotation.task_kinds.base import Progress, StudyContext
 
 OVERRIDES = ("benchmark", "training")
@@ -101,6 +102,11 @@ class BenchmarkOverridesForm(forms.Form):
                 data[name] = {}
             elif not isinstance(data[name], dict):
                 self.add_error(name, "must be a JSON object")
+        if all(isinstance(data.get(name), dict) for name in OVERRIDES):
+            try:
+                study_configs(data["benchmark"], data["training"])
+            except ValueError as exc:
+                self.add_error("training" if str(exc).startswith("training") else "benchmark", str(exc))
         return data
 
 

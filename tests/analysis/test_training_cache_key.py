@@ -14,7 +14,7 @@ import pytest
 from analysis import code_version
 from analysis.datasets.benchmark import BenchmarkConfig, cache_file_name
 from analysis.training.pipeline import _model_stem
-from analysis.training.trainer import robust_config, standard_config
+from analysis.training.config import robust_config, standard_config
 
 
 @pytest.fixture
