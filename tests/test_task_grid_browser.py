@@ -35,7 +35,10 @@ def test_from_a_label_to_its_answers(live_server, page, make_study, make_worker,
     page.click("#label-summary-table a:has-text('Animal')")
     page.wait_for_url("**/tasks/?label=animal")
     assert tile_keys(page) == ["img-chelsea"]
-    assert page.locator(".task-tile img").evaluate("img => img.complete && img.naturalWidth > 0")
+    # the thumbnail is loading="lazy", which the page's load event does not wait for: wait until it has loaded
+    # (a broken image never gets a naturalWidth, so this still fails on one)
+    page.wait_for_function("() => { const img = document.querySelector('.task-tile img');"
+                           " return img !== null && img.complete && img.naturalWidth > 0; }", timeout=60_000)
     page.click(".task-tile[data-key=img-chelsea]")
     page.wait_for_selector("#task-answers")
     rows = page.locator("#task-answers tbody tr")
