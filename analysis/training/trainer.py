@@ -27,6 +27,17 @@ from .adversarial import l2_pgd
 from .config import TrainConfig, standard_config
 
 ProgressCallback = Callable[[int, int, str], None]
+#: Narrowest model trained in channels-last (NHWC) layout. oneDNN's 1x1 convolution backward-weights kernel
+#: with an NHWC source and fewer input channels than its channel block (8 with AVX2, 16 with AVX-512) writes past
+#: its workspace (uxlfoundation/oneDNN#6035): the stride-2 shortcut of the second stage has ``width`` input
+#: channels, and width-4 training hung in 2 of 3 runs here (AMD EPYC, AVX2, 2 threads). Narrower models train in
+#: the default (NCHW) layout, which takes the blocked path.
+CHANNELS_LAST_MIN_WIDTH = 16
+
+
+def training_memory_format(width: int) -> torch.memory_format:
+    """The layout a model of ``width`` trains in: channels-last from :data:`CHANNELS_LAST_MIN_WIDTH` up."""
+    return torch.channels_last if width >= CHANNELS_LAST_MIN_WIDTH else torch.contiguous_format
 @attrs.define
 class TrainingResult:
     """A trained model with its metrics.
@@ -217,7 +228,8 @@ def train_model(benchmark: PlantedBiasBenchmark, config: TrainConfig | None = No
         model = SmallResNet(num_classes=benchmark.num_classes, width=config.width)
         if initial_state_dict is not None:
             model.load_state_dict(initial_state_dict)
-        model = model.to(memory_format=torch.channels_last)
+        memory_format = training_memory_format(config.width)
+        model = model.to(memory_format=memory_format)
         classifier = NormalizedClassifier(model, mean, std)
         steps_per_epoch = math.ceil(n_train / config.batch_size)
         total_steps = steps_per_epoch * config.epochs
@@ -242,7 +254,7 @@ def train_model(benchmark: PlantedBiasBenchmark, config: TrainConfig | None = No
                 order = subset[rng.permutation(n_train)]
                 loss_sum = correct = seen = 0.0
                 for images, labels in train.batches(config.batch_size, order):
-                    images = images.contiguous(memory_format=torch.channels_last)
+                    images = images.contiguous(memory_format=memory_format)
                     with _odd_batch_guard(len(labels)):
                         if config.flavour == "robust":
                             images = l2_pgd(classifier, images, labels, eps=config.eps, steps=config.pgd_steps,
