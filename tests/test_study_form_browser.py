@@ -67,3 +67,21 @@ def test_the_settings_part_alone_is_for_researchers_only(client, researcher_clie
 def test_a_json_box_left_out_of_a_post_shows_empty_not_null(db):
     form = get_task_kind("cluster_review").settings_form({}, prefix="s")
     assert not form.is_bound or "null" not in str(form["benchmark"]) + str(form["training"])
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1366, 390])
+def test_a_misspelt_benchmark_override_is_refused_on_the_page_naming_it(live_server, page, researcher, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page, live_server.url, researcher.username)
+    page.goto(f"{live_server.url}/studies/new/?kind=cluster_review")
+    page.fill("#id_name", "typo")
+    page.fill("[name='s-benchmark']", '{"train_per_clas": 200}')
+    with page.expect_navigation():
+        page.click("#create-study")
+    errors = page.inner_text("#kind-settings .errorlist")
+    assert "unknown setting 'train_per_clas'" in errors and "train_per_class" in errors
+    assert page.input_value("[name='s-benchmark']") == '{"train_per_clas": 200}'  # what was typed is kept
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert not Study.objects.filter(name="typo").exists()
