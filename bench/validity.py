@@ -113,6 +113,25 @@ def read_csv(paths: Iterable[Path]) -> tuple[dict[int, dict[str, Outcome]], list
     return dict(sorted(rows.items())), [c for c in columns(EFFECTS) if c in ran]
 
 
+def machine_kernels() -> str:
+    """The CPU and the vector ISA torch's kernels use here, e.g. ``Intel(R) Xeon(R) Processor, torch CPU capability
+    AVX512``: the same seed trains other weights under another ISA or cache layout."""
+    import platform
+
+    import torch
+
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+                 platform.processor() or platform.machine())
+    return f"{model}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
@@ -130,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    # The figures depend on the CPU's kernels (the README, "Another CPU, other figures"): the table says which.
+    print(f"kernels: {machine_kernels()}", flush=True)
     effects = [e for e in EFFECTS if e in args.effects]
     cols = columns(effects)
     rows: dict[int, dict[str, Outcome]] = {}

@@ -302,6 +302,8 @@ def train_model(benchmark: PlantedBiasBenchmark, config: TrainConfig | None = No
             "total_seconds": round(time.perf_counter() - started, 1),
             "train_images_per_second": round(n_train * config.epochs / train_seconds, 1),
             "torch_threads": torch.get_num_threads(),
+            # the vector ISA of the CPU kernels: the same config trains other weights under another one
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "history": history,
         })
         if progress is not None:

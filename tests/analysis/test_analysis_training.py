@@ -44,6 +44,8 @@ def test_training_reports_progress_and_saves_a_loadable_checkpoint(small_benchma
     assert set(metrics["per_class"]) == set(small_benchmark.class_names)
     assert set(metrics["biased_classes"]) == {"background", "watermark", "object"}
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["train_images"] == len(small_benchmark.split("train"))
+    # weights depend on the CPU's kernels (the README, "Another CPU, other figures"): the metrics name them
+    assert metrics["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and metrics["torch_threads"] == 2
 
     path = tmp_path / "model.pt"
     result.save(path, tmp_path / "metrics.json")

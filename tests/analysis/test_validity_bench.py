@@ -94,3 +94,16 @@ def test_a_missing_dataset_stops_the_run_instead_of_counting_misses(tmp_path, mo
     monkeypatch.setenv(fashion_mnist.ENVIRONMENT_VARIABLE, str(tmp_path / "nowhere"))
     with pytest.raises(fashion_mnist.FashionMNISTNotFoundError):
         run_seed(0, ["prototypes"], tmp_path, log=lambda line: None, flavours=("standard",))
+
+
+def test_the_run_names_the_cpu_kernels_its_figures_come_from(tmp_path, monkeypatch, capsys):
+    from analysis.datasets import fashion_mnist
+    from bench.validity import machine_kernels, main
+
+    kernels = machine_kernels()
+    assert kernels.endswith(f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    assert not kernels.startswith(",")
+    monkeypatch.setenv(fashion_mnist.ENVIRONMENT_VARIABLE, str(tmp_path / "nowhere"))
+    with pytest.raises(fashion_mnist.FashionMNISTNotFoundError):
+        main(["--seeds", "0", "--effects", "prototypes", "--flavours", "standard", "--work", str(tmp_path)])
+    assert capsys.readouterr().out.splitlines()[0] == f"kernels: {kernels}"
