@@ -38,6 +38,8 @@ CHANNELS_LAST_MIN_WIDTH = 16
 def training_memory_format(width: int) -> torch.memory_format:
     """The layout a model of ``width`` trains in: channels-last from :data:`CHANNELS_LAST_MIN_WIDTH` up."""
     return torch.channels_last if width >= CHANNELS_LAST_MIN_WIDTH else torch.contiguous_format
+
+
 @attrs.define
 class TrainingResult:
     """A trained model with its metrics.
