@@ -10,7 +10,8 @@ row per seed, one column per effect, ``yes``/``no`` with the numbers behind it:
 * ``spray_rank``: the watermark class's rank by tau (SpRAy variant, cues on 30 %; yes: top 3);
 * ``spray_purity``: watermark share of its purest cluster (>= 10 images) at the eigengap k (yes: >= 0.95);
 * ``unhans_free`` / ``unhans_cue``: B minus A accuracy on cue-free validation images and on the same
-  images with the isolated artifact pasted on (yes: B above A), with the artifact mask's IoU;
+  images with the isolated artifact pasted on (yes: B above A), with the artifact mask's IoU
+  (``--unhans-artifact planted``: the planted watermark instead of SpRAy's cluster, a diagnostic);
 * ``recon_trigger``: per trigger level, share of the best reconstructions showing the trigger / share
   of noise candidates (yes: :func:`analysis.reconstruction.effects.planted_effects`' criterion);
 * ``recon_l1_acc``: clean test accuracy per model (yes: L1 below base, L2 and L3);
@@ -37,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.validity_effects import EFFECTS, Outcome, SeedInputs  # noqa: E402
+from bench.validity_effects import EFFECTS, UNHANS_ARTIFACTS, Outcome, SeedInputs  # noqa: E402
 
 
 def columns(effects: Iterable[str]) -> list[str]:
@@ -47,13 +48,13 @@ def columns(effects: Iterable[str]) -> list[str]:
 
 
 def run_seed(seed: int, effects: Sequence[str], work_dir: Path, log=print,
-             flavours: Sequence[str] = ("standard", "robust")) -> dict[str, Outcome]:
+             flavours: Sequence[str] = ("standard", "robust"), unhans_artifact: str = "spray") -> dict[str, Outcome]:
     """Every chosen effect group on one seed; a group that fails counts as not found, with its error; an effect
     that needs a model outside ``flavours`` leaves its cell empty (not run). A missing Fashion-MNIST is the
     machine's fault, not a method's miss: it stops the run."""
     from analysis.datasets.fashion_mnist import FashionMNISTNotFoundError
 
-    inputs = SeedInputs(seed, work_dir, flavours=tuple(flavours))
+    inputs = SeedInputs(seed, work_dir, flavours=tuple(flavours), unhans_artifact=unhans_artifact)
     row: dict[str, Outcome] = {}
     for name in effects:
         fn, cols = EFFECTS[name]
@@ -142,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--flavours", nargs="+", choices=["standard", "robust"], default=["standard", "robust"],
                         help="demo models to train (without robust: no Salient cell, no robust misclassification)")
     parser.add_argument("--merge", type=Path, nargs="+", help="print the table of these CSVs (merged) and stop")
+    parser.add_argument("--unhans-artifact", choices=UNHANS_ARTIFACTS, default="spray",
+                        help="un-Hans pastes SpRAy's isolated artifact (default) or the planted watermark itself "
+                             "(a diagnostic of the un-Hans protocol alone)")
     args = parser.parse_args(argv)
     if args.merge:
         print(format_table(*read_csv(args.merge)))
@@ -151,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     # The figures depend on the CPU's kernels (the README, "Another CPU, other figures"): the table says which.
     print(f"kernels: {machine_kernels()}", flush=True)
+    if args.unhans_artifact == "planted" and "unhans" in args.effects:
+        print("un-Hans artifact: the planted watermark (a diagnostic: SpRAy's isolation left out)", flush=True)
     effects = [e for e in EFFECTS if e in args.effects]
     cols = columns(effects)
     rows: dict[int, dict[str, Outcome]] = {}
@@ -160,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.monotonic()
             print(f"seed {seed}: benchmark, models and {', '.join(effects)}", flush=True)
             rows[seed] = run_seed(seed, effects, work, log=lambda line: print(line, flush=True),
-                                  flavours=args.flavours)
+                                  flavours=args.flavours, unhans_artifact=args.unhans_artifact)
             print(f"seed {seed} done in {time.monotonic() - started:.0f}s", flush=True)
             if args.out:
                 write_csv(args.out, rows, cols)

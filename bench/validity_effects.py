@@ -23,6 +23,9 @@ CROWD_ACCURACY, CROWD_SIZE = 0.85, 5
 #: SpRAy's acceptance check (tests/analysis/test_spray_demo_model.py): the watermark class among the top 3 by
 #: tau, and at the eigengap k a cluster of >= 10 images with >= 95 % watermark images.
 SPRAY_TOP, SPRAY_PURITY, SPRAY_MIN_SIZE = 3, 0.95, 10
+#: Where un-Hans takes its artifact from: SpRAy's cluster (the method under test), or the planted watermark itself
+#: (a diagnostic that leaves SpRAy out: does the un-Hans protocol show its effect with a perfect artifact?).
+UNHANS_ARTIFACTS = ("spray", "planted")
 
 
 @attrs.frozen
@@ -37,9 +40,12 @@ class SeedInputs:
     """One seed's benchmark and models at the quick profile, built (or read from ``work_dir``) when first used."""
 
     def __init__(self, seed: int, work_dir: Path, profile: dict | None = None,
-                 flavours: tuple[str, ...] = ("standard", "robust")) -> None:
+                 flavours: tuple[str, ...] = ("standard", "robust"), unhans_artifact: str = "spray") -> None:
+        if unhans_artifact not in UNHANS_ARTIFACTS:
+            raise ValueError(f"unhans_artifact must be one of {UNHANS_ARTIFACTS}, got {unhans_artifact!r}")
         self.seed, self.work_dir, self.profile = seed, Path(work_dir), profile or QUICK
         self.flavours = tuple(f for f in ("standard", "robust") if f in flavours)
+        self.unhans_artifact = unhans_artifact
 
     def _training(self, flavours) -> dict:
         return {f: {**self.profile["training"][f], "seed": self.seed} for f in flavours}
@@ -142,32 +148,56 @@ def spray_effect(inputs: SeedInputs) -> dict[str, Outcome]:
 
 
 # -- un-Hans (Anders et al. §3.3, Table 2): B vs A on cue-free and cue-carrying validation ----------------
-def unhans_effect(inputs: SeedInputs) -> dict[str, Outcome]:
-    """The artifact isolated from the purest watermark cluster at the eigengap k; A and B fine-tuned with the
-    quick profile's un-Hans settings on the watermark class and 4 random others; validation: the test
-    split's images of A's classes without any planted cue (cue-free), and the same with the artifact
-    pasted on (cue-carrying, the paper's "artifact added")."""
-    from analysis.datasets.benchmark import BIAS_KINDS
-    from analysis.spray.artifacts import artifact_mask, artifact_patch
-    from analysis.spray.dataset import cluster_purity, display_k
-    from analysis.spray.unhans import random_classes, unhans_table2
+def unhans_artifact(inputs: SeedInputs) -> tuple[np.ndarray, torch.Tensor, float]:
+    """The artifact un-Hans pastes (mask, patch) and its mask's IoU with the planted watermark's true mask.
 
-    bench, handle = inputs.spray_demo
-    cls, entry, flags = _watermark(inputs)
+    ``inputs.unhans_artifact == "spray"``: isolated from the purest watermark cluster at the eigengap k, as the
+    un-Hans job does from a reviewed cluster; ``"planted"``: the watermark's own mask (the pixels most of its
+    training images mark) and those images' median inside it, without running SpRAy."""
+    from analysis.spray.artifacts import artifact_mask, artifact_patch
+
+    bench, _ = inputs.spray_demo
+    train = bench.split("train")
+    if inputs.unhans_artifact == "planted":
+        cls = bench.biased_labels()["watermark"]
+        marked = np.flatnonzero((np.asarray(train.bias_kinds) == _watermark_kind()) & (np.asarray(train.labels) == cls))
+        mask = train.bias_masks[marked].mean(axis=0) > 0.5
+        return mask, artifact_patch(train.tensors(marked)[0], mask), 1.0
+    from analysis.spray.dataset import cluster_purity, display_k
+
+    _, entry, flags = _watermark(inputs)
     labels = entry.result.labels[display_k(entry.result)]
     cluster, _, _ = cluster_purity(labels, flags, min_size=SPRAY_MIN_SIZE)
     members = labels == cluster
-    train = bench.split("train")
     mask = artifact_mask(entry.relevance[members])
     patch = artifact_patch(train.tensors(entry.indices[members])[0], mask)
     truth = train.bias_masks[entry.indices[members & flags]].mean(axis=0) > 0.5 if (members & flags).any() else mask
-    iou = float((mask & truth).sum() / max((mask | truth).sum(), 1))
+    return mask, patch, float((mask & truth).sum() / max((mask | truth).sum(), 1))
+
+
+def _watermark_kind() -> int:
+    from analysis.datasets.benchmark import BIAS_KINDS
+
+    return BIAS_KINDS.index("watermark")
+
+
+def unhans_effect(inputs: SeedInputs) -> dict[str, Outcome]:
+    """The artifact isolated from the purest watermark cluster at the eigengap k (or the planted watermark, see
+    :func:`unhans_artifact`); A and B fine-tuned with the quick profile's un-Hans settings on the watermark class
+    and 4 random others; validation: the test split's images of A's classes without any planted cue
+    (cue-free), and the same with the artifact pasted on (cue-carrying, the paper's "artifact added")."""
+    from analysis.spray.unhans import random_classes, unhans_table2
+
+    bench, handle = inputs.spray_demo
+    cls = bench.biased_labels()["watermark"]
+    train = bench.split("train")
+    mask, patch, iou = unhans_artifact(inputs)
     classes = random_classes(bench.num_classes, cls, 4, inputs.seed)
     test = bench.split("test")
     cue_free = np.flatnonzero(np.asarray(test.bias_kinds) < 0)
     val_x, val_y = test.tensors(cue_free)
     train_x, train_y = train.tensors()
-    carries = np.asarray(train.bias_kinds) == BIAS_KINDS.index("watermark")  # left as they are in B
+    carries = np.asarray(train.bias_kinds) == _watermark_kind()  # left as they are in B
     settings = inputs.profile["unhans"]
     report = unhans_table2(handle, train_x, train_y, val_x, val_y, cls, patch, mask, carries=carries,
                            classes=classes, epochs=settings["epochs"], train_per_class=settings["train_per_class"],

@@ -107,3 +107,43 @@ def test_the_run_names_the_cpu_kernels_its_figures_come_from(tmp_path, monkeypat
     with pytest.raises(fashion_mnist.FashionMNISTNotFoundError):
         main(["--seeds", "0", "--effects", "prototypes", "--flavours", "standard", "--work", str(tmp_path)])
     assert capsys.readouterr().out.splitlines()[0] == f"kernels: {kernels}"
+
+
+class _PlantedOnly:
+    """Seed inputs with the benchmark only: SpRAy (``spray``) must not be needed for the planted artifact."""
+
+    def __init__(self, bench) -> None:
+        self.spray_demo, self.unhans_artifact = (bench, None), "planted"
+
+
+def test_the_planted_artifact_is_the_watermark_itself_without_spray(small_benchmark):
+    from analysis.datasets.benchmark import BIAS_KINDS
+    from bench.validity_effects import SeedInputs, unhans_artifact
+
+    bench = small_benchmark
+    mask, patch, iou = unhans_artifact(_PlantedOnly(bench))
+    train = bench.split("train")
+    cls = bench.biased_labels()["watermark"]
+    marked = (np.asarray(train.bias_kinds) == BIAS_KINDS.index("watermark")) & (np.asarray(train.labels) == cls)
+    assert marked.sum() > 5 and iou == 1.0
+    assert np.array_equal(mask, train.bias_masks[marked].mean(axis=0) > 0.5) and 4 < mask.sum() < mask.size // 4
+    images = train.tensors(np.flatnonzero(marked))[0]
+    assert torch.allclose(patch[:, mask], images.median(dim=0).values[:, mask])
+    assert torch.all(patch[:, ~mask] == 0)
+    with pytest.raises(ValueError, match="unhans_artifact must be one of"):
+        SeedInputs(0, ".", unhans_artifact="oracle")
+
+
+def test_the_command_line_hands_the_artifact_choice_to_every_seed(tmp_path, monkeypatch, capsys):
+    import bench.validity as validity
+
+    seen = []
+    monkeypatch.setattr(validity, "run_seed", lambda seed, effects, work, log, flavours, unhans_artifact:
+                        seen.append(unhans_artifact) or {"unhans_free": Outcome(True, "B-A +0.010")})
+    validity.main(["--seeds", "0", "1", "--effects", "unhans", "--unhans-artifact", "planted", "--work",
+                   str(tmp_path)])
+    assert seen == ["planted", "planted"]
+    assert "un-Hans artifact: the planted watermark" in capsys.readouterr().out
+    seen.clear()
+    validity.main(["--seeds", "0", "--effects", "unhans", "--work", str(tmp_path)])
+    assert seen == ["spray"]
