@@ -9,9 +9,9 @@ TEST_BROKER_URL ?= $(or $(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
 # Every run ends with its 25 slowest tests (setup included), so a CI log says where the suite's time goes.
 PYTEST_ARGS ?= --durations=25
 # TEST_WORKERS=2: two pytest-xdist workers; each test module runs whole on one worker, the slowest modules first,
-# each worker on a Redis database and a PostgreSQL test database of its own (tests/parallel.py). One process by
-# default until a whole two-worker run has been seen green (README, "The suite's time").
-TEST_WORKERS ?= 0
+# each worker on a Redis database and a PostgreSQL test database of its own (tests/parallel.py). The default since
+# two-worker runs came out green on three CPUs (README, "The suite's time"); TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 XDIST_ARGS = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Python writes the bytecode of what it imports (its default), even where the environment says not to
@@ -93,8 +93,11 @@ test: lint install system-packages
 # [tool.mutmut] pytest_add_cli_args in pyproject.toml); SQLite and the embedded broker unless DATABASE_URL says.
 FAST_MARKERS = $(shell $(BIN)/python -c "import tomllib; a = tomllib.load(open('pyproject.toml', 'rb'))['tool']['mutmut']['pytest_add_cli_args']; print(a[a.index('-m') + 1])")
 
+# One process unless TEST_WORKERS is given (on the command line or in the environment).
+FAST_XDIST_ARGS = $(if $(filter command line environment,$(origin TEST_WORKERS)),$(XDIST_ARGS))
+
 test-fast: install
-	$(BIN)/python -m pytest -m "$(FAST_MARKERS)" $(XDIST_ARGS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "$(FAST_MARKERS)" $(FAST_XDIST_ARGS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache
