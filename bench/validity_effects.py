@@ -126,13 +126,17 @@ def salient_effect(inputs: SeedInputs) -> dict[str, Outcome]:
 
 
 # -- SpRAy: the watermark class's tau rank and its purest cluster at the eigengap k ------------------------
-def _watermark(inputs: SeedInputs):
+def _watermark_kind() -> int:
     from analysis.datasets.benchmark import BIAS_KINDS
 
+    return BIAS_KINDS.index("watermark")
+
+
+def _watermark(inputs: SeedInputs):
     bench, _ = inputs.spray_demo
     cls = bench.biased_labels()["watermark"]
     entry = inputs.spray[cls]
-    flags = bench.split("train").bias_kinds[entry.indices] == BIAS_KINDS.index("watermark")
+    flags = bench.split("train").bias_kinds[entry.indices] == _watermark_kind()
     return cls, entry, flags
 
 
@@ -161,7 +165,7 @@ def unhans_artifact(inputs: SeedInputs) -> tuple[np.ndarray, torch.Tensor, float
     if inputs.unhans_artifact == "planted":
         cls = bench.biased_labels()["watermark"]
         marked = np.flatnonzero((np.asarray(train.bias_kinds) == _watermark_kind()) & (np.asarray(train.labels) == cls))
-        mask = train.bias_masks[marked].mean(axis=0) > 0.5
+        mask = train.cue_mask(marked)
         return mask, artifact_patch(train.tensors(marked)[0], mask), 1.0
     from analysis.spray.dataset import cluster_purity, display_k
 
@@ -171,14 +175,8 @@ def unhans_artifact(inputs: SeedInputs) -> tuple[np.ndarray, torch.Tensor, float
     members = labels == cluster
     mask = artifact_mask(entry.relevance[members])
     patch = artifact_patch(train.tensors(entry.indices[members])[0], mask)
-    truth = train.bias_masks[entry.indices[members & flags]].mean(axis=0) > 0.5 if (members & flags).any() else mask
+    truth = train.cue_mask(entry.indices[members & flags]) if (members & flags).any() else mask
     return mask, patch, float((mask & truth).sum() / max((mask | truth).sum(), 1))
-
-
-def _watermark_kind() -> int:
-    from analysis.datasets.benchmark import BIAS_KINDS
-
-    return BIAS_KINDS.index("watermark")
 
 
 def unhans_effect(inputs: SeedInputs) -> dict[str, Outcome]:

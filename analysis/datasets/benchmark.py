@@ -94,6 +94,13 @@ class BenchmarkSplit:
         images = torch.from_numpy(np.ascontiguousarray(self.images[sel])).permute(0, 3, 1, 2).float() / 255.0
         return images, torch.from_numpy(np.asarray(self.labels[sel], dtype=np.int64))
 
+    def cue_mask(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Where a cue planted on these images sits: the pixels set in most of their cue masks, bool (S, S)."""
+        idx = np.asarray(indices).reshape(-1)
+        if not len(idx):
+            raise ValueError("cue_mask needs at least one image")
+        return np.asarray(self.bias_masks[idx], dtype=np.float64).mean(axis=0) > 0.5
+
     def torch_dataset(self, with_masks: bool = False) -> "BenchmarkDataset":
         """A :class:`torch.utils.data.Dataset` view of this split."""
         return BenchmarkDataset(self, with_masks=with_masks)

@@ -85,9 +85,7 @@ def planted_mask(bench, cls: int, split: str = "train") -> np.ndarray | None:
         return None
     data = bench.split(split)
     own = np.flatnonzero((np.asarray(data.labels) == cls) & carriers(bench, cls, split, {}))
-    if not len(own):
-        return None
-    return np.asarray(data.bias_masks[own], dtype=np.float64).mean(axis=0) > 0.5
+    return data.cue_mask(own) if len(own) else None
 
 
 def isolate_artifact(bench, handle, members: Mapping[str, np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:

@@ -107,7 +107,7 @@ def test_watermark_artifact_found_pasted_and_removed(demo_spray):
     members = entry.result.labels[k] == cluster
     mask = artifact_mask(entry.relevance[members])
     train = bench.split("train")
-    truth = train.bias_masks[entry.indices[members & flags]].mean(axis=0) > 0.5
+    truth = train.cue_mask(entry.indices[members & flags])
     iou = (mask & truth).sum() / (mask | truth).sum()
     patch = artifact_patch(train.tensors(entry.indices[members])[0], mask)
 

@@ -130,6 +130,8 @@ def test_the_planted_artifact_is_the_watermark_itself_without_spray(small_benchm
     images = train.tensors(np.flatnonzero(marked))[0]
     assert torch.allclose(patch[:, mask], images.median(dim=0).values[:, mask])
     assert torch.all(patch[:, ~mask] == 0)
+    with pytest.raises(ValueError, match="at least one image"):
+        train.cue_mask([])
     with pytest.raises(ValueError, match="unhans_artifact must be one of"):
         SeedInputs(0, ".", unhans_artifact="oracle")
 
