@@ -5,7 +5,7 @@ D-1000-1000-1 network at several training-set sizes (m = 2 x n candidates, float
 over ``--timing-steps`` steps and scaled up (the cost per step does not depend on the weights, so
 no training is needed).  *Protocol*: the seed paper's Fig. 6 as a table: one model per level of
 ``--variant`` (positional: base, L1, L2, L3; contrast; intensity) trained to loss < 1e-5 on
-Fashion-MNIST T-shirt/top vs Bag, its clean test accuracy on the test split's 2,000 images of
+Fashion-MNIST T-shirt/top vs Shirt (``--classes``), its clean test accuracy on the test split's 2,000 images of
 the two classes, and the mean SSIM of the best 10 reconstructions next to the same score for the
 un-optimised start (mean image + small noise) and for unit-noise candidates.
 
@@ -31,6 +31,7 @@ from analysis.reconstruction import (  # noqa: E402
     build_test,
     run_reconstruction,
 )
+from analysis.reconstruction.bias import DEFAULT_PAIR  # noqa: E402
 from analysis.reconstruction.reconstruct import reconstruct  # noqa: E402
 
 #: (images per side, image side) of the timing table
@@ -60,7 +61,7 @@ def main() -> int:
     parser.add_argument("--run-hidden", type=int, default=1000, help="hidden width of the protocol's models")
     parser.add_argument("--steps", type=int, default=1000, help="reconstruction steps")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--classes", default="0,8", help="Fashion-MNIST classes of the runs")
+    parser.add_argument("--classes", default=",".join(map(str, DEFAULT_PAIR)), help="Fashion-MNIST classes of the runs")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--skip-runs", action="store_true")
     args = parser.parse_args()

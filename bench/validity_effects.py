@@ -215,6 +215,7 @@ def reconstruction_effect(inputs: SeedInputs) -> dict[str, Outcome]:
 
     effects = planted_effects(inputs.seed)
     shown = " ".join(f"{lv} {t['best_k_shown']:.1f}/{t['noise_shown']:.1f}" for lv, t in effects["trigger"].items())
+    shown += " shortcut " + "/".join(f"{t['shortcut']:.2f}" for t in effects["trigger"].values())
     acc = " ".join(f"{lv} {a:.2f}" for lv, a in effects["test_accuracy"].items())
     return {"recon_trigger": Outcome(effects["trigger_shown"], shown),
             "recon_l1_acc": Outcome(effects["l1_accuracy_lowest"], acc)}

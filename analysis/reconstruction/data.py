@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .bias import BIASES, box_mask, plant, unique_triggers
+from .bias import BIASES, DEFAULT_PAIR, box_mask, plant, unique_triggers
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -214,13 +214,14 @@ def benchmark_split(benchmark, classes: Sequence[int], split: str = "train"
     return data.images, data.labels, [benchmark.class_names[int(c)] for c in classes]
 
 
-def fashion_mnist_task(classes: Sequence[int] = (0, 8), *, split: str = "train", directory=None,
+def fashion_mnist_task(classes: Sequence[int] = DEFAULT_PAIR, *, split: str = "train", directory=None,
                        **kwargs) -> BinaryTask:
     """:func:`binary_task` on the raw Fashion-MNIST of Debian's package (class ids 0..9).
 
-    The default pair is T-shirt/top (-1) vs Bag (+1): varied shapes, so that the mean image alone
-    matches the training images poorly (with Sandal vs Sneaker at 14 px, any shoe scores SSIM
-    ~0.9).  ``kwargs`` go to :func:`binary_task`.
+    The default pair is :data:`~.bias.DEFAULT_PAIR`, T-shirt/top (-1) vs Shirt (+1): hard enough that a
+    trigger is a shortcut (see there). Pairs of similar shapes let the mean image alone match the training
+    images well (with Sandal vs Sneaker at 14 px, any shoe scores SSIM ~0.9); T-shirt/top vs Bag, varied
+    shapes, is the other extreme.  ``kwargs`` go to :func:`binary_task`.
     """
     images, labels, names = fashion_mnist_split(classes, split, directory)
     return binary_task(images, labels, classes, class_names=names, **kwargs)

@@ -31,14 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from .bias import VARIANTS
+from .bias import DEFAULT_PAIR, VARIANTS
 
 LEVELS = VARIANTS["positional"]
 TRIGGER_LEVELS = tuple(level for level in LEVELS if level != "base")
 #: The demo's quick profile (``manage.py demo`` without ``--full``): the positional protocol on
-#: Fashion-MNIST T-shirt/top vs Bag at 16 px, 15 images per side, width 500, 600 reconstruction steps.
-QUICK: dict[str, Any] = {"source": "fashion-mnist", "classes": [0, 8], "per_side": 15, "size": 16, "hidden": 500,
-                         "steps": 600}
+#: Fashion-MNIST T-shirt/top vs Shirt (:data:`~.bias.DEFAULT_PAIR`) at 16 px, 15 images per side, width 500,
+#: 600 reconstruction steps.
+QUICK: dict[str, Any] = {"source": "fashion-mnist", "classes": list(DEFAULT_PAIR), "per_side": 15, "size": 16,
+                         "hidden": 500, "steps": 600}
 #: Share of the best reconstructions that must show one of the level's squares.
 SHOWN_SHARE = 0.5
 
@@ -93,7 +94,9 @@ def effects_from_results(results: Mapping[str, Mapping[str, Any]]) -> dict[str, 
     -------
     dict
         ``trigger_shown`` and ``l1_accuracy_lowest`` (bools), and the figures: ``test_accuracy``,
-        ``best_k_mean`` per level, ``trigger`` (per trigger level, :func:`trigger_recovery`).
+        ``best_k_mean`` per level, ``trigger`` (per trigger level, :func:`trigger_recovery` and ``shortcut``: the
+        clean test accuracy minus that with the other side's trigger, how much the model takes the trigger as a
+        shortcut; None in results without it).
     """
     missing = [level for level in LEVELS if level not in results]
     if missing:
@@ -102,6 +105,9 @@ def effects_from_results(results: Mapping[str, Mapping[str, Any]]) -> dict[str, 
     if any(value is None for value in accuracy.values()):
         raise ValueError("every result needs its clean test accuracy (run_reconstruction(..., test=...))")
     trigger = {level: trigger_recovery(results[level]) for level in TRIGGER_LEVELS}
+    for level in TRIGGER_LEVELS:
+        other = results[level].get("test_accuracy_other_trigger")
+        trigger[level]["shortcut"] = None if other is None else float(accuracy[level] - other)
     shown = all(t["best_k_shown"] >= SHOWN_SHARE and t["best_k_shown"] > t["noise_shown"] for t in trigger.values())
     return {
         "trigger_shown": bool(shown),

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .bias import unique_triggers
+from .bias import DEFAULT_PAIR, POSITIONAL, plant_other_side, unique_triggers
 from .data import BinaryTask, benchmark_split, binary_task, clean_split, fashion_mnist_split
 from .model import HomogeneousMLP
 from .reconstruct import reconstruct
@@ -40,7 +40,7 @@ ProgressCallback = Callable[[int, int, str], None]
 #: at ~170 s per 1,000 steps with one thread); :data:`PAPER_CONFIG` is the paper's size.
 DEFAULT_CONFIG: dict[str, Any] = {
     "source": "fashion-mnist",   # or "benchmark" (pass the benchmark to build_task)
-    "classes": [0, 8],           # T-shirt/top (-1) vs Bag (+1) for fashion-mnist
+    "classes": list(DEFAULT_PAIR),  # T-shirt/top (-1) vs Shirt (+1) for fashion-mnist (bias.DEFAULT_PAIR)
     "per_side": 50,
     "size": 16,
     "bias": "base",              # one of bias.BIASES: base, L1, L2, L3, contrast, patch, blend, subtle
@@ -74,8 +74,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
 PAPER_CONFIG: dict[str, Any] = {**DEFAULT_CONFIG, "per_side": 250, "size": 28, "steps": 50_000, "log_every": 500}
 
 #: Version of what :func:`run_reconstruction` computes; part of every cache key, so that a result computed by
-#: older code is never reused (2: the reference code's score, nearest_ssim and display_order).
-RESULT_VERSION = 2
+#: older code is never reused (2: the reference code's score, nearest_ssim and display_order; 3: the test accuracy
+#: with the other side's trigger).
+RESULT_VERSION = 3
 
 _PROGRESS_TOTAL = 1000
 _ARRAY_KEYS = (
@@ -184,6 +185,8 @@ def run_reconstruction(task: BinaryTask, config: dict | None = None, progress: P
     -------
     dict
         Arrays (see ``_ARRAY_KEYS``) and plain values: ``test_accuracy`` (None without ``test``),
+        ``test_accuracy_other_trigger`` (positional levels: the same test images, each carrying a trigger of the
+        other side, :func:`~.bias.plant_other_side`; None otherwise),
         ``test_size``, ``best_k_mean``, ``baseline_initial_best_k_mean``,
         ``baseline_noise_best_k_mean``, ``best`` (the k best pairs), ``trigger_report``, ``train``,
         ``reconstruction``, ``timings``, ``config``, ``class_names``, ``classes``, ``bias``.
@@ -218,6 +221,11 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None, test) -
     timings["train_s"] = trained.seconds
     test_accuracy = (None if test is None
                      else accuracy(model, (test[0] - task.mean).reshape(len(test[1]), -1), test[1]))
+    other_trigger_accuracy = None
+    if test is not None and task.bias in POSITIONAL:
+        swapped = plant_other_side(test[0], test[1], unique_triggers(task.boxes, task.values),
+                                   np.random.default_rng(cfg["seed"]))
+        other_trigger_accuracy = accuracy(model, (swapped - task.mean).reshape(len(test[1]), -1), test[1])
 
     m = cfg["candidates_per_image"] * n
     rec = reconstruct(model, m, steps=cfg["steps"], lr=cfg["lr"], lambda_lr=cfg["lambda_lr"],
@@ -263,6 +271,7 @@ def _run(task: BinaryTask, cfg: dict, progress: ProgressCallback | None, test) -
         "baseline_noise_best_k_mean": base_noise.best_k_mean,
         "best": best, "trigger_report": report,
         "test_accuracy": test_accuracy, "test_size": None if test is None else int(len(test[1])),
+        "test_accuracy_other_trigger": other_trigger_accuracy,
         "train": {"epochs": trained.epochs, "accuracy": trained.accuracy, "converged": trained.converged,
                   "final_loss": float(trained.losses[-1])},
         "reconstruction": {"steps": rec.steps, "candidates": m, "final_loss": float(rec.loss[-1]),

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.reconstruction.effects import LEVELS, effects_from_results, planted_effects, trigger_recovery
+from analysis.reconstruction.bias import TRIGGER_VALUES, plant_other_side
+from analysis.reconstruction.effects import (
+    LEVELS,
+    QUICK,
+    TRIGGER_LEVELS,
+    effects_from_results,
+    planted_effects,
+    trigger_recovery,
+)
 
 SIZE = 8
 BOX = (0, 0, 2, 2)
@@ -51,6 +59,9 @@ def test_effects_need_every_trigger_level_shown_and_l1_lowest():
     assert effects["trigger_shown"] and effects["l1_accuracy_lowest"]
     assert effects["test_accuracy"] == {"base": 0.95, "L1": 0.90, "L2": 0.96, "L3": 0.97}
     assert effects["trigger"]["L3"]["share"] == pytest.approx(2 / 3)
+    assert effects["trigger"]["L3"]["shortcut"] is None  # a result without the accuracy under the other trigger
+    results["L2"] = {**results["L2"], "test_accuracy_other_trigger": 0.70}
+    assert effects_from_results(results)["trigger"]["L2"]["shortcut"] == pytest.approx(0.96 - 0.70)
     # L1 not below the base model; one level whose best reconstructions rarely show a square
     results["L1"] = _result(0.95, pairs)
     results["L3"] = _result(0.97, pairs, shown=0.4)
@@ -75,3 +86,32 @@ def test_planted_effects_runs_the_four_models_of_a_seed(fashion_mnist_available)
     accuracy = effects["test_accuracy"]
     assert effects["l1_accuracy_lowest"] == (accuracy["L1"] < min(accuracy["base"], accuracy["L2"], accuracy["L3"]))
     assert set(effects["trigger"]) == {"L1", "L2", "L3"} and isinstance(effects["trigger_shown"], bool)
+
+
+def test_plant_other_side_gives_each_image_a_trigger_of_the_other_side():
+    images, y = np.full((6, SIZE, SIZE), 0.5), np.array([-1, -1, -1, 1, 1, 1])
+    triggers = [((0, 0, 2, 2), 0.0), ((4, 0, 6, 2), 0.0), ((0, 4, 2, 6), 1.0)]
+    out = plant_other_side(images, y, triggers, np.random.default_rng(0))
+    # the -1 side's images get the +1 side's only square (value 1), the +1 side's one of the two 0-squares
+    assert (out[:3, 4:6, 0:2] == TRIGGER_VALUES[1]).all() and (out[:3, :4] == 0.5).all()
+    for image in out[3:]:
+        assert (image[0:2, 0:2] == 0.0).all() != (image[0:2, 4:6] == 0.0).all()
+        assert (image[4:6, 0:2] == 0.5).all()
+    assert (images == 0.5).all()  # the input is left alone
+    with pytest.raises(ValueError, match="no trigger of value 1.0"):
+        plant_other_side(images, y, triggers[:2], np.random.default_rng(0))
+
+
+@pytest.mark.slow
+def test_the_quick_profiles_models_take_every_trigger_level_as_a_shortcut(fashion_mnist_available):
+    """The premise of seed 000 (section 4): the trigger is a shortcut the model learns. At the bench's pair and
+    sizes, a test image carrying the other side's trigger is classified correctly clearly less often than the
+    clean one, at every level (on T-shirt/top vs Bag, the earlier pair, L2 and L3 lost 0.8-2.7 points)."""
+    from analysis.reconstruction.pipeline import build_task, build_test, make_config, run_reconstruction
+
+    for level in TRIGGER_LEVELS:
+        cfg = make_config({**QUICK, "seed": 0, "bias": level, "steps": 10})
+        result = run_reconstruction(build_task(cfg), cfg, test=build_test(cfg))
+        assert result["test_accuracy"] - result["test_accuracy_other_trigger"] >= 0.08, level
+    base = make_config({**QUICK, "seed": 0, "bias": "base", "steps": 10})
+    assert run_reconstruction(build_task(base), base, test=build_test(base))["test_accuracy_other_trigger"] is None

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.test import override_settings
 
+from analysis.reconstruction.bias import DEFAULT_PAIR
 from analysis.sample_images import SUBJECTS
 from annotation.management.progress import tqdm_progress
 from demo.harness import (
@@ -112,9 +113,9 @@ def cluster_review_form(benchmark: dict, training: dict, overrides: dict) -> dic
 def reconstruction_review_form(overrides: dict) -> dict:
     """The paper's protocol: the base model and trigger levels L1-L3, each with its clean test accuracy and
     best-10 SSIM (25 images per side at 16 px, width 1000, 1,000 steps: ~1.5 min a model on 2 cores)."""
-    settings = {"source": "fashion-mnist", "classes": "0,8", "variant": "positional", "per_side": 25, "size": 16,
-                "hidden": 1000, "trigger_share": 1.0, "steps": 1000, "review_k": 5, "object_ssim": 0.4, "seed": 0,
-                **overrides}
+    settings = {"source": "fashion-mnist", "classes": ",".join(map(str, DEFAULT_PAIR)), "variant": "positional",
+                "per_side": 25, "size": 16, "hidden": 1000, "trigger_share": 1.0, "steps": 1000, "review_k": 5,
+                "object_ssim": 0.4, "seed": 0, **overrides}
     return {**STUDY_DEFAULTS, "name": "Demo: recovered samples", "kind": "reconstruction_review",
             **{f"s-{k}": v for k, v in settings.items()}}
 
