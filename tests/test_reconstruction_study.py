@@ -45,6 +45,13 @@ def test_levels_test_accuracy_ssim_table_and_review_tasks(recon_study, researche
         assert 0 < entry["best_k_mean"] <= 1 and float(row["best_k_mean"]) == pytest.approx(entry["best_k_mean"])
         assert entry["reconstruction"]["steps"] == 60
         assert (entry["trigger_report"] is None) == (entry["level"] == "base")
+        # positional levels: the accuracy with the other side's trigger, in the summary and the table
+        other = entry["test_accuracy_other_trigger"]
+        assert (other is None) == (entry["level"] == "base")
+        if other is None:
+            assert row["test_accuracy_other_trigger"] == ""
+        else:
+            assert 0 <= other <= 1 and float(row["test_accuracy_other_trigger"]) == pytest.approx(other)
     assert [e["trigger_report"]["triggers"] for e in summary["levels"][1:]] == [2, 6, 10]
     tasks = list(recon_study.tasks.all())
     for level in LEVELS:
@@ -61,6 +68,8 @@ def test_levels_test_accuracy_ssim_table_and_review_tasks(recon_study, researche
     page = researcher_client.get(reverse("study_results", args=[recon_study.pk])).content.decode()
     assert page.count('<tr data-level=') == 4 and "/outputs/accuracy_vs_ssim.png" in page
     assert f'{summary["levels"][1]["test_accuracy"]:.3f}' in page and "the paper&#x27;s §4.1" in page
+    other = f'<td class="other-trigger">{summary["levels"][1]["test_accuracy_other_trigger"]:.3f}</td>'
+    assert other in page and page.count('<td class="other-trigger">—</td>') == 1  # the base model has no trigger
     # A rerun of the evidence reuses the cached models and makes the same tasks.
     from annotation.selectors import study_conf
     from annotation.task_kinds.reconstruction_review import _run_config, cached_run
