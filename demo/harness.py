@@ -373,7 +373,10 @@ def reconstruction_report(study_id: int) -> list[str]:
         crowd = review.get(level["level"])
         clicks = "" if not crowd or not crowd["clicks"] else f", clicks on a trigger {crowd['clicks_in_trigger']:.0%}"
         lines.append(
-            f"{level['title']:28s} test accuracy {level['test_accuracy']:.3f}, best-{level['k']} SSIM "
+            f"{level['title']:28s} test accuracy {level['test_accuracy']:.3f}"
+            + (f" ({other:.3f} with the other class's trigger)"
+               if (other := level.get("test_accuracy_other_trigger")) is not None else "")
+            + f", best-{level['k']} SSIM "
             f"{level['best_k_mean']:.3f} (start {level['baseline_initial_best_k_mean']:.3f}, noise "
             f"{level['baseline_noise_best_k_mean']:.3f})"
             + (f"; trigger shows in {report['best_k_shown']:.0%} of the best" if report else "")

@@ -91,6 +91,7 @@ def test_demo_command_end_to_end(transactional_db, tmp_path, capsys):
     recon = out.split("reconstruction_review: ")[1]
     assert "label = expected on " in recon.split("\n")[0]
     assert recon.count("test accuracy ") == 4 and "L3: 5 positions per class" in recon
+    assert recon.count("with the other class's trigger)") == 3  # L1-L3; the base model has no trigger
     outputs = tmp_path / "reconstruction_review" / "outputs"
     table = (outputs / "accuracy_vs_ssim.csv").read_text().splitlines()
     assert next(csv.reader(table[:1]))[:4] == ["level", "title", "test_accuracy", "best_k_mean"] and len(table) == 1 + 4
