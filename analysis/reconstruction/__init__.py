@@ -11,12 +11,13 @@ entry point for a Celery job; ``bias`` holds the seed paper's trigger levels and
 #: ``reconstruct`` is imported from its submodule, ``analysis.reconstruction.reconstruct`` (the package
 #: attribute of that name is the submodule once it is loaded).
 _WHERE = {
-    "BIASES": "bias", "BinaryTask": "data", "DEFAULT_CONFIG": "pipeline", "HomogeneousMLP": "model",
+    "BIASES": "bias", "BinaryTask": "data", "DEFAULT_CONFIG": "pipeline", "DEFAULT_PAIR": "bias",
+    "HomogeneousMLP": "model",
     "PAPER_CONFIG": "pipeline", "POSITIONAL": "bias", "Planted": "bias", "ReconstructionResult": "reconstruct",
     "Score": "scoring", "TrainResult": "train", "VARIANTS": "bias", "accuracy": "train", "apply_intensity": "bias",
     "benchmark_task": "data", "binary_task": "data", "build_task": "pipeline", "build_test": "pipeline",
     "clean_split": "data", "fashion_mnist_task": "data", "load": "pipeline", "make_config": "pipeline",
-    "modified_relu": "model", "nearest_reconstruction": "scoring", "plant": "bias",
+    "modified_relu": "model", "nearest_reconstruction": "scoring", "plant": "bias", "plant_other_side": "bias",
     "run_reconstruction": "pipeline", "save": "pipeline", "score": "scoring", "shown_trigger": "scoring",
     "ssim_pairs": "scoring", "train_full_batch": "train", "trigger_side": "bias", "trigger_standout": "scoring",
 }
@@ -30,10 +31,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BIASES", "DEFAULT_CONFIG", "PAPER_CONFIG", "POSITIONAL", "VARIANTS",
+    "BIASES", "DEFAULT_CONFIG", "DEFAULT_PAIR", "PAPER_CONFIG", "POSITIONAL", "VARIANTS",
     "BinaryTask", "HomogeneousMLP", "Planted", "ReconstructionResult", "Score", "TrainResult",
     "accuracy", "apply_intensity", "benchmark_task", "binary_task", "build_task", "build_test", "clean_split",
     "fashion_mnist_task", "load", "make_config", "modified_relu", "nearest_reconstruction", "plant",
-    "run_reconstruction", "save", "score", "shown_trigger", "ssim_pairs", "train_full_batch", "trigger_side",
-    "trigger_standout",
+    "plant_other_side", "run_reconstruction", "save", "score", "shown_trigger", "ssim_pairs", "train_full_batch",
+    "trigger_side", "trigger_standout",
 ]
